@@ -1,0 +1,185 @@
+"""Every error sqlkv raises, in one hierarchy.
+
+The class says whether a retry can help (``retryable``). Messages say what happened and
+what to do about it. Callers match errors by class, never by message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SqlkvError(Exception):
+    """Base of every sqlkv error."""
+
+    retryable: bool = False
+
+
+class ConfigError(SqlkvError):
+    """A setting, URL or option is invalid; fix the configuration and try again."""
+
+
+# --------------------------------------------------------------------------- store
+
+
+class StoreError(SqlkvError):
+    """An error raised by the transactional key-value store layer."""
+
+
+class ConflictError(StoreError):
+    """The transaction read data that another transaction changed; run it again."""
+
+    retryable = True
+
+
+class TransactionTooOld(ConflictError):
+    """The transaction ran longer than the store keeps conflict history; run it again."""
+
+
+class RetriesExhausted(StoreError):
+    """``transact`` gave up after its bounded number of attempts."""
+
+    def __init__(self, attempts: int, last: BaseException) -> None:
+        super().__init__(
+            f"transaction gave up after {attempts} attempts; last error: {last}. "
+            "Contention on the same keys is too high: retry later or raise max_attempts."
+        )
+        self.attempts = attempts
+        self.last = last
+
+
+class LimitExceeded(StoreError):
+    """A key, value or transaction is larger than the store's configured limit.
+
+    Raised before anything is written: the transaction is abandoned whole.
+    """
+
+    def __init__(self, what: str, actual: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {actual} bytes, over the limit of {limit} bytes; nothing was written. "
+            "Split the data into smaller pieces or configure a larger limit."
+        )
+        self.what = what
+        self.actual = actual
+        self.limit = limit
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached (connection refused or lost)."""
+
+    retryable = True
+
+
+class CommitUnknown(StoreUnavailable):
+    """The connection was lost while a commit was in flight: it may or may not have applied.
+
+    Only callers that can check (for example by a commit id) should retry.
+    """
+
+    retryable = False
+
+
+class NotSupported(StoreError):
+    """The driver does not offer this optional feature."""
+
+
+class InjectedFault(StoreError):
+    """A fault injected by the memory store's fault plan (tests only)."""
+
+    retryable = True
+
+
+class SimulatedCrash(BaseException):
+    """The memory store simulated a process crash at a named point (tests only).
+
+    A BaseException so that no ``except Exception`` handler swallows it, as no handler
+    survives a real crash.
+    """
+
+    def __init__(self, point: str) -> None:
+        super().__init__(f"simulated crash at {point}")
+        self.point = point
+
+
+# --------------------------------------------------------------------------- LTX codec
+
+
+class LtxError(SqlkvError):
+    """An LTX file is malformed, or a caller broke one of the format's rules."""
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class EngineError(SqlkvError):
+    """An error answered by the storage engine."""
+
+
+class DatabaseNotFound(EngineError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"database {name!r} does not exist; open it first to create it")
+        self.name = name
+
+
+class InvalidRequest(EngineError):
+    """A request the engine refuses as malformed (page 0, wrong page size, ...). Nothing changed."""
+
+
+class FenceMismatch(EngineError):
+    """Another owner took the database over, or the caller's head is stale. Nothing changed."""
+
+    def __init__(self, message: str, head: Any = None) -> None:
+        super().__init__(message)
+        self.head = head
+
+
+class CommitTooLarge(EngineError):
+    def __init__(self, actual: int, limit: int) -> None:
+        super().__init__(
+            f"encoded commit is {actual} bytes, over max_delta_bytes={limit}; "
+            "send it through commit_stage/commit_finalize instead"
+        )
+        self.actual = actual
+        self.limit = limit
+
+
+class QuotaExceeded(EngineError):
+    def __init__(self, name: str, would_use: int, quota: int) -> None:
+        super().__init__(
+            f"database {name!r} would use {would_use} bytes, over its quota of {quota} bytes; "
+            "nothing was written. Delete data, run VACUUM, or raise the quota."
+        )
+        self.name = name
+        self.would_use = would_use
+        self.quota = quota
+
+
+class CompactionBehind(EngineError):
+    """Too many unfolded delta bytes: the commit is refused until compaction catches up."""
+
+    retryable = True
+
+
+# --------------------------------------------------------------------------- client and server
+
+
+class ClientError(SqlkvError):
+    """An error in the client (VFS) layer."""
+
+
+class ConnectionFenced(ClientError):
+    """Another owner took this database over; this connection is dead. Open a new one."""
+
+
+class TransportError(ClientError):
+    """The engine could not be reached over the network."""
+
+    retryable = True
+
+
+class ProtocolError(SqlkvError):
+    """A network frame is malformed, truncated, oversized or of another protocol version."""
+
+
+class AuthError(SqlkvError):
+    """The token is missing, wrong, or does not allow this database."""

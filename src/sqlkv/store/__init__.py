@@ -1,0 +1,32 @@
+"""The store layer: transactional ordered key-value stores behind one contract (DESIGN §2)."""
+
+from sqlkv.store.base import (
+    CommitRequest,
+    KeyRange,
+    Limits,
+    RetryPolicy,
+    Snapshot,
+    Store,
+    StoreStats,
+    Transaction,
+    key_after,
+    prefix_end,
+)
+from sqlkv.store.memory import MemoryStore
+from sqlkv.store.url import open_store, resolve_store_url
+
+__all__ = [
+    "CommitRequest",
+    "KeyRange",
+    "Limits",
+    "MemoryStore",
+    "RetryPolicy",
+    "Snapshot",
+    "Store",
+    "StoreStats",
+    "Transaction",
+    "key_after",
+    "open_store",
+    "prefix_end",
+    "resolve_store_url",
+]

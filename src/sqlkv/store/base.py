@@ -1,0 +1,473 @@
+"""The KV store contract (DESIGN §2): transactions, limits, retries, counters.
+
+Every driver has the same narrow shape: it opens a *snapshot* (consistent point-in-time
+reads) and applies a *commit request* atomically, refusing it with ``ConflictError`` when
+a key or range in its read-conflict set changed since the snapshot was taken. Everything
+else lives here, once, for all drivers:
+
+- ``Transaction`` buffers writes (so nothing reaches the driver before commit), answers
+  reads from its own writes first, records serializable reads as conflict ranges, and
+  enforces the size limits *before* anything is written;
+- ``Store.transact(fn)`` runs ``fn`` in a fresh transaction and retries retryable errors
+  with exponential backoff and jitter, up to a bounded number of attempts;
+- ``StoreStats`` counts transactions, round trips, reads, writes and bytes.
+
+Values are stored and returned byte for byte: no layer here looks inside them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import TypeVar
+
+from sortedcontainers import SortedDict
+
+from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, SqlkvError, StoreError
+
+T = TypeVar("T")
+
+KeyRange = tuple[bytes, bytes]
+"""A half-open key range ``[begin, end)``."""
+
+
+def key_after(key: bytes) -> bytes:
+    """The first key that sorts after ``key``: the end of the range holding only ``key``."""
+    return key + b"\x00"
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key starting with ``prefix`` (``prefix`` must not be all 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise ValueError("a prefix of only 0xff bytes has no end key")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits, FoundationDB's by default so data written through one driver fits all."""
+
+    max_key_bytes: int = 10_000
+    max_value_bytes: int = 100_000
+    max_transaction_bytes: int = 10_000_000
+
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"limit {f.name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How ``transact`` retries retryable errors: bounded attempts, exponential backoff."""
+
+    max_attempts: int = 30
+    initial_backoff_s: float = 0.001
+    max_backoff_s: float = 0.25
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to sleep after failed attempt number ``attempt`` (1-based), with full jitter."""
+        ceiling = min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1)))
+        return random.uniform(0, ceiling)
+
+
+@dataclass
+class StoreStats:
+    """Counters of one store object. ``round_trips`` counts reads and commits that reached it."""
+
+    transactions: int = 0  # committed (read-only ones included)
+    attempts: int = 0
+    conflicts: int = 0
+    round_trips: int = 0
+    reads: int = 0  # keys returned by get, get_many and range reads
+    writes: int = 0  # set, clear and clear_range operations committed
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    def snapshot(self) -> StoreStats:
+        return StoreStats(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    def __sub__(self, other: StoreStats) -> StoreStats:
+        return StoreStats(
+            **{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)}
+        )
+
+
+@dataclass
+class CommitRequest:
+    """What a transaction asks its driver to apply atomically.
+
+    ``clear_ranges`` apply first, then ``writes`` in key order (a ``None`` value clears the key).
+    ``read_ranges`` is the read-conflict set, ``write_ranges`` the write-conflict set.
+    """
+
+    writes: list[tuple[bytes, bytes | None]]
+    clear_ranges: list[KeyRange]
+    read_ranges: list[KeyRange]
+    size: int
+
+    @property
+    def write_ranges(self) -> list[KeyRange]:
+        return _coalesce(list(self.clear_ranges) + [(k, key_after(k)) for k, _ in self.writes])
+
+
+class Snapshot(ABC):
+    """A driver's consistent view of the store at one read version."""
+
+    @abstractmethod
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        return [self.get(k) for k in keys]
+
+    @abstractmethod
+    def get_range(
+        self, begin: bytes, end: bytes, limit: int, reverse: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """Pairs with ``begin <= key < end`` in key order (descending if ``reverse``);
+        at most ``limit`` of them when ``limit > 0``."""
+
+    @abstractmethod
+    def commit(self, request: CommitRequest) -> None:
+        """Apply ``request`` atomically or raise ``ConflictError`` and apply nothing."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the snapshot (called exactly once, after commit or on abandon)."""
+
+
+class Transaction:
+    """One attempt at a transaction. Use ``Store.transact`` rather than making these.
+
+    Writes are buffered until ``commit``; reads see them. A read is *serializable*
+    (joins the read-conflict set) unless ``snapshot=True`` is passed.
+    """
+
+    def __init__(self, store: Store, snapshot: Snapshot) -> None:
+        self._store = store
+        self._snap = snapshot
+        self._limits = store.limits
+        self._writes: SortedDict = SortedDict()  # key -> value, or None for a cleared key
+        self._cleared: list[KeyRange] = []
+        self._read_ranges: list[KeyRange] = []
+        self._size = 0
+        self._writes_count = 0
+        self._done = False
+        self._stats = StoreStats()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        self._check_open()
+        self._check_key(key)
+        if not snapshot:
+            self._read_ranges.append((key, key_after(key)))
+        if key in self._writes:
+            return self._writes[key]  # type: ignore[no-any-return]
+        if self._in_cleared(key):
+            return None
+        self._stats.round_trips += 1
+        value = self._snap.get(key)
+        self._count_read([value])
+        return value
+
+    def get_many(self, keys: Sequence[bytes], *, snapshot: bool = False) -> list[bytes | None]:
+        """Values of ``keys`` in order (``None`` for an absent key), in one round trip."""
+        self._check_open()
+        result: list[bytes | None] = [None] * len(keys)
+        missing: list[int] = []
+        for i, key in enumerate(keys):
+            self._check_key(key)
+            if not snapshot:
+                self._read_ranges.append((key, key_after(key)))
+            if key in self._writes:
+                result[i] = self._writes[key]
+            elif not self._in_cleared(key):
+                missing.append(i)
+        if missing:
+            self._stats.round_trips += 1
+            values = self._snap.get_many([keys[i] for i in missing])
+            self._count_read(values)
+            for i, value in zip(missing, values, strict=True):
+                result[i] = value
+        return result
+
+    def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        snapshot: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        """Pairs with ``begin <= key < end`` in key order (descending if ``reverse``).
+
+        ``limit`` > 0 returns at most that many. With a limit, only the part of the range
+        actually read joins the read-conflict set.
+        """
+        self._check_open()
+        if limit < 0:
+            raise StoreError(f"range read limit must be >= 0, got {limit}")
+        if begin >= end:
+            return []
+        result = self._merged_range(begin, end, limit, reverse)
+        if not snapshot:
+            if limit and len(result) == limit:
+                last = result[-1][0]
+                read = (last, end) if reverse else (begin, key_after(last))
+            else:
+                read = (begin, end)
+            self._read_ranges.append(read)
+        return result
+
+    def _merged_range(
+        self, begin: bytes, end: bytes, limit: int, reverse: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """Driver rows in the range overlaid with this transaction's own writes."""
+        local = [
+            (k, self._writes[k])
+            for k in self._writes.irange(begin, end, inclusive=(True, False), reverse=reverse)
+        ]
+        out: list[tuple[bytes, bytes]] = []
+        lo, hi = begin, end
+        while True:
+            batch_limit = limit + len(local) if limit else 0
+            self._stats.round_trips += 1
+            rows = self._snap.get_range(lo, hi, batch_limit, reverse)
+            self._count_read([v for _, v in rows])
+            exhausted = not batch_limit or len(rows) < batch_limit
+            if not exhausted:
+                edge = rows[-1][0]
+                # Merge only keys up to the last driver key read; continue past it next round.
+                window = [(k, v) for k, v in local if (k >= edge if reverse else k <= edge)]
+                local = local[len(window) :]
+            else:
+                window, local = local, []
+            merged = _merge_sorted(
+                [(k, v) for k, v in rows if not self._in_cleared(k) and k not in self._writes],
+                window,
+                reverse,
+            )
+            out.extend((k, v) for k, v in merged if v is not None)
+            if limit and len(out) >= limit:
+                return out[:limit]
+            if exhausted:
+                return out
+            if reverse:
+                hi = edge
+            else:
+                lo = key_after(edge)
+
+    # ------------------------------------------------------------------ writes
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._check_open()
+        self._check_key(key)
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise StoreError(f"values must be bytes, got {type(value).__name__}")
+        value = bytes(value)
+        if len(value) > self._limits.max_value_bytes:
+            raise LimitExceeded("value", len(value), self._limits.max_value_bytes)
+        self._grow(len(key) + len(value))
+        self._writes[key] = value
+        self._writes_count += 1
+
+    def clear(self, key: bytes) -> None:
+        self._check_open()
+        self._check_key(key)
+        self._grow(len(key))
+        self._writes[key] = None
+        self._writes_count += 1
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        """Remove every key with ``begin <= key < end``."""
+        self._check_open()
+        self._check_key(begin)
+        self._check_key(end)
+        if begin >= end:
+            return
+        self._grow(len(begin) + len(end))
+        for k in list(self._writes.irange(begin, end, inclusive=(True, False))):
+            del self._writes[k]
+        self._cleared.append((begin, end))
+        self._writes_count += 1
+
+    # ------------------------------------------------------------------ end
+
+    @property
+    def size(self) -> int:
+        """Bytes of mutations so far, as counted against ``max_transaction_bytes``."""
+        return self._size
+
+    def commit(self) -> None:
+        """Apply every buffered write atomically, or raise ``ConflictError``."""
+        self._check_open()
+        try:
+            if self._writes or self._cleared:
+                request = CommitRequest(
+                    writes=list(self._writes.items()),
+                    clear_ranges=_coalesce(self._cleared),
+                    read_ranges=_coalesce(self._read_ranges),
+                    size=self._size,
+                )
+                self._stats.round_trips += 1
+                self._snap.commit(request)
+                self._stats.writes += self._writes_count
+                self._stats.bytes_written += self._size
+            self._stats.transactions += 1
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Abandon the transaction (no-op after commit). Buffered writes are dropped."""
+        if self._done:
+            return
+        self._done = True
+        self._snap.close()
+        self._store._merge_stats(self._stats)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise StoreError("this transaction is finished; start a new one with store.transact")
+
+    def _check_key(self, key: bytes) -> None:
+        if not isinstance(key, bytes):
+            raise StoreError(f"keys must be bytes, got {type(key).__name__}")
+        if len(key) > self._limits.max_key_bytes:
+            raise LimitExceeded("key", len(key), self._limits.max_key_bytes)
+
+    def _grow(self, n: int) -> None:
+        if self._size + n > self._limits.max_transaction_bytes:
+            raise LimitExceeded(
+                "transaction", self._size + n, self._limits.max_transaction_bytes
+            )
+        self._size += n
+
+    def _in_cleared(self, key: bytes) -> bool:
+        return any(b <= key < e for b, e in self._cleared)
+
+    def _count_read(self, values: Iterable[bytes | None]) -> None:
+        for v in values:
+            if v is not None:
+                self._stats.reads += 1
+                self._stats.bytes_read += len(v)
+
+
+class Store(ABC):
+    """A transactional ordered key-value store. Drivers implement ``_open_snapshot``."""
+
+    url: str = ""
+
+    def __init__(self, *, limits: Limits | None = None, retry: RetryPolicy | None = None) -> None:
+        self.limits = limits or Limits()
+        self.limits.validate()
+        self.retry = retry or RetryPolicy()
+        self.stats = StoreStats()
+        self._stats_lock = threading.Lock()
+
+    @abstractmethod
+    def _open_snapshot(self) -> Snapshot: ...
+
+    def begin(self) -> Transaction:
+        """Start one transaction attempt (for tests and tools; prefer ``transact``)."""
+        return Transaction(self, self._open_snapshot())
+
+    def transact(self, fn: Callable[[Transaction], T], *, max_attempts: int | None = None) -> T:
+        """Run ``fn(tr)`` and commit, retrying retryable errors with backoff.
+
+        ``fn`` may run several times, so it must not have side effects outside ``tr``.
+        Raises ``RetriesExhausted`` after the bounded number of attempts.
+        """
+        attempts = max_attempts or self.retry.max_attempts
+        last: SqlkvError | None = None
+        for attempt in range(1, attempts + 1):
+            tr = self.begin()
+            try:
+                result = fn(tr)
+                tr.commit()
+                return result
+            except SqlkvError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+                with self._stats_lock:
+                    self.stats.conflicts += 1
+            finally:
+                tr.close()
+                with self._stats_lock:
+                    self.stats.attempts += 1
+            time.sleep(self.retry.backoff(attempt))
+        assert last is not None
+        raise RetriesExhausted(attempts, last) from last
+
+    def close(self) -> None:  # noqa: B027 - drivers without resources need nothing
+        """Release connections and files. The store must not be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _merge_stats(self, s: StoreStats) -> None:
+        with self._stats_lock:
+            st = self.stats
+            st.transactions += s.transactions
+            st.round_trips += s.round_trips
+            st.reads += s.reads
+            st.writes += s.writes
+            st.bytes_read += s.bytes_read
+            st.bytes_written += s.bytes_written
+
+
+def _merge_sorted(
+    a: list[tuple[bytes, bytes]], b: list[tuple[bytes, bytes | None]], reverse: bool
+) -> list[tuple[bytes, bytes | None]]:
+    """Merge two key-sorted lists with distinct keys (``b`` wins, but keys never repeat)."""
+    out: list[tuple[bytes, bytes | None]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if (a[i][0] < b[j][0]) != reverse:
+            out.append(a[i])
+            i += 1
+        else:
+            out.append(b[j])
+            j += 1
+    out.extend(a[i:])
+    out.extend(b[j:])
+    return out
+
+
+def _coalesce(ranges: list[KeyRange]) -> list[KeyRange]:
+    """Sort ranges and merge the overlapping or touching ones."""
+    out: list[KeyRange] = []
+    for b, e in sorted(ranges):
+        if out and b <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((b, e))
+    return out
+
+
+def ranges_intersect(a: list[KeyRange], b: list[KeyRange]) -> bool:
+    """True when some range of ``a`` overlaps some range of ``b`` (both coalesced and sorted)."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        ab, ae = a[i]
+        bb, be = b[j]
+        if ab < be and bb < ae:
+            return True
+        if ae <= be:
+            i += 1
+        else:
+            j += 1
+    return False

@@ -1,0 +1,283 @@
+"""The in-memory store: the readable reference driver, and the test bench for faults.
+
+Multi-version: every key keeps the versions that an open snapshot may still read, so
+snapshots are truly point-in-time. Conflicts are found the way FoundationDB's resolver
+finds them: each commit's write ranges are logged with its version, and a commit whose
+read ranges overlap a write logged after its read version is refused.
+
+For tests it adds injected latency and jitter (per round trip), an operation log, and a
+fault plan: fail the Nth store operation, crash before or after a commit point, and
+snapshot/restore of the whole store.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedDict
+
+from sqlkv.errors import ConflictError, InjectedFault, SimulatedCrash
+from sqlkv.store.base import (
+    CommitRequest,
+    KeyRange,
+    Limits,
+    RetryPolicy,
+    Snapshot,
+    Store,
+    ranges_intersect,
+)
+
+History = list[tuple[int, bytes | None]]
+
+
+@dataclass
+class OpRecord:
+    """One driver operation: its sequence number from the store's start, name and detail."""
+
+    seq: int
+    op: str  # "get", "get_many", "get_range", "commit"
+    detail: str = ""
+
+
+@dataclass
+class FaultPlan:
+    """Faults armed against future operations, counted from when they are armed.
+
+    ``fail_nth(n)``: the n-th operation from now raises ``InjectedFault`` (retryable).
+    ``crash_nth(n, after_commit=...)``: the n-th operation raises ``SimulatedCrash``; when
+    that operation is a commit, ``after_commit=True`` applies it first (the commit point
+    passed, the answer is lost), ``False`` crashes before it.
+    """
+
+    _fail_at: int | None = None
+    _crash_at: int | None = None
+    _crash_after_commit: bool = False
+    _seen: int = 0
+    fired: list[str] = field(default_factory=list)
+
+    def fail_nth(self, n: int) -> None:
+        self._fail_at, self._seen = n, 0
+
+    def crash_nth(self, n: int, *, after_commit: bool = False) -> None:
+        self._crash_at, self._crash_after_commit, self._seen = n, after_commit, 0
+
+    def clear(self) -> None:
+        self._fail_at = self._crash_at = None
+        self._seen = 0
+
+    @property
+    def armed(self) -> bool:
+        return self._fail_at is not None or self._crash_at is not None
+
+    def _next(self, op: str) -> str | None:
+        """Count one operation; say which fault fires on it: 'fail', 'crash', 'crash-after'."""
+        if not self.armed:
+            return None
+        self._seen += 1
+        if self._fail_at == self._seen:
+            self._fail_at = None
+            self.fired.append(f"fail {op} #{self._seen}")
+            return "fail"
+        if self._crash_at == self._seen:
+            self._crash_at = None
+            after = self._crash_after_commit and op == "commit"
+            self.fired.append(f"crash {'after' if after else 'before'} {op} #{self._seen}")
+            return "crash-after" if after else "crash"
+        return None
+
+
+class MemoryStore(Store):
+    """A store held in this process's memory. Lost when the process ends."""
+
+    def __init__(
+        self,
+        *,
+        limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
+        latency_s: float = 0.0,
+        jitter_s: float = 0.0,
+        record_ops: bool = False,
+        url: str = "memory://",
+    ) -> None:
+        super().__init__(limits=limits, retry=retry)
+        self.url = url
+        self.latency_s = latency_s
+        self.jitter_s = jitter_s
+        self.record_ops = record_ops
+        self.ops: list[OpRecord] = []
+        self.op_count = 0
+        self.faults = FaultPlan()
+        self._lock = threading.RLock()
+        self._hist: SortedDict = SortedDict()  # key -> History, oldest version first
+        self._version = 0
+        self._active: Counter[int] = Counter()  # read versions of open snapshots
+        self._log: list[tuple[int, list[KeyRange]]] = []  # (version, write ranges)
+        self._prunable: set[bytes] = set()
+
+    def _open_snapshot(self) -> Snapshot:
+        with self._lock:
+            self._active[self._version] += 1
+            return _MemorySnapshot(self, self._version)
+
+    # ------------------------------------------------------------------ test tools
+
+    def dump(self) -> dict[bytes, bytes]:
+        """Every live key and value, as of the latest commit."""
+        with self._lock:
+            out = {}
+            for key, hist in self._hist.items():
+                value = hist[-1][1]
+                if value is not None:
+                    out[key] = value
+            return out
+
+    def snapshot_state(self) -> dict[bytes, bytes]:
+        """A copy of the whole store, for ``restore_state``."""
+        return self.dump()
+
+    def restore_state(self, state: dict[bytes, bytes]) -> None:
+        """Replace the whole store with ``state``. Open snapshots conflict on commit."""
+        with self._lock:
+            self._version += 1
+            v = self._version
+            self._hist = SortedDict({k: [(v, bytes(val))] for k, val in state.items()})
+            self._log.append((v, [(b"", b"\xff" * (self.limits.max_key_bytes + 1))]))
+            self._prunable.clear()
+
+    def stored_bytes(self, begin: bytes = b"", end: bytes | None = None) -> int:
+        """Sum of key and value bytes of the live keys in ``[begin, end)``."""
+        with self._lock:
+            total = 0
+            for key in self._hist.irange(begin, end, inclusive=(True, False)):
+                value = self._hist[key][-1][1]
+                if value is not None:
+                    total += len(key) + len(value)
+            return total
+
+    # ------------------------------------------------------------------ internals
+
+    def _round_trip(self, op: str, detail: str) -> str | None:
+        """Account for one driver operation: log, latency, injected faults."""
+        with self._lock:
+            self.op_count += 1
+            if self.record_ops:
+                self.ops.append(OpRecord(self.op_count, op, detail))
+            fault = self.faults._next(op)
+        if self.latency_s or self.jitter_s:
+            time.sleep(self.latency_s + random.uniform(0, self.jitter_s))
+        if fault == "fail":
+            raise InjectedFault(f"injected failure of {op} (fault plan); retry the transaction")
+        if fault == "crash":
+            raise SimulatedCrash(f"{op} #{self.op_count}")
+        return fault
+
+    def _read(self, key: bytes, rv: int) -> bytes | None:
+        hist = self._hist.get(key)
+        if hist is None:
+            return None
+        for ver, value in reversed(hist):
+            if ver <= rv:
+                return value
+        return None
+
+    def _commit(self, rv: int, req: CommitRequest) -> None:
+        with self._lock:
+            for ver, written in self._log:
+                if ver > rv and ranges_intersect(req.read_ranges, written):
+                    raise ConflictError(
+                        "another transaction changed keys this one read; it will be retried"
+                    )
+            self._version += 1
+            v = self._version
+            for begin, end in req.clear_ranges:
+                for key in list(self._hist.irange(begin, end, inclusive=(True, False))):
+                    self._put(key, v, None)
+            for key, value in req.writes:
+                self._put(key, v, value)
+            self._log.append((v, req.write_ranges))
+            self._prune()
+
+    def _put(self, key: bytes, version: int, value: bytes | None) -> None:
+        hist = self._hist.get(key)
+        if hist is None:
+            if value is None:
+                return
+            hist = self._hist[key] = []
+        hist.append((version, value))
+        self._prunable.add(key)
+
+    def _release(self, rv: int) -> None:
+        with self._lock:
+            self._active[rv] -= 1
+            if self._active[rv] <= 0:
+                del self._active[rv]
+
+    def _prune(self) -> None:
+        """Drop versions and log entries that no open snapshot can read any more."""
+        horizon = min(self._active) if self._active else self._version
+        self._log = [(v, r) for v, r in self._log if v > horizon]
+        done = []
+        for key in self._prunable:
+            hist = self._hist.get(key)
+            if hist is None:
+                done.append(key)
+                continue
+            # Keep the newest version visible at the horizon and everything after it.
+            keep_from = 0
+            for i, (ver, _) in enumerate(hist):
+                if ver <= horizon:
+                    keep_from = i
+            if keep_from:
+                del hist[:keep_from]
+            if len(hist) == 1 and hist[0][0] <= horizon:
+                if hist[0][1] is None:
+                    del self._hist[key]
+                done.append(key)
+        self._prunable.difference_update(done)
+
+
+class _MemorySnapshot(Snapshot):
+    def __init__(self, store: MemoryStore, read_version: int) -> None:
+        self._store = store
+        self._rv = read_version
+        self._closed = False
+
+    def get(self, key: bytes) -> bytes | None:
+        self._store._round_trip("get", repr(key))
+        with self._store._lock:
+            return self._store._read(key, self._rv)
+
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:  # type: ignore[override]
+        self._store._round_trip("get_many", f"{len(keys)} keys")
+        with self._store._lock:
+            return [self._store._read(k, self._rv) for k in keys]
+
+    def get_range(
+        self, begin: bytes, end: bytes, limit: int, reverse: bool
+    ) -> list[tuple[bytes, bytes]]:
+        self._store._round_trip("get_range", f"{begin!r}..{end!r} limit={limit} rev={reverse}")
+        out: list[tuple[bytes, bytes]] = []
+        st = self._store
+        with st._lock:
+            for key in st._hist.irange(begin, end, inclusive=(True, False), reverse=reverse):
+                value = st._read(key, self._rv)
+                if value is not None:
+                    out.append((key, value))
+                    if limit and len(out) >= limit:
+                        break
+        return out
+
+    def commit(self, request: CommitRequest) -> None:
+        fault = self._store._round_trip("commit", f"{len(request.writes)} writes")
+        self._store._commit(self._rv, request)
+        if fault == "crash-after":
+            raise SimulatedCrash("after commit")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store._release(self._rv)
