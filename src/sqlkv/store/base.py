@@ -301,6 +301,10 @@ class Transaction:
     # ------------------------------------------------------------------ end
 
     @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @property
     def size(self) -> int:
         """Bytes of mutations so far, as counted against ``max_transaction_bytes``."""
         return self._size
@@ -346,9 +350,7 @@ class Transaction:
 
     def _grow(self, n: int) -> None:
         if self._size + n > self._limits.max_transaction_bytes:
-            raise LimitExceeded(
-                "transaction", self._size + n, self._limits.max_transaction_bytes
-            )
+            raise LimitExceeded("transaction", self._size + n, self._limits.max_transaction_bytes)
         self._size += n
 
     def _in_cleared(self, key: bytes) -> bool:

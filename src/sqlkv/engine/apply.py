@@ -1,0 +1,136 @@
+"""What commit and commit_finalize share: fence checks, page validation, the shrink rule,
+PIDX updates, exact storage accounting and the quota check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.head import NO_COMMIT_ID, Head
+from sqlkv.engine.keys import DbKeys, pack_pidx
+from sqlkv.engine.pidx import PidxMap, pidx_row_bytes
+from sqlkv.errors import DatabaseNotFound, FenceMismatch, InvalidRequest, QuotaExceeded
+from sqlkv.ltx import decode, lock_pgno
+from sqlkv.store import Transaction
+
+
+def read_head(tr: Transaction, db: str, keys: DbKeys) -> Head:
+    """META, read serializably: any concurrent writer of META makes one of us retry."""
+    raw = tr.get(keys.meta)
+    if raw is None:
+        raise DatabaseNotFound(db)
+    return Head.decode(raw)
+
+
+def check_generation(db: str, head: Head, generation: int) -> None:
+    if head.generation != generation:
+        raise FenceMismatch(
+            f"database {db!r} is owned by generation {head.generation}, not {generation}: "
+            "another owner took it over. Open it again to continue.",
+            head,
+        )
+
+
+def already_applied(head: Head, expected_head_txid: int, commit_id: bytes | None) -> bool:
+    """True when this is a retry of the commit that produced ``head``."""
+    return (
+        commit_id is not None
+        and commit_id != NO_COMMIT_ID
+        and head.last_commit_id == commit_id
+        and head.head_txid > expected_head_txid
+    )
+
+
+def check_head(db: str, head: Head, expected_head_txid: int) -> None:
+    if head.head_txid != expected_head_txid:
+        raise FenceMismatch(
+            f"database {db!r} is at txid {head.head_txid}, not the expected "
+            f"{expected_head_txid}: the caller's view is stale. Open it again to continue.",
+            head,
+        )
+
+
+def check_commit_id(commit_id: bytes | None) -> bytes:
+    if commit_id is None:
+        return NO_COMMIT_ID
+    if not isinstance(commit_id, bytes) or len(commit_id) != 16:
+        raise InvalidRequest("commit_id must be 16 bytes (for example uuid4().bytes)")
+    return commit_id
+
+
+def check_pages(pages: Iterable[tuple[int, bytes]], page_size: int, db_size: int | None) -> None:
+    """Every page: number >= 1, not the lock page, exact size, and within ``db_size``."""
+    lock = lock_pgno(page_size)
+    for pgno, data in pages:
+        if not isinstance(pgno, int) or pgno < 1 or pgno >= 1 << 32:
+            raise InvalidRequest(f"page number {pgno!r} is invalid: pages are numbered from 1")
+        if pgno == lock:
+            raise InvalidRequest(f"page {pgno} is SQLite's lock-byte page and is never stored")
+        if not isinstance(data, bytes) or len(data) != page_size:
+            size = len(data) if isinstance(data, bytes | bytearray) else type(data).__name__
+            raise InvalidRequest(f"page {pgno} is {size} bytes; pages are {page_size} bytes")
+        if db_size is not None and pgno > db_size:
+            raise InvalidRequest(
+                f"page {pgno} is above the stated database size of {db_size} pages"
+            )
+
+
+def check_db_size(db_size_pages: int) -> None:
+    if not isinstance(db_size_pages, int) or not 0 <= db_size_pages < 1 << 32:
+        raise InvalidRequest(f"db_size_pages {db_size_pages!r} is out of range")
+
+
+def shrink(tr: Transaction, keys: DbKeys, head: Head, new_size: int, pidx: PidxMap) -> int:
+    """Drop PIDX rows and shard pages above ``new_size``; returns the bytes freed.
+
+    The shard holding ``new_size`` is rewritten without the pages above it; shards wholly
+    above it are deleted. DELTAs keep their bytes until compaction finds them unreferenced.
+    """
+    if new_size >= head.db_size_pages:
+        return 0
+    freed = 0
+    above = [p for p in pidx if p > new_size]
+    for pgno in above:
+        del pidx[pgno]
+    if above:
+        tr.clear_range(*keys.pidx_range(new_size + 1))
+        freed += len(above) * pidx_row_bytes(keys)
+    first_shard = new_size // head.shard_size
+    rows = tr.get_range(*keys.shard_range(first_shard), snapshot=True)
+    if not rows:
+        return freed
+    freed += sum(len(k) + len(v) for k, v in rows)
+    tr.clear_range(*keys.shard_range(first_shard))
+    partial = [(k, v) for k, v in rows if keys.shard_id(k) == first_shard]
+    if partial:
+        blob = read_blob_rows(partial)
+        kept = [(p, d) for p, d in decode(blob).pages if p <= new_size]
+        if kept:
+            data = encode_pages(kept, max(2, head.materialized_txid), new_size, head.page_size)
+            freed -= write_blob(
+                tr, lambda i: keys.shard_chunk(first_shard, i), data, tr.limits.max_value_bytes
+            )
+    return freed
+
+
+def read_blob_rows(rows: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(v for _, v in rows)
+
+
+def set_pidx_rows(
+    tr: Transaction, keys: DbKeys, pidx: PidxMap, located: dict[int, tuple[int, int]]
+) -> int:
+    """Point each page at its new (txid, part); returns bytes added by rows that are new."""
+    added = 0
+    row = pidx_row_bytes(keys)
+    for pgno, loc in located.items():
+        if pgno not in pidx:
+            added += row
+        pidx[pgno] = loc
+        tr.set(keys.pidx(pgno), pack_pidx(*loc))
+    return added
+
+
+def check_quota(db: str, head: Head, new_used: int) -> None:
+    if head.storage_quota and new_used > head.storage_quota and new_used > head.storage_used:
+        raise QuotaExceeded(db, new_used, head.storage_quota)

@@ -1,0 +1,97 @@
+"""commit: one SQLite transaction's dirty pages become the next txid, in one store
+transaction: read META serializably, check the fence, write the DELTA parts, the PIDX
+rows and the new META. A shrink removes PIDX rows and shard pages above the new end.
+An encoded delta over ``max_delta_bytes`` answers ``CommitTooLarge`` (use stage/finalize);
+one that would exceed the quota answers ``QuotaExceeded``; either way nothing changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlkv.engine.apply import (
+    already_applied,
+    check_db_size,
+    check_generation,
+    check_head,
+    check_pages,
+    check_quota,
+    read_head,
+    set_pidx_rows,
+    shrink,
+)
+from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.config import EngineConfig
+from sqlkv.engine.head import Head
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.pidx import PidxCache, PidxMap
+from sqlkv.errors import CommitTooLarge
+from sqlkv.store import Transaction
+
+
+@dataclass
+class CommitOutcome:
+    head: Head
+    pidx: PidxMap | None  # None when nothing changed (an already applied retry)
+    already_applied: bool = False
+    pages: int = 0
+
+
+def encode_parts(
+    pages: list[tuple[int, bytes]], txid: int, commit: int, config: EngineConfig
+) -> list[bytes]:
+    """The delta's LTX parts: ``part_pages`` pages each, in page order."""
+    step = config.part_pages
+    return [
+        encode_pages(pages[i : i + step], txid, commit, config.page_size)
+        for i in range(0, len(pages), step)
+    ]
+
+
+def commit_pages(
+    tr: Transaction,
+    db: str,
+    keys: DbKeys,
+    config: EngineConfig,
+    cache: PidxCache,
+    generation: int,
+    expected_head_txid: int,
+    pages: dict[int, bytes],
+    db_size_pages: int,
+    commit_id: bytes,
+) -> CommitOutcome:
+    head = read_head(tr, db, keys)
+    check_generation(db, head, generation)
+    if already_applied(head, expected_head_txid, commit_id):
+        return CommitOutcome(head, None, already_applied=True)
+    check_head(db, head, expected_head_txid)
+    check_db_size(db_size_pages)
+    ordered = sorted(pages.items())
+    check_pages(ordered, head.page_size, db_size_pages)
+
+    txid = head.next_txid
+    parts = encode_parts(ordered, txid, max(db_size_pages, 1), config)
+    encoded = sum(len(p) for p in parts)
+    if encoded > config.max_delta_bytes:
+        raise CommitTooLarge(encoded, config.max_delta_bytes)
+
+    pidx = dict(cache.rows_for(tr, db, keys, head))
+    used = head.storage_used - shrink(tr, keys, head, db_size_pages, pidx)
+    chunk = tr.limits.max_value_bytes
+    located: dict[int, tuple[int, int]] = {}
+    step = config.part_pages
+    for n, data in enumerate(parts):
+        used += write_blob(tr, lambda i, n=n: keys.delta_chunk(txid, n, i), data, chunk)
+        for pgno, _ in ordered[n * step : (n + 1) * step]:
+            located[pgno] = (txid, n)
+    used += set_pidx_rows(tr, keys, pidx, located)
+    check_quota(db, head, used)
+    new_head = head.with_changes(
+        head_txid=txid,
+        next_txid=txid + 1,
+        db_size_pages=db_size_pages,
+        storage_used=used,
+        last_commit_id=commit_id,
+    )
+    tr.set(keys.meta, new_head.encode())
+    return CommitOutcome(new_head, pidx, pages=len(ordered))

@@ -1,0 +1,70 @@
+"""The in-memory PIDX cache: for each database, page number -> (txid, part) of the newest
+unfolded copy, so reads and commits do not re-read the PIDX rows from the store.
+
+An entry is valid only for the head it was loaded or produced at: it is tagged with
+(generation, head_txid, materialized_txid), which every change of PIDX (commit, takeover,
+compaction) also changes in META. A reader that finds a different head reloads the rows
+inside its own store transaction, so the cache can never serve a stale mapping. Maps are
+never mutated once published (copy on write), so readers need no lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from sqlkv.engine.head import Head
+from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.store import Transaction
+
+PidxMap = dict[int, tuple[int, int]]
+Tag = tuple[int, int, int]
+
+PIDX_VALUE_BYTES = 12
+
+
+def tag_of(head: Head) -> Tag:
+    return (head.generation, head.head_txid, head.materialized_txid)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tag: Tag
+    rows: PidxMap
+
+
+class PidxCache:
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def rows_for(self, tr: Transaction, db: str, keys: DbKeys, head: Head) -> PidxMap:
+        """The PIDX rows as of ``head``: from the cache, or read inside ``tr``."""
+        entry = self._entries.get(db)
+        if entry is not None and entry.tag == tag_of(head):
+            return entry.rows
+        rows = load_rows(tr, keys)
+        self.loads += 1
+        return rows
+
+    def publish(self, db: str, head: Head, rows: PidxMap) -> None:
+        """Remember ``rows`` as the PIDX at ``head`` (call only after the commit landed)."""
+        with self._lock:
+            self._entries[db] = _Entry(tag_of(head), rows)
+
+    def forget(self, db: str) -> None:
+        with self._lock:
+            self._entries.pop(db, None)
+
+
+def load_rows(tr: Transaction, keys: DbKeys) -> PidxMap:
+    rows: PidxMap = {}
+    for key, value in tr.get_range(*keys.pidx_range(), snapshot=True):
+        rows[keys.pidx_pgno(key)] = unpack_pidx(value)
+    return rows
+
+
+def pidx_row_bytes(keys: DbKeys) -> int:
+    """Bytes one PIDX row occupies (all rows have the same size)."""
+    return len(keys.pidx(0)) + PIDX_VALUE_BYTES

@@ -1,0 +1,79 @@
+"""get_pages: pages and head from one consistent snapshot, in one store transaction.
+
+A page above ``db_size_pages`` is absent (None). A page with a PIDX row is read from the
+DELTA part the row names; any other page from its shard; a page found in neither was never
+written and reads as zeros. Each LTX blob is fetched and indexed once per call, and only
+the requested frames are decompressed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlkv.engine.blobs import read_blob
+from sqlkv.engine.head import Head
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.pidx import PidxMap
+from sqlkv.errors import EngineError, InvalidRequest, LtxError
+from sqlkv.ltx import read_page, read_page_index
+from sqlkv.store import Transaction
+
+
+def check_pgnos(pgnos: Iterable[int]) -> list[int]:
+    out = []
+    for p in pgnos:
+        if not isinstance(p, int) or p < 1 or p >= 1 << 32:
+            raise InvalidRequest(f"page number {p!r} is invalid: pages are numbered from 1")
+        out.append(p)
+    return out
+
+
+class PageSource:
+    """Where each page lives as of one head, and how many came from deltas vs shards."""
+
+    def __init__(self, keys: DbKeys, head: Head, pidx: PidxMap) -> None:
+        self.keys = keys
+        self.head = head
+        self.pidx = pidx
+        self.from_deltas = 0
+        self.from_shards = 0
+
+    def read(self, tr: Transaction, pgnos: Iterable[int]) -> dict[int, bytes | None]:
+        head, keys = self.head, self.keys
+        out: dict[int, bytes | None] = {}
+        groups: dict[tuple[str, int, int], list[int]] = {}
+        for pgno in pgnos:
+            if pgno > head.db_size_pages:
+                out[pgno] = None
+                continue
+            loc = self.pidx.get(pgno)
+            if loc is not None:
+                groups.setdefault(("delta", *loc), []).append(pgno)
+            else:
+                groups.setdefault(("shard", pgno // head.shard_size, 0), []).append(pgno)
+        zero = bytes(head.page_size)
+        for (kind, a, b), wanted in groups.items():
+            if kind == "delta":
+                blob = read_blob(tr, keys.delta_part_range(a, b))
+                if blob is None:
+                    raise EngineError(
+                        f"page {wanted[0]} points at delta txid {a} part {b}, which is missing; "
+                        "the store is damaged (reopen the database to clean dangling rows)"
+                    )
+                self.from_deltas += len(wanted)
+            else:
+                blob = read_blob(tr, keys.shard_range(a, a + 1))
+                self.from_shards += len(wanted)
+            if blob is None:
+                out.update(dict.fromkeys(wanted, zero))
+                continue
+            try:
+                index = read_page_index(blob)
+                for pgno in wanted:
+                    page = read_page(blob, pgno, index)
+                    out[pgno] = zero if page is None else page
+            except LtxError as exc:
+                raise EngineError(
+                    f"stored {kind} blob for page {wanted[0]} is corrupt: {exc}"
+                ) from exc
+        return out

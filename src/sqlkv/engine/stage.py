@@ -1,0 +1,148 @@
+"""commit_stage / commit_finalize: the path for transactions too large for one commit.
+
+``commit_stage`` reserves a txid on its first call (bumping ``next_txid``, so the txid is
+never reused even if the commit is abandoned) and writes each call's pages as DELTA parts
+of that txid, plus one staging manifest per part (its page numbers and stored bytes).
+Nothing points at staged parts and they sit above ``head_txid``, so no reader can see them.
+``commit_finalize`` checks the fence and, in one store transaction, points the PIDX rows at
+the staged parts, drops the manifests and moves ``head_txid`` to the reserved txid.
+Takeover removes whatever an owner staged and never finalized.
+
+Part ids are ``seq << 16 | k``: call ``seq`` of the stage, k-th part of that call.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from sqlkv.engine.apply import (
+    already_applied,
+    check_db_size,
+    check_generation,
+    check_head,
+    check_pages,
+    check_quota,
+    read_head,
+    set_pidx_rows,
+    shrink,
+)
+from sqlkv.engine.blobs import write_blob
+from sqlkv.engine.commit import CommitOutcome, encode_parts
+from sqlkv.engine.config import EngineConfig
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.pidx import PidxCache
+from sqlkv.errors import CommitTooLarge, InvalidRequest
+from sqlkv.store import Transaction
+
+MAX_SEQ = 1 << 16
+
+
+def _manifest(used: int, pgnos: list[int]) -> bytes:
+    return struct.pack(f">Q{len(pgnos)}I", used, *pgnos)
+
+
+def _read_manifest(raw: bytes) -> tuple[int, list[int]]:
+    (used,) = struct.unpack_from(">Q", raw)
+    count = (len(raw) - 8) // 4
+    return used, list(struct.unpack_from(f">{count}I", raw, 8))
+
+
+def _check_reserved(db: str, head_txid: int, next_txid: int, txid: int) -> None:
+    if not head_txid < txid < next_txid:
+        raise InvalidRequest(
+            f"txid {txid} is not a staged commit of database {db!r} "
+            f"(head {head_txid}, next {next_txid}); start over with commit_stage(txid=None)"
+        )
+
+
+def stage_pages(
+    tr: Transaction,
+    db: str,
+    keys: DbKeys,
+    config: EngineConfig,
+    generation: int,
+    txid: int | None,
+    seq: int,
+    pages: dict[int, bytes],
+) -> tuple[int, int]:
+    """Write one batch of a large commit; returns (txid, parts written)."""
+    head = read_head(tr, db, keys)
+    check_generation(db, head, generation)
+    if not 0 <= seq < MAX_SEQ:
+        raise InvalidRequest(f"stage seq {seq} is out of range 0..{MAX_SEQ - 1}")
+    ordered = sorted(pages.items())
+    check_pages(ordered, head.page_size, None)
+    if txid is None:
+        txid = head.next_txid
+        tr.set(keys.meta, head.with_changes(next_txid=txid + 1).encode())
+    else:
+        _check_reserved(db, head.head_txid, head.next_txid, txid)
+    commit = max((p for p, _ in ordered), default=1)
+    parts = encode_parts(ordered, txid, commit, config)
+    encoded = sum(len(p) for p in parts)
+    if encoded > config.max_delta_bytes:
+        raise CommitTooLarge(encoded, config.max_delta_bytes)
+    chunk = tr.limits.max_value_bytes
+    step = config.part_pages
+    for k, data in enumerate(parts):
+        part = seq << 16 | k
+        tr.clear_range(*keys.delta_part_range(txid, part))
+        used = write_blob(tr, lambda i, part=part: keys.delta_chunk(txid, part, i), data, chunk)
+        pgnos = [p for p, _ in ordered[k * step : (k + 1) * step]]
+        tr.set(keys.stage(txid, part), _manifest(used, pgnos))
+    return txid, len(parts)
+
+
+def _staged(tr: Transaction, keys: DbKeys, txid: int) -> Iterator[tuple[int, int, list[int]]]:
+    for key, value in tr.get_range(*keys.stage_range(txid)):
+        _, part = keys.stage_txid_part(key)
+        used, pgnos = _read_manifest(value)
+        yield part, used, pgnos
+
+
+def finalize(
+    tr: Transaction,
+    db: str,
+    keys: DbKeys,
+    cache: PidxCache,
+    generation: int,
+    expected_head_txid: int,
+    txid: int,
+    db_size_pages: int,
+    commit_id: bytes,
+) -> CommitOutcome:
+    head = read_head(tr, db, keys)
+    check_generation(db, head, generation)
+    if already_applied(head, expected_head_txid, commit_id):
+        return CommitOutcome(head, None, already_applied=True)
+    check_head(db, head, expected_head_txid)
+    check_db_size(db_size_pages)
+    _check_reserved(db, head.head_txid, head.next_txid, txid)
+    staged = list(_staged(tr, keys, txid))
+    if not staged:
+        raise InvalidRequest(f"nothing is staged for txid {txid} of database {db!r}")
+    located: dict[int, tuple[int, int]] = {}
+    used = head.storage_used
+    for part, part_used, pgnos in staged:
+        used += part_used
+        for pgno in pgnos:
+            located[pgno] = (txid, part)
+    top = max(located)
+    if top > db_size_pages:
+        raise InvalidRequest(
+            f"page {top} was staged but is above the stated database size of {db_size_pages}"
+        )
+    pidx = dict(cache.rows_for(tr, db, keys, head))
+    used -= shrink(tr, keys, head, db_size_pages, pidx)
+    used += set_pidx_rows(tr, keys, pidx, located)
+    check_quota(db, head, used)
+    tr.clear_range(*keys.stage_range(txid))
+    new_head = head.with_changes(
+        head_txid=txid,
+        db_size_pages=db_size_pages,
+        storage_used=used,
+        last_commit_id=commit_id,
+    )
+    tr.set(keys.meta, new_head.encode())
+    return CommitOutcome(new_head, pidx, pages=len(located))

@@ -1,0 +1,105 @@
+"""open / takeover: create the head, or become the database's new owner.
+
+One store transaction: read META serializably; create it if absent (and allowed), else
+bump the generation (fencing every earlier owner out) and remove what a crashed owner may
+have left: DELTAs above head_txid (abandoned staged commits), staging manifests and the
+DELTA parts they name, and PIDX rows that point at missing DELTAs. Page 1 and the hinted
+pages (bounded by ``preload_bytes``) are read in the same transaction, so a cold start
+costs one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlkv.engine.config import EngineConfig
+from sqlkv.engine.head import CREATION_TXID, Head
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.pidx import PidxMap, load_rows, pidx_row_bytes
+from sqlkv.engine.read import PageSource, check_pgnos
+from sqlkv.errors import DatabaseNotFound
+from sqlkv.store import Transaction
+
+
+@dataclass
+class TakeoverOutcome:
+    head: Head
+    pages: dict[int, bytes]
+    pidx: PidxMap
+    orphans_removed: int = 0
+    created: bool = False
+
+
+def open_database(
+    tr: Transaction,
+    db: str,
+    keys: DbKeys,
+    config: EngineConfig,
+    preload: Sequence[int],
+    preload_bytes: int,
+    create: bool,
+) -> TakeoverOutcome:
+    raw = tr.get(keys.meta)
+    if raw is None:
+        if not create:
+            raise DatabaseNotFound(db)
+        head = Head(
+            generation=1,
+            head_txid=CREATION_TXID,
+            next_txid=CREATION_TXID + 1,
+            materialized_txid=CREATION_TXID,
+            db_size_pages=0,
+            page_size=config.page_size,
+            shard_size=config.shard_size,
+            created_ms=int(time.time() * 1000),
+            storage_quota=config.default_quota_bytes,
+        )
+        head = head.with_changes(storage_used=len(keys.meta) + len(head.encode()))
+        tr.set(keys.meta, head.encode())
+        return TakeoverOutcome(head, {}, {}, created=True)
+
+    old = Head.decode(raw)
+    orphans = 0
+    # Staged parts (manifest + DELTA chunks), finalized or not, belong to no live commit.
+    for key, _ in tr.get_range(*keys.stage_range()):
+        txid, part = keys.stage_txid_part(key)
+        if txid <= old.head_txid:
+            tr.clear_range(*keys.delta_part_range(txid, part))
+        orphans += 1
+    tr.clear_range(*keys.stage_range())
+    # DELTAs above head were never committed (and never counted in storage_used).
+    above = tr.get_range(*keys.deltas_from(old.head_txid + 1), limit=1)
+    if above:
+        orphans += 1
+        tr.clear_range(*keys.deltas_from(old.head_txid + 1))
+    pidx = load_rows(tr, keys)
+    used = old.storage_used
+    dangling = _dangling_rows(tr, keys, pidx)
+    for pgno in dangling:
+        tr.clear(keys.pidx(pgno))
+        del pidx[pgno]
+        used -= pidx_row_bytes(keys)
+    orphans += len(dangling)
+
+    head = old.with_changes(generation=old.generation + 1, storage_used=used)
+    tr.set(keys.meta, head.encode())
+
+    wanted = [1] + [p for p in check_pgnos(preload) if p != 1]
+    budget = max(1, preload_bytes // head.page_size)
+    wanted = [p for p in wanted if p <= head.db_size_pages][:budget]
+    pages = PageSource(keys, head, pidx).read(tr, wanted) if wanted else {}
+    return TakeoverOutcome(
+        head, {p: v for p, v in pages.items() if v is not None}, pidx, orphans_removed=orphans
+    )
+
+
+def _dangling_rows(tr: Transaction, keys: DbKeys, pidx: PidxMap) -> list[int]:
+    """PIDX rows whose DELTA part has no first chunk."""
+    locations = sorted(set(pidx.values()))
+    if not locations:
+        return []
+    firsts = tr.get_many([keys.delta_chunk(t, p, 0) for t, p in locations], snapshot=True)
+    missing = {loc for loc, v in zip(locations, firsts, strict=True) if v is None}
+    return [pgno for pgno, loc in pidx.items() if loc in missing]
