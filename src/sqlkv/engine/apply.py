@@ -3,13 +3,21 @@ PIDX updates, exact storage accounting and the quota check."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import NO_COMMIT_ID, Head
 from sqlkv.engine.keys import DbKeys, pack_pidx
 from sqlkv.engine.pidx import PidxMap, pidx_row_bytes
-from sqlkv.errors import DatabaseNotFound, FenceMismatch, InvalidRequest, QuotaExceeded
+from sqlkv.errors import (
+    CompactionBehind,
+    DatabaseNotFound,
+    FenceMismatch,
+    InvalidRequest,
+    QuotaExceeded,
+)
 from sqlkv.ltx import decode, lock_pgno
 from sqlkv.store import Transaction
 
@@ -39,6 +47,14 @@ def already_applied(head: Head, expected_head_txid: int, commit_id: bytes | None
         and head.last_commit_id == commit_id
         and head.head_txid > expected_head_txid
     )
+
+
+def check_backpressure(db: str, head: Head, config: EngineConfig) -> None:
+    if head.delta_bytes >= config.max_unfolded_bytes or head.delta_count >= config.max_live_deltas:
+        raise CompactionBehind(
+            f"database {db!r} has {head.delta_count} unfolded deltas ({head.delta_bytes} bytes), "
+            "over the engine's limit: compaction is behind. Retry the commit shortly."
+        )
 
 
 def check_head(db: str, head: Head, expected_head_txid: int) -> None:
@@ -129,6 +145,13 @@ def set_pidx_rows(
         pidx[pgno] = loc
         tr.set(keys.pidx(pgno), pack_pidx(*loc))
     return added
+
+
+def record_delta(tr: Transaction, keys: DbKeys, txid: int, delta_bytes: int) -> int:
+    """Write the directory row of a new delta; returns the bytes the row occupies."""
+    key = keys.delta_dir(txid)
+    tr.set(key, struct.pack(">Q", delta_bytes))
+    return len(key) + 8
 
 
 def check_quota(db: str, head: Head, new_used: int) -> None:

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from sqlkv.engine.apply import (
     already_applied,
+    check_backpressure,
     check_db_size,
     check_generation,
     check_head,
     check_pages,
     check_quota,
     read_head,
+    record_delta,
     set_pidx_rows,
     shrink,
 )
@@ -65,6 +67,7 @@ def commit_pages(
     if already_applied(head, expected_head_txid, commit_id):
         return CommitOutcome(head, None, already_applied=True)
     check_head(db, head, expected_head_txid)
+    check_backpressure(db, head, config)
     check_db_size(db_size_pages)
     ordered = sorted(pages.items())
     check_pages(ordered, head.page_size, db_size_pages)
@@ -80,11 +83,16 @@ def commit_pages(
     chunk = tr.limits.max_value_bytes
     located: dict[int, tuple[int, int]] = {}
     step = config.part_pages
+    delta_bytes = 0
     for n, data in enumerate(parts):
-        used += write_blob(tr, lambda i, n=n: keys.delta_chunk(txid, n, i), data, chunk)
+        delta_bytes += write_blob(tr, lambda i, n=n: keys.delta_chunk(txid, n, i), data, chunk)
         for pgno, _ in ordered[n * step : (n + 1) * step]:
             located[pgno] = (txid, n)
-    used += set_pidx_rows(tr, keys, pidx, located)
+    used += delta_bytes + set_pidx_rows(tr, keys, pidx, located)
+    live = 0
+    if parts:
+        used += record_delta(tr, keys, txid, delta_bytes)
+        live = 1
     check_quota(db, head, used)
     new_head = head.with_changes(
         head_txid=txid,
@@ -92,6 +100,8 @@ def commit_pages(
         db_size_pages=db_size_pages,
         storage_used=used,
         last_commit_id=commit_id,
+        delta_bytes=head.delta_bytes + delta_bytes,
+        delta_count=head.delta_count + live,
     )
     tr.set(keys.meta, new_head.encode())
     return CommitOutcome(new_head, pidx, pages=len(ordered))

@@ -19,6 +19,8 @@ class EngineConfig:
     - ``preload_bytes``: bound on the pages returned by ``open`` (page 1 plus hints).
     - ``part_pages``: pages per LTX part of a delta, so a reader fetches only one part.
     - ``default_quota_bytes``: storage quota given to new databases (0 = unlimited).
+    - ``max_unfolded_bytes`` / ``max_live_deltas``: back-pressure. Past either, commits
+      answer the retryable ``CompactionBehind`` until compaction catches up.
     """
 
     max_delta_bytes: int = 8 * MiB
@@ -27,6 +29,8 @@ class EngineConfig:
     default_quota_bytes: int = 0
     page_size: int = 4096
     shard_size: int = 64
+    max_unfolded_bytes: int = 256 * MiB
+    max_live_deltas: int = 4096
 
     def validate(self) -> None:
         if self.max_delta_bytes < 64 * 1024:
@@ -41,6 +45,10 @@ class EngineConfig:
             raise ConfigError(
                 f"page_size must be 4096 (the client's page size), got {self.page_size}"
             )
+        if self.max_unfolded_bytes < self.max_delta_bytes:
+            raise ConfigError("max_unfolded_bytes must be at least max_delta_bytes")
+        if self.max_live_deltas < 2:
+            raise ConfigError(f"max_live_deltas must be at least 2, got {self.max_live_deltas}")
         if self.shard_size != 64:
             raise ConfigError(f"shard_size must be 64, got {self.shard_size}")
 

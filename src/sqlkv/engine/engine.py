@@ -1,40 +1,72 @@
 """The in-process storage engine: ``EngineApi`` over one store.
 
 Each operation is one store transaction (``store.transact``, retried on conflicts) built by
-its own module: takeover, read, commit, stage. This class only wires them together, keeps
-the PIDX cache consistent (published only after a transaction landed) and logs.
+its own module: takeover, read, commit, stage, compaction. This class only wires them
+together, keeps the PIDX cache consistent (published only after a transaction landed),
+feeds the compaction coordinator, and records metrics and logs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
 from sqlkv.engine.commit import CommitOutcome, commit_pages
+from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.stage import finalize, stage_pages
 from sqlkv.engine.takeover import open_database
-from sqlkv.errors import DatabaseNotFound
+from sqlkv.errors import (
+    CompactionBehind,
+    DatabaseNotFound,
+    FenceMismatch,
+    QuotaExceeded,
+)
 from sqlkv.store import Store, Transaction
 
 log = logging.getLogger("sqlkv.engine")
 
 
 class Engine:
-    """Storage engine for every database in ``store``. Thread-safe."""
+    """Storage engine for every database in ``store``. Thread-safe.
 
-    def __init__(self, store: Store, config: EngineConfig | None = None) -> None:
+    ``compaction``: a ``CompactionConfig`` (or True for the defaults) starts the background
+    coordinator; without it, compaction runs only when ``compact`` is called.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: EngineConfig | None = None,
+        *,
+        compaction: CompactionConfig | bool = False,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
         self.store = store
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache()
+        self.metrics = metrics or EngineMetrics()
         self._keys: dict[str, DbKeys] = {}
+        self.compactor: CompactionCoordinator | None = None
+        if compaction:
+            cfg = compaction if isinstance(compaction, CompactionConfig) else CompactionConfig()
+            self.compactor = CompactionCoordinator(self, cfg)
+        self._shards_per_pass = (
+            self.compactor.config.shards_per_pass
+            if self.compactor
+            else CompactionConfig().shards_per_pass
+        )
 
     def keys(self, db: str) -> DbKeys:
         k = self._keys.get(db)
@@ -58,6 +90,9 @@ class Engine:
             lambda tr: open_database(tr, db, keys, self.config, preload, budget, create)
         )
         self.pidx.publish(db, out.head, out.pidx)
+        if not out.created:
+            self.metrics.takeovers.inc()
+        self.metrics.orphans_removed.inc(out.orphans_removed)
         log.info(
             "database opened",
             extra={
@@ -75,15 +110,24 @@ class Engine:
         keys = self.keys(db)
         wanted = check_pgnos(pgnos)
 
+        sources: list[PageSource] = []
+
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
             head = self._head_snapshot(tr, db, keys)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
             source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head))
+            sources[:] = [source]
             return head, source.read(tr, wanted)
 
-        head, pages = self.store.transact(read)
+        m = self.metrics
+        with self._observed(m.get_pages_seconds.observe):
+            head, pages = self.store.transact(read)
+        m.get_pages_pages.observe(len(wanted))
+        if sources:
+            m.pages_served.labels("delta").inc(sources[0].from_deltas)
+            m.pages_served.labels("shard").inc(sources[0].from_shards)
         return PagesResult(head, pages)
 
     def commit(
@@ -98,21 +142,22 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        out = self.store.transact(
-            lambda tr: commit_pages(
-                tr,
-                db,
-                keys,
-                self.config,
-                self.pidx,
-                generation,
-                expected_head_txid,
-                pages,
-                db_size_pages,
-                cid,
+        with self._observed(self.metrics.commit_seconds.labels("fast").observe):
+            out = self.store.transact(
+                lambda tr: commit_pages(
+                    tr,
+                    db,
+                    keys,
+                    self.config,
+                    self.pidx,
+                    generation,
+                    expected_head_txid,
+                    pages,
+                    db_size_pages,
+                    cid,
+                )
             )
-        )
-        return self._landed(db, out)
+        return self._landed(db, out, "fast")
 
     def commit_stage(
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
@@ -135,30 +180,92 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        out = self.store.transact(
-            lambda tr: finalize(
-                tr,
-                db,
-                keys,
-                self.pidx,
-                generation,
-                expected_head_txid,
-                txid,
-                db_size_pages,
-                cid,
+        with self._observed(self.metrics.commit_seconds.labels("large").observe):
+            out = self.store.transact(
+                lambda tr: finalize(
+                    tr,
+                    db,
+                    keys,
+                    self.config,
+                    self.pidx,
+                    generation,
+                    expected_head_txid,
+                    txid,
+                    db_size_pages,
+                    cid,
+                )
             )
-        )
-        return self._landed(db, out)
+        return self._landed(db, out, "large")
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
         return self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
 
+    # ------------------------------------------------------------------ compaction
+
+    def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
+        """Run one compaction pass on ``db`` (one store transaction)."""
+        keys = self.keys(db)
+        out = self.store.transact(
+            lambda tr: fold_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation)
+        )
+        self.pidx.publish(db, out.head, out.pidx)
+        m = self.metrics
+        if out.changed:
+            m.compaction_passes.inc()
+            m.pages_folded.inc(out.pages_folded)
+            m.deltas_deleted.inc(out.deltas_deleted)
+        m.observe_head(db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid)
+        log.debug(
+            "compaction pass",
+            extra={
+                "db": db,
+                "pages_folded": out.pages_folded,
+                "deltas_deleted": out.deltas_deleted,
+                "materialized_txid": out.head.materialized_txid,
+            },
+        )
+        return out
+
+    def compact_until_done(self, db: str, *, stop: threading.Event | None = None) -> Head:
+        """Run passes until no live delta remains or a pass changes nothing."""
+        while True:
+            out = self.compact(db)
+            if out.head.delta_count == 0 or not out.changed or (stop and stop.is_set()):
+                return out.head
+
+    def close(self) -> None:
+        """Stop background compaction (the store is the caller's to close)."""
+        if self.compactor is not None:
+            self.compactor.close()
+
     # ------------------------------------------------------------------ helpers
 
-    def _landed(self, db: str, out: CommitOutcome) -> CommitResult:
+    @contextmanager
+    def _observed(self, observe: Callable[[float], None]) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except FenceMismatch:
+            self.metrics.fence_mismatches.inc()
+            raise
+        except QuotaExceeded:
+            self.metrics.quota_refusals.inc()
+            raise
+        except CompactionBehind:
+            self.metrics.busy_refusals.inc()
+            raise
+        observe(time.perf_counter() - start)
+
+    def _landed(self, db: str, out: CommitOutcome, path: str) -> CommitResult:
         if out.pidx is not None:
             self.pidx.publish(db, out.head, out.pidx)
+            self.metrics.commit_pages.labels(path).observe(out.pages)
+            self.metrics.observe_head(
+                db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid
+            )
+            if self.compactor is not None:
+                self.compactor.notify(db, out.head)
         log.debug(
             "commit landed",
             extra={

@@ -7,6 +7,8 @@ Invariants, checked by ``Head.validate`` and kept by every engine operation:
 - ``materialized_txid <= head_txid``: every txid up to it is folded into shards;
 - ``generation`` is bumped by every open (takeover), and only by it: a caller whose
   generation differs has been fenced out;
+- ``delta_count``/``delta_bytes`` are the number and stored bytes of the live deltas,
+  one directory row (``X``) each, all with txids in ``(materialized_txid, head_txid]``;
 - ``storage_used`` is the exact number of key and value bytes the database occupies in the
   store, META included (the encoding has a fixed size so that this stays exact).
 
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 from sqlkv.errors import EngineError
 
 SCHEMA_VERSION = 1
-_FORMAT = ">HQQQQIIIQQQ16s"
+_FORMAT = ">HQQQQIIIQQQ16sQI"
 HEAD_SIZE = struct.calcsize(_FORMAT)
 NO_COMMIT_ID = bytes(16)
 CREATION_TXID = 1
@@ -44,6 +46,8 @@ class Head:
     storage_used: int = 0
     storage_quota: int = 0  # 0 means no quota
     last_commit_id: bytes = NO_COMMIT_ID
+    delta_bytes: int = 0  # stored bytes of the live (not yet folded) deltas
+    delta_count: int = 0  # number of live deltas
 
     def encode(self) -> bytes:
         return struct.pack(
@@ -60,6 +64,8 @@ class Head:
             self.storage_used,
             self.storage_quota,
             self.last_commit_id,
+            self.delta_bytes,
+            self.delta_count,
         )
 
     @classmethod

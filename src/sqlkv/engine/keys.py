@@ -7,6 +7,7 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     D {txid:u64} {part:u32} {chunk:u32} chunks of one LTX file of a committed (or staged) txid
     S {shard:u32} {chunk:u32}           chunks of the LTX file of folded pages shard*S..shard*S+S-1
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
+    X {txid:u64}                        delta directory: stored bytes of that txid's delta
 
 A txid's pages may span several LTX *parts*: a large commit is staged in several requests,
 and even a one-request commit is cut into parts of a bounded number of pages so that a
@@ -96,6 +97,18 @@ class DbKeys:
     def shard_id(self, key: bytes) -> int:
         (sid,) = struct.unpack_from(">I", key, len(self.prefix) + 1)
         return int(sid)
+
+    # delta directory
+    def delta_dir(self, txid: int) -> bytes:
+        return self.prefix + b"X" + struct.pack(">Q", txid)
+
+    def delta_dir_range(self, first: int = 0, end: int = U64_END) -> tuple[bytes, bytes]:
+        """Directory rows for txid in ``[first, end)``."""
+        return self._span(b"X", ">Q", first, end)
+
+    def delta_dir_txid(self, key: bytes) -> int:
+        (txid,) = struct.unpack_from(">Q", key, len(self.prefix) + 1)
+        return int(txid)
 
     # staging manifests
     def stage(self, txid: int, part: int) -> bytes:

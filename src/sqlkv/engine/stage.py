@@ -18,12 +18,14 @@ from collections.abc import Iterator
 
 from sqlkv.engine.apply import (
     already_applied,
+    check_backpressure,
     check_db_size,
     check_generation,
     check_head,
     check_pages,
     check_quota,
     read_head,
+    record_delta,
     set_pidx_rows,
     shrink,
 )
@@ -105,6 +107,7 @@ def finalize(
     tr: Transaction,
     db: str,
     keys: DbKeys,
+    config: EngineConfig,
     cache: PidxCache,
     generation: int,
     expected_head_txid: int,
@@ -117,15 +120,16 @@ def finalize(
     if already_applied(head, expected_head_txid, commit_id):
         return CommitOutcome(head, None, already_applied=True)
     check_head(db, head, expected_head_txid)
+    check_backpressure(db, head, config)
     check_db_size(db_size_pages)
     _check_reserved(db, head.head_txid, head.next_txid, txid)
     staged = list(_staged(tr, keys, txid))
     if not staged:
         raise InvalidRequest(f"nothing is staged for txid {txid} of database {db!r}")
     located: dict[int, tuple[int, int]] = {}
-    used = head.storage_used
+    delta_bytes = 0
     for part, part_used, pgnos in staged:
-        used += part_used
+        delta_bytes += part_used
         for pgno in pgnos:
             located[pgno] = (txid, part)
     top = max(located)
@@ -134,8 +138,9 @@ def finalize(
             f"page {top} was staged but is above the stated database size of {db_size_pages}"
         )
     pidx = dict(cache.rows_for(tr, db, keys, head))
-    used -= shrink(tr, keys, head, db_size_pages, pidx)
+    used = head.storage_used + delta_bytes - shrink(tr, keys, head, db_size_pages, pidx)
     used += set_pidx_rows(tr, keys, pidx, located)
+    used += record_delta(tr, keys, txid, delta_bytes)
     check_quota(db, head, used)
     tr.clear_range(*keys.stage_range(txid))
     new_head = head.with_changes(
@@ -143,6 +148,8 @@ def finalize(
         db_size_pages=db_size_pages,
         storage_used=used,
         last_commit_id=commit_id,
+        delta_bytes=head.delta_bytes + delta_bytes,
+        delta_count=head.delta_count + 1,
     )
     tr.set(keys.meta, new_head.encode())
     return CommitOutcome(new_head, pidx, pages=len(located))

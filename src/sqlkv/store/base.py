@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from sortedcontainers import SortedDict
 
-from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, SqlkvError, StoreError
+from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, StoreError
 
 T = TypeVar("T")
 
@@ -389,14 +389,16 @@ class Store(ABC):
         Raises ``RetriesExhausted`` after the bounded number of attempts.
         """
         attempts = max_attempts or self.retry.max_attempts
-        last: SqlkvError | None = None
+        last: StoreError | None = None
         for attempt in range(1, attempts + 1):
             tr = self.begin()
             try:
                 result = fn(tr)
                 tr.commit()
                 return result
-            except SqlkvError as exc:
+            except StoreError as exc:
+                # Only the store's own transient errors are retried here; a retryable
+                # engine answer (for example CompactionBehind) belongs to the caller.
                 if not exc.retryable:
                     raise
                 last = exc

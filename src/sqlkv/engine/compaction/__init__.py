@@ -1,0 +1,6 @@
+"""Background compaction (DESIGN §4): fold deltas into shards, delete what nothing uses."""
+
+from sqlkv.engine.compaction.coordinator import CompactionConfig, CompactionCoordinator
+from sqlkv.engine.compaction.fold import PassOutcome, fold_pass
+
+__all__ = ["CompactionConfig", "CompactionCoordinator", "PassOutcome", "fold_pass"]
