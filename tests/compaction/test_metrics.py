@@ -1,0 +1,51 @@
+"""The engine's Prometheus metrics move with what the engine does."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import Db, page  # type: ignore[import-not-found]
+from prometheus_client import generate_latest
+
+from sqlkv.engine import Engine, EngineConfig
+from sqlkv.errors import FenceMismatch, QuotaExceeded
+from sqlkv.store import MemoryStore
+
+
+def sample(engine: Engine, name: str, **labels: str) -> float:
+    value = engine.metrics.registry.get_sample_value(name, labels or None)
+    return 0.0 if value is None else value
+
+
+def test_metrics_count_commits_reads_compaction_takeovers_and_refusals() -> None:
+    engine = Engine(MemoryStore(), EngineConfig(default_quota_bytes=200_000))
+    db = Db(engine)
+    for v in range(3):
+        db.commit({p: page(v, p) for p in range(1, 10)})
+    engine.get_pages("db", db.gen, [1, 2, 3])
+    engine.compact_until_done("db")
+    engine.get_pages("db", db.gen, [1, 2])
+    stale = db.gen
+    db.reopen()
+    with pytest.raises(FenceMismatch):
+        engine.commit("db", stale, db.head.head_txid, {1: page(9, 1)}, 9)
+    with pytest.raises(QuotaExceeded):
+        engine.commit(
+            "db", db.gen, db.head.head_txid, {p: os.urandom(4096) for p in range(1, 60)}, 60
+        )
+
+    assert sample(engine, "sqlkv_commit_seconds_count", path="fast") == 3
+    assert sample(engine, "sqlkv_commit_pages_sum", path="fast") == 27
+    assert sample(engine, "sqlkv_get_pages_seconds_count") == 2
+    assert sample(engine, "sqlkv_pages_served_total", source="delta") == 3
+    assert sample(engine, "sqlkv_pages_served_total", source="shard") == 2
+    assert sample(engine, "sqlkv_compaction_passes_total") >= 1
+    assert sample(engine, "sqlkv_pages_folded_total") == 9
+    assert sample(engine, "sqlkv_deltas_deleted_total") == 3
+    assert sample(engine, "sqlkv_delta_count", db="db") == 0
+    assert sample(engine, "sqlkv_compaction_lag_txids", db="db") == 0
+    assert sample(engine, "sqlkv_takeovers_total") == 1
+    assert sample(engine, "sqlkv_fence_mismatches_total") == 1
+    assert sample(engine, "sqlkv_quota_refusals_total") == 1
+    assert b"sqlkv_orphans_removed_total" in generate_latest(engine.metrics.registry)
