@@ -1,0 +1,119 @@
+"""``sqlkv.connect``: open a SQLite database whose pages live in a sqlkv store.
+
+    import sqlkv
+    with sqlkv.connect("orders") as conn:             # embedded store: $SQLKV_STORE or ./sqlkv-data
+        conn.execute("CREATE TABLE IF NOT EXISTS t(x)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        print(conn.sqlkv_stats.round_trips)
+
+Opening takes the database over: a connection that had it before is fenced out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
+import apsw
+
+from sqlkv.engine.api import EngineApi
+from sqlkv.errors import ConfigError
+from sqlkv.store import Store, open_store
+from sqlkv.vfs.v2 import ClientConfig, Connection, connect_v2
+
+FORMATS = ("v2", "v1")
+
+
+@overload
+def connect(
+    name: str,
+    store: str | Store | None = None,
+    *,
+    engine: EngineApi | None = None,
+    cache_size: int | str | None = None,
+    format: Literal["v2"] = "v2",
+    **options: Any,
+) -> Connection: ...
+
+
+@overload
+def connect(
+    name: str,
+    store: str | Store | None = None,
+    *,
+    engine: EngineApi | None = None,
+    cache_size: int | str | None = None,
+    format: str,
+    **options: Any,
+) -> apsw.Connection: ...
+
+
+def connect(
+    name: str,
+    store: str | Store | None = None,
+    *,
+    engine: EngineApi | None = None,
+    cache_size: int | str | None = None,
+    format: str = "v2",
+    **options: Any,
+) -> apsw.Connection:
+    """Open database ``name`` and return an apsw connection to it.
+
+    - ``store``: a store URL or ``Store``; None means ``$SQLKV_STORE``, else ``./sqlkv-data``
+      (the embedded store). A store opened here from a URL is closed with the connection;
+      a ``Store`` object passed in is left open.
+    - ``engine``: an ``EngineApi`` to talk to instead (for example the network client);
+      without it an in-process ``Engine`` is built on the store. Give one or the other.
+    - ``cache_size``: the VFS page cache bound, in bytes (an int) or as a string such as
+      ``"64MiB"`` or ``"2000 pages"``. Default 64 MiB.
+    - ``format``: ``"v2"`` (pages behind the storage engine) or ``"v1"`` (files as chunked
+      KV, the benchmark baseline).
+    - ``options``: the other ``ClientConfig`` settings (``preload_bytes``,
+      ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
+    """
+    if format == "v1":
+        return _connect_v1(name, store, engine, cache_size, options)
+    if format != "v2":
+        raise ConfigError(f"unknown format {format!r}; valid formats: {', '.join(FORMATS)}")
+    config = ClientConfig.from_options(cache_size, options)
+    closers: list[Callable[[], None]] = []
+    if engine is None:
+        from sqlkv.engine import Engine, EngineConfig
+
+        kv = open_store(store)
+        if kv is not store:
+            closers.append(kv.close)
+        try:
+            built = Engine(kv, EngineConfig())
+        except BaseException:
+            for close in reversed(closers):
+                close()
+            raise
+        close_engine = getattr(built, "close", None)
+        if callable(close_engine):
+            closers.append(close_engine)
+        engine = built
+    elif store is not None:
+        raise ConfigError("give store= or engine=, not both: an engine brings its own store")
+    return connect_v2(name, engine, config, closers=closers)
+
+
+def _connect_v1(
+    name: str,
+    store: str | Store | None,
+    engine: EngineApi | None,
+    cache_size: int | str | None,
+    options: dict[str, Any],
+) -> apsw.Connection:
+    if engine is not None:
+        raise ConfigError("engine= applies to format='v2' only; v1 talks to the store directly")
+    try:
+        from sqlkv.vfs.v1 import connect_v1  # type: ignore[attr-defined]
+    except ImportError:
+        raise ConfigError(
+            "format='v1' is not available in this version of sqlkv; use format='v2'"
+        ) from None
+    if cache_size is not None:
+        options = {**options, "cache_size": cache_size}
+    conn: apsw.Connection = connect_v1(name, store, **options)
+    return conn

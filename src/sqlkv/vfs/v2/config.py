@@ -1,0 +1,119 @@
+"""Client settings: one dataclass holding every default, validated with precise messages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlkv.errors import ConfigError
+
+PAGE_SIZE = 4096
+KiB = 1024
+MiB = 1024 * KiB
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": KiB,
+    "kb": 1000,
+    "kib": KiB,
+    "m": MiB,
+    "mb": 1000**2,
+    "mib": MiB,
+    "g": 1024 * MiB,
+    "gb": 1000**3,
+    "gib": 1024 * MiB,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+
+
+def parse_cache_size(value: int | str) -> int:
+    """Cache size in bytes from an int (bytes) or a string: ``"64MiB"``, ``"2000 pages"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"cache_size must be bytes or a size string, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"cache_size must be >= 0 bytes, got {value}")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value.lower())
+        if m:
+            number, unit = float(m.group(1)), m.group(2)
+            if unit in ("page", "pages", "p"):
+                return int(number) * PAGE_SIZE
+            if unit in _UNITS:
+                return int(number * _UNITS[unit])
+    raise ConfigError(
+        f"cache_size {value!r} is not a size: give bytes (an int) or a string such as "
+        "'64MiB', '512KiB', '1GB' or '2000 pages'"
+    )
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Tunables of one sqlkv v2 connection.
+
+    - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). SQLite's own
+      pager cache (``PRAGMA cache_size``) comes on top of it.
+    - ``preload_bytes``: pages asked for at open (page 1 onwards), so a cold start of a small
+      database costs one round trip.
+    - ``readahead_max_bytes``: largest read-ahead window; it is also capped at half the cache.
+    - ``fast_path_bytes``: a transaction of at most this many raw page bytes is one ``commit``;
+      a larger one (or one the engine answers ``CommitTooLarge``) is staged in chunks of
+      ``stage_chunk_bytes`` and finalized.
+    - ``retry_attempts`` / ``retry_base_s`` / ``retry_max_s``: retries of retryable engine
+      errors, with exponential backoff, before an I/O error surfaces.
+    """
+
+    cache_bytes: int = 64 * MiB
+    preload_bytes: int = 1 * MiB
+    readahead_max_bytes: int = 2 * MiB
+    fast_path_bytes: int = 4 * MiB
+    stage_chunk_bytes: int = 4 * MiB
+    retry_attempts: int = 6
+    retry_base_s: float = 0.02
+    retry_max_s: float = 1.0
+
+    @property
+    def cache_pages(self) -> int:
+        return self.cache_bytes // PAGE_SIZE
+
+    @property
+    def readahead_max_pages(self) -> int:
+        return max(0, min(self.readahead_max_bytes // PAGE_SIZE, self.cache_pages // 2))
+
+    def validate(self) -> None:
+        for name in ("cache_bytes", "preload_bytes", "readahead_max_bytes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.fast_path_bytes < PAGE_SIZE:
+            raise ConfigError(f"fast_path_bytes must be >= {PAGE_SIZE}, got {self.fast_path_bytes}")
+        if self.stage_chunk_bytes < PAGE_SIZE:
+            raise ConfigError(
+                f"stage_chunk_bytes must be >= {PAGE_SIZE}, got {self.stage_chunk_bytes}"
+            )
+        if self.retry_attempts < 1:
+            raise ConfigError(f"retry_attempts must be >= 1, got {self.retry_attempts}")
+        if self.retry_base_s < 0 or self.retry_max_s < self.retry_base_s:
+            raise ConfigError("retry delays must satisfy 0 <= retry_base_s <= retry_max_s")
+
+    @classmethod
+    def from_options(cls, cache_size: int | str | None, options: dict[str, Any]) -> ClientConfig:
+        valid = {f.name for f in fields(cls)} - {"cache_bytes"}
+        unknown = set(options) - valid
+        if unknown:
+            raise ConfigError(
+                f"unknown connect option(s) {sorted(unknown)}; valid options: "
+                f"cache_size, {', '.join(sorted(valid))}"
+            )
+        values = dict(options)
+        if cache_size is not None:
+            values["cache_bytes"] = parse_cache_size(cache_size)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based)."""
+        return float(min(self.retry_max_s, self.retry_base_s * (2 ** (attempt - 1))))

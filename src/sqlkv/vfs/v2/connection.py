@@ -1,0 +1,214 @@
+"""Building the apsw connection of a v2 database, and the ``Connection`` users get.
+
+``Connection`` is an ``apsw.Connection`` with three differences:
+
+- ``sqlkv_stats`` is the live ``ClientCounters`` of this connection (``.snapshot()`` to keep);
+- ``with connect(...) as conn:`` closes the connection (and the engine and store that
+  ``connect`` opened for it) at the end of the block; apsw's own transaction context is
+  ``with conn.transaction():``;
+- once another owner has taken the database over, every statement fails with
+  ``FencedIOError`` (an ``apsw.IOError`` and a ``sqlkv.errors.ConnectionFenced``) saying so,
+  even one SQLite could answer from its own cache. (It learns of the takeover at its next
+  engine round trip: a commit, or a read that misses every cache.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Literal
+
+import apsw
+
+from sqlkv.engine.api import EngineApi
+from sqlkv.engine.head import Head
+from sqlkv.errors import ConfigError
+from sqlkv.vfs.v2.config import PAGE_SIZE, ClientConfig
+from sqlkv.vfs.v2.counters import ClientCounters
+from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
+from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
+from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
+
+# DESIGN §5. page_size and auto_vacuum must precede the first write; never journal_mode=OFF
+# (it cannot roll back a transaction whose pages were spilled before COMMIT).
+PRAGMAS: tuple[tuple[str, str, object], ...] = (
+    ("page_size", "4096", None),
+    ("auto_vacuum", "NONE", None),
+    ("locking_mode", "EXCLUSIVE", "exclusive"),
+    ("journal_mode", "MEMORY", "memory"),
+    ("synchronous", "NORMAL", None),
+    ("temp_store", "MEMORY", None),
+)
+
+ExecTracer = Callable[[apsw.Cursor, str, Any], bool]
+
+
+class Connection(apsw.Connection):
+    """An apsw connection to one sqlkv v2 database (see the module docstring)."""
+
+    def __init__(self, vfs: SqlkvVfs, remote: RemoteDb, closers: list[Callable[[], None]]) -> None:
+        super().__init__(
+            MAIN_DB_FILENAME,
+            flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE,
+            vfs=vfs.vfs_name,
+        )
+        self._sqlkv_vfs = vfs
+        self._sqlkv_remote = remote
+        self._sqlkv_closers = closers
+        self._sqlkv_closed = False
+        self._user_exec_trace: ExecTracer | None = None
+        base_exec_trace: Any = vars(apsw.Connection)["exec_trace"]
+        base_exec_trace.__set__(self, self._guard)
+
+    # ------------------------------------------------------------------ sqlkv additions
+
+    @property
+    def sqlkv_stats(self) -> ClientCounters:
+        return self._sqlkv_remote.counters
+
+    @property
+    def sqlkv_name(self) -> str:
+        return self._sqlkv_remote.name
+
+    @property
+    def sqlkv_generation(self) -> int:
+        return self._sqlkv_remote.generation
+
+    @property
+    def sqlkv_fenced(self) -> bool:
+        return self._sqlkv_remote.fenced
+
+    @property
+    def sqlkv_file(self) -> DbFile:
+        """The main database file (its page cache, buffer and sizes), for tools and tests."""
+        return self._sqlkv_vfs.db_file
+
+    def sqlkv_head(self) -> Head:
+        """The engine's current head of this database (one round trip)."""
+        return self._sqlkv_remote.head()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """apsw's ``with conn:`` transaction (a savepoint), since ``with`` here closes."""
+        apsw.Connection.__enter__(self)
+        try:
+            yield self
+        except BaseException as exc:
+            apsw.Connection.__exit__(self, type(exc), exc, exc.__traceback__)
+            raise
+        apsw.Connection.__exit__(self, None, None, None)
+
+    # ------------------------------------------------------------------ fencing guard
+
+    def _guard(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        remote = self._sqlkv_remote
+        if remote.dead is not None:
+            raise remote.dead_error()
+        user = self._user_exec_trace
+        return True if user is None else bool(user(cursor, sql, bindings))
+
+    @property
+    def exec_trace(self) -> ExecTracer | None:
+        return self._user_exec_trace
+
+    @exec_trace.setter
+    def exec_trace(self, tracer: ExecTracer | None) -> None:
+        self._user_exec_trace = tracer
+
+    def set_exec_trace(self, tracer: ExecTracer | None) -> None:
+        self._user_exec_trace = tracer
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self, force: bool = False) -> None:
+        if self._sqlkv_closed:
+            return
+        self._sqlkv_closed = True
+        try:
+            super().close(force)
+        finally:
+            self._sqlkv_vfs.unregister()
+            _run_closers(self._sqlkv_closers)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        self.close()
+        return False
+
+
+def _run_closers(closers: list[Callable[[], None]]) -> None:
+    while closers:
+        closers.pop()()
+
+
+def preload_hints(config: ClientConfig) -> list[int]:
+    """Page 1 onwards, up to ``preload_bytes``: a small database arrives whole at open."""
+    count = max(1, config.preload_bytes // PAGE_SIZE)
+    return [p for p in range(1, count + 1) if p != LOCK_PAGE]
+
+
+def connect_v2(
+    name: str,
+    engine: EngineApi,
+    config: ClientConfig | None = None,
+    *,
+    closers: list[Callable[[], None]] | None = None,
+) -> Connection:
+    """Open (take over) database ``name`` through ``engine``; one round trip.
+
+    ``closers`` run (last first) when the connection closes, or now if opening fails.
+    """
+    config = config or ClientConfig()
+    config.validate()
+    closers = closers if closers is not None else []
+    if not isinstance(name, str) or not name:
+        _run_closers(closers)
+        raise ConfigError(f"database name must be a non-empty string, got {name!r}")
+    try:
+        remote = RemoteDb(engine, name, config, ClientCounters())
+        try:
+            opened = remote.open(preload_hints(config))
+        except Unreachable as exc:
+            raise exc.cause from exc
+        if opened.head.page_size != PAGE_SIZE:
+            raise ConfigError(
+                f"database {name!r} has {opened.head.page_size}-byte pages; "
+                f"this client uses {PAGE_SIZE}"
+            )
+        vfs = SqlkvVfs(DbFile(remote, config, opened.pages))
+    except BaseException:
+        _run_closers(closers)
+        raise
+    try:
+        conn = Connection(vfs, remote, closers)
+    except BaseException:
+        vfs.unregister()
+        _run_closers(closers)
+        raise
+    try:
+        _apply_pragmas(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _apply_pragmas(conn: Connection) -> None:
+    for pragma, value, expect in PRAGMAS:
+        rows = conn.execute(f"PRAGMA {pragma}={value}").fetchall()
+        if expect is not None and (not rows or str(rows[0][0]).lower() != expect):
+            raise ConfigError(f"PRAGMA {pragma}={value} did not apply (SQLite answered {rows})")
+    row = conn.execute("PRAGMA page_size").fetchone()
+    page_size = row[0] if row else None
+    if page_size != PAGE_SIZE:
+        raise ConfigError(
+            f"database {conn.sqlkv_name!r} has {page_size}-byte pages; sqlkv uses {PAGE_SIZE}"
+        )
