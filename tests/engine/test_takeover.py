@@ -1,0 +1,166 @@
+"""open / takeover: create or bump the generation, remove what a crashed owner left behind
+(DELTAs above head, staged chunks, dangling PIDX rows), preload pages in the same answer."""
+
+from __future__ import annotations
+
+import pytest
+from engine_support import (
+    ZERO,
+    EngineFactory,
+    Owner,
+    check_invariants,
+    db_rows,
+    edit_head,
+    page_of,
+    range_keys,
+    read_head,
+)
+
+from sqlkv.engine import Engine
+from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.keys import DbKeys, pack_pidx
+from sqlkv.engine.pidx import pidx_row_bytes
+from sqlkv.errors import DatabaseNotFound
+from sqlkv.store import Store, Transaction
+
+
+def test_every_open_bumps_the_generation_and_keeps_the_data(
+    owner: Owner, make_engine: EngineFactory, store: Store
+) -> None:
+    owner.commit({1: page_of(1), 5: page_of(5)})
+    generations = [owner.generation]
+    for _ in range(3):
+        owner.reopen(make_engine())
+        generations.append(owner.generation)
+    assert generations == [1, 2, 3, 4]
+    assert owner.head_txid == 2
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+
+
+def test_takeover_of_a_clean_database_changes_only_the_generation(
+    owner: Owner, store: Store
+) -> None:
+    owner.commit({1: page_of(1)})
+    before = db_rows(store, "db")
+    owner.reopen()
+    after = db_rows(store, "db")
+    meta = DbKeys("db").meta
+    assert {k: v for k, v in before.items() if k != meta} == {
+        k: v for k, v in after.items() if k != meta
+    }
+
+
+def test_takeover_removes_an_abandoned_staged_commit(owner: Owner, store: Store) -> None:
+    owner.commit({1: page_of(1)})
+    e = owner.engine
+    txid = e.commit_stage("db", owner.generation, None, 0, {1: page_of(10), 2: page_of(20)}).txid
+    e.commit_stage("db", owner.generation, txid, 1, {3: page_of(30)})
+    keys = DbKeys("db")
+    assert range_keys(store, keys.stage_range())
+    assert range_keys(store, keys.delta_txid_range(txid))
+
+    owner.reopen()
+
+    assert range_keys(store, keys.stage_range()) == []
+    assert range_keys(store, keys.delta_txid_range(txid)) == []
+    assert owner.head_txid == 2
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+    owner.commit({2: page_of(2)})  # the abandoned txid is never reused
+    assert owner.head_txid == txid + 1
+
+
+def test_takeover_removes_a_staged_commit_overtaken_by_a_plain_commit(
+    owner: Owner, store: Store
+) -> None:
+    owner.commit({1: page_of(1)})
+    staged = owner.engine.commit_stage("db", owner.generation, None, 0, {2: page_of(20)}).txid
+    owner.commit({3: page_of(3)})  # lands above the staged txid: the stage can never finalize
+    keys = DbKeys("db")
+    assert staged < owner.head_txid
+    assert range_keys(store, keys.delta_txid_range(staged))
+
+    owner.reopen()
+
+    assert range_keys(store, keys.delta_txid_range(staged)) == []
+    assert range_keys(store, keys.stage_range()) == []
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+
+
+def _write_delta(store: Store, name: str, txid: int, pages: dict[int, bytes]) -> None:
+    keys = DbKeys(name)
+
+    def fn(tr: Transaction) -> None:
+        data = encode_pages(sorted(pages.items()), txid, max(pages), 4096)
+        write_blob(tr, lambda i: keys.delta_chunk(txid, 0, i), data, tr.limits.max_value_bytes)
+
+    store.transact(fn)
+
+
+def test_takeover_removes_deltas_above_head(owner: Owner, store: Store) -> None:
+    owner.commit({1: page_of(1)})
+    head = owner.head_txid
+    _write_delta(store, "db", head + 1, {1: page_of(99), 2: page_of(98)})
+    _write_delta(store, "db", head + 7, {1: page_of(97)})
+    keys = DbKeys("db")
+
+    owner.reopen()
+
+    assert range_keys(store, keys.deltas_from(head + 1)) == []
+    assert range_keys(store, keys.delta_txid_range(head))  # the committed delta stays
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+
+
+def test_takeover_removes_dangling_pidx_rows(owner: Owner, store: Store) -> None:
+    owner.commit({1: page_of(1), 2: page_of(2)}, size=10)
+    keys = DbKeys("db")
+
+    def dangle(tr: Transaction) -> None:  # rows pointing at a delta that does not exist
+        for pgno in (5, 6):
+            tr.set(keys.pidx(pgno), pack_pidx(owner.head_txid - 1, 3))
+
+    store.transact(dangle)
+    used = read_head(store, "db").storage_used  # count the rows, as if written by a commit
+    head = edit_head(store, "db", storage_used=used + 2 * pidx_row_bytes(keys))
+    assert head.storage_used == sum(len(k) + len(v) for k, v in db_rows(store, "db").items())
+
+    owner.reopen()
+
+    pgnos = [keys.pidx_pgno(k) for k in range_keys(store, keys.pidx_range())]
+    assert pgnos == [1, 2]
+    assert owner.read([5, 6]) == {5: ZERO, 6: ZERO}
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+
+
+def test_open_without_create_does_not_create(engine: Engine, store: Store) -> None:
+    with pytest.raises(DatabaseNotFound):
+        engine.open("db", create=False)
+    assert db_rows(store, "db") == {}
+    engine.open("db")
+    assert engine.open("db", create=False).head.generation == 2
+
+
+# ---------------------------------------------------------------------- preload
+
+
+def test_open_returns_page_1_and_the_hinted_pages(owner: Owner, make_engine: EngineFactory) -> None:
+    owner.commit({p: page_of(p) for p in range(1, 11)}, size=12)
+    pages = owner.reopen(make_engine(), preload=[3, 7, 12, 13, 500])
+    assert pages == {1: page_of(1), 3: page_of(3), 7: page_of(7), 12: ZERO}
+
+
+def test_open_preload_is_bounded_by_preload_bytes(owner: Owner) -> None:
+    owner.commit({p: page_of(p) for p in range(1, 101)})
+    pages = owner.reopen(preload=list(range(2, 101)), preload_bytes=10 * 4096)
+    assert len(pages) == 10
+    assert pages[1] == page_of(1)
+    assert all(pages[p] == page_of(p) for p in pages)
+
+
+def test_open_of_an_empty_database_preloads_nothing(engine: Engine) -> None:
+    assert engine.open("db", preload=[1, 2]).pages == {}
+    assert engine.open("db", preload=[1, 2]).pages == {}
