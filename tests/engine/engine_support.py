@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sqlkv.engine import CommitResult, Engine
-from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.blobs import encode_pages, range_bytes, write_blob
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys, unpack_pidx
 from sqlkv.store import Store, Transaction
@@ -29,7 +29,7 @@ EngineFactory = Callable[..., Engine]
 
 def page_of(tag: int) -> bytes:
     """A compressible page that differs from every other tag's page (and from zeros)."""
-    return struct.pack(">Q", tag + 1) * (PAGE // 8)
+    return struct.pack(">q", tag + 1 if tag >= 0 else tag) * (PAGE // 8)
 
 
 def random_page(rng: random.Random) -> bytes:
@@ -87,11 +87,12 @@ def write_shard(store: Store, name: str, shard_id: int, pages: Mapping[int, byte
     def fn(tr: Transaction) -> int:
         head = Head.decode(tr.get(keys.meta) or b"")
         data = encode_pages(ordered, max(2, head.head_txid), head.db_size_pages, head.page_size)
+        old = range_bytes(tr, keys.shard_range(shard_id, shard_id + 1))
         tr.clear_range(*keys.shard_range(shard_id, shard_id + 1))
         used = write_blob(
             tr, lambda i: keys.shard_chunk(shard_id, i), data, tr.limits.max_value_bytes
         )
-        tr.set(keys.meta, head.with_changes(storage_used=head.storage_used + used).encode())
+        tr.set(keys.meta, head.with_changes(storage_used=head.storage_used - old + used).encode())
         return used
 
     return store.transact(fn)
