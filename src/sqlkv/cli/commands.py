@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
+from sqlkv.cli import serve
 from sqlkv.store import open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = sub.add_parser("demo", help="run a short workload on the store and print what happened")
     demo.set_defaults(func=cmd_demo)
+    serve.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,159 @@
+"""``sqlkv serve``: run the storage engine as a network server.
+
+    sqlkv serve --store postgresql://u:pw@db/sqlkv --listen 0.0.0.0:7878 \\
+        --tokens-file /etc/sqlkv/tokens.json --metrics 0.0.0.0:9478
+
+Any number of servers may share one store; clients list them all
+(``sqlkv://a:7878,b:7878``) and fail over. SIGTERM or SIGINT drains and stops the server.
+Without ``--token`` or ``--tokens-file`` no token is needed: fine on loopback, and warned
+about anywhere else. Prefer ``--tokens-file`` to ``--token``, which other local users can
+read in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlkv.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="run the storage engine as a network server",
+        description="Serve the engine protocol on TCP. Stops gracefully on SIGTERM/SIGINT.",
+    )
+    p.add_argument(
+        "--store", dest="serve_store", metavar="URL", help="store URL (default: as sqlkv --store)"
+    )
+    p.add_argument("--listen", default="127.0.0.1:7878", metavar="HOST:PORT")
+    auth = p.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="one token for every database")
+    auth.add_argument("--tokens-file", metavar="FILE", help='JSON {"token": ["db", ...] or "*"}')
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve /metrics and /healthz here")
+    p.add_argument("--workers", type=int, default=16, help="engine threads (default 16)")
+    p.add_argument("--max-connections", type=int, default=1024)
+    p.add_argument("--max-frame-mib", type=int, default=64, help="largest frame (default 64)")
+    p.add_argument(
+        "--drain-timeout", type=float, default=20.0, help="seconds to finish running requests"
+    )
+    p.add_argument("--name", help="node name shown to clients (default host:pid)")
+    p.add_argument(
+        "--no-compaction",
+        action="store_true",
+        help="no background compaction (tests and debugging only)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+
+def parse_hostport(text: str, what: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not sep or not host or not 0 <= port <= 65535:
+        raise ConfigError(f"{what} {text!r} must be HOST:PORT, like 127.0.0.1:7878")
+    return host, port
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sqlkv.engine import Engine, EngineConfig
+    from sqlkv.server.auth import Auth
+    from sqlkv.server.http import MetricsHttpServer
+    from sqlkv.server.metrics import ServerMetrics
+    from sqlkv.server.protocol import PROTOCOL_VERSION
+    from sqlkv.server.server import EngineServer, ServerConfig
+    from sqlkv.store import open_store
+    from sqlkv.store.url import resolve_store_url
+
+    try:
+        host, port = parse_hostport(args.listen, "--listen")
+        metrics_at = parse_hostport(args.metrics, "--metrics") if args.metrics else None
+    except ConfigError as exc:
+        print(f"sqlkv: error: {exc}", file=sys.stderr)
+        return 2
+    if args.token is not None:
+        auth = Auth.shared(args.token)
+    elif args.tokens_file:
+        auth = Auth.from_file(args.tokens_file)
+    else:
+        auth = Auth.open()
+    config = ServerConfig(
+        host=host,
+        port=port,
+        workers=args.workers,
+        max_connections=args.max_connections,
+        max_frame=args.max_frame_mib * MiB,
+        drain_timeout_s=args.drain_timeout,
+        **({"name": args.name} if args.name else {}),
+    )
+    config.validate()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # the engine logs per-operation details at INFO/DEBUG; its "database opened" record
+    # uses the reserved LogRecord key "created", which raises at INFO (reported upstream)
+    logging.getLogger("sqlkv.engine").setLevel(logging.WARNING)
+    log = logging.getLogger("sqlkv.server")
+    if not auth.required and not _is_loopback(host):
+        log.warning(
+            "listening on %s without a token: anyone who reaches it has every database", host
+        )
+
+    url = resolve_store_url(args.serve_store or args.store)
+    store = open_store(url)
+    engine = Engine(store, EngineConfig(), compaction=not args.no_compaction)
+    http: MetricsHttpServer | None = None
+    try:
+        metrics = ServerMetrics(engine.metrics.registry, store)
+        server = EngineServer(engine, auth, config, metrics)
+        if metrics_at:
+            http = MetricsHttpServer(*metrics_at, engine.metrics.registry, lambda: server.draining)
+            http.start()
+
+        async def serve() -> None:
+            await server.start()
+            extra = f", metrics on {metrics_at[0]}:{http.port}" if metrics_at and http else ""
+            print(
+                f"sqlkv serve: node {config.name} listening on {host}:{server.port} "
+                f"(store {redact(url)}, protocol v{PROTOCOL_VERSION}{extra})",
+                file=sys.stderr,
+                flush=True,
+            )
+            await server.run()
+
+        asyncio.run(serve())
+        log.info("stopped")
+    finally:
+        if http is not None:
+            http.stop()
+        engine.close()
+        store.close()
+    return 0
