@@ -19,7 +19,8 @@ import apsw
 from sqlkv.engine.api import EngineApi
 from sqlkv.errors import ConfigError
 from sqlkv.store import Store, open_store
-from sqlkv.vfs.v2 import ClientConfig, Connection, connect_v2
+from sqlkv.vfs.v2 import ClientConfig, Connection, connect_v2, parse_cache_size
+from sqlkv.vfs.v2.config import PAGE_SIZE
 
 FORMATS = ("v2", "v1")
 
@@ -107,13 +108,26 @@ def _connect_v1(
 ) -> apsw.Connection:
     if engine is not None:
         raise ConfigError("engine= applies to format='v2' only; v1 talks to the store directly")
-    try:
-        from sqlkv.vfs.v1 import connect_v1  # type: ignore[attr-defined]
-    except ImportError:
-        raise ConfigError(
-            "format='v1' is not available in this version of sqlkv; use format='v2'"
-        ) from None
+    from sqlkv.vfs.v1 import connect_v1
+
     if cache_size is not None:
-        options = {**options, "cache_size": cache_size}
-    conn: apsw.Connection = connect_v1(name, store, **options)
+        options = {**options, "cache_pages": parse_cache_size(cache_size) // PAGE_SIZE}
+    kv = open_store(store)
+    try:
+        conn = connect_v1(name, kv, **options)
+    except BaseException:
+        if kv is not store:
+            kv.close()
+        raise
+    if kv is not store:
+        # v1 connections leave their store open; close the one opened here with them
+        close_conn = conn.close
+
+        def close(force: bool = False) -> None:
+            try:
+                close_conn(force)
+            finally:
+                kv.close()
+
+        conn.close = close  # type: ignore[method-assign]
     return conn

@@ -8,12 +8,19 @@ pages; ``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class PageCache:
-    def __init__(self, capacity_bytes: int, page_size: int = 4096) -> None:
+    def __init__(
+        self,
+        capacity_bytes: int,
+        page_size: int = 4096,
+        on_evict: Callable[[int, bytes], None] | None = None,
+    ) -> None:
+        """``on_evict(pgno, page)`` is called for each page pushed out by the bound."""
         self.page_size = page_size
+        self.on_evict = on_evict
         self.capacity_pages = capacity_bytes // page_size
         self._pages: OrderedDict[int, bytes] = OrderedDict()
         self.evictions = 0
@@ -45,15 +52,15 @@ class PageCache:
         return self._pages.get(pgno)
 
     def put(self, pgno: int, page: bytes) -> None:
-        if self.capacity_pages == 0:
-            return
         pages = self._pages
         if pgno in pages:
             pages.move_to_end(pgno)
         pages[pgno] = page
         while len(pages) > self.capacity_pages:
-            pages.popitem(last=False)
+            old, data = pages.popitem(last=False)
             self.evictions += 1
+            if self.on_evict is not None:
+                self.on_evict(old, data)
         used = len(pages) * self.page_size
         if used > self.peak_bytes:
             self.peak_bytes = used

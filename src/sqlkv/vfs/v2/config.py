@@ -68,7 +68,7 @@ class ClientConfig:
 
     cache_bytes: int = 64 * MiB
     preload_bytes: int = 1 * MiB
-    readahead_max_bytes: int = 2 * MiB
+    readahead_max_bytes: int = 4 * MiB
     fast_path_bytes: int = 4 * MiB
     stage_chunk_bytes: int = 4 * MiB
     retry_attempts: int = 6

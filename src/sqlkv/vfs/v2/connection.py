@@ -3,9 +3,9 @@
 ``Connection`` is an ``apsw.Connection`` with three differences:
 
 - ``sqlkv_stats`` is the live ``ClientCounters`` of this connection (``.snapshot()`` to keep);
-- ``with connect(...) as conn:`` closes the connection (and the engine and store that
-  ``connect`` opened for it) at the end of the block; apsw's own transaction context is
-  ``with conn.transaction():``;
+- ``close()`` also closes the engine and store that ``connect`` opened for it. ``with conn:``
+  keeps apsw's meaning (a transaction), so code written for apsw (the §7 workloads) runs
+  unchanged; to close at the end of a block use ``with contextlib.closing(connect(...))``;
 - once another owner has taken the database over, every statement fails with
   ``FencedIOError`` (an ``apsw.IOError`` and a ``sqlkv.errors.ConnectionFenced``) saying so,
   even one SQLite could answer from its own cache. (It learns of the takeover at its next
@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from types import TracebackType
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import apsw
 
@@ -88,17 +86,6 @@ class Connection(apsw.Connection):
         """The engine's current head of this database (one round trip)."""
         return self._sqlkv_remote.head()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """apsw's ``with conn:`` transaction (a savepoint), since ``with`` here closes."""
-        apsw.Connection.__enter__(self)
-        try:
-            yield self
-        except BaseException as exc:
-            apsw.Connection.__exit__(self, type(exc), exc, exc.__traceback__)
-            raise
-        apsw.Connection.__exit__(self, None, None, None)
-
     # ------------------------------------------------------------------ fencing guard
 
     def _guard(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
@@ -130,18 +117,6 @@ class Connection(apsw.Connection):
         finally:
             self._sqlkv_vfs.unregister()
             _run_closers(self._sqlkv_closers)
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        self.close()
-        return False
 
 
 def _run_closers(closers: list[Callable[[], None]]) -> None:

@@ -15,8 +15,8 @@ Writes go to the buffer; a full-page write never fetches. ``xSync`` is the commi
 (DESIGN §5): the buffer is sent as one commit, minus pages identical to their committed
 copy (a ROLLBACK after a cache spill writes the original pages back, then syncs). Whether a
 page is unchanged is decided from the cached copy when there is one, else from a 16-byte
-BLAKE2b digest of every committed page this connection has seen (16 bytes per page of the
-database).
+SHA-256 prefix of the committed copy, made when the page left the cache (16 bytes per page
+of the database, kept for every page this connection has seen).
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ LOCK_PAGE = lock_pgno(PAGE_SIZE)
 
 
 def _digest(page: bytes) -> bytes:
-    return hashlib.blake2b(page, digest_size=DIGEST_SIZE).digest()
+    return hashlib.sha256(page).digest()[:DIGEST_SIZE]
 
 
 class Digests:
-    """A digest per page number of the committed copy this connection last saw."""
+    """A digest per page number of the committed copy this connection last saw, for pages
+    that left the cache (a cached page is compared byte for byte). All zeros: unknown."""
 
     def __init__(self) -> None:
         self._data = bytearray()
@@ -61,6 +62,11 @@ class Digests:
         known = self._data[end - DIGEST_SIZE : end]
         return known != bytes(DIGEST_SIZE) and known == _digest(page)
 
+    def forget(self, pgno: int) -> None:
+        end = pgno * DIGEST_SIZE
+        if len(self._data) >= end:
+            self._data[end - DIGEST_SIZE : end] = bytes(DIGEST_SIZE)
+
     def truncate(self, size_pages: int) -> None:
         del self._data[size_pages * DIGEST_SIZE :]
 
@@ -72,9 +78,9 @@ class DbFile:
         self.remote = remote
         self.config = config
         self.counters = remote.counters
-        self.cache = PageCache(config.cache_bytes, PAGE_SIZE)
-        self.readahead = ReadAhead(config.readahead_max_pages)
         self.digests = Digests()
+        self.cache = PageCache(config.cache_bytes, PAGE_SIZE, on_evict=self.digests.set)
+        self.readahead = ReadAhead(config.readahead_max_pages)
         self.buffer: dict[int, bytes] = {}
         self.local_size = remote.size_pages
         self.low_water = remote.size_pages
@@ -85,12 +91,15 @@ class DbFile:
     # ------------------------------------------------------------------ pages
 
     def _known_committed(self, pgno: int, page: bytes) -> None:
+        self.digests.forget(pgno)  # the cache has it now; the digest is made at eviction
         self.cache.put(pgno, page)
-        self.digests.set(pgno, page)
 
     def _fetchable(self, pgno: int) -> bool:
         """Whether the engine holds a page this transaction has not replaced or cut off."""
         return pgno <= self.low_water and pgno <= self.remote.size_pages and pgno != LOCK_PAGE
+
+    def _worth_fetching(self, pgno: int) -> bool:
+        return pgno != LOCK_PAGE and pgno not in self.cache and pgno not in self.buffer
 
     def _page(self, pgno: int) -> bytes:
         page = self.buffer.get(pgno)
@@ -108,21 +117,18 @@ class DbFile:
         return self._fetch(pgno)
 
     def _fetch(self, pgno: int) -> bytes:
-        window = self.readahead.on_miss(pgno)
-        wanted = [pgno]
-        for p in range(pgno + 1, pgno + 1 + window):
-            if not self._fetchable(p):
-                break
-            if p not in self.cache and p not in self.buffer:
-                wanted.append(p)
+        last = min(self.low_water, self.remote.size_pages)
+        wanted = self.readahead.plan(pgno, self._worth_fetching, last)
         try:
             got = self.remote.get_pages(wanted)
+        except apsw.Error:
+            raise  # already what SQLite should see (a fenced connection)
         except Unreachable as exc:
-            raise sqlite_error(apsw.SQLITE_IOERR_READ, str(exc), exc.cause) from None
+            raise sqlite_error(apsw.SQLITE_IOERR_READ, str(exc), exc.cause) from exc.cause
         except SqlkvError as exc:
             raise sqlite_error(
                 apsw.SQLITE_IOERR_READ, f"reading page {pgno} failed: {exc}", exc
-            ) from None
+            ) from exc
         self.counters.readahead_pages += len(wanted) - 1
         for p in wanted[1:]:
             data = got.get(p)
@@ -257,10 +263,12 @@ class DbFile:
             # again, which is also what SQLite's rollback restores
             self.buffer.clear()
             self.local_size = self.low_water = self.remote.size_pages
+            if isinstance(exc, apsw.Error):
+                raise
             if isinstance(exc, QuotaExceeded):
-                raise sqlite_error(apsw.SQLITE_FULL, str(exc), exc) from None
+                raise sqlite_error(apsw.SQLITE_FULL, str(exc), exc) from exc
             if isinstance(exc, SqlkvError):
-                raise sqlite_error(apsw.SQLITE_IOERR_FSYNC, f"commit failed: {exc}", exc) from None
+                raise sqlite_error(apsw.SQLITE_IOERR_FSYNC, f"commit failed: {exc}", exc) from exc
             raise
         self.cache.discard_above(size)
         self.digests.truncate(size)

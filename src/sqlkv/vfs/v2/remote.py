@@ -254,7 +254,7 @@ class RemoteDb:
                 "and the engine cannot be reached to tell; open a new connection: it will see "
                 "the commit if it landed",
                 unreachable.cause,
-            ) from None
+            ) from unreachable.cause
         if self._landed(head, commit_id):
             return CommitResult(head, already_applied=True)
         if head.head_txid == self.head_txid:

@@ -1,0 +1,55 @@
+"""Fixtures of the v2 client tests: connections to a database on each store driver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlkv
+from sqlkv.store import MemoryStore, Store
+from sqlkv.vfs.v2 import Connection
+
+Opener = Callable[..., Connection]
+
+
+def _opener(store: Store) -> Iterator[Opener]:
+    opened: list[apsw.Connection] = []
+
+    def open_db(name: str = "db", **options: Any) -> Connection:
+        conn = sqlkv.connect(name, store, **options)
+        opened.append(conn)
+        return conn
+
+    yield open_db
+    for conn in reversed(opened):
+        conn.close()
+
+
+@pytest.fixture
+def open_db(store: Store) -> Iterator[Opener]:
+    """``open_db(name="db", **options)``: a v2 connection on the test's store (every driver)."""
+    yield from _opener(store)
+
+
+@pytest.fixture
+def memory_store() -> Iterator[MemoryStore]:
+    store = MemoryStore()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def open_mem(memory_store: MemoryStore) -> Iterator[Opener]:
+    """``open_mem(name="db", **options)``: a v2 connection on a memory store."""
+    yield from _opener(memory_store)
+
+
+def rows(conn: apsw.Connection, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.execute(sql, bindings)]
+
+
+def integrity(conn: apsw.Connection) -> str:
+    return str(conn.execute("PRAGMA integrity_check").fetchall()[0][0])

@@ -1,0 +1,149 @@
+"""Transport errors are retried, lost commit answers are settled by commit_id, and a commit
+is never applied twice nor half."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apsw
+import pytest
+from conftest import integrity, rows
+
+import sqlkv
+from sqlkv.engine import Engine
+from sqlkv.errors import CommitUnknown, QuotaExceeded, TransportError
+from sqlkv.store import MemoryStore
+from sqlkv.vfs.v2 import Connection
+
+FAST_RETRY = {"retry_attempts": 3, "retry_base_s": 0.0, "retry_max_s": 0.0}
+
+
+class FlakyEngine:
+    """Wraps an engine: ``fail[op] = n`` fails the next n calls of ``op`` with a
+    TransportError before they reach the engine; ``lose[op] = n`` runs the next n calls and
+    then loses their answers (CommitUnknown)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.fail: dict[str, int] = {}
+        self.lose: dict[str, int] = {}
+        self.calls: list[str] = []
+
+    def __getattr__(self, op: str) -> Any:
+        target = getattr(self.engine, op)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(op)
+            if self.fail.get(op, 0) > 0:
+                self.fail[op] -= 1
+                raise TransportError(f"injected: {op} could not reach the engine")
+            result = target(*args, **kwargs)
+            if self.lose.get(op, 0) > 0:
+                self.lose[op] -= 1
+                raise CommitUnknown(f"injected: the answer to {op} was lost")
+            return result
+
+        return call
+
+
+@pytest.fixture
+def flaky(memory_store: MemoryStore) -> FlakyEngine:
+    return FlakyEngine(Engine(memory_store))
+
+
+@pytest.fixture
+def conn(flaky: FlakyEngine) -> Iterator[Connection]:
+    c = sqlkv.connect("db", engine=flaky, **FAST_RETRY)  # type: ignore[arg-type]
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    yield c
+    c.close()
+
+
+def _count(engine: Engine) -> int:
+    c = sqlkv.connect("db", engine=engine)
+    try:
+        assert integrity(c) == "ok"
+        return int(c.execute("SELECT count(*) FROM t").fetchone()[0])  # type: ignore[index]
+    finally:
+        c.close()
+
+
+def test_transport_errors_are_retried(conn: Connection, flaky: FlakyEngine) -> None:
+    flaky.fail["commit"] = 2
+    conn.execute("INSERT INTO t(v) VALUES ('a')")
+    assert conn.sqlkv_stats.retries == 2
+    assert _count(flaky.engine) == 1
+
+
+def test_lost_commit_answer_is_applied_once(conn: Connection, flaky: FlakyEngine) -> None:
+    flaky.lose["commit"] = 1
+    conn.execute("INSERT INTO t(v) VALUES ('a')")
+    conn.execute("INSERT INTO t(v) VALUES ('b')")
+    assert rows(conn, "SELECT v FROM t") == [("a",), ("b",)]
+    assert _count(flaky.engine) == 2
+
+
+def test_lost_answers_until_retries_run_out_are_settled_by_head(
+    conn: Connection, flaky: FlakyEngine
+) -> None:
+    flaky.lose["commit"] = 3  # every attempt lands-or-not unknown: head() tells
+    conn.execute("INSERT INTO t(v) VALUES ('a')")
+    conn.execute("INSERT INTO t(v) VALUES ('b')")
+    assert _count(flaky.engine) == 2
+
+
+def test_unreachable_engine_fails_the_commit_and_changes_nothing(
+    conn: Connection, flaky: FlakyEngine
+) -> None:
+    conn.execute("INSERT INTO t(v) VALUES ('kept')")
+    flaky.fail["commit"] = 3
+    with pytest.raises(apsw.IOError, match="not applied"):
+        conn.execute("INSERT INTO t(v) VALUES ('lost')")
+    assert rows(conn, "SELECT v FROM t") == [("kept",)]
+    conn.execute("INSERT INTO t(v) VALUES ('next')")  # the connection carries on
+    assert rows(conn, "SELECT v FROM t ORDER BY id") == [("kept",), ("next",)]
+    assert _count(flaky.engine) == 2
+
+
+def test_unreachable_engine_for_reads_is_an_io_error(flaky: FlakyEngine) -> None:
+    c = sqlkv.connect("db", engine=flaky, **FAST_RETRY)  # type: ignore[arg-type]
+    c.execute("CREATE TABLE t(v)")
+    c.executemany("INSERT INTO t VALUES (randomblob(2000))", [()] * 400)
+    c.close()
+    cold = sqlkv.connect("db", engine=flaky, preload_bytes=0, cache_size=0, **FAST_RETRY)  # type: ignore[arg-type]
+    flaky.fail["get_pages"] = 3
+    with pytest.raises(apsw.IOError, match="3 attempts"):
+        cold.execute("SELECT count(*) FROM t").fetchall()
+    assert rows(cold, "SELECT count(*) FROM t") == [(400,)]
+    cold.close()
+
+
+def test_lost_staged_commit_answer_is_applied_once(flaky: FlakyEngine) -> None:
+    c = sqlkv.connect("db", engine=flaky, fast_path_bytes=64 * 1024, **FAST_RETRY)  # type: ignore[arg-type]
+    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    flaky.lose["commit_finalize"] = 1
+    flaky.fail["commit_stage"] = 1
+    with c:
+        c.executemany("INSERT INTO t(v) VALUES (?)", [("x" * 1000,)] * 500)
+    assert c.sqlkv_stats.staged_commits == 1
+    c.execute("INSERT INTO t(v) VALUES ('after')")
+    c.close()
+    assert _count(flaky.engine) == 501
+
+
+def test_quota_refusal_is_sqlite_full_and_changes_nothing(memory_store: MemoryStore) -> None:
+    from sqlkv.engine import EngineConfig
+
+    engine = Engine(memory_store, EngineConfig(default_quota_bytes=200_000))
+    c = sqlkv.connect("db", engine=engine)
+    c.execute("CREATE TABLE t(v)")
+    with pytest.raises(apsw.FullError, match="quota") as failure:
+        c.execute("INSERT INTO t VALUES (randomblob(500000))")
+    assert isinstance(failure.value.__cause__, QuotaExceeded)
+    assert rows(c, "SELECT count(*) FROM t") == [(0,)]
+    c.execute("INSERT INTO t VALUES (1)")
+    c.close()
+    c = sqlkv.connect("db", engine=engine)
+    assert rows(c, "SELECT * FROM t") == [(1,)]
+    c.close()
