@@ -380,6 +380,27 @@ def log_rows(store: Store) -> int:
         return int(txn.stat(sh.log)["entries"])
 
 
+# --------------------------------------------------------------------------- file growth
+
+
+def test_the_wal_stays_bounded_while_transactions_read_and_commit(tmp_path: Path) -> None:
+    limit = 1 << 20
+    with EmbeddedStore(tmp_path / "s", checkpoint_bytes=limit) as store:
+        blob = os.urandom(100_000)
+
+        def fn(tr: Transaction, i: int) -> None:
+            tr.get(b"meta")  # the snapshot is open while the commit runs
+            tr.set(b"meta", b"%d" % i)
+            for j in range(10):
+                tr.set(b"chunk/%d" % j, blob)
+
+        for i in range(60):  # 60 MB through a WAL that should be checkpointed at 1 MB
+            store.transact(lambda tr, i=i: fn(tr, i))
+        wal = Path(str(store.file) + "-wal")
+        assert wal.stat().st_size < 8 * limit
+        assert store.file.stat().st_size < 4 * limit
+
+
 # --------------------------------------------------------------------------- LMDB map
 
 

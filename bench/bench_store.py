@@ -1,0 +1,338 @@
+"""Store benchmark: the KV operations the engine makes, per store driver, one at a time.
+
+Usage:
+    python bench/bench_store.py [--drivers memory,embedded,lmdb,postgres] [--pg URL]
+                                [--scale 1.0] [--dir DIR]
+
+- Drivers are opened only through ``sqlkv.store.open_store(url)``: ``memory://``,
+  ``file://DIR/embedded``, ``lmdb://DIR/lmdb`` and the PostgreSQL URL given by ``--pg`` or
+  ``SQLKV_TEST_PG_URL`` (``scripts/pg-test-server`` starts a throwaway server). Without a
+  URL, postgres is skipped with a message. Every key lives under a prefix unique to the
+  run, cleared at the end; ``DIR`` (default: a temporary directory) is removed at the end
+  unless given.
+- Workloads, each operation its own transaction through ``store.transact``:
+  ``get 100 B`` and ``get 100 kB`` (random keys of 10,000 small / 60 large values),
+  ``set 100 B`` (a blind write, one commit per set), ``read+set 100 B`` (read a key
+  serializably, write it back: the engine's META update), ``range 1,000 keys``
+  (1,000 x 100 B in one range read), ``commit 1 MB`` (10 x 100 kB, rotating over 30 keys,
+  so space is reused) and ``commit 8 MB`` (80 x 100 kB), ``4 threads read+set`` (four
+  threads updating their own keys at once: latency per operation, ops/s of all four).
+  Values are random bytes (incompressible).
+- ``--scale`` multiplies the number of operations (not their sizes); at 1.0 a driver takes
+  about 10-20 s on a 2-CPU machine.
+- After the workloads: the bytes the store holds on disk (embedded: the SQLite file and its
+  WAL; LMDB: data.mdb), next to the live bytes the run left in the store.
+
+Columns: operations, ops/s (one at a time), median and p99 latency in ms, MB/s of value
+bytes moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from sqlkv.errors import SqlkvError
+from sqlkv.store import Store, Transaction, open_store, prefix_end
+
+PG_URL_ENV = "SQLKV_TEST_PG_URL"
+ALL_DRIVERS = ["memory", "embedded", "lmdb", "postgres"]
+SMALL, LARGE = 100, 100_000
+
+
+@dataclass
+class Row:
+    what: str
+    samples: list[float]  # seconds per operation
+    bytes_per_op: int
+    threads: int = 1
+
+    def cells(self) -> list[str]:
+        s = sorted(self.samples)
+        total = sum(s) / self.threads  # wall time when threads ran side by side
+        p99 = s[min(len(s) - 1, int(len(s) * 0.99))]
+        return [
+            self.what,
+            str(len(s)),
+            f"{len(s) / total:,.0f}",
+            f"{statistics.median(s) * 1000:.3f}",
+            f"{p99 * 1000:.3f}",
+            f"{len(s) * self.bytes_per_op / total / 1e6:.1f}",
+        ]
+
+
+HEADER = ["operation", "ops", "ops/s", "median ms", "p99 ms", "MB/s"]
+
+
+class Bench:
+    def __init__(self, store: Store, scale: float) -> None:
+        self.store = store
+        self.scale = scale
+        self.rng = random.Random(1)
+        self.prefix = b"bench/" + uuid.uuid4().hex.encode() + b"/"
+
+    def key(self, *parts: object) -> bytes:
+        return self.prefix + b"/".join(str(p).encode() for p in parts)
+
+    def n(self, base: int) -> int:
+        return max(3, int(base * self.scale))
+
+    def timed(self, n: int, op: Callable[[int], object]) -> list[float]:
+        samples = []
+        for i in range(n):
+            t = time.perf_counter()
+            op(i)
+            samples.append(time.perf_counter() - t)
+        return samples
+
+    def load(self, items: dict[bytes, bytes], batch_bytes: int = 4_000_000) -> None:
+        batch: dict[bytes, bytes] = {}
+        for k, v in items.items():
+            batch[k] = v
+            if sum(map(len, batch.values())) >= batch_bytes:
+                self.put(batch)
+                batch = {}
+        if batch:
+            self.put(batch)
+
+    def put(self, items: dict[bytes, bytes]) -> None:
+        def fn(tr: Transaction) -> None:
+            for k, v in items.items():
+                tr.set(k, v)
+
+        self.store.transact(fn)
+
+    def run(self) -> list[Row]:
+        st, rng = self.store, self.rng
+        small = [self.key("s", f"{i:06d}") for i in range(10_000)]
+        large = [self.key("l", f"{i:03d}") for i in range(60)]
+        self.load({k: rng.randbytes(SMALL) for k in small})
+        self.load({k: rng.randbytes(LARGE) for k in large})
+        blobs = [rng.randbytes(LARGE) for _ in range(80)]
+        rows = []
+
+        picks = [rng.choice(small) for _ in range(self.n(5000))]
+        rows.append(
+            Row(
+                "get 100 B",
+                self.timed(len(picks), lambda i: st.transact(lambda tr: tr.get(picks[i]))),
+                SMALL,
+            )
+        )
+        picks = [rng.choice(large) for _ in range(self.n(1000))]
+        rows.append(
+            Row(
+                "get 100 kB",
+                self.timed(len(picks), lambda i: st.transact(lambda tr: tr.get(picks[i]))),
+                LARGE,
+            )
+        )
+        value = rng.randbytes(SMALL)
+        rows.append(
+            Row(
+                "set 100 B",
+                self.timed(
+                    self.n(2000), lambda i: st.transact(lambda tr: tr.set(self.key("w", i), value))
+                ),
+                SMALL,
+            )
+        )
+        rows.append(
+            Row(
+                "read+set 100 B",
+                self.timed(self.n(2000), lambda i: self.read_set(self.key("meta"))),
+                SMALL,
+            )
+        )
+        ranges = [rng.randrange(0, 9000) for _ in range(self.n(300))]
+
+        def range_read(i: int) -> None:
+            rows_ = st.transact(lambda tr: tr.get_range(small[ranges[i]], small[ranges[i] + 1000]))
+            assert len(rows_) == 1000
+
+        rows.append(Row("range 1,000 keys", self.timed(len(ranges), range_read), 1000 * SMALL))
+
+        def commit(count: int, slots: int) -> Callable[[int], None]:
+            def op(i: int) -> None:
+                def fn(tr: Transaction) -> None:
+                    for j in range(count):
+                        tr.set(self.key("big", count, (i % slots), j), blobs[j])
+
+                st.transact(fn)
+
+            return op
+
+        rows.append(
+            Row("commit 1 MB (10 x 100 kB)", self.timed(self.n(200), commit(10, 30)), 10 * LARGE)
+        )
+        rows.append(
+            Row("commit 8 MB (80 x 100 kB)", self.timed(self.n(25), commit(80, 3)), 80 * LARGE)
+        )
+        rows.append(self.threaded(4, self.n(500)))
+        return rows
+
+    def read_set(self, key: bytes) -> None:
+        def fn(tr: Transaction) -> None:
+            old = tr.get(key) or b""
+            tr.set(key, old[: SMALL - 8].ljust(SMALL - 8, b".") + os.urandom(8))
+
+        self.store.transact(fn)
+
+    def threaded(self, threads: int, per_thread: int) -> Row:
+        samples: list[list[float]] = [[] for _ in range(threads)]
+        errors: list[BaseException] = []
+
+        def work(t: int) -> None:
+            try:
+                samples[t] = self.timed(per_thread, lambda i: self.read_set(self.key("thread", t)))
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if errors:
+            raise errors[0]
+        return Row(f"{threads} threads read+set", [x for s in samples for x in s], SMALL, threads)
+
+    def live_bytes(self) -> int:
+        rows = self.store.transact(lambda tr: tr.get_range(self.prefix, prefix_end(self.prefix)))
+        return sum(len(k) + len(v) for k, v in rows)
+
+    def cleanup(self) -> None:
+        self.store.transact(lambda tr: tr.clear_range(self.prefix, prefix_end(self.prefix)))
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def versions() -> list[str]:
+    import apsw
+    import lmdb
+
+    out = [f"Python {platform.python_version()} ({platform.python_implementation()})"]
+    out.append(f"SQLite {apsw.sqlite_lib_version()} (apsw {apsw.apsw_version()})")
+    out.append(f"LMDB {'.'.join(map(str, lmdb.version()))} (py-lmdb {lmdb.__version__})")
+    try:
+        import psycopg
+
+        out.append(f"psycopg {psycopg.__version__} (libpq {psycopg.pq.version()})")
+    except ImportError:
+        out.append("psycopg not installed")
+    out.append(f"sqlkv {metadata.version('sqlkv')}")
+    return out
+
+
+def postgres_info(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()
+        fsync = conn.execute("SHOW fsync").fetchone()
+        sync_commit = conn.execute("SHOW synchronous_commit").fetchone()
+    host = url.rsplit("@", 1)[-1]
+    return (
+        f"PostgreSQL {server[0] if server else '?'} at {host} "
+        f"(fsync={fsync[0] if fsync else '?'}, synchronous_commit="
+        f"{sync_commit[0] if sync_commit else '?'})"
+    )
+
+
+DURABILITY = {
+    "memory": "none (process memory)",
+    "embedded": "WAL, synchronous=NORMAL: survives a killed process, not a power loss",
+    "lmdb": "MDB_NOSYNC: survives a killed process, not a power loss",
+    "postgres": "the server's settings (below)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--drivers", default=",".join(ALL_DRIVERS))
+    parser.add_argument("--pg", default=os.environ.get(PG_URL_ENV), help="PostgreSQL URL")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--dir", type=Path, help="where file stores go (default: a temp dir)")
+    args = parser.parse_args(argv)
+    drivers = [d.strip() for d in args.drivers.split(",") if d.strip()]
+    unknown = set(drivers) - set(ALL_DRIVERS)
+    if unknown or args.scale <= 0:
+        print(
+            f"error: unknown driver(s) {sorted(unknown)} or bad --scale; valid: {ALL_DRIVERS}",
+            file=sys.stderr,
+        )
+        return 2
+    if "postgres" in drivers and not args.pg:
+        print(f"postgres: skipped (give --pg URL or set {PG_URL_ENV}; see scripts/pg-test-server)")
+        drivers.remove("postgres")
+
+    where = args.dir or Path(tempfile.mkdtemp(prefix="sqlkv-bench-store-"))
+    where.mkdir(parents=True, exist_ok=True)
+    urls = {
+        "memory": "memory://",
+        "embedded": (where / "embedded").as_uri(),
+        "lmdb": "lmdb://" + str((where / "lmdb").resolve()),
+        "postgres": args.pg,
+    }
+
+    print("# sqlkv store benchmark\n")
+    for line in versions():
+        print(f"- {line}")
+    print(f"- {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"- file stores in {where.resolve()}")
+    if "postgres" in drivers:
+        print(f"- {postgres_info(args.pg)}")
+    print(f"- drivers: {', '.join(drivers)}; scale {args.scale}; no injected latency")
+    for d in drivers:
+        print(f"- {d} durability: {DURABILITY[d]}")
+
+    failed = False
+    started = time.perf_counter()
+    try:
+        for kind in drivers:
+            t = time.perf_counter()
+            try:
+                store = open_store(urls[kind])
+            except SqlkvError as exc:
+                print(f"\n## {kind}: cannot open: {exc}")
+                failed = True
+                continue
+            try:
+                bench = Bench(store, args.scale)
+                rows = bench.run()
+                live = bench.live_bytes()
+                on_disk = disk_bytes(where / kind) if kind in ("embedded", "lmdb") else None
+                bench.cleanup()
+            finally:
+                store.close()
+            print(f"\n## {kind} ({time.perf_counter() - t:.0f} s)\n")
+            print("| " + " | ".join(HEADER) + " |")
+            print("|" + "---|" * len(HEADER))
+            for row in rows:
+                print("| " + " | ".join(row.cells()) + " |")
+            disk = f"; on disk {on_disk / 1e6:.1f} MB" if on_disk is not None else ""
+            print(f"\nlive data at the end {live / 1e6:.1f} MB{disk}")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(where, ignore_errors=True)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
