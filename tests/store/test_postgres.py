@@ -214,9 +214,7 @@ def test_losing_the_connection_during_the_commit_raises_commit_unknown(
     assert get(pg, b"locked") == b"old"
 
 
-def test_counter_stays_exact_while_backends_are_killed_at_random(
-    pg_url: str, admin: Admin
-) -> None:
+def test_counter_stays_exact_while_backends_are_killed_at_random(pg_url: str, admin: Admin) -> None:
     """Never wrong data: every acknowledged increment is there once, and an increment
     whose commit was in flight when its connection died (CommitUnknown) is there at most
     once."""

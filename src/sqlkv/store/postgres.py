@@ -90,6 +90,7 @@ from __future__ import annotations
 import re
 import select
 import threading
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import psycopg
@@ -138,6 +139,7 @@ _ERRORS: dict[str, tuple[type[SqlkvError], str]] = {
         ConflictError,
         "a concurrent commit is writing a row this transaction read; run it again",
     ),
+    # A key over the B-tree's entry size (or, with no key that long, another size limit).
     "54000": (LimitExceeded, "a key is too long for PostgreSQL's primary-key index"),
     "53300": (
         StoreUnavailable,
@@ -149,6 +151,10 @@ _ERRORS: dict[str, tuple[type[SqlkvError], str]] = {
     "57P03": (StoreUnavailable, "the server is starting up or shutting down"),
     "08": (StoreUnavailable, "the connection to the server failed"),
     "42P01": (StoreError, "the table does not exist: was it dropped while the store was open?"),
+    "42501": (
+        ConfigError,
+        "the user lacks a privilege on the table or its schema; grant it or use another user",
+    ),
     "42": (
         StoreError,
         "the server refused the statement: does the table have the layout "
@@ -188,7 +194,11 @@ class PostgresStore(Store):
         conninfo = make_conninfo("", **{**_CONNECTION_DEFAULTS, **params})
         self._pool = _Pool(conninfo, pool_size, self._where)
         self._sql = _Statements(ident)
-        self._create_table()
+        try:
+            self._create_table()
+        except BaseException:
+            self._pool.close()
+            raise
 
     def _open_snapshot(self) -> Snapshot:
         return _PgSnapshot(self)
@@ -274,7 +284,7 @@ class _PgSnapshot(Snapshot):
         rows = self._read(self._store._sql.get, (key,))
         return rows[0][0] if rows else None
 
-    def get_many(self, keys: list[bytes]) -> list[bytes | None]:  # type: ignore[override]
+    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         found = dict(self._read(self._store._sql.get_many, (list(keys),)))
         return [found.get(k) for k in keys]
 
@@ -354,7 +364,7 @@ class _PgSnapshot(Snapshot):
         try:
             if conn.info.transaction_status == pq.TransactionStatus.IDLE:
                 with conn.pipeline() as pipeline:  # BEGIN and the first read: one round trip
-                    conn.execute(_BEGIN)
+                    conn.execute(_BEGIN, prepare=False)
                     cur.execute(statement, params)
                     pipeline.sync()
             else:
@@ -437,7 +447,9 @@ def _translate(
         state = "08000"
     error, what = _ERRORS.get(state) or _ERRORS.get(state[:2]) or (StoreError, "")
     if error is LimitExceeded:
-        raise LimitExceeded("key", longest_key, MAX_INDEXED_KEY_BYTES) from exc
+        if longest_key > MAX_INDEXED_KEY_BYTES:
+            raise LimitExceeded("key", longest_key, MAX_INDEXED_KEY_BYTES) from exc
+        error, what = StoreError, "a value or request is over one of the server's size limits"
     detail = f"{what} " if what else ""
     raise error(
         f"PostgreSQL at {where}, {doing}: {detail}[SQLSTATE {state or 'none'}: {_first_line(exc)}]"
