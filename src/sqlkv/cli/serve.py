@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="no background compaction (tests and debugging only)",
     )
+    # tests only: hold every engine request this long, so that shutdown finds some in flight
+    p.add_argument("--test-request-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
 
@@ -112,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_frame=args.max_frame_mib * MiB,
         drain_timeout_s=args.drain_timeout,
+        request_delay_s=args.test_request_delay,
         **({"name": args.name} if args.name else {}),
     )
     config.validate()

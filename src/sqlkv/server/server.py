@@ -78,6 +78,7 @@ class ServerConfig:
     frame_timeout_s: float = 60.0  # a frame must arrive whole within this once begun
     drain_timeout_s: float = 20.0  # shutdown waits this long for running requests
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    request_delay_s: float = 0.0  # tests only: hold each engine request this long first
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -91,6 +92,8 @@ class ServerConfig:
         for name in ("hello_timeout_s", "idle_timeout_s", "frame_timeout_s", "drain_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.request_delay_s < 0:
+            raise ConfigError(f"request_delay_s must be >= 0, got {self.request_delay_s}")
 
 
 @dataclass
@@ -314,6 +317,8 @@ class EngineServer:
             if db is not None and not grant.allows(db):
                 self.metrics.auth_refusals.labels("database").inc()
                 grant.check(db)
+            if self.config.request_delay_s:
+                time.sleep(self.config.request_delay_s)
             answer = self._call(request)
         except SqlkvError as exc:
             return self._error(rid, label, exc)
