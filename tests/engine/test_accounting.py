@@ -1,5 +1,6 @@
 """Storage accounting: ``head.storage_used`` is exactly the bytes the database's key range
-holds, after every step of a random sequence of commits, shrinks, stages and takeovers."""
+holds, after every step of a random sequence of commits, shrinks, stages, takeovers, shards
+written by hand and compaction passes."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class RandomOwner:
                 "abandon",
                 "takeover",
                 "shard",
+                "compact",
                 "refused",
             ]
         )
@@ -81,6 +83,11 @@ class RandomOwner:
                 for p, v in pages.items():
                     if not self._has_pidx_row(p):
                         o.model[p] = v
+        elif kind == "compact":
+            if rng.random() < 0.5:
+                o.engine.compact("db")
+            else:
+                o.engine.compact_until_done("db")
         elif kind == "refused":
             with pytest.raises(InvalidRequest):
                 o.engine.commit("db", o.generation, o.head_txid, {0: page_of(0)}, o.size)
@@ -105,7 +112,7 @@ def test_storage_used_is_exact_after_every_step(seed: int) -> None:
         if n % 8 == 7 or kind in ("shrink", "shard"):
             driver.owner.assert_reads_back(extra=3)
     driver.owner.assert_reads_back(extra=3)
-    assert kinds >= {"commit", "grow", "shrink", "stage", "abandon", "takeover", "shard"}
+    assert kinds >= {"commit", "grow", "shrink", "stage", "abandon", "takeover", "shard", "compact"}
 
 
 @pytest.mark.xfail(

@@ -101,6 +101,11 @@ SCENARIOS = {
         _prep_staged,
         lambda e, a: e.commit_finalize(NAME, a["g"], a["h"], a["txid"], 189, commit_id=CID),
     ),
+    "compact": Scenario(
+        _prep_plain,
+        lambda e, a: e.compact(NAME),
+        changes_pages=False,
+    ),
     "open": Scenario(
         _prep_leftovers,
         lambda e, a: e.open(NAME, preload=range(1, 100)),

@@ -24,6 +24,18 @@ from sqlkv.store import Store
 S = 64  # shard size
 
 
+def shard_pages(store: Store, name: str) -> dict[int, list[int]]:
+    """Shard id -> page numbers its stored LTX blob holds."""
+    keys = DbKeys(name)
+    lo, hi = keys.shard_range()
+    blobs: dict[int, bytes] = {}
+    for key, value in sorted(db_rows(store, name).items()):
+        if lo <= key < hi:
+            sid = keys.shard_id(key)
+            blobs[sid] = blobs.get(sid, b"") + value
+    return {sid: [p for p, _ in decode(blob).pages] for sid, blob in blobs.items()}
+
+
 def test_shrink_removes_every_pidx_row_above_the_new_end(owner: Owner, store: Store) -> None:
     owner.commit({p: page_of(p) for p in range(1, 201)})
     owner.commit({p: page_of(p + 1000) for p in range(150, 201)})  # two deltas hold pages
@@ -76,17 +88,10 @@ def test_shrink_removes_shard_pages_above_the_new_end(
 
     owner.commit({}, size=new_end)
 
-    keys = DbKeys("db")
-    rows = db_rows(store, "db")
-    lo, hi = keys.shard_range()
-    shard_ids = sorted({keys.shard_id(k) for k in rows if lo <= k < hi})
+    shards = shard_pages(store, "db")
     # shards wholly above the end are gone; the one holding the end is kept (rewritten)
-    assert shard_ids == (list(range(new_end // S + 1)) if new_end else [])
-    for sid in shard_ids:
-        blob = b"".join(
-            v for k, v in sorted(rows.items()) if lo <= k < hi and keys.shard_id(k) == sid
-        )
-        pgnos = [p for p, _ in decode(blob).pages]
+    assert sorted(shards) == (list(range(new_end // S + 1)) if new_end else [])
+    for sid, pgnos in shards.items():
         assert pgnos, f"shard {sid} was kept empty"
         assert max(pgnos) <= new_end, f"shard {sid} still holds pages above {new_end}"
     owner.assert_reads_back(extra=S)
@@ -95,5 +100,33 @@ def test_shrink_removes_shard_pages_above_the_new_end(
     owner.commit({}, size=3 * S)  # grow again: everything above new_end reads as zeros
     pages = owner.read(range(1, 3 * S))
     assert all(pages[p] == ZERO for p in range(new_end + 1, 3 * S))
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+
+
+@pytest.mark.parametrize("new_end", [0, 63, 64, 100, 190])
+def test_shrink_after_compaction_removes_folded_pages_above_the_end(
+    owner: Owner, store: Store, new_end: int
+) -> None:
+    owner.commit({p: page_of(p) for p in range(1, 200)})
+    owner.commit({p: page_of(p + 1000) for p in range(50, 200, 5)})
+    owner.commit({3: page_of(3000)})
+    head = owner.engine.compact_until_done("db")
+    assert head.delta_count == 0
+    keys = DbKeys("db")
+    assert range_keys(store, keys.pidx_range()) == []  # every page now lives in a shard
+    check_invariants(store, "db")
+
+    owner.commit({}, size=new_end)
+
+    shards = shard_pages(store, "db")
+    assert sorted(shards) == (list(range(new_end // S + 1)) if new_end else [])
+    assert all(max(pgnos) <= new_end for pgnos in shards.values())
+    owner.assert_reads_back(extra=S)
+    check_invariants(store, "db")
+
+    owner.commit({}, size=250)
+    pages = owner.read(range(new_end + 1, 251))
+    assert set(pages.values()) <= {ZERO}
     owner.assert_reads_back()
     check_invariants(store, "db")
