@@ -179,7 +179,7 @@ def test_remote_engine_is_thread_safe_and_pools_connections(
     from concurrent.futures import ThreadPoolExecutor
 
     server = servers(store_dir)
-    with RemoteEngine(server.url, pool_size=4) as remote:
+    with RemoteEngine(server.url, pool_size=8) as remote:
         gen = remote.open("t").head.generation
         remote.commit("t", gen, 1, {p: page(p) for p in range(1, 33)}, 32, commit_id=os.urandom(16))
 
