@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import apsw
 import pytest
@@ -20,8 +20,10 @@ from drivers import postgres_url
 from server_support import engine_url
 
 import sqlkv
+from sqlkv.engine.keys import DbKeys
 from sqlkv.errors import ConnectionFenced, FenceMismatch
 from sqlkv.server import RemoteEngine
+from sqlkv.store import open_store
 
 PAGE = 4096
 
@@ -47,14 +49,26 @@ def shared_store(request: pytest.FixtureRequest, store_dir: str) -> str:
     return store_dir
 
 
+@pytest.fixture
+def db(shared_store: str) -> Iterator[str]:
+    """A database name of this test; removed afterwards (a PostgreSQL store outlives it)."""
+    name = f"nodes-{uuid.uuid4().hex[:12]}"
+    yield name
+    if shared_store.startswith("postgres"):
+        store = open_store(shared_store)
+        try:
+            store.transact(lambda tr: tr.clear_range(*DbKeys(name).all_range()))
+        finally:
+            store.close()
+
+
 def page(n: int, version: int) -> bytes:
     return (n * 1000 + version).to_bytes(8, "big") * (PAGE // 8)
 
 
 def test_after_a_node_is_killed_another_takes_over_with_every_acknowledged_commit(
-    servers: ServerFactory, shared_store: str
+    servers: ServerFactory, shared_store: str, db: str
 ) -> None:
-    db = f"takeover-{uuid.uuid4().hex[:8]}"  # the PostgreSQL store outlives the test
     node1 = servers(shared_store, token="t", name="node1")
     node2 = servers(shared_store, token="t", name="node2")
     writer = RemoteEngine(node1.url, token="t")
@@ -92,9 +106,8 @@ def test_after_a_node_is_killed_another_takes_over_with_every_acknowledged_commi
 
 
 def test_sql_connection_moves_to_another_node_and_the_old_one_is_fenced(
-    servers: ServerFactory, shared_store: str
+    servers: ServerFactory, shared_store: str, db: str
 ) -> None:
-    db = f"sql-{uuid.uuid4().hex[:8]}"
     node1 = servers(shared_store, token="t", name="node1")
     node2 = servers(shared_store, token="t", name="node2")
     first_engine = RemoteEngine(engine_url(node1, node2), token="t")
