@@ -23,6 +23,8 @@ from sqlkv.store import Store, Transaction
 PAGE = 4096
 ZERO = bytes(PAGE)
 
+StoreFactory = Callable[..., Store]
+"""``store_factory(limits=None)`` (a fixture of tests/conftest.py): the test's store."""
 EngineFactory = Callable[..., Engine]
 """``make_engine(**config)`` (a fixture): a new Engine with its own caches, on the test's store."""
 

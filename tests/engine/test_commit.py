@@ -11,16 +11,23 @@ from engine_support import (
     ZERO,
     EngineFactory,
     Owner,
+    StoreFactory,
     check_invariants,
     db_rows,
     page_of,
     random_page,
 )
 
-from sqlkv.engine import Engine
-from sqlkv.errors import CommitTooLarge, DatabaseNotFound, FenceMismatch, InvalidRequest
+from sqlkv.engine import Engine, EngineConfig
+from sqlkv.errors import (
+    CommitTooLarge,
+    DatabaseNotFound,
+    FenceMismatch,
+    InvalidRequest,
+    LimitExceeded,
+)
 from sqlkv.ltx import lock_pgno
-from sqlkv.store import Store
+from sqlkv.store import Limits, Store
 
 
 def test_first_open_creates_an_empty_database_at_txid_1(engine: Engine) -> None:
@@ -194,3 +201,21 @@ def test_commit_id_must_be_16_bytes(owner: Owner, store: Store) -> None:
     with pytest.raises(InvalidRequest):
         owner.engine.commit("db", owner.generation, owner.head_txid, {}, 0, commit_id=b"short")
     assert db_rows(store, "db") == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=LimitExceeded,
+    reason="engine bug: commit.py checks only the encoded delta against max_delta_bytes; "
+    "one PIDX row per page also goes into the store transaction, so many compressible "
+    "pages overflow the store's limit and answer LimitExceeded instead of CommitTooLarge "
+    "(which tells the client to stage)",
+)
+def test_commit_that_would_overflow_the_store_transaction_is_too_large(
+    store_factory: StoreFactory,
+) -> None:
+    store = store_factory(Limits(max_transaction_bytes=1_000_000))
+    owner = Owner.open(Engine(store, EngineConfig(max_delta_bytes=800_000)), "db")
+    pages = dict.fromkeys(range(1, 17_001), ZERO)  # ~0.7 MB encoded + ~0.36 MB of PIDX rows
+    with pytest.raises(CommitTooLarge):
+        owner.commit(pages)

@@ -9,6 +9,7 @@ import pytest
 from engine_support import (
     PAGE,
     ZERO,
+    EngineFactory,
     Owner,
     check_invariants,
     db_rows,
@@ -151,3 +152,21 @@ def test_a_50_mib_transaction_commits_through_stage_and_finalize(
     got = owner.read(range(1, total + 1))
     assert all(got[p] == owner.model[p] for p in range(1, total + 1))
     check_invariants(store, "db")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="engine doubt: re-staging a seq clears only the parts it rewrites (stage.py "
+    "stage_pages), so parts k >= 1 of an earlier, larger attempt of the same seq survive "
+    "and are finalized with it",
+)
+def test_restaging_a_seq_with_fewer_parts_drops_its_old_parts(
+    make_engine: EngineFactory, store: Store
+) -> None:
+    owner = Owner.open(make_engine(part_pages=4), "db")
+    e, g = owner.engine, owner.generation
+    txid = e.commit_stage("db", g, None, 0, {p: page_of(p) for p in range(1, 21)}).txid
+    e.commit_stage("db", g, txid, 0, {1: page_of(100)})  # seq 0 again: now only page 1
+    e.commit_finalize("db", g, owner.head_txid, txid, 20)
+    assert owner.read(range(1, 21)) == {1: page_of(100), **dict.fromkeys(range(2, 21), ZERO)}
