@@ -9,6 +9,7 @@ exactly the last committed state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections.abc import Callable
 
@@ -19,10 +20,12 @@ from sqlkv.errors import SimulatedCrash
 from sqlkv.store import MemoryStore
 from sqlkv.vfs.v1 import connect_v1
 from sqlkv.vfs.v1.check import check, inspect
+from sqlkv.vfs.v1.file import V1File
 from sqlkv.vfs.v1.keys import CHUNK_SIZE
 from sqlkv.vfs.v1.vfs import get_vfs
 from sqlkv.workloads import dump, integrity_ok
 
+FileOpener = Callable[..., V1File]
 C = CHUNK_SIZE
 ORIGINAL = 10 * C + 123
 BODY = random.Random(11).randbytes(ORIGINAL)
@@ -71,7 +74,7 @@ def _close_dead(conn: apsw.Connection) -> None:
 # --------------------------------------------------------------------------- files
 
 
-def _stored_file(open_file) -> tuple[MemoryStore, dict[bytes, bytes]]:  # type: ignore[no-untyped-def]
+def _stored_file(open_file: FileOpener) -> tuple[MemoryStore, dict[bytes, bytes]]:
     store = MemoryStore()
     f = open_file(store)
     f.xWrite(BODY, 0)
@@ -84,11 +87,11 @@ def _stored_file(open_file) -> tuple[MemoryStore, dict[bytes, bytes]]:  # type: 
     "size", [0, C, 3 * C, 2 * C + 777], ids=["zero", "one", "multiple", "inside"]
 )
 def test_crash_anywhere_in_truncate_keeps_metadata_on_existing_chunks(
-    open_file, size: int, warm: bool
+    open_file: FileOpener, size: int, warm: bool
 ) -> None:
     store, base = _stored_file(open_file)
 
-    def prepared():  # type: ignore[no-untyped-def]
+    def prepared() -> V1File:
         store.restore_state(base)
         f = open_file(store)
         if warm:
@@ -101,7 +104,7 @@ def test_crash_anywhere_in_truncate_keeps_metadata_on_existing_chunks(
     assert len(points) >= 3
     for point in points:
         f = prepared()
-        _crash(store, point, lambda f=f: f.xTruncate(size))
+        _crash(store, point, functools.partial(f.xTruncate, size))
         ops = store.op_count
         with pytest.raises(apsw.IOError):
             f.xRead(10, 0)  # the crashed process's connection is dead ...
@@ -118,11 +121,11 @@ def test_crash_anywhere_in_truncate_keeps_metadata_on_existing_chunks(
         g.xClose()
 
 
-def test_crash_anywhere_in_delete_leaves_the_file_whole_or_gone(open_file) -> None:
+def test_crash_anywhere_in_delete_leaves_the_file_whole_or_gone(open_file: FileOpener) -> None:
     store, base = _stored_file(open_file)
     vfs = get_vfs()
 
-    def prepared():  # type: ignore[no-untyped-def]
+    def prepared() -> V1File:
         store.restore_state(base)
         return open_file(store)
 
@@ -133,7 +136,7 @@ def test_crash_anywhere_in_delete_leaves_the_file_whole_or_gone(open_file) -> No
     outcomes = set()
     for point in points:
         f = prepared()
-        _crash(store, point, lambda f=f: vfs.xDelete(f.mount.path, False))
+        _crash(store, point, functools.partial(vfs.xDelete, f.mount.path, False))
         f.xClose()
         assert check(store, "t") == [], point
         g = open_file(store)
@@ -193,7 +196,7 @@ def _reopen_state(store: MemoryStore) -> str:
     conn = connect_v1("db", store)
     try:
         assert integrity_ok(conn)
-        text = dump(conn)
+        text: str = dump(conn)
     finally:
         conn.close()
     assert check(store, "db") == []

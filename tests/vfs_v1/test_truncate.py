@@ -8,6 +8,7 @@ stale longer copy of the last chunk.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -17,6 +18,7 @@ from sqlkv.vfs.v1.file import V1File
 from sqlkv.vfs.v1.keys import CHUNK_SIZE, chunk_count
 from sqlkv.vfs.v1.vfs import get_vfs
 
+FileOpener = Callable[..., V1File]
 C = CHUNK_SIZE
 ORIGINAL = 10 * C + 123
 BODY = random.Random(7).randbytes(ORIGINAL)
@@ -30,7 +32,7 @@ SIZES = {
 }
 
 
-def _file_with_body(store: Store, open_file, *, warm: bool) -> V1File:  # type: ignore[no-untyped-def]
+def _file_with_body(store: Store, open_file: FileOpener, *, warm: bool) -> V1File:
     f = open_file(store)
     f.xWrite(BODY, 0)
     if warm:
@@ -61,7 +63,7 @@ def _assert_store_and_cache_hold(store: Store, f: V1File, content: bytes) -> Non
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
 @pytest.mark.parametrize("size", list(SIZES.values()), ids=list(SIZES))
 def test_truncate_leaves_store_and_cache_with_the_same_shorter_file(
-    store: Store, open_file, size: int, warm: bool
+    store: Store, open_file: FileOpener, size: int, warm: bool
 ) -> None:
     f = _file_with_body(store, open_file, warm=warm)
     f.xTruncate(size)
@@ -72,7 +74,7 @@ def test_truncate_leaves_store_and_cache_with_the_same_shorter_file(
 
 @pytest.mark.parametrize("size", list(SIZES.values()), ids=list(SIZES))
 def test_cache_holds_the_shortened_last_chunk_never_its_stale_copy(
-    store: Store, open_file, size: int
+    store: Store, open_file: FileOpener, size: int
 ) -> None:
     f = _file_with_body(store, open_file, warm=True)
     assert len(f.file.cache) == chunk_count(ORIGINAL)
@@ -84,7 +86,7 @@ def test_cache_holds_the_shortened_last_chunk_never_its_stale_copy(
 
 @pytest.mark.parametrize("size", [2 * C + 777, 3 * C, 0])
 def test_growing_again_after_truncate_reads_zeros_not_old_bytes(
-    store: Store, open_file, size: int
+    store: Store, open_file: FileOpener, size: int
 ) -> None:
     f = _file_with_body(store, open_file, warm=True)
     f.xTruncate(size)
@@ -95,7 +97,7 @@ def test_growing_again_after_truncate_reads_zeros_not_old_bytes(
     _assert_store_and_cache_hold(store, f, expected)
 
 
-def test_truncate_to_a_larger_size_zero_fills(store: Store, open_file) -> None:
+def test_truncate_to_a_larger_size_zero_fills(store: Store, open_file: FileOpener) -> None:
     f = _file_with_body(store, open_file, warm=True)
     f.xTruncate(ORIGINAL + 3 * C)
     _assert_store_and_cache_hold(store, f, BODY + bytes(3 * C))
@@ -110,7 +112,7 @@ def test_truncate_to_a_larger_size_zero_fills(store: Store, open_file) -> None:
     ],
 )
 def test_truncate_costs_one_transaction_per_step(
-    store: Store, open_file, size: int, warm: bool, reads: int, commits: int
+    store: Store, open_file: FileOpener, size: int, warm: bool, reads: int, commits: int
 ) -> None:
     f = _file_with_body(store, open_file, warm=warm)
     before = f.mount.stats.snapshot()
@@ -120,7 +122,7 @@ def test_truncate_costs_one_transaction_per_step(
 
 
 def test_write_is_one_transaction_and_fetches_only_uncached_partial_chunks(
-    store: Store, open_file
+    store: Store, open_file: FileOpener
 ) -> None:
     f = _file_with_body(store, open_file, warm=False)
     stats = f.mount.stats
@@ -137,20 +139,20 @@ def test_write_is_one_transaction_and_fetches_only_uncached_partial_chunks(
     _assert_store_and_cache_hold(store, f, bytes(expected))
 
 
-def test_write_across_chunks_and_past_the_end(store: Store, open_file) -> None:
+def test_write_across_chunks_and_past_the_end(store: Store, open_file: FileOpener) -> None:
     f = _file_with_body(store, open_file, warm=False)
     f.xWrite(b"\x11" * (3 * C), ORIGINAL - C)  # straddles the old last chunk and grows
     _assert_store_and_cache_hold(store, f, BODY[: ORIGINAL - C] + b"\x11" * (3 * C))
 
 
-def test_cache_is_bounded(store: Store, open_file) -> None:
+def test_cache_is_bounded(store: Store, open_file: FileOpener) -> None:
     f = open_file(store, cache_chunks=4)
     f.xWrite(BODY, 0)
     assert f.xRead(ORIGINAL, 0) == BODY
     assert len(f.file.cache) == 4
 
 
-def test_delete_removes_metadata_and_every_chunk(store: Store, open_file) -> None:
+def test_delete_removes_metadata_and_every_chunk(store: Store, open_file: FileOpener) -> None:
     f = _file_with_body(store, open_file, warm=True)
     vfs = get_vfs()
     assert vfs.xAccess(f.mount.path, 0)
@@ -162,7 +164,7 @@ def test_delete_removes_metadata_and_every_chunk(store: Store, open_file) -> Non
     assert inspect(store, "t") == {}
 
 
-def test_a_new_file_exists_once_written(store: Store, open_file) -> None:
+def test_a_new_file_exists_once_written(store: Store, open_file: FileOpener) -> None:
     f = open_file(store, role="journal")
     path = f.mount.path + "-journal"
     assert not get_vfs().xAccess(path, 0)
