@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlkv.engine import CommitResult, Engine
@@ -153,16 +153,22 @@ class Owner:
     model: dict[int, bytes] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, engine: Engine, name: str, **kwargs: object) -> Owner:
+    def open(cls, engine: Engine, name: str) -> Owner:
         owner = cls(engine, name)
-        owner.reopen(**kwargs)
+        owner.reopen()
         return owner
 
-    def reopen(self, engine: Engine | None = None, **kwargs: object) -> dict[int, bytes]:
+    def reopen(
+        self,
+        engine: Engine | None = None,
+        *,
+        preload: Sequence[int] = (),
+        preload_bytes: int | None = None,
+    ) -> dict[int, bytes]:
         """Take the database over (again); keeps the model, which must still hold."""
         if engine is not None:
             self.engine = engine
-        result = self.engine.open(self.name, **kwargs)  # type: ignore[arg-type]
+        result = self.engine.open(self.name, preload=preload, preload_bytes=preload_bytes)
         self.generation = result.head.generation
         self.head_txid = result.head.head_txid
         self.size = result.head.db_size_pages

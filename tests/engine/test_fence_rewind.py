@@ -9,6 +9,7 @@ readers watch the head, and another thread rewrites META thousands of times.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from collections.abc import Callable
@@ -113,7 +114,7 @@ def run_race(store: Store, rewrites: int, *, real_compaction: bool = False) -> N
         threading.Thread(target=guarded(committer)),
         threading.Thread(target=guarded(rewriter)),
     ]
-    threads += [threading.Thread(target=guarded(lambda s=s: reader(s))) for s in range(2)]
+    threads += [threading.Thread(target=guarded(functools.partial(reader, s))) for s in range(2)]
     for t in threads:
         t.start()
     for t in threads:

@@ -130,3 +130,20 @@ def test_shrink_after_compaction_removes_folded_pages_above_the_end(
     assert set(pages.values()) <= {ZERO}
     owner.assert_reads_back()
     check_invariants(store, "db")
+
+
+def test_compaction_after_a_shrink_leaves_no_stored_page_above_the_end(
+    owner: Owner, store: Store
+) -> None:
+    owner.commit({p: page_of(p) for p in range(1, 300)})
+    owner.commit({p: page_of(p + 1000) for p in range(5, 300, 10)})
+    owner.commit({7: page_of(7000)}, size=90)  # DELTAs above still hold pages 91..299
+    head = owner.engine.compact_until_done("db")
+    assert head.delta_count == 0
+    keys = DbKeys("db")
+    assert range_keys(store, keys.deltas_from(0)) == []
+    assert all(max(pgnos) <= 90 for pgnos in shard_pages(store, "db").values())
+    owner.commit({}, size=300)
+    assert set(owner.read(range(91, 301)).values()) == {ZERO}
+    owner.assert_reads_back()
+    check_invariants(store, "db")
