@@ -30,8 +30,11 @@ def test_lock_page_is_never_sent_or_fetched(open_mem: Opener) -> None:
 
     # truncate below the lock page, then regrow past it: the zeros sent for the cut-off
     # range skip the lock page too
+    file.xWrite(b"\x01" * 4096, 0)  # inside one transaction: write, cut, regrow, commit
     file.xTruncate((LOCK_PAGE - 10) * 4096)
     file.xWrite(bytes(4096), (LOCK_PAGE + 5 - 1) * 4096)
+    assert LOCK_PAGE not in file.pending()[0]
+    assert file.pending()[0][LOCK_PAGE + 1] == ZERO_PAGE
     file.xSync(0)
     assert file.remote.size_pages == LOCK_PAGE + 5
     assert file.xRead(4096, LOCK_PAGE * 4096) == ZERO_PAGE  # cut off, then regrown: zeros

@@ -11,7 +11,9 @@ Sizes are in pages of ``PAGE_SIZE``; page ``p`` covers bytes ``(p-1)*4096 .. p*4
 Reads: buffer, then zeros for pages past ``min(low_water, remote.size_pages)`` (never
 fetched), then the page cache, then one ``get_pages`` for the miss plus the read-ahead window.
 
-Writes go to the buffer; a full-page write never fetches. ``xSync`` is the commit point
+Writes go to the buffer; a full-page write never fetches. SQLite truncates a shrinking
+database (VACUUM) after the commit's xSync; that truncation is sent at once as a size-only
+commit, so the engine frees the pages now, not at some later commit. ``xSync`` is the commit point
 (DESIGN §5): the buffer is sent as one commit, minus pages identical to their committed
 copy (a ROLLBACK after a cache spill writes the original pages back, then syncs). Whether a
 page is unchanged is decided from the cached copy when there is one, else from a 16-byte
@@ -187,10 +189,16 @@ class DbFile:
                 apsw.SQLITE_IOERR_TRUNCATE,
                 f"truncate to {newsize} bytes is not a whole number of {PAGE_SIZE}-byte pages",
             )
+        shrink_after_commit = not self.buffer and pages < self.remote.size_pages
         for pgno in [p for p in self.buffer if p > pages]:
             del self.buffer[pgno]
         self.local_size = pages
         self.low_water = min(self.low_water, pages)
+        if shrink_after_commit:
+            # SQLite cuts the file after the commit's xSync (VACUUM): the shrink is part of
+            # the transaction that just committed, so send it now rather than with the
+            # next commit (which may never come) - one size-only commit
+            self.commit()
 
     def xSync(self, flags: int) -> None:
         self.remote.check_alive()

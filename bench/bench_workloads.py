@@ -1,0 +1,245 @@
+"""The §7 workloads on local SQLite and on sqlkv, side by side.
+
+Usage:
+    python bench/bench_workloads.py [--scale small|full] [--only NAME ...] [--modes A,B]
+
+Modes (``MODES``; adding one is one line):
+- ``sqlite-file``: plain SQLite on a local file, journal_mode=DELETE, synchronous=FULL;
+- ``v2-memory``: sqlkv v2 on the in-memory store (an in-process engine);
+- ``v2-embedded``: sqlkv v2 on the embedded store in a temporary directory;
+- ``v2-memory-20ms``: the memory store with 20 ms injected per store round trip
+  (``MemoryStore(latency_s=0.02)``).
+
+Each workload gets a fresh database per mode: ``setup`` (not measured), a reopen when the
+workload is cold (measured: a cold start includes its open), then ``run`` (measured). Every
+mode's results are checked against the first mode's. Columns: run time (ms) and its ratio to ``sqlite-file`` measured in this same
+run; client round trips to the engine during the run (for sqlkv: every engine call; ``-``
+for local SQLite); bytes sent (page bytes in commits) and received (page bytes fetched) by
+the client during the run; bytes stored when done (the engine's ``storage_used``, or the
+file size for local SQLite). Output is a markdown table after the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import apsw
+
+import sqlkv
+from sqlkv.store import MemoryStore, Store
+from sqlkv.workloads import WORKLOADS, Scale, Workload
+
+
+@dataclass
+class Measured:
+    seconds: float
+    round_trips: int | None
+    bytes_sent: int | None
+    bytes_received: int | None
+    bytes_stored: int
+    rows: object
+
+
+class Target:
+    """One database in one mode: ``connect()`` opens it; ``stats``/``stored`` measure it."""
+
+    def connect(self) -> apsw.Connection:
+        raise NotImplementedError
+
+    def counters(self, conn: apsw.Connection) -> tuple[int, int, int] | None:
+        """(round trips, bytes sent, bytes received) so far on ``conn``; None if unknown."""
+        return None
+
+    def stored(self, conn: apsw.Connection) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteFile(Target):
+    def __init__(self, where: Path, name: str) -> None:
+        self.path = where / f"{name}.db"
+
+    def connect(self) -> apsw.Connection:
+        conn = apsw.Connection(str(self.path))
+        conn.execute("PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL").fetchall()
+        return conn
+
+    def stored(self, conn: apsw.Connection) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+
+class SqlkvV2(Target):
+    def __init__(self, store: Store, name: str) -> None:
+        self.store, self.name = store, name
+
+    def connect(self) -> apsw.Connection:
+        return sqlkv.connect(self.name, self.store)
+
+    def counters(self, conn: apsw.Connection) -> tuple[int, int, int] | None:
+        s = conn.sqlkv_stats  # type: ignore[attr-defined]
+        return s.round_trips, s.bytes_sent, s.bytes_received
+
+    def stored(self, conn: apsw.Connection) -> int:
+        return int(conn.sqlkv_head().storage_used)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    describe: str
+    target: Callable[[Path, str], contextlib.AbstractContextManager[Target]]
+
+
+@contextlib.contextmanager
+def _sqlite_file(where: Path, name: str) -> Iterator[Target]:
+    yield SqliteFile(where, name)
+
+
+def _v2_on(make_store: Callable[[Path], Store]) -> Callable[[Path, str], Iterator[Target]]:
+    @contextlib.contextmanager
+    def target(where: Path, name: str) -> Iterator[Target]:
+        store = make_store(where)
+        try:
+            yield SqlkvV2(store, name)
+        finally:
+            store.close()
+
+    return target  # type: ignore[return-value]
+
+
+def _embedded(where: Path) -> Store:
+    from sqlkv.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(where / "embedded")
+
+
+MODES = [
+    Mode("sqlite-file", "local SQLite file, journal DELETE, synchronous FULL", _sqlite_file),
+    Mode("v2-memory", "sqlkv v2, memory store", _v2_on(lambda where: MemoryStore())),
+    Mode("v2-embedded", "sqlkv v2, embedded store", _v2_on(_embedded)),
+    Mode(
+        "v2-memory-20ms",
+        "sqlkv v2, memory store, 20 ms per store round trip",
+        _v2_on(lambda where: MemoryStore(latency_s=0.02)),
+    ),
+]
+
+
+def measure(workload: Workload, target: Target, scale: Scale) -> Measured:
+    conn = target.connect()
+    try:
+        if workload.setup is not None:
+            workload.setup(conn, scale)
+        before = target.counters(conn)
+        start = time.perf_counter()
+        if workload.cold:  # the reopen is measured too: a cold start is what it is about
+            conn.close()
+            conn = target.connect()
+            before = None if before is None else (0, 0, 0)
+        rows = workload.run(conn, scale)
+        seconds = time.perf_counter() - start
+        after = target.counters(conn)
+        spent = None
+        if before is not None and after is not None:
+            spent = [a - b for a, b in zip(after, before, strict=True)]
+        return Measured(
+            seconds,
+            spent[0] if spent else None,
+            spent[1] if spent else None,
+            spent[2] if spent else None,
+            target.stored(conn),
+            rows,
+        )
+    finally:
+        conn.close()
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+def environment(scale: Scale, modes: list[Mode]) -> str:
+    lines = [
+        "## Environment",
+        "",
+        f"- sqlkv {sqlkv.__version__}, Python {platform.python_version()}, "
+        f"apsw {metadata.version('apsw')}, SQLite {apsw.sqlite_lib_version()}",
+        f"- {platform.platform()}, {os.cpu_count()} CPUs",
+        f"- scale: {scale.name}",
+        *(f"- mode `{m.name}`: {m.describe}" for m in modes),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", choices=["small", "full"], default="small")
+    parser.add_argument("--only", action="append", metavar="NAME", help="workload (repeatable)")
+    parser.add_argument("--modes", help="comma-separated modes (default: all)")
+    args = parser.parse_args(argv)
+    scale = Scale.FULL if args.scale == "full" else Scale.SMALL
+    names = args.only or list(WORKLOADS)
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        print(f"unknown workload(s) {unknown}; valid: {', '.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    modes = MODES
+    if args.modes:
+        wanted = args.modes.split(",")
+        modes = [m for m in MODES if m.name in wanted]
+        if len(modes) != len(wanted):
+            print(f"unknown mode in {wanted}; valid: {[m.name for m in MODES]}", file=sys.stderr)
+            return 2
+
+    print(environment(scale, modes))
+    print("| workload | mode | run ms | x sqlite | round trips | sent | received | stored |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="sqlkv-bench-") as tmp:
+        for name in names:
+            workload = WORKLOADS[name]
+            baseline: Measured | None = None
+            for mode in modes:
+                where = Path(tmp) / f"{name}-{mode.name}"
+                where.mkdir()
+                with mode.target(where, name) as target:
+                    m = measure(workload, target, scale)
+                if baseline is None:
+                    baseline = m
+                elif m.rows != baseline.rows:
+                    failures += 1
+                    print(f"<!-- {name} on {mode.name}: results differ -->", file=sys.stderr)
+                ratio = m.seconds / baseline.seconds if baseline.seconds else float("nan")
+                trips = "-" if m.round_trips is None else str(m.round_trips)
+                print(
+                    f"| {name} | {mode.name} | {m.seconds * 1000:.1f} | {ratio:.2f} | {trips} "
+                    f"| {_size(m.bytes_sent)} | {_size(m.bytes_received)} "
+                    f"| {_size(m.bytes_stored)} |",
+                    flush=True,
+                )
+    if failures:
+        print(f"{failures} result mismatches", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
