@@ -12,11 +12,13 @@ Modes (``MODES``; adding one is one line):
 
 Each workload gets a fresh database per mode: ``setup`` (not measured), a reopen when the
 workload is cold (measured: a cold start includes its open), then ``run`` (measured). Every
-mode's results are checked against the first mode's. Columns: run time (ms) and its ratio to ``sqlite-file`` measured in this same
-run; client round trips to the engine during the run (for sqlkv: every engine call; ``-``
-for local SQLite); bytes sent (page bytes in commits) and received (page bytes fetched) by
-the client during the run; bytes stored when done (the engine's ``storage_used``, or the
-file size for local SQLite). Output is a markdown table after the environment.
+mode's results are checked against the first mode's.
+
+Columns: run time (ms) and its ratio to ``sqlite-file`` measured in this same run; client
+round trips to the engine during the run (every engine call; ``-`` for local SQLite);
+bytes sent (page bytes in commits) and received (page bytes fetched) by the client during
+the run; bytes stored when done (the engine's ``storage_used``, or the file size for local
+SQLite). Output is a markdown table after the environment.
 """
 
 from __future__ import annotations
