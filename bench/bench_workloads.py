@@ -38,6 +38,7 @@ from pathlib import Path
 import apsw
 
 import sqlkv
+from sqlkv.client import connect
 from sqlkv.store import MemoryStore, Store
 from sqlkv.workloads import WORKLOADS, Scale, Workload
 
@@ -87,7 +88,7 @@ class SqlkvV2(Target):
         self.store, self.name = store, name
 
     def connect(self) -> apsw.Connection:
-        return sqlkv.connect(self.name, self.store)
+        return connect(self.name, self.store)
 
     def counters(self, conn: apsw.Connection) -> tuple[int, int, int] | None:
         s = conn.sqlkv_stats  # type: ignore[attr-defined]
@@ -109,7 +110,9 @@ def _sqlite_file(where: Path, name: str) -> Iterator[Target]:
     yield SqliteFile(where, name)
 
 
-def _v2_on(make_store: Callable[[Path], Store]) -> Callable[[Path, str], Iterator[Target]]:
+def _v2_on(
+    make_store: Callable[[Path], Store],
+) -> Callable[[Path, str], contextlib.AbstractContextManager[Target]]:
     @contextlib.contextmanager
     def target(where: Path, name: str) -> Iterator[Target]:
         store = make_store(where)
@@ -118,7 +121,7 @@ def _v2_on(make_store: Callable[[Path], Store]) -> Callable[[Path, str], Iterato
         finally:
             store.close()
 
-    return target  # type: ignore[return-value]
+    return target
 
 
 def _embedded(where: Path) -> Store:
