@@ -30,7 +30,7 @@ from sqlkv.errors import (
     TransactionTooOld,
 )
 from sqlkv.store import Store, Transaction, open_store
-from sqlkv.store.embedded import DB_FILE, EmbeddedStore
+from sqlkv.store.embedded import CHECKPOINT_BYTES, DB_FILE, EmbeddedStore
 from sqlkv.store.lmdb_store import LmdbStore
 
 EMBEDDED_KINDS = ["embedded", "lmdb"]
@@ -384,21 +384,53 @@ def log_rows(store: Store) -> int:
 
 
 def test_the_wal_stays_bounded_while_transactions_read_and_commit(tmp_path: Path) -> None:
-    limit = 1 << 20
-    with EmbeddedStore(tmp_path / "s", checkpoint_bytes=limit) as store:
+    with EmbeddedStore(tmp_path / "s") as store:
         blob = os.urandom(100_000)
 
         def fn(tr: Transaction, i: int) -> None:
-            tr.get(b"meta")  # the snapshot is open while the commit runs
+            tr.get(b"meta")  # a snapshot open when the commit starts
             tr.set(b"meta", b"%d" % i)
             for j in range(10):
-                tr.set(b"chunk/%d" % j, blob)
+                tr.set(b"chunk/%d" % j, blob[i:])
 
-        for i in range(60):  # 60 MB through a WAL that should be checkpointed at 1 MB
+        for i in range(8 * CHECKPOINT_BYTES // 1_000_000):  # commits never pause
             store.transact(lambda tr, i=i: fn(tr, i))
         wal = Path(str(store.file) + "-wal")
-        assert wal.stat().st_size < 8 * limit
-        assert store.file.stat().st_size < 4 * limit
+        assert wal.stat().st_size <= 2 * CHECKPOINT_BYTES + 2_000_000
+        assert store.file.stat().st_size < 4_000_000
+
+
+READER = """
+    import sys, time
+    from sqlkv.store import open_store
+
+    store = open_store(sys.argv[1])
+    tr = store.begin()
+    tr.get(b"chunk/0")
+    print("reading", flush=True)
+    time.sleep(600)
+"""
+
+
+@on_both
+def test_a_reader_killed_inside_its_snapshot_does_not_pin_space(
+    store_factory: StoreFactory, driver: str, tmp_path: Path
+) -> None:
+    store = store_factory()
+    blob = os.urandom(100_000)
+    store.transact(lambda tr: [tr.set(b"chunk/%d" % j, blob) for j in range(10)])
+    child = run_child(tmp_path, "reader", READER, store_url(driver, tmp_path))
+    assert child.stdout is not None
+    try:
+        if child.stdout.readline() != "reading\n":
+            pytest.fail(f"the reader did not start: {child.communicate(timeout=30)[1]}")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=30)
+    for i in range(150):  # 150 MB of rewrites of the same 1 MB
+        store.transact(lambda tr, i=i: [tr.set(b"chunk/%d" % j, blob[i:]) for j in range(10)])
+    disk = sum(f.stat().st_size for f in (tmp_path / driver).iterdir())
+    assert disk < 50_000_000
 
 
 # --------------------------------------------------------------------------- LMDB map
