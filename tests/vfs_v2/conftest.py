@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import apsw
 import pytest
 
-import sqlkv
+from sqlkv.client import connect
 from sqlkv.store import MemoryStore, Store
 from sqlkv.vfs.v2 import Connection
 
@@ -19,7 +19,7 @@ def _opener(store: Store) -> Iterator[Opener]:
     opened: list[apsw.Connection] = []
 
     def open_db(name: str = "db", **options: Any) -> Connection:
-        conn = sqlkv.connect(name, store, **options)
+        conn = cast(Connection, connect(name, store, **options))
         opened.append(conn)
         return conn
 

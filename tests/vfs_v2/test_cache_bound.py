@@ -16,7 +16,7 @@ def test_scan_of_ten_times_the_cache_stays_within_the_bound(open_mem: Opener) ->
     with conn:
         conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
         conn.executemany("INSERT INTO t(v) VALUES (randomblob(1000))", [()] * 12_000)
-    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    pages = rows(conn, "PRAGMA page_count")[0][0]
     conn.close()
 
     bound = 1 * MiB

@@ -80,8 +80,15 @@ def test_an_engine_can_be_given_instead_of_a_store() -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [(0, 0), (123_456, 123_456), ("64MiB", 64 << 20), ("512 KiB", 512 << 10), ("1GB", 10**9)]
-    + [("2000 pages", 2000 * 4096), ("10p", 40960)],
+    [
+        (0, 0),
+        (123_456, 123_456),
+        ("64MiB", 64 << 20),
+        ("512 KiB", 512 << 10),
+        ("1GB", 10**9),
+        ("2000 pages", 2000 * 4096),
+        ("10p", 40960),
+    ],
 )
 def test_cache_size_in_bytes_or_pages(given: int | str, expected: int) -> None:
     assert parse_cache_size(given) == expected

@@ -30,7 +30,7 @@ def test_cold_scan_of_50_mib_table_takes_at_most_60_fetches(open_mem: Opener) ->
     with conn:
         conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
         conn.executemany("INSERT INTO t(v) VALUES (randomblob(1000))", [()] * (50 * 1024))
-    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    pages = rows(conn, "PRAGMA page_count")[0][0]
     assert pages * 4096 >= 50 * MiB
     conn.close()
     cold = open_mem()

@@ -4,14 +4,14 @@ is never applied twice nor half."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import apsw
 import pytest
 from conftest import integrity, rows
 
 import sqlkv
-from sqlkv.engine import Engine
+from sqlkv.engine import Engine, EngineApi
 from sqlkv.errors import CommitUnknown, QuotaExceeded, TransportError
 from sqlkv.store import MemoryStore
 from sqlkv.vfs.v2 import Connection
@@ -47,6 +47,10 @@ class FlakyEngine:
         return call
 
 
+def _connect(flaky: FlakyEngine, **options: Any) -> Connection:
+    return cast(Connection, sqlkv.connect("db", engine=cast(EngineApi, flaky), **options))
+
+
 @pytest.fixture
 def flaky(memory_store: MemoryStore) -> FlakyEngine:
     return FlakyEngine(Engine(memory_store))
@@ -54,7 +58,7 @@ def flaky(memory_store: MemoryStore) -> FlakyEngine:
 
 @pytest.fixture
 def conn(flaky: FlakyEngine) -> Iterator[Connection]:
-    c = sqlkv.connect("db", engine=flaky, **FAST_RETRY)  # type: ignore[arg-type]
+    c = _connect(flaky, **FAST_RETRY)
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     yield c
     c.close()
@@ -107,11 +111,11 @@ def test_unreachable_engine_fails_the_commit_and_changes_nothing(
 
 
 def test_unreachable_engine_for_reads_is_an_io_error(flaky: FlakyEngine) -> None:
-    c = sqlkv.connect("db", engine=flaky, **FAST_RETRY)  # type: ignore[arg-type]
+    c = _connect(flaky, **FAST_RETRY)
     c.execute("CREATE TABLE t(v)")
     c.executemany("INSERT INTO t VALUES (randomblob(2000))", [()] * 400)
     c.close()
-    cold = sqlkv.connect("db", engine=flaky, preload_bytes=0, cache_size=0, **FAST_RETRY)  # type: ignore[arg-type]
+    cold = _connect(flaky, preload_bytes=0, cache_size=0, **FAST_RETRY)
     flaky.fail["get_pages"] = 3
     with pytest.raises(apsw.IOError, match="3 attempts"):
         cold.execute("SELECT count(*) FROM t").fetchall()
@@ -120,7 +124,7 @@ def test_unreachable_engine_for_reads_is_an_io_error(flaky: FlakyEngine) -> None
 
 
 def test_lost_staged_commit_answer_is_applied_once(flaky: FlakyEngine) -> None:
-    c = sqlkv.connect("db", engine=flaky, fast_path_bytes=64 * 1024, **FAST_RETRY)  # type: ignore[arg-type]
+    c = _connect(flaky, fast_path_bytes=64 * 1024, **FAST_RETRY)
     c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     flaky.lose["commit_finalize"] = 1
     flaky.fail["commit_stage"] = 1

@@ -56,7 +56,7 @@ class SqlkvMatchesSqlite(RuleBasedStateMachine):
         return conn
 
     def both(self, sql: str, bindings: tuple[Any, ...] = ()) -> None:
-        errors = []
+        errors: list[str | None] = []
         for conn in (self.ref, self.conn):
             try:
                 conn.execute(sql, bindings).fetchall()
