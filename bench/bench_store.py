@@ -22,6 +22,10 @@ Usage:
   about 10-20 s on a 2-CPU machine.
 - After the workloads: the bytes the store holds on disk (embedded: the SQLite file and its
   WAL; LMDB: data.mdb), next to the live bytes the run left in the store.
+- Space under churn (file stores only): 1,500 commits each rewrite 10 of 300 values of
+  20-100 kB (about 18 MB live, 900 MB written); a snapshot stays open during the middle
+  third, as a slow reader would. Reported: disk before the reader, at its peak, and at the
+  end (store still open), with the commit latency of the whole run.
 
 Columns: operations, ops/s (one at a time), median and p99 latency in ms, MB/s of value
 bytes moved.
@@ -210,6 +214,33 @@ class Bench:
             raise errors[0]
         return Row(f"{threads} threads read+set", [x for s in samples for x in s], SMALL, threads)
 
+    def churn(self, where: Path) -> tuple[Row, list[int]]:
+        """Rewrite values under a long reader; the commit row and disk bytes at 3 points."""
+        st, rng = self.store, random.Random(2)
+        blob = rng.randbytes(LARGE)
+        rounds = self.n(1500)
+        reader: Transaction | None = None
+        disk = [0, 0, 0]
+        samples = []
+        for r in range(rounds):
+            if r == rounds // 3:
+                disk[0] = disk_bytes(where)
+                reader = st.begin()
+                reader.get(self.key("churn", 0), snapshot=True)
+            if r == 2 * rounds // 3 and reader is not None:
+                reader.close()
+            if r % 50 == 0:
+                disk[1] = max(disk[1], disk_bytes(where))
+            items = {
+                self.key("churn", rng.randrange(300)): blob[: rng.randrange(20_000, LARGE)]
+                for _ in range(10)
+            }
+            t = time.perf_counter()
+            st.transact(lambda tr, items=items: [tr.set(k, v) for k, v in items.items()])
+            samples.append(time.perf_counter() - t)
+        disk[2] = disk_bytes(where)
+        return Row("churn commit (10 x 20-100 kB)", samples, 6 * LARGE), disk
+
     def live_bytes(self) -> int:
         rows = self.store.transact(lambda tr: tr.get_range(self.prefix, prefix_end(self.prefix)))
         return sum(len(k) + len(v) for k, v in rows)
@@ -318,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
                 live = bench.live_bytes()
                 on_disk = disk_bytes(where / kind) if kind in ("embedded", "lmdb") else None
                 bench.cleanup()
+                churn = bench.churn(where / kind) if on_disk is not None else None
+                bench.cleanup()
             finally:
                 store.close()
             print(f"\n## {kind} ({time.perf_counter() - t:.0f} s)\n")
@@ -326,7 +359,16 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 print("| " + " | ".join(row.cells()) + " |")
             disk = f"; on disk {on_disk / 1e6:.1f} MB" if on_disk is not None else ""
-            print(f"\nlive data at the end {live / 1e6:.1f} MB{disk}")
+            print(f"\nlive data after the workloads {live / 1e6:.1f} MB{disk}")
+            if churn is not None:
+                row, (before, peak, end) = churn
+                print(
+                    f"\nspace under churn: on disk {before / 1e6:.0f} MB before the reader, "
+                    f"{peak / 1e6:.0f} MB at its peak, {end / 1e6:.0f} MB at the end\n"
+                )
+                print("| " + " | ".join(HEADER) + " |")
+                print("|" + "---|" * len(HEADER))
+                print("| " + " | ".join(row.cells()) + " |")
     finally:
         if args.dir is None:
             shutil.rmtree(where, ignore_errors=True)
