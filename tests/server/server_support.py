@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,9 @@ class ServerProc:
         if self.alive():
             self.proc.kill()
         self.proc.wait(timeout=30)
+
+
+ServerFactory = Callable[..., "ServerProc"]
 
 
 def engine_url(*servers: ServerProc) -> str:

@@ -8,8 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import ServerFactory
-from server_support import HOST, ServerProc, hello_frame, is_error, read_frame
+from server_support import HOST, ServerFactory, ServerProc, hello_frame, is_error, read_frame
 
 from sqlkv.errors import AuthError, ProtocolError
 from sqlkv.server import RemoteEngine

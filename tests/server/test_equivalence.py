@@ -17,8 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
-from conftest import ServerFactory
-from server_support import ServerProc
+from server_support import ServerFactory, ServerProc
 
 import sqlkv
 from sqlkv.engine import Engine, EngineConfig
@@ -239,3 +238,21 @@ def test_workload_over_the_network_matches_in_process(
             conn.close()
         for engine in remote_engines:
             engine.close()
+
+
+def test_connect_takes_an_engine_url_and_token(workload_server: ServerProc) -> None:
+    import inspect
+
+    if "token" not in inspect.signature(sqlkv.connect).parameters:
+        pytest.skip(
+            "sqlkv.connect(engine='sqlkv://...', token=...) has not landed in "
+            "src/sqlkv/client.py yet (it should build sqlkv.server.connect_engine)"
+        )
+    connect: Any = sqlkv.connect
+    conn = connect("by-url", engine=workload_server.url, token="w")
+    try:
+        conn.execute("CREATE TABLE t(x)")
+        conn.execute("INSERT INTO t VALUES (42)")
+        assert conn.execute("SELECT x FROM t").fetchall() == [(42,)]
+    finally:
+        conn.close()

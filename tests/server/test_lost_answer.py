@@ -15,8 +15,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import ServerFactory
-from server_support import HOST, ServerProc, recv_exact
+from server_support import HOST, ServerFactory, ServerProc, recv_exact
 
 import sqlkv
 from sqlkv.server import CommitOutcomeUnknown, RemoteEngine

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 
 import apsw
 import pytest
-from conftest import ServerFactory
 from drivers import postgres_url
-from server_support import engine_url
+from server_support import ServerFactory, engine_url
 
 import sqlkv
 from sqlkv.engine.keys import DbKeys

@@ -19,8 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import ServerFactory
-from server_support import HOST, ServerProc, hello_frame, read_frame
+from server_support import HOST, ServerFactory, ServerProc, hello_frame, read_frame
 
 from sqlkv.server import RemoteEngine
 from sqlkv.server.protocol import (
