@@ -33,6 +33,7 @@ def connect(
     engine: EngineApi | None = None,
     cache_size: int | str | None = None,
     format: Literal["v2"] = "v2",
+    compaction: bool = True,
     **options: Any,
 ) -> Connection: ...
 
@@ -45,6 +46,7 @@ def connect(
     engine: EngineApi | None = None,
     cache_size: int | str | None = None,
     format: str,
+    compaction: bool = True,
     **options: Any,
 ) -> apsw.Connection: ...
 
@@ -56,6 +58,7 @@ def connect(
     engine: EngineApi | None = None,
     cache_size: int | str | None = None,
     format: str = "v2",
+    compaction: bool = True,
     **options: Any,
 ) -> apsw.Connection:
     """Open database ``name`` and return an apsw connection to it.
@@ -69,6 +72,8 @@ def connect(
       ``"64MiB"`` or ``"2000 pages"``. Default 64 MiB.
     - ``format``: ``"v2"`` (pages behind the storage engine) or ``"v1"`` (files as chunked
       KV, the benchmark baseline).
+    - ``compaction``: when ``connect`` builds the engine, run its background compaction
+      (folding deltas into shards) for as long as the connection is open.
     - ``options``: the other ``ClientConfig`` settings (``preload_bytes``,
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
     """
@@ -85,7 +90,7 @@ def connect(
         if kv is not store:
             closers.append(kv.close)
         try:
-            built = Engine(kv, EngineConfig())
+            built = Engine(kv, EngineConfig(), compaction=compaction)
         except BaseException:
             for close in reversed(closers):
                 close()
