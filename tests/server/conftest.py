@@ -3,15 +3,11 @@ them; ``store_dir`` is a fresh embedded store directory several servers may shar
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from server_support import ServerFactory, ServerProc, start_server
 
 

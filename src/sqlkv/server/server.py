@@ -159,15 +159,18 @@ class EngineServer:
 
     async def drain(self) -> None:
         self.begin_shutdown()
+        drained = True
         try:
             await asyncio.wait_for(self._idle.wait(), self.config.drain_timeout_s)
         except TimeoutError:
+            drained = False
             log.warning("drain timed out with %d requests still running", self._inflight)
         for writer in list(self._writers):
             writer.close()
         if self._server is not None:
             await self._server.wait_closed()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # past the drain bound, do not wait for engine calls still running
+        self._pool.shutdown(wait=drained, cancel_futures=True)
 
     # ------------------------------------------------------------------ connections
 
