@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
 import apsw
 import pytest
 from drivers import postgres_url
-from server_support import ServerFactory, engine_url
+from server_support import ServerFactory, ServerProc, engine_url
 
 import sqlkv
 from sqlkv.engine.keys import DbKeys
@@ -160,6 +162,17 @@ def run_stream(
     return join
 
 
+def healthz(server: ServerProc) -> int:
+    url = f"http://127.0.0.1:{server.metrics_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -175,6 +188,7 @@ def test_sigterm_finishes_requests_in_flight_and_clients_fail_over(
     # node 1 holds every request 0.4 s, so SIGTERM finds some in flight
     node1 = servers(store_dir, token="t", name="node1", extra=("--test-request-delay", "0.4"))
     node2 = servers(store_dir, token="t", name="node2")
+    assert healthz(node1) == 200
     with RemoteEngine(node2.url, token="t") as setup:
         gen = setup.open("big").head.generation
         setup.commit("big", gen, 1, {p: page(p, 1) for p in range(1, 65)}, 64, commit_id=b"b" * 16)
@@ -196,6 +210,7 @@ def test_sigterm_finishes_requests_in_flight_and_clients_fail_over(
     reader.start()
     wait_for(lambda: node1.metric("sqlkv_server_requests_total", type="GET_PAGES") >= 1, "read")
     node1.stop()  # SIGTERM while the read (and commits) are in flight
+    wait_for(lambda: healthz(node1) == 503, "/healthz to say draining", timeout=5)
     reader.join(timeout=30)
     assert node1.proc.wait(timeout=30) == 0
     assert slow and slow[0].pages == {p: page(p, 1) for p in range(1, 65)}  # type: ignore[attr-defined]
