@@ -115,13 +115,6 @@ def test_storage_used_is_exact_after_every_step(seed: int) -> None:
     assert kinds >= {"commit", "grow", "shrink", "stage", "abandon", "takeover", "shard", "compact"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="engine bug: commit_stage writes DELTA chunks and manifests without adding them "
-    "to head.storage_used (stage.py stage_pages); they are counted only at finalize, so "
-    "storage_used is short while a commit is staged or abandoned, and staging escapes the quota",
-)
 def test_storage_used_is_exact_while_a_commit_is_staged() -> None:
     mem = MemoryStore()
     owner = Owner.open(Engine(mem), "db")
@@ -130,14 +123,6 @@ def test_storage_used_is_exact_while_a_commit_is_staged() -> None:
     assert_exact(mem, "db")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="engine bug: a compaction pass run by another Engine can fold PIDX rows without "
-    "changing materialized_txid, so the owner's PIDX cache tag (pidx.py tag_of) still "
-    "matches; commit then counts rows from the stale map (apply.py set_pidx_rows, shrink) "
-    "and storage_used drifts from the stored bytes",
-)
 def test_storage_used_stays_exact_when_another_engine_compacts() -> None:
     mem = MemoryStore()
     owner = Owner.open(Engine(mem), "db")

@@ -203,14 +203,6 @@ def test_commit_id_must_be_16_bytes(owner: Owner, store: Store) -> None:
     assert db_rows(store, "db") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=LimitExceeded,
-    reason="engine bug: commit.py checks only the encoded delta against max_delta_bytes; "
-    "one PIDX row per page also goes into the store transaction, so many compressible "
-    "pages overflow the store's limit and answer LimitExceeded instead of CommitTooLarge "
-    "(which tells the client to stage)",
-)
 def test_commit_that_would_overflow_the_store_transaction_is_too_large(
     store_factory: StoreFactory,
 ) -> None:

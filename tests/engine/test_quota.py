@@ -43,16 +43,19 @@ def test_commit_over_quota_is_refused_and_changes_nothing(quota_owner: Owner, st
     quota_owner.assert_reads_back()
 
 
-def test_finalize_over_quota_is_refused_and_changes_nothing(
+def test_staging_over_quota_is_refused_and_changes_nothing(
     quota_owner: Owner, store: Store
 ) -> None:
+    """Staged bytes count against the quota when they are staged, not only at finalize."""
     rng = random.Random(4)
     e, g = quota_owner.engine, quota_owner.generation
-    txid = e.commit_stage("db", g, None, 0, {p: random_page(rng) for p in range(1, 61)}).txid
+    txid = e.commit_stage("db", g, None, 0, {p: random_page(rng) for p in range(1, 11)}).txid
     before = db_rows(store, "db")
     with pytest.raises(QuotaExceeded):
-        e.commit_finalize("db", g, quota_owner.head_txid, txid, 60)
+        e.commit_stage("db", g, txid, 1, {p: random_page(rng) for p in range(11, 61)})
     assert db_rows(store, "db") == before
+    e.commit_finalize("db", g, quota_owner.head_txid, txid, 10)
+    check_invariants(store, "db")
 
 
 def test_commit_within_quota_is_allowed_up_to_it(quota_owner: Owner, store: Store) -> None:

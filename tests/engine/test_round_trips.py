@@ -84,7 +84,8 @@ def test_get_pages_reads_each_blob_once(mem_owner: Owner, mem: MemoryStore) -> N
     mem_owner.read([1])  # warm the PIDX cache
     with counting(mem) as c:
         mem_owner.read(range(1, 3001))
-    parts = 30 * -(-100 // 256)  # each delta holds 100 pages: one part each
+    part_pages = mem_owner.engine.config.part_pages
+    parts = 30 * -(-100 // part_pages)  # each delta holds 100 pages
     assert c.reads == 1 + parts, "META, then one range read per delta part"
 
 

@@ -154,13 +154,6 @@ def test_a_50_mib_transaction_commits_through_stage_and_finalize(
     check_invariants(store, "db")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="engine doubt: re-staging a seq clears only the parts it rewrites (stage.py "
-    "stage_pages), so parts k >= 1 of an earlier, larger attempt of the same seq survive "
-    "and are finalized with it",
-)
 def test_restaging_a_seq_with_fewer_parts_drops_its_old_parts(
     make_engine: EngineFactory, store: Store
 ) -> None:

@@ -22,13 +22,16 @@ from sqlkv.engine.apply import (
     set_pidx_rows,
     shrink,
 )
-from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.blobs import blob_size, encode_pages, write_blob
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxCache, PidxMap
+from sqlkv.engine.pidx import PidxCache, PidxMap, pidx_row_bytes
 from sqlkv.errors import CommitTooLarge
 from sqlkv.store import Transaction
+
+TRANSACTION_OVERHEAD = 4096
+"""Room kept for META, the delta directory row and shrink clears in a commit."""
 
 
 @dataclass
@@ -77,10 +80,20 @@ def commit_pages(
     encoded = sum(len(p) for p in parts)
     if encoded > config.max_delta_bytes:
         raise CommitTooLarge(encoded, config.max_delta_bytes)
+    # The PIDX rows go into the same store transaction: many small pages can fill it too.
+    chunk = tr.limits.max_value_bytes
+    key_len = len(keys.delta_chunk(0, 0, 0))
+    needed = (
+        tr.size
+        + sum(blob_size(p, key_len, chunk) for p in parts)
+        + len(ordered) * pidx_row_bytes(keys)
+        + TRANSACTION_OVERHEAD
+    )
+    if needed > tr.limits.max_transaction_bytes:
+        raise CommitTooLarge(needed, tr.limits.max_transaction_bytes)
 
     pidx = dict(cache.rows_for(tr, db, keys, head))
     used = head.storage_used - shrink(tr, keys, head, db_size_pages, pidx)
-    chunk = tr.limits.max_value_bytes
     located: dict[int, tuple[int, int]] = {}
     step = config.part_pages
     delta_bytes = 0

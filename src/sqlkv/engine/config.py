@@ -25,7 +25,7 @@ class EngineConfig:
 
     max_delta_bytes: int = 8 * MiB
     preload_bytes: int = 1 * MiB
-    part_pages: int = 256
+    part_pages: int = 64
     default_quota_bytes: int = 0
     page_size: int = 4096
     shard_size: int = 64

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from sqlkv.errors import EngineError
 
 SCHEMA_VERSION = 1
-_FORMAT = ">HQQQQIIIQQQ16sQI"
+_FORMAT = ">HQQQQIIIQQQ16sQIQ"
 HEAD_SIZE = struct.calcsize(_FORMAT)
 NO_COMMIT_ID = bytes(16)
 CREATION_TXID = 1
@@ -48,6 +48,7 @@ class Head:
     last_commit_id: bytes = NO_COMMIT_ID
     delta_bytes: int = 0  # stored bytes of the live (not yet folded) deltas
     delta_count: int = 0  # number of live deltas
+    fold_epoch: int = 0  # bumped by every compaction pass that changes PIDX or shards
 
     def encode(self) -> bytes:
         return struct.pack(
@@ -66,6 +67,7 @@ class Head:
             self.last_commit_id,
             self.delta_bytes,
             self.delta_count,
+            self.fold_epoch,
         )
 
     @classmethod

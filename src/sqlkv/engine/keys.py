@@ -119,6 +119,18 @@ class DbKeys:
             return self._span(b"T", ">Q", 0, U64_END)
         return self._span(b"T", ">Q", txid, txid + 1)
 
+    def stage_parts_range(self, txid: int, first: int, end: int) -> tuple[bytes, bytes]:
+        """Manifests of ``txid``'s parts in ``[first, end)``."""
+        return self.stage(txid, first), self.stage(txid, end) if end < U32_END else (
+            self.stage_range(txid)[1]
+        )
+
+    def delta_parts_range(self, txid: int, first: int, end: int) -> tuple[bytes, bytes]:
+        """Chunks of ``txid``'s parts in ``[first, end)``."""
+        return self.delta_part(txid, first), self.delta_part(txid, end) if end < U32_END else (
+            self.delta_txid_range(txid)[1]
+        )
+
     def stage_txid_part(self, key: bytes) -> tuple[int, int]:
         txid, part = struct.unpack_from(">QI", key, len(self.prefix) + 1)
         return int(txid), int(part)

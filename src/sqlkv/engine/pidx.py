@@ -2,8 +2,8 @@
 unfolded copy, so reads and commits do not re-read the PIDX rows from the store.
 
 An entry is valid only for the head it was loaded or produced at: it is tagged with
-(generation, head_txid, materialized_txid), which every change of PIDX (commit, takeover,
-compaction) also changes in META. A reader that finds a different head reloads the rows
+(generation, head_txid, fold_epoch), one of which every change of PIDX (takeover, commit,
+compaction pass) also changes in META. A reader that finds a different head reloads the rows
 inside its own store transaction, so the cache can never serve a stale mapping. Maps are
 never mutated once published (copy on write), so readers need no lock.
 """
@@ -24,7 +24,7 @@ PIDX_VALUE_BYTES = 12
 
 
 def tag_of(head: Head) -> Tag:
-    return (head.generation, head.head_txid, head.materialized_txid)
+    return (head.generation, head.head_txid, head.fold_epoch)
 
 
 @dataclass(frozen=True)

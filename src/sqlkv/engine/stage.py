@@ -3,7 +3,8 @@
 ``commit_stage`` reserves a txid on its first call (bumping ``next_txid``, so the txid is
 never reused even if the commit is abandoned) and writes each call's pages as DELTA parts
 of that txid, plus one staging manifest per part (its page numbers and stored bytes).
-Nothing points at staged parts and they sit above ``head_txid``, so no reader can see them.
+Nothing points at staged parts and they sit above ``head_txid``, so no reader can see them;
+their bytes count in ``storage_used`` and against the quota from the stage on.
 ``commit_finalize`` checks the fence and, in one store transaction, points the PIDX rows at
 the staged parts, drops the manifests and moves ``head_txid`` to the reserved txid.
 Takeover removes whatever an owner staged and never finalized.
@@ -68,16 +69,21 @@ def stage_pages(
     seq: int,
     pages: dict[int, bytes],
 ) -> tuple[int, int]:
-    """Write one batch of a large commit; returns (txid, parts written)."""
+    """Write one batch of a large commit; returns (txid, parts written).
+
+    Staged bytes count in ``storage_used`` (and against the quota) from this moment; a
+    repeated ``seq`` replaces what that seq staged before.
+    """
     head = read_head(tr, db, keys)
     check_generation(db, head, generation)
     if not 0 <= seq < MAX_SEQ:
         raise InvalidRequest(f"stage seq {seq} is out of range 0..{MAX_SEQ - 1}")
     ordered = sorted(pages.items())
     check_pages(ordered, head.page_size, None)
+    next_txid = head.next_txid
     if txid is None:
-        txid = head.next_txid
-        tr.set(keys.meta, head.with_changes(next_txid=txid + 1).encode())
+        txid = next_txid
+        next_txid += 1
     else:
         _check_reserved(db, head.head_txid, head.next_txid, txid)
     commit = max((p for p, _ in ordered), default=1)
@@ -85,22 +91,48 @@ def stage_pages(
     encoded = sum(len(p) for p in parts)
     if encoded > config.max_delta_bytes:
         raise CommitTooLarge(encoded, config.max_delta_bytes)
+    first, end = seq << 16, (seq + 1) << 16
+    used = head.storage_used - _drop_staged(tr, keys, txid, first, end)
     chunk = tr.limits.max_value_bytes
     step = config.part_pages
     for k, data in enumerate(parts):
-        part = seq << 16 | k
-        tr.clear_range(*keys.delta_part_range(txid, part))
-        used = write_blob(tr, lambda i, part=part: keys.delta_chunk(txid, part, i), data, chunk)
-        pgnos = [p for p, _ in ordered[k * step : (k + 1) * step]]
-        tr.set(keys.stage(txid, part), _manifest(used, pgnos))
+        part = first | k
+        part_used = write_blob(
+            tr, lambda i, part=part: keys.delta_chunk(txid, part, i), data, chunk
+        )
+        manifest_key = keys.stage(txid, part)
+        manifest = _manifest(part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
+        tr.set(manifest_key, manifest)
+        used += part_used + len(manifest_key) + len(manifest)
+    check_quota(db, head, used)
+    tr.set(keys.meta, head.with_changes(next_txid=next_txid, storage_used=used).encode())
     return txid, len(parts)
 
 
-def _staged(tr: Transaction, keys: DbKeys, txid: int) -> Iterator[tuple[int, int, list[int]]]:
+def _drop_staged(tr: Transaction, keys: DbKeys, txid: int, first: int, end: int) -> int:
+    """Remove staged parts ``[first, end)`` of ``txid``; returns the bytes they occupied."""
+    freed = 0
+    for key, value in tr.get_range(*keys.stage_parts_range(txid, first, end)):
+        part_used, _ = _read_manifest(value)
+        freed += part_used + len(key) + len(value)
+    if freed:
+        tr.clear_range(*keys.stage_parts_range(txid, first, end))
+        tr.clear_range(*keys.delta_parts_range(txid, first, end))
+    return freed
+
+
+def staged_bytes(key: bytes, value: bytes) -> int:
+    """Bytes a staged part occupies (its chunks and its manifest), from its manifest row."""
+    part_used, _ = _read_manifest(value)
+    return part_used + len(key) + len(value)
+
+
+def _staged(tr: Transaction, keys: DbKeys, txid: int) -> Iterator[tuple[int, int, int, list[int]]]:
+    """(part, chunk bytes, manifest bytes, page numbers) of each staged part of ``txid``."""
     for key, value in tr.get_range(*keys.stage_range(txid)):
         _, part = keys.stage_txid_part(key)
         used, pgnos = _read_manifest(value)
-        yield part, used, pgnos
+        yield part, used, len(key) + len(value), pgnos
 
 
 def finalize(
@@ -127,9 +159,10 @@ def finalize(
     if not staged:
         raise InvalidRequest(f"nothing is staged for txid {txid} of database {db!r}")
     located: dict[int, tuple[int, int]] = {}
-    delta_bytes = 0
-    for part, part_used, pgnos in staged:
+    delta_bytes = manifest_bytes = 0
+    for part, part_used, manifest_size, pgnos in staged:
         delta_bytes += part_used
+        manifest_bytes += manifest_size
         for pgno in pgnos:
             located[pgno] = (txid, part)
     top = max(located)
@@ -138,7 +171,8 @@ def finalize(
             f"page {top} was staged but is above the stated database size of {db_size_pages}"
         )
     pidx = dict(cache.rows_for(tr, db, keys, head))
-    used = head.storage_used + delta_bytes - shrink(tr, keys, head, db_size_pages, pidx)
+    # The staged chunks are counted already; their manifests go now.
+    used = head.storage_used - manifest_bytes - shrink(tr, keys, head, db_size_pages, pidx)
     used += set_pidx_rows(tr, keys, pidx, located)
     used += record_delta(tr, keys, txid, delta_bytes)
     check_quota(db, head, used)

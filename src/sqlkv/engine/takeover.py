@@ -19,6 +19,7 @@ from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap, load_rows, pidx_row_bytes
 from sqlkv.engine.read import PageSource, check_pgnos
+from sqlkv.engine.stage import staged_bytes
 from sqlkv.errors import DatabaseNotFound
 from sqlkv.store import Transaction
 
@@ -62,20 +63,20 @@ def open_database(
 
     old = Head.decode(raw)
     orphans = 0
-    # Staged parts (manifest + DELTA chunks), finalized or not, belong to no live commit.
-    for key, _ in tr.get_range(*keys.stage_range()):
+    used = old.storage_used
+    # Staged parts (manifest + DELTA chunks) that were never finalized belong to no commit.
+    for key, value in tr.get_range(*keys.stage_range()):
         txid, part = keys.stage_txid_part(key)
-        if txid <= old.head_txid:
-            tr.clear_range(*keys.delta_part_range(txid, part))
+        tr.clear_range(*keys.delta_part_range(txid, part))
+        used -= staged_bytes(key, value)
         orphans += 1
     tr.clear_range(*keys.stage_range())
-    # DELTAs above head were never committed (and never counted in storage_used).
+    # Any other DELTA above head was never committed (nor counted: it has no manifest).
     above = tr.get_range(*keys.deltas_from(old.head_txid + 1), limit=1)
     if above:
         orphans += 1
         tr.clear_range(*keys.deltas_from(old.head_txid + 1))
     pidx = load_rows(tr, keys)
-    used = old.storage_used
     dangling = _dangling_rows(tr, keys, pidx)
     for pgno in dangling:
         tr.clear(keys.pidx(pgno))

@@ -9,8 +9,8 @@ a takeover racing with the pass makes one of them retry: never a rewound head or
 commit. A pass given ``expected_generation`` is fenced (``FenceMismatch``, nothing written)
 when a takeover happened since the caller looked.
 
-Engine caches stay correct without extra bookkeeping: a folded row still names a delta that
-holds the same bytes until ``materialized_txid`` passes it, which changes the cache tag.
+A pass that changes anything bumps ``fold_epoch`` in META, which invalidates every
+engine's PIDX cache for the database.
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def fold_pass(
             storage_used=used,
             delta_bytes=head.delta_bytes - freed_delta,
             delta_count=head.delta_count - out.deltas_deleted,
+            fold_epoch=head.fold_epoch + 1,
         )
         tr.set(keys.meta, out.head.encode())
     return out
