@@ -1,4 +1,4 @@
-"""Checksums of the LTX format: the CRC-64 primitive, page checksums and the rolling database checksum.
+"""LTX checksums: the CRC-64 primitive, page checksums and the rolling database checksum.
 
 All of them use CRC-64/GO-ISO (Go ``hash/crc64`` with the ``crc64.ISO`` table): poly 0x1B reflected,
 init and xorout 0xFFFFFFFFFFFFFFFF, check("123456789") = 0xB90956C775A41001. It runs in crcmod's
@@ -72,8 +72,10 @@ def rolling_checksum(pages: Iterable[tuple[int, BytesLike]]) -> int:
     return CHECKSUM_FLAG | acc
 
 
-def update_checksum(db_checksum: int, *, remove: Iterable[int] = (), add: Iterable[int] = ()) -> int:
-    """Roll ``db_checksum`` forward: XOR out the page checksums in ``remove``, XOR in those in ``add``.
+def update_checksum(
+    db_checksum: int, *, remove: Iterable[int] = (), add: Iterable[int] = ()
+) -> int:
+    """Roll ``db_checksum``: XOR out the page checksums in ``remove``, XOR in those in ``add``.
 
     For a page rewritten by a commit, pass its old page checksum in ``remove`` and its new one in
     ``add``; for pages dropped by a truncation, pass their checksums in ``remove``. Bit 63 of the
