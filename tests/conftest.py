@@ -10,11 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from drivers import DRIVERS, drop_store, postgres_url, store_opener  # noqa: E402
+from drivers import DRIVERS, StoreFactory, drop_store, postgres_url, store_opener
 
-from sqlkv.store import Limits, Store  # noqa: E402
-
-StoreFactory = Callable[..., Store]
+from sqlkv.store import Limits, Store
 
 
 @pytest.fixture(params=DRIVERS)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from sqlkv.store import Limits, MemoryStore, Store
 
+StoreFactory = Callable[..., Store]
+"""``store_factory(limits=None)``: opens the test's one store (again, for reopen tests)."""
+
 PG_URL_ENV = "SQLKV_TEST_PG_URL"
 DRIVERS = ["memory", "embedded", "lmdb", "postgres"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import page  # type: ignore[import-not-found]
+from compaction_support import page
 
 from sqlkv.engine import Engine, EngineConfig
 from sqlkv.errors import CompactionBehind

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Db, page  # type: ignore[import-not-found]
+from compaction_support import Db, page
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

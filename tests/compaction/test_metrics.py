@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import Db, page  # type: ignore[import-not-found]
+from compaction_support import Db, page
 from prometheus_client import generate_latest
 
 from sqlkv.engine import Engine, EngineConfig

@@ -7,8 +7,8 @@ import struct
 import threading
 
 import pytest
+from drivers import StoreFactory
 
-from conftest import StoreFactory
 from sqlkv.errors import ConflictError, LimitExceeded, RetriesExhausted, StoreError
 from sqlkv.store import Limits, Store, Transaction
 

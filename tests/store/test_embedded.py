@@ -19,7 +19,7 @@ from pathlib import Path
 
 import apsw
 import pytest
-from conftest import StoreFactory
+from drivers import StoreFactory
 
 import sqlkv
 from sqlkv.errors import (
@@ -290,6 +290,29 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="not a sqlkv embedded store"):
         EmbeddedStore(tmp_path / "s")
+
+
+@pytest.mark.parametrize("cls", [EmbeddedStore, LmdbStore])
+def test_threads_opening_a_new_store_at_once_all_succeed(tmp_path: Path, cls: type[Store]) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def open_and_write(i: int) -> None:
+        try:
+            barrier.wait()
+            with cls(tmp_path / "new") as store:  # type: ignore[call-arg]
+                store.transact(lambda tr: tr.set(b"t%d" % i, b"ok"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with cls(tmp_path / "new") as store:  # type: ignore[call-arg]
+        assert len(store.transact(lambda tr: tr.get_range(b"t", b"u"))) == 8
 
 
 def test_the_directory_is_created_with_its_parents(tmp_path: Path) -> None:
