@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 import apsw
 import pytest
+from vfs_support import Opener
 
 from sqlkv.client import connect
 from sqlkv.store import MemoryStore, Store
 from sqlkv.vfs.v2 import Connection
-
-Opener = Callable[..., Connection]
 
 
 def _opener(store: Store) -> Iterator[Opener]:
@@ -45,11 +44,3 @@ def memory_store() -> Iterator[MemoryStore]:
 def open_mem(memory_store: MemoryStore) -> Iterator[Opener]:
     """``open_mem(name="db", **options)``: a v2 connection on a memory store."""
     yield from _opener(memory_store)
-
-
-def rows(conn: apsw.Connection, sql: str, bindings: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in conn.execute(sql, bindings)]
-
-
-def integrity(conn: apsw.Connection) -> str:
-    return str(conn.execute("PRAGMA integrity_check").fetchall()[0][0])

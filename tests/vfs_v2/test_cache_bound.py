@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from conftest import Opener, rows
+from vfs_support import Opener, rows
 
 from sqlkv.vfs.v2.cache import PageCache
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import apsw
 import pytest
-from conftest import rows
+from vfs_support import rows
 
 import sqlkv
 from sqlkv.cli.main import main

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Opener, integrity, rows
+from vfs_support import Opener, integrity, rows
 
 from sqlkv.vfs.v2.file import ZERO_PAGE
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import integrity, rows
+from vfs_support import integrity, rows
 
 import sqlkv
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import apsw
 import pytest
-from conftest import Opener
+from vfs_support import Opener
 
 from sqlkv.workloads import WORKLOADS, Scale, Workload, dump, integrity_ok
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import apsw
 import pytest
-from conftest import integrity, rows
+from vfs_support import integrity, rows
 
 import sqlkv
 from sqlkv.engine import Engine, EngineApi

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Opener
+from vfs_support import Opener
 
 from sqlkv.vfs.v2.file import LOCK_PAGE, ZERO_PAGE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import apsw
 import pytest
-from conftest import Opener, integrity, rows
+from vfs_support import Opener, integrity, rows
 
 from sqlkv.errors import ConnectionFenced
 from sqlkv.vfs.v2 import FENCED_MESSAGE
