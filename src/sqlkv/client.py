@@ -30,7 +30,8 @@ def connect(
     name: str,
     store: str | Store | None = None,
     *,
-    engine: EngineApi | None = None,
+    engine: EngineApi | str | None = None,
+    token: str | None = None,
     cache_size: int | str | None = None,
     format: Literal["v2"] = "v2",
     compaction: bool = True,
@@ -43,7 +44,8 @@ def connect(
     name: str,
     store: str | Store | None = None,
     *,
-    engine: EngineApi | None = None,
+    engine: EngineApi | str | None = None,
+    token: str | None = None,
     cache_size: int | str | None = None,
     format: str,
     compaction: bool = True,
@@ -55,7 +57,8 @@ def connect(
     name: str,
     store: str | Store | None = None,
     *,
-    engine: EngineApi | None = None,
+    engine: EngineApi | str | None = None,
+    token: str | None = None,
     cache_size: int | str | None = None,
     format: str = "v2",
     compaction: bool = True,
@@ -66,8 +69,10 @@ def connect(
     - ``store``: a store URL or ``Store``; None means ``$SQLKV_STORE``, else ``./sqlkv-data``
       (the embedded store). A store opened here from a URL is closed with the connection;
       a ``Store`` object passed in is left open.
-    - ``engine``: an ``EngineApi`` to talk to instead (for example the network client);
-      without it an in-process ``Engine`` is built on the store. Give one or the other.
+    - ``engine``: an engine server URL (``sqlkv://host:port[,host2:port2]``) or an
+      ``EngineApi`` object to talk to instead of building an in-process ``Engine`` on the
+      store. Give ``store`` or ``engine``, not both.
+    - ``token``: the access token for an engine server URL.
     - ``cache_size``: the VFS page cache bound, in bytes (an int) or as a string such as
       ``"64MiB"`` or ``"2000 pages"``. Default 64 MiB.
     - ``format``: ``"v2"`` (pages behind the storage engine) or ``"v1"`` (files as chunked
@@ -83,7 +88,17 @@ def connect(
         raise ConfigError(f"unknown format {format!r}; valid formats: {', '.join(FORMATS)}")
     config = ClientConfig.from_options(cache_size, options)
     closers: list[Callable[[], None]] = []
-    if engine is None:
+    if token is not None and not isinstance(engine, str):
+        raise ConfigError("token= goes with an engine server URL (engine='sqlkv://host:port')")
+    if isinstance(engine, str):
+        if store is not None:
+            raise ConfigError("give store= or engine=, not both: an engine brings its own store")
+        from sqlkv.server.client import connect_engine
+
+        remote = connect_engine(engine, token=token)
+        closers.append(remote.close)
+        engine = remote
+    elif engine is None:
         from sqlkv.engine import Engine, EngineConfig
 
         kv = open_store(store)
@@ -107,7 +122,7 @@ def connect(
 def _connect_v1(
     name: str,
     store: str | Store | None,
-    engine: EngineApi | None,
+    engine: EngineApi | str | None,
     cache_size: int | str | None,
     options: dict[str, Any],
 ) -> apsw.Connection:

@@ -177,6 +177,23 @@ class TransportError(ClientError):
     retryable = True
 
 
+class ServerShuttingDown(TransportError):
+    """The engine server is shutting down and did not run the request; try another node."""
+
+    retryable = True
+
+
+class CommitOutcomeUnknown(TransportError, CommitUnknown):
+    """The connection failed while a commit without commit_id was in flight: it may or may
+    not have applied. Read the head to find out; do not send it again blindly."""
+
+    retryable = False
+
+
+class ServerFault(EngineError):
+    """The engine server failed in an unexpected way (a bug); its log has the details."""
+
+
 class ProtocolError(SqlkvError):
     """A network frame is malformed, truncated, oversized or of another protocol version."""
 

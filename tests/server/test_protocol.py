@@ -15,6 +15,7 @@ from sqlkv.engine.api import CommitResult, OpenResult, PagesResult, StageResult
 from sqlkv.engine.head import Head
 from sqlkv.errors import (
     AuthError,
+    CommitOutcomeUnknown,
     CommitTooLarge,
     ConfigError,
     DatabaseNotFound,
@@ -24,6 +25,8 @@ from sqlkv.errors import (
     ProtocolError,
     QuotaExceeded,
     RetriesExhausted,
+    ServerFault,
+    ServerShuttingDown,
     SqlkvError,
     StoreUnavailable,
     TransportError,
@@ -33,9 +36,6 @@ from sqlkv.server.client import Node, parse_engine_url
 from sqlkv.server.codec import Reader, Writer
 from sqlkv.server.codes import (
     CODES,
-    CommitOutcomeUnknown,
-    ServerFault,
-    ServerShuttingDown,
     code_for,
     read_error,
     write_error,

@@ -99,7 +99,7 @@ class Engine:
                 "db": db,
                 "generation": out.head.generation,
                 "head_txid": out.head.head_txid,
-                "created": out.created,
+                "db_created": out.created,
                 "orphans_removed": out.orphans_removed,
                 "preloaded": len(out.pages),
             },

@@ -12,8 +12,8 @@ Only ``client`` is imported by library users; the rest loads with ``sqlkv serve`
 
 from __future__ import annotations
 
+from sqlkv.errors import CommitOutcomeUnknown, ServerShuttingDown
 from sqlkv.server.client import RemoteEngine, connect_engine, parse_engine_url
-from sqlkv.server.codes import CommitOutcomeUnknown, ServerShuttingDown
 
 __all__ = [
     "CommitOutcomeUnknown",

@@ -46,13 +46,14 @@ from enum import Enum
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.head import Head
 from sqlkv.errors import (
+    CommitOutcomeUnknown,
     CommitTooLarge,
     ConfigError,
     InvalidRequest,
     ProtocolError,
+    ServerShuttingDown,
     TransportError,
 )
-from sqlkv.server.codes import CommitOutcomeUnknown, ServerShuttingDown
 from sqlkv.server.protocol import (
     DEFAULT_MAX_FRAME,
     LENGTH,

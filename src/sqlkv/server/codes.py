@@ -10,13 +10,14 @@ ancestor that is (walking its MRO); anything that is not a ``SqlkvError`` at all
 server bug and goes out as ``ServerFault``. A client that receives a code it does not
 know raises ``SqlkvError`` with the message (a newer server may add codes).
 
-Two errors exist only on the network, so they are defined here:
+Three errors (in ``sqlkv.errors``) exist only on the network:
 
 - ``ServerShuttingDown`` (a ``TransportError``, retryable): the node is draining and did
   not run the request; the client sends it to another node, whatever the request was.
 - ``CommitOutcomeUnknown`` (a ``TransportError`` *and* a ``CommitUnknown``, not retryable):
   the connection failed after a commit without ``commit_id`` may have reached the engine;
-  nobody can tell whether it applied, so the client must not blindly send it again.
+  nobody can tell whether it applied, so the client must not blindly send it again;
+- ``ServerFault``: the server failed in an unexpected way.
 """
 
 from __future__ import annotations
@@ -41,31 +42,14 @@ from sqlkv.errors import (
     ProtocolError,
     QuotaExceeded,
     RetriesExhausted,
+    ServerFault,
+    ServerShuttingDown,
     SqlkvError,
     StoreError,
     StoreUnavailable,
     TransactionTooOld,
-    TransportError,
 )
 from sqlkv.server.codec import Reader, Writer
-
-
-class ServerShuttingDown(TransportError):
-    """The engine server is shutting down and did not run the request; try another node."""
-
-    retryable = True
-
-
-class CommitOutcomeUnknown(TransportError, CommitUnknown):
-    """The connection failed while a commit without commit_id was in flight: it may or may
-    not have applied. Read the head to find out; do not send it again blindly."""
-
-    retryable = False
-
-
-class ServerFault(EngineError):
-    """The engine server failed in an unexpected way (a bug); its log has the details."""
-
 
 CODES: dict[int, type[SqlkvError]] = {
     # 1..9: the protocol and the server

@@ -30,9 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlkv.engine.api import EngineApi
-from sqlkv.errors import AuthError, ConfigError, ProtocolError, SqlkvError
+from sqlkv.errors import AuthError, ConfigError, ProtocolError, ServerShuttingDown, SqlkvError
 from sqlkv.server.auth import Auth, Grant
-from sqlkv.server.codes import ServerShuttingDown
 from sqlkv.server.metrics import ServerMetrics
 from sqlkv.server.protocol import (
     DEFAULT_MAX_FRAME,
