@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlkv.cli import serve
+from sqlkv.cli import migrate, serve
 from sqlkv.store import open_store
 
 
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--db", default="demo", help="database name (default: demo)")
     demo.set_defaults(func=cmd_demo)
     serve.register(sub)
+    migrate.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -55,6 +56,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"write: {count} rows in {warm.commits} commits "
             f"({(time.perf_counter() - start) * 1000:.0f} ms): {warm.round_trips} round trips, "
             f"{warm.bytes_sent:,} bytes sent, {warm.get_pages_calls} page fetches"
+        )
+
+        start = time.perf_counter()
+        before = engine.head(name)
+        folded = engine.compact_until_done(name)
+        print(
+            f"compaction ({(time.perf_counter() - start) * 1000:.0f} ms): "
+            f"{before.delta_count} deltas ({before.delta_bytes:,} bytes) folded into shards; "
+            f"storage {before.storage_used:,} -> {folded.storage_used:,} bytes"
         )
 
         start = time.perf_counter()
