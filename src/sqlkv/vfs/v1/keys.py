@@ -55,6 +55,15 @@ def database_range(name: str) -> KeyRange:
     return prefix, prefix_end(prefix)
 
 
+def migration_state_key(name: str) -> bytes:
+    """The key of database ``name``'s v1 -> v2 migration record (``sqlkv.migrate``).
+
+    It sits under the database's v1 prefix beside, and never inside, the files' ``META/``
+    and ``CHUNK/`` keys, so no file operation touches it.
+    """
+    return db_prefix(FORMAT_V1, name) + b"MIGRATION"
+
+
 @dataclass(frozen=True)
 class FileKeys:
     """The keys of one file (``role``) of one database."""
