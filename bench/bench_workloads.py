@@ -8,17 +8,23 @@ Modes (``MODES``; adding one is one line):
 - ``v2-memory``: sqlkv v2 on the in-memory store (an in-process engine);
 - ``v2-embedded``: sqlkv v2 on the embedded store in a temporary directory;
 - ``v2-memory-20ms``: the memory store with 20 ms injected per store round trip
-  (``MemoryStore(latency_s=0.02)``).
+  (``MemoryStore(latency_s=0.02)``);
+- ``v1-memory``, ``v1-embedded``, ``v1-memory-20ms``: the same three stores under the v1
+  format (files as chunked KV, one store transaction per xWrite, no engine). At full scale
+  ``v1-memory-20ms`` takes long (v1 pays a round trip per xWrite, setup included): leave
+  it out with ``--modes`` when that matters.
 
 Each workload gets a fresh database per mode: ``setup`` (not measured), a reopen when the
 workload is cold (measured: a cold start includes its open), then ``run`` (measured). Every
 mode's results are checked against the first mode's.
 
 Columns: run time (ms) and its ratio to ``sqlite-file`` measured in this same run; client
-round trips to the engine during the run (every engine call; ``-`` for local SQLite);
-bytes sent (page bytes in commits) and received (page bytes fetched) by the client during
-the run; bytes stored when done (the engine's ``storage_used``, or the file size for local
-SQLite). Output is a markdown table after the environment.
+round trips to the engine during the run (every engine call; ``-`` for local SQLite; for
+v1, every store transaction the VFS ran: reads and commits); bytes sent (page bytes in
+commits; v1: chunk bytes written, journal included) and received (page bytes fetched; v1:
+chunk bytes read) by the client during the run; bytes stored when done (the engine's
+``storage_used``; v1: key and value bytes under the database's v1 prefix; the file size
+for local SQLite). Output is a markdown table after the environment.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import apsw
 import sqlkv
 from sqlkv.client import connect
 from sqlkv.store import MemoryStore, Store
+from sqlkv.vfs.v1.keys import database_range
 from sqlkv.workloads import WORKLOADS, Scale, Workload
 
 
@@ -98,6 +105,22 @@ class SqlkvV2(Target):
         return int(conn.sqlkv_head().storage_used)  # type: ignore[attr-defined]
 
 
+class SqlkvV1(Target):
+    def __init__(self, store: Store, name: str) -> None:
+        self.store, self.name = store, name
+
+    def connect(self) -> apsw.Connection:
+        return connect(self.name, self.store, format="v1")
+
+    def counters(self, conn: apsw.Connection) -> tuple[int, int, int] | None:
+        s = conn.v1_stats  # type: ignore[attr-defined]
+        return s.round_trips, s.bytes_written, s.bytes_read
+
+    def stored(self, conn: apsw.Connection) -> int:
+        rows = self.store.transact(lambda tr: tr.get_range(*database_range(self.name)))
+        return sum(len(k) + len(v) for k, v in rows)
+
+
 @dataclass(frozen=True)
 class Mode:
     name: str
@@ -110,14 +133,14 @@ def _sqlite_file(where: Path, name: str) -> Iterator[Target]:
     yield SqliteFile(where, name)
 
 
-def _v2_on(
-    make_store: Callable[[Path], Store],
+def _on_store(
+    make_store: Callable[[Path], Store], kind: Callable[[Store, str], Target] = SqlkvV2
 ) -> Callable[[Path, str], contextlib.AbstractContextManager[Target]]:
     @contextlib.contextmanager
     def target(where: Path, name: str) -> Iterator[Target]:
         store = make_store(where)
         try:
-            yield SqlkvV2(store, name)
+            yield kind(store, name)
         finally:
             store.close()
 
@@ -132,12 +155,19 @@ def _embedded(where: Path) -> Store:
 
 MODES = [
     Mode("sqlite-file", "local SQLite file, journal DELETE, synchronous FULL", _sqlite_file),
-    Mode("v2-memory", "sqlkv v2, memory store", _v2_on(lambda where: MemoryStore())),
-    Mode("v2-embedded", "sqlkv v2, embedded store", _v2_on(_embedded)),
+    Mode("v2-memory", "sqlkv v2, memory store", _on_store(lambda where: MemoryStore())),
+    Mode("v2-embedded", "sqlkv v2, embedded store", _on_store(_embedded)),
     Mode(
         "v2-memory-20ms",
         "sqlkv v2, memory store, 20 ms per store round trip",
-        _v2_on(lambda where: MemoryStore(latency_s=0.02)),
+        _on_store(lambda where: MemoryStore(latency_s=0.02)),
+    ),
+    Mode("v1-memory", "sqlkv v1, memory store", _on_store(lambda where: MemoryStore(), SqlkvV1)),
+    Mode("v1-embedded", "sqlkv v1, embedded store", _on_store(_embedded, SqlkvV1)),
+    Mode(
+        "v1-memory-20ms",
+        "sqlkv v1, memory store, 20 ms per store round trip",
+        _on_store(lambda where: MemoryStore(latency_s=0.02), SqlkvV1),
     ),
 ]
 
