@@ -160,6 +160,11 @@ class CompactionBehind(EngineError):
     retryable = True
 
 
+class MigrationError(SqlkvError):
+    """A v1 -> v2 migration found damaged data or failed its verification; the store is as
+    it was before the attempt (the copy is removed). Inspect the source and run it again."""
+
+
 # --------------------------------------------------------------------------- client and server
 
 

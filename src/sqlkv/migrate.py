@@ -74,7 +74,7 @@ from sqlkv.engine import Engine, EngineApi
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.stage import MAX_SEQ
-from sqlkv.errors import CommitTooLarge, ConfigError, SqlkvError
+from sqlkv.errors import CommitTooLarge, ConfigError, MigrationError
 from sqlkv.ltx import lock_pgno
 from sqlkv.store import Store, Transaction
 from sqlkv.vfs.v1 import connect_v1
@@ -180,11 +180,11 @@ class MigrationRecord:
                 updated_ms=int(data["updated_ms"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise SqlkvError(
+            raise MigrationError(
                 f"the migration record is not one this sqlkv wrote ({exc}); upgrade sqlkv"
             ) from exc
         if record.phase not in (cls.STAGING, cls.DONE) or len(record.commit_id) != 16:
-            raise SqlkvError(f"the migration record is damaged: {raw[:200]!r}")
+            raise MigrationError(f"the migration record is damaged: {raw[:200]!r}")
         return record
 
 
@@ -251,7 +251,7 @@ def _survey(tr: Transaction, name: str, *, snapshot: bool) -> Survey:
     try:
         size = None if meta is None else decode_size(meta)
     except ValueError as exc:
-        raise SqlkvError(f"v1 database {name!r} is damaged: {exc}") from exc
+        raise MigrationError(f"v1 database {name!r} is damaged: {exc}") from exc
     return Survey(
         size,
         journal is not None,
@@ -295,7 +295,7 @@ def _open_source(name: str, store: Store) -> Iterator[int]:
 def _pragma_int(conn: apsw.Connection, pragma: str) -> int:
     row = conn.execute(f"PRAGMA {pragma}").fetchone()
     if row is None or not isinstance(row[0], int):
-        raise SqlkvError(f"PRAGMA {pragma} answered {row!r}, not a number")
+        raise MigrationError(f"PRAGMA {pragma} answered {row!r}, not a number")
     return row[0]
 
 
@@ -315,7 +315,7 @@ def _source_batches(
         batch = []
         for pgno, value in zip(pgnos, values, strict=True):
             if value is None or len(value) < CHUNK_SIZE:
-                raise SqlkvError(
+                raise MigrationError(
                     f"v1 database {name!r} is damaged: page {pgno} is "
                     f"{'missing' if value is None else f'{len(value)} bytes'} in the store "
                     "(see sqlkv.vfs.v1.check); nothing can be migrated from it"
@@ -490,7 +490,7 @@ class _Migration:
         """Stage ``pages`` as call ``seq`` (halving the batch when the engine finds it too
         large); returns the txid and the next seq."""
         if seq >= MAX_SEQ:
-            raise SqlkvError(
+            raise MigrationError(
                 f"v1 database {self.name!r} needs more than {MAX_SEQ} stage calls at "
                 f"batch_pages={self.batch_pages}; migrate it with a larger batch_pages"
             )
@@ -595,7 +595,7 @@ def migrate_v1_to_v2(
 
     Refusals raise ``ConfigError`` and change nothing: no v1 database of that name, a v2
     database of that name that this migration did not create, a page size other than
-    4096. A copy that fails verification is removed again and raises ``SqlkvError``.
+    4096. A copy that fails verification is removed again and raises ``MigrationError``.
     """
     if not isinstance(batch_pages, int) or not 1 <= batch_pages <= MAX_BATCH_PAGES:
         raise ConfigError(f"batch_pages must be within 1..{MAX_BATCH_PAGES}, got {batch_pages!r}")
@@ -639,7 +639,7 @@ def migrate_v1_to_v2(
             ok, differs, head_txid = run.verify(source, pages)
             if not ok:
                 run.undo(record)
-                raise SqlkvError(
+                raise MigrationError(
                     f"the v2 copy of {name!r} failed verification ({differs}); it was removed "
                     "again and the v1 database is unchanged"
                 )
