@@ -416,10 +416,12 @@ def test_the_wal_stays_bounded_while_transactions_read_and_commit(tmp_path: Path
             for j in range(10):
                 tr.set(b"chunk/%d" % j, blob[i:])
 
-        for i in range(8 * CHECKPOINT_BYTES // 1_000_000):  # commits never pause
+        for i in range(12 * CHECKPOINT_BYTES // 1_000_000):  # commits never pause
             store.transact(lambda tr, i=i: fn(tr, i))
+        # Bounded: a checkpoint's first pass lets the WAL grow past CHECKPOINT_BYTES by
+        # what commits meanwhile (more on a loaded machine); unbounded, it would be 12x.
         wal = Path(str(store.file) + "-wal")
-        assert wal.stat().st_size <= 2 * CHECKPOINT_BYTES + 2_000_000
+        assert wal.stat().st_size <= 5 * CHECKPOINT_BYTES
         assert store.file.stat().st_size < 4_000_000
 
 
@@ -450,10 +452,10 @@ def test_a_reader_killed_inside_its_snapshot_does_not_pin_space(
     finally:
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=30)
-    for i in range(150):  # 150 MB of rewrites of the same 1 MB
+    for i in range(250):  # 250 MB of rewrites of the same 1 MB
         store.transact(lambda tr, i=i: [tr.set(b"chunk/%d" % j, blob[i:]) for j in range(10)])
     disk = sum(f.stat().st_size for f in (tmp_path / driver).iterdir())
-    assert disk < 50_000_000
+    assert disk < 100_000_000  # embedded: the WAL, bounded (above); LMDB: a few copies
 
 
 # --------------------------------------------------------------------------- LMDB map

@@ -45,7 +45,9 @@ are one class per SQLite result code, which ``_ERRORS`` translates in one table.
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -139,10 +141,10 @@ def make_store_directory(path: Path, what: str) -> Path:
             f"cannot create the {what} directory {str(path)!r}: {exc.strerror}; "
             "choose a directory this process can create and write"
         ) from None
-    probe = path / ".sqlkv-write-probe"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
+    try:  # a probe file of our own: processes opening the store at once must not collide
+        fd, probe = tempfile.mkstemp(prefix=".sqlkv-write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise ConfigError(
             f"the {what} directory {str(path)!r} is not writable: {exc.strerror}; "
@@ -242,7 +244,17 @@ class EmbeddedStore(Store):
         conn = self._writer
         # page_size only takes effect on a new file, before it leaves rollback mode.
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0]
+        # Turning a new file to WAL takes an exclusive lock, and SQLite answers BUSY at once
+        # (no busy handler: it would deadlock) when another opener races for it: retry.
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0]
+                break
+            except apsw.BusyError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
         if str(mode).lower() != "wal":
             raise StoreError(
                 f"embedded store {str(self.path)!r}: SQLite refused WAL mode (got {mode!r}); "
@@ -318,7 +330,7 @@ class EmbeddedStore(Store):
 
     def _wal_hook(self, conn: apsw.Connection, name: str, frames: int) -> int:
         """After each commit (in place of SQLite's autocheckpoint): wake the checkpointer."""
-        if frames >= self._checkpoint_frames:
+        if frames >= self._checkpoint_frames and not self._closed:
             if self._checkpointer is None:
                 self._checkpointer = _Checkpointer(self)
                 self._checkpointer.start()
