@@ -34,6 +34,7 @@ from sqlkv.store.embedded import CHECKPOINT_BYTES, DB_FILE, EmbeddedStore
 from sqlkv.store.lmdb_store import LmdbStore
 
 EMBEDDED_KINDS = ["embedded", "lmdb"]
+FileStoreClass = type[EmbeddedStore] | type[LmdbStore]
 on_both = pytest.mark.parametrize("driver", EMBEDDED_KINDS, indirect=True)
 
 
@@ -253,10 +254,10 @@ def test_reopen_after_close_keeps_the_data(store_factory: StoreFactory) -> None:
 
 
 @pytest.mark.parametrize("cls", [EmbeddedStore, LmdbStore])
-def test_fsync_mode_commits_and_reopens(tmp_path: Path, cls: type[Store]) -> None:
-    with cls(tmp_path / "s", fsync=True) as store:  # type: ignore[call-arg]
+def test_fsync_mode_commits_and_reopens(tmp_path: Path, cls: FileStoreClass) -> None:
+    with cls(tmp_path / "s", fsync=True) as store:
         store.transact(lambda tr: tr.set(b"k", b"v"))
-    with cls(tmp_path / "s") as store:  # type: ignore[call-arg]
+    with cls(tmp_path / "s") as store:
         assert store.transact(lambda tr: tr.get(b"k")) == b"v"
 
 
@@ -273,14 +274,22 @@ def test_a_file_where_the_directory_should_be_is_a_config_error(
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories anyway")
 @pytest.mark.parametrize("cls", [EmbeddedStore, LmdbStore])
-def test_an_unwritable_directory_is_a_config_error(tmp_path: Path, cls: type[Store]) -> None:
+def test_an_unwritable_directory_is_a_config_error(tmp_path: Path, cls: FileStoreClass) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     try:
         with pytest.raises(ConfigError, match="not writable"):
-            cls(locked)  # type: ignore[call-arg]
+            cls(locked)
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("cls", [EmbeddedStore, LmdbStore])
+def test_a_nonpositive_conflict_window_is_a_config_error(
+    tmp_path: Path, cls: FileStoreClass
+) -> None:
+    with pytest.raises(ConfigError, match="conflict_window_s must be > 0"):
+        cls(tmp_path / "s", conflict_window_s=0)
 
 
 def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
@@ -293,14 +302,16 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cls", [EmbeddedStore, LmdbStore])
-def test_threads_opening_a_new_store_at_once_all_succeed(tmp_path: Path, cls: type[Store]) -> None:
+def test_threads_opening_a_new_store_at_once_all_succeed(
+    tmp_path: Path, cls: FileStoreClass
+) -> None:
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
     def open_and_write(i: int) -> None:
         try:
             barrier.wait()
-            with cls(tmp_path / "new") as store:  # type: ignore[call-arg]
+            with cls(tmp_path / "new") as store:
                 store.transact(lambda tr: tr.set(b"t%d" % i, b"ok"))
         except BaseException as exc:
             errors.append(exc)
@@ -311,7 +322,7 @@ def test_threads_opening_a_new_store_at_once_all_succeed(tmp_path: Path, cls: ty
     for t in threads:
         t.join()
     assert not errors
-    with cls(tmp_path / "new") as store:  # type: ignore[call-arg]
+    with cls(tmp_path / "new") as store:
         assert len(store.transact(lambda tr: tr.get_range(b"t", b"u"))) == 8
 
 
@@ -368,9 +379,9 @@ def test_empty_and_long_keys_keep_byte_order(store_factory: StoreFactory) -> Non
 
 @pytest.mark.parametrize("cls", [EmbeddedStore, LmdbStore])
 def test_conflict_history_is_pruned_and_old_readers_are_told(
-    tmp_path: Path, cls: type[Store]
+    tmp_path: Path, cls: FileStoreClass
 ) -> None:
-    with cls(tmp_path / "s", conflict_window_s=0.05) as store:  # type: ignore[call-arg]
+    with cls(tmp_path / "s", conflict_window_s=0.05) as store:
         store.transact(lambda tr: tr.set(b"watched", b"0"))
         old = store.begin()
         blind = store.begin()
@@ -394,7 +405,9 @@ def log_rows(store: Store) -> int:
     if isinstance(store, EmbeddedStore):
         conn = apsw.Connection(str(store.file))
         try:
-            return int(conn.execute("SELECT count(*) FROM conflict_log").fetchall()[0][0])
+            (count,) = conn.execute("SELECT count(*) FROM conflict_log").fetchall()[0]
+            assert isinstance(count, int)
+            return count
         finally:
             conn.close()
     assert isinstance(store, LmdbStore)
