@@ -131,7 +131,7 @@ def check_whole_transactions(store: Store, acked: set[int], kills: int) -> None:
 
 
 @on_both
-@pytest.mark.parametrize("lines", [1, 9, 40])
+@pytest.mark.parametrize("lines", [1, 9, 40, 250])  # 250: past a checkpoint
 def test_acknowledged_commits_survive_sigkill_and_none_is_partial(
     store_factory: StoreFactory, driver: str, tmp_path: Path, lines: int
 ) -> None:
