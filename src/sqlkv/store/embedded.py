@@ -239,6 +239,7 @@ class EmbeddedStore(Store):
         self._next_prune = 0.0
         self._checkpoint_frames = max(1, checkpoint_bytes // PAGE_SIZE)
         self._checkpointer: _Checkpointer | None = None
+        self._wal_frames = 0  # frames in the WAL after this store's last commit
         with _sqlite_errors(self.path):
             self._writer = self._connect()
             try:
@@ -350,6 +351,7 @@ class EmbeddedStore(Store):
 
     def _wal_hook(self, conn: apsw.Connection, name: str, frames: int) -> int:
         """After each commit (in place of SQLite's autocheckpoint): wake the checkpointer."""
+        self._wal_frames = frames
         if frames >= self._checkpoint_frames and not self._closed:
             if self._checkpointer is None:
                 self._checkpointer = _Checkpointer(self)
@@ -490,10 +492,11 @@ class _Checkpointer(threading.Thread):
                 # Busy: another process is checkpointing; the next commit wakes us again.
                 # Other errors (I/O, disk full) reach the commits themselves.
                 with contextlib.suppress(apsw.Error):
-                    conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-                    with self._store._write_lock:
-                        if not self._store._closed:
-                            conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                    _, copied = conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                    if self._store._wal_frames > copied:  # our commits landed meanwhile
+                        with self._store._write_lock:
+                            if not self._store._closed:
+                                conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
         finally:
             conn.close()
 
