@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlkv.cli import migrate, serve
+from sqlkv.cli import admin, migrate, serve, shell, transfer
 from sqlkv.store import open_store
 
 
@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.set_defaults(func=cmd_demo)
     serve.register(sub)
     migrate.register(sub)
+    shell.register(sub)
+    transfer.register(sub)
+    admin.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -92,4 +95,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"(head txid {head.head_txid}, generation {head.generation})"
         )
     return 0
-

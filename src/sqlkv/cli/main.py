@@ -1,6 +1,6 @@
 """``sqlkv`` entry point: one function per subcommand, errors as one line on stderr.
 
-Exit codes: 0 success, 1 failure, 2 usage error.
+Exit codes: 0 success, 1 failure, 2 usage error (a wrong command line or setting).
 """
 
 from __future__ import annotations
@@ -8,20 +8,65 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sqlkv import __version__
-from sqlkv.errors import SqlkvError
+from sqlkv.errors import ConfigError, SqlkvError
+
+EPILOG = """\
+configuration (flag > environment > default, the same for sqlkv.connect):
+  --store URL    SQLKV_STORE    default ./sqlkv-data (the embedded store)
+  --engine URL   SQLKV_ENGINE   sqlkv://host:port[,host:port...] (a 'sqlkv serve' server)
+  --token TOKEN  SQLKV_TOKEN    token for the engine server
+  Store URLs: a directory path or file:///dir (embedded), memory://,
+  postgresql://user:password@host:port/dbname. With an engine URL the server's store is
+  used; an explicit --store wins over SQLKV_ENGINE. list, compact and delete work on the
+  store itself.
+
+examples:
+  sqlkv import orders.db orders        sqlkv export orders copy.db
+  sqlkv shell orders                   sqlkv inspect orders --json
+  sqlkv --engine sqlkv://db1:7878 --token s3cr3t shell orders
+
+exit status: 0 success, 1 failure, 2 usage error.
+"""
+
+
+class UsageExit(Exception):
+    """argparse found a usage error (already printed as one line)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and return exit code 2 from ``main``."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise UsageExit(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sqlkv",
         description="SQLite databases whose durable pages live in a transactional KV store.",
-        epilog="Stores are URLs: memory://, file:///dir (or a bare path), "
-        "postgresql://user:pw@host:port/db. Default: $SQLKV_STORE, else ./sqlkv-data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sqlkv {__version__}")
-    parser.add_argument("--store", help="store URL (default: $SQLKV_STORE or ./sqlkv-data)")
+    parser.add_argument(
+        "--store", metavar="URL", help="store URL (default: $SQLKV_STORE or ./sqlkv-data)"
+    )
+    parser.add_argument(
+        "--engine",
+        dest="engine_url",
+        metavar="URL",
+        help="engine server URL, sqlkv://host:port[,...] (default: $SQLKV_ENGINE)",
+    )
+    parser.add_argument(
+        "--token",
+        dest="client_token",
+        metavar="TOKEN",
+        help="token for the engine server (default: $SQLKV_TOKEN)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from sqlkv.cli import commands
 
@@ -30,20 +75,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``sqlkv`` command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageExit:
+        return 2
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    from sqlkv.cli.common import UsageError
+
     try:
         return int(args.func(args) or 0)
-    except SqlkvError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"sqlkv: error: {exc}", file=sys.stderr)
+        return 2
+    except SqlkvError as exc:
+        print(f"sqlkv: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"sqlkv: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("sqlkv: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        import apsw
+
+        if isinstance(exc, apsw.Error):  # SQLite's own errors (the shell prints its own)
+            print(f"sqlkv: error: {_one_line(exc)}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def entry() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
