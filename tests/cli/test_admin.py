@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,22 @@ def test_delete_asks_on_a_terminal(work: Workdir, source_small: Path) -> None:
     finally:
         term.close()
     assert work.run("list").out.startswith("no databases")
+
+
+def test_v1_databases_are_inspected_exported_and_opened_in_the_shell(work: Workdir) -> None:
+    work.store.mkdir()
+    with EmbeddedStore(work.store) as store:
+        make_v1(store, "legacy", rows=300)
+    report = json.loads(work.run("inspect", "--json", "legacy").out)
+    assert report["format"] == "v1"
+    assert report["files"]["db"] == report["size_bytes"] > 0
+    assert "(v1)" in work.run("inspect", "legacy").out
+    exported = work.run("export", "--format", "v1", "--check", "legacy", "legacy.db")
+    assert exported.code == 0, exported.err
+    conn = sqlite3.connect(work.path / "legacy.db")
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (300,)
+    conn.close()
+    shell = work.run("shell", "--format", "v1", "legacy", "SELECT count(*) FROM t")
+    assert (shell.code, shell.out) == (0, "300\n")
+    missing = work.run("export", "--format", "v1", "nothing", "n.db")
+    assert missing.code == 1 and "database 'nothing' does not exist" in missing.err
