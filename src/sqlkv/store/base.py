@@ -17,6 +17,7 @@ Values are stored and returned byte for byte: no layer here looks inside them.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 import time
@@ -153,7 +154,8 @@ class Transaction:
         self._snap = snapshot
         self._limits = store.limits
         self._writes: SortedDict = SortedDict()  # key -> value, or None for a cleared key
-        self._cleared: list[KeyRange] = []
+        self._cleared: list[KeyRange] = []  # sorted, coalesced
+        self._cleared_begins: list[bytes] = []
         self._read_ranges: list[KeyRange] = []
         self._size = 0
         self._writes_count = 0
@@ -295,7 +297,8 @@ class Transaction:
         self._grow(len(begin) + len(end))
         for k in list(self._writes.irange(begin, end, inclusive=(True, False))):
             del self._writes[k]
-        self._cleared.append((begin, end))
+        self._cleared = _coalesce([*self._cleared, (begin, end)])
+        self._cleared_begins = [b for b, _ in self._cleared]
         self._writes_count += 1
 
     # ------------------------------------------------------------------ end
@@ -354,7 +357,10 @@ class Transaction:
         self._size += n
 
     def _in_cleared(self, key: bytes) -> bool:
-        return any(b <= key < e for b, e in self._cleared)
+        if not self._cleared:
+            return False
+        i = bisect.bisect_right(self._cleared_begins, key) - 1
+        return i >= 0 and key < self._cleared[i][1]
 
     def _count_read(self, values: Iterable[bytes | None]) -> None:
         for v in values:
@@ -391,8 +397,9 @@ class Store(ABC):
         attempts = max_attempts or self.retry.max_attempts
         last: StoreError | None = None
         for attempt in range(1, attempts + 1):
-            tr = self.begin()
+            tr: Transaction | None = None
             try:
+                tr = self.begin()
                 result = fn(tr)
                 tr.commit()
                 return result
@@ -405,10 +412,12 @@ class Store(ABC):
                 with self._stats_lock:
                     self.stats.conflicts += 1
             finally:
-                tr.close()
+                if tr is not None:
+                    tr.close()
                 with self._stats_lock:
                     self.stats.attempts += 1
-            time.sleep(self.retry.backoff(attempt))
+            if attempt < attempts:
+                time.sleep(self.retry.backoff(attempt))
         assert last is not None
         raise RetriesExhausted(attempts, last) from last
 

@@ -56,14 +56,14 @@ def open_store(url: str | Store | None = None, *, limits: Limits | None = None) 
     if scheme == "lmdb":
         from sqlkv.store.lmdb_store import LmdbStore
 
-        return LmdbStore(Path(unquote(parts.path)), limits=limits)
+        return LmdbStore(Path(unquote(parts.netloc + parts.path)), limits=limits)
     if scheme in ("postgresql", "postgres"):
         from sqlkv.store.postgres import PostgresStore
 
         return PostgresStore(text, limits=limits)
     raise ConfigError(
         f"unknown store URL scheme {scheme!r} in {text!r}; use memory://, file:///dir, "
-        "a directory path, or postgresql://user:password@host:port/dbname"
+        "a directory path, lmdb:///dir, or postgresql://user:password@host:port/dbname"
     )
 
 
