@@ -68,11 +68,13 @@ def connect(
 
     - ``store``: a store URL or ``Store``; None means ``$SQLKV_STORE``, else ``./sqlkv-data``
       (the embedded store). A store opened here from a URL is closed with the connection;
-      a ``Store`` object passed in is left open.
+      a ``Store`` object passed in is left open. Without ``store`` or ``engine``,
+      ``$SQLKV_ENGINE`` (and ``$SQLKV_TOKEN``) name an engine server to use instead; an
+      explicit ``store`` wins over them (``sqlkv.config.ClientConfig``).
     - ``engine``: an engine server URL (``sqlkv://host:port[,host2:port2]``) or an
       ``EngineApi`` object to talk to instead of building an in-process ``Engine`` on the
       store. Give ``store`` or ``engine``, not both.
-    - ``token``: the access token for an engine server URL.
+    - ``token``: the access token for an engine server URL (default ``$SQLKV_TOKEN``).
     - ``cache_size``: the VFS page cache bound, in bytes (an int) or as a string such as
       ``"64MiB"`` or ``"2000 pages"``. Default 64 MiB.
     - ``format``: ``"v2"`` (pages behind the storage engine) or ``"v1"`` (files as chunked
@@ -82,6 +84,13 @@ def connect(
     - ``options``: the other ``ClientConfig`` settings (``preload_bytes``,
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
     """
+    if not isinstance(store, Store) and (engine is None or isinstance(engine, str)):
+        # flag > environment (SQLKV_STORE, SQLKV_ENGINE, SQLKV_TOKEN) > default, read now
+        from sqlkv.config import ClientConfig as Settings
+
+        settings = Settings.from_env(store=store, engine=engine, token=token, format=format)
+        engine, token = settings.engine, settings.token
+        store = None if engine is not None else settings.store
     if format == "v1":
         return _connect_v1(name, store, engine, cache_size, options)
     if format != "v2":

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlkv.store import Store
+from sqlkv.store import Store, Transaction
 
 CLI = [sys.executable, "-m", "sqlkv.cli.main"]
 CLIENT_ENV = ("SQLKV_STORE", "SQLKV_ENGINE", "SQLKV_TOKEN")
@@ -124,9 +124,11 @@ def store_keys(store: Store) -> dict[bytes, bytes]:
     out: dict[bytes, bytes] = {}
     begin = b""
     while True:
-        rows = store.transact(
-            lambda tr, b=begin: tr.get_range(b, b"\xff" * 8, limit=1000, snapshot=True)
-        )
+
+        def page(tr: Transaction, begin: bytes = begin) -> list[tuple[bytes, bytes]]:
+            return tr.get_range(begin, b"\xff" * 8, limit=1000, snapshot=True)
+
+        rows = store.transact(page)
         out.update(rows)
         if len(rows) < 1000:
             return out

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from drivers import postgres_url
 
+import sqlkv
+from sqlkv.server.client import RemoteEngine
+
 from .cli_support import clean_env, dump
 from .conftest import Server, Workdir
 
@@ -77,3 +80,24 @@ def test_a_round_trip_through_postgresql(work: Workdir, source_20mb: Path) -> No
     assert deleted.code == 0, deleted.err
     missing = work.run_bare("inspect", name, env=env)
     assert missing.code == 1 and "does not exist" in missing.err
+
+
+def test_connect_reads_the_engine_and_token_from_the_environment(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SQLKV_STORE", raising=False)
+    monkeypatch.setenv("SQLKV_ENGINE", server.url)
+    monkeypatch.setenv("SQLKV_TOKEN", server.token)
+    conn = sqlkv.connect("from-env")
+    try:
+        conn.execute("CREATE TABLE t(x)")
+    finally:
+        conn.close()
+    assert not (tmp_path / "sqlkv-data").exists()  # not the default store: the server
+    with RemoteEngine(server.url, token=server.token) as engine:
+        assert engine.head("from-env").head_txid > 1
+    # an explicit store wins over the environment's engine and token
+    conn = sqlkv.connect("local", str(tmp_path / "local-store"))
+    conn.close()
+    assert (tmp_path / "local-store").is_dir()

@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 import subprocess
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from sqlkv.cli.importer import ImportOptions, import_pages
 from sqlkv.cli.source import SourceDb
 from sqlkv.engine import Engine
-from sqlkv.engine.api import CommitResult, OpenResult, StageResult
+from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.head import Head
 from sqlkv.errors import DatabaseNotFound
 from sqlkv.store import MemoryStore
@@ -133,36 +134,55 @@ class CountingEngine:
 
     def __init__(self) -> None:
         self.pages = 0
-        self.stages = 0
         self.largest_stage = 0
-        self.head_ = Head(
-            generation=1, head_txid=1, next_txid=2, materialized_txid=1, db_size_pages=0
-        )
+        self.head_ = Head(1, head_txid=1, next_txid=2, materialized_txid=1, db_size_pages=0)
 
     def head(self, db: str) -> Head:
         raise DatabaseNotFound(db)
 
-    def open(self, db: str, **kwargs: object) -> OpenResult:
+    def open(
+        self,
+        db: str,
+        *,
+        preload: Sequence[int] = (),
+        preload_bytes: int | None = None,
+        create: bool = True,
+    ) -> OpenResult:
         return OpenResult(self.head_)
 
+    def get_pages(self, db: str, generation: int, pgnos: Sequence[int]) -> PagesResult:
+        raise AssertionError("an import reads no page")
+
+    def commit(
+        self,
+        db: str,
+        generation: int,
+        expected_head_txid: int,
+        pages: Pages,
+        db_size_pages: int,
+        *,
+        commit_id: bytes | None = None,
+    ) -> CommitResult:
+        raise AssertionError("an import stages its pages")
+
     def commit_stage(
-        self, db: str, generation: int, txid: int | None, seq: int, pages: dict[int, bytes]
+        self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
     ) -> StageResult:
         self.pages += len(pages)
-        self.stages += 1
         self.largest_stage = max(self.largest_stage, sum(len(p) for p in pages.values()))
         return StageResult(2, 1)
 
     def commit_finalize(
-        self, db: str, generation: int, expected: int, txid: int, size: int, **kw: object
+        self,
+        db: str,
+        generation: int,
+        expected_head_txid: int,
+        txid: int,
+        db_size_pages: int,
+        *,
+        commit_id: bytes | None = None,
     ) -> CommitResult:
-        self.head_ = Head(
-            generation=1,
-            head_txid=txid,
-            next_txid=txid + 1,
-            materialized_txid=1,
-            db_size_pages=size,
-        )
+        self.head_ = Head(1, txid, txid + 1, 1, db_size_pages)
         return CommitResult(self.head_)
 
 
