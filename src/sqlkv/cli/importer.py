@@ -96,6 +96,9 @@ def import_pages(
     target: str = "the store",
 ) -> ImportResult:
     """Copy every page of ``source`` into database ``name`` (see the module docstring)."""
+    total = source.page_count
+    if total == 0:
+        raise CommandFailed(f"{source.path}: the database has no pages; nothing to import")
     exists = database_exists(engine, name)
     if exists and not options.replace:
         raise CommandFailed(
@@ -107,9 +110,6 @@ def import_pages(
             f"database {name!r} was created by another client during the import; nothing "
             "was written: run it again with --replace to overwrite it"
         )
-    total = source.page_count
-    if total == 0:
-        raise CommandFailed(f"{source.path}: the database has no pages; nothing to import")
     ranges = plan(total, pages_per_transaction(name, options.txn_bytes))
     batch = max(1, options.stage_bytes // PAGE_SIZE)
     several = len(ranges) > 1
