@@ -19,7 +19,7 @@ import apsw
 from sqlkv.engine.api import EngineApi
 from sqlkv.errors import ConfigError
 from sqlkv.store import Store, open_store
-from sqlkv.vfs.v2 import ClientConfig, Connection, connect_v2, parse_cache_size
+from sqlkv.vfs.v2 import Connection, VfsConfig, connect_v2, parse_cache_size
 from sqlkv.vfs.v2.config import PAGE_SIZE
 
 FORMATS = ("v2", "v1")
@@ -81,21 +81,21 @@ def connect(
       KV, the benchmark baseline).
     - ``compaction``: when ``connect`` builds the engine, run its background compaction
       (folding deltas into shards) for as long as the connection is open.
-    - ``options``: the other ``ClientConfig`` settings (``preload_bytes``,
+    - ``options``: the other ``VfsConfig`` settings (``preload_bytes``,
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
     """
     if not isinstance(store, Store) and (engine is None or isinstance(engine, str)):
         # flag > environment (SQLKV_STORE, SQLKV_ENGINE, SQLKV_TOKEN) > default, read now
-        from sqlkv.config import ClientConfig as Settings
+        from sqlkv.config import ClientConfig
 
-        settings = Settings.from_env(store=store, engine=engine, token=token, format=format)
+        settings = ClientConfig.from_env(store=store, engine=engine, token=token, format=format)
         engine, token = settings.engine, settings.token
         store = None if engine is not None else settings.store
     if format == "v1":
         return _connect_v1(name, store, engine, cache_size, options)
     if format != "v2":
         raise ConfigError(f"unknown format {format!r}; valid formats: {', '.join(FORMATS)}")
-    config = ClientConfig.from_options(cache_size, options)
+    config = VfsConfig.from_options(cache_size, options)
     closers: list[Callable[[], None]] = []
     if token is not None and not isinstance(engine, str):
         raise ConfigError("token= goes with an engine server URL (engine='sqlkv://host:port')")

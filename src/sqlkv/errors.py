@@ -199,6 +199,14 @@ class ServerFault(EngineError):
     """The engine server failed in an unexpected way (a bug); its log has the details."""
 
 
+class CommandFailed(SqlkvError):
+    """A command could not do what was asked (bad input file, unknown database, ...)."""
+
+
+class UsageError(SqlkvError):
+    """The command line is wrong or incomplete; nothing was done."""
+
+
 class ProtocolError(SqlkvError):
     """A network frame is malformed, truncated, oversized or of another protocol version."""
 

@@ -24,7 +24,6 @@ from sqlkv.errors import (
     DatabaseNotFound,
     FenceMismatch,
     InvalidRequest,
-    LimitExceeded,
 )
 from sqlkv.ltx import lock_pgno
 from sqlkv.store import Limits, Store

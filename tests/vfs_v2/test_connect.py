@@ -13,7 +13,7 @@ from sqlkv.cli.main import main
 from sqlkv.engine import Engine
 from sqlkv.errors import ConfigError
 from sqlkv.store import MemoryStore
-from sqlkv.vfs.v2 import ClientConfig, Connection, parse_cache_size
+from sqlkv.vfs.v2 import Connection, VfsConfig, parse_cache_size
 
 
 def test_default_store_is_the_embedded_one_named_by_the_environment(
@@ -100,7 +100,7 @@ def test_bad_options_are_refused_with_the_valid_ones_listed() -> None:
     with pytest.raises(ConfigError, match=r"unknown connect option\(s\) \['cache_sise'\]"):
         sqlkv.connect("db", MemoryStore(), cache_sise=5)
     with pytest.raises(ConfigError, match="retry_attempts"):
-        ClientConfig(retry_attempts=0).validate()
+        VfsConfig(retry_attempts=0).validate()
     with pytest.raises(ConfigError, match="unknown format"):
         sqlkv.connect("db", MemoryStore(), format="v3")
     with pytest.raises(ConfigError, match="non-empty"):

@@ -14,15 +14,7 @@ from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 from sqlkv.config import ClientConfig
-from sqlkv.errors import SqlkvError
-
-
-class CommandFailed(SqlkvError):
-    """The command could not do what was asked (bad input file, unknown database, ...)."""
-
-
-class UsageError(SqlkvError):
-    """The command line is wrong or incomplete; nothing was done."""
+from sqlkv.errors import CommandFailed, UsageError
 
 
 def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:

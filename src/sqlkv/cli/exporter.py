@@ -20,11 +20,10 @@ from pathlib import Path
 
 import apsw
 
-from sqlkv.cli.common import CommandFailed
 from sqlkv.cli.source import LOCK_PGNO, PAGE_SIZE
 from sqlkv.engine.api import EngineApi
 from sqlkv.engine.head import Head
-from sqlkv.errors import FenceMismatch
+from sqlkv.errors import CommandFailed, FenceMismatch
 
 SIDE_FILES = ("-journal", "-wal", "-shm")
 MAX_RESTARTS = 5

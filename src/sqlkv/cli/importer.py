@@ -25,12 +25,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlkv.cli.common import CommandFailed
 from sqlkv.cli.source import LOCK_PGNO, PAGE_SIZE, SourceDb
 from sqlkv.engine.api import EngineApi
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
-from sqlkv.errors import CompactionBehind, DatabaseNotFound, FenceMismatch
+from sqlkv.errors import CommandFailed, CompactionBehind, DatabaseNotFound, FenceMismatch
 
 MiB = 1024 * 1024
 STORE_TXN_BUDGET = 4_000_000

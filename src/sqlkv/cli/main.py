@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    from sqlkv.cli.common import UsageError
+    from sqlkv.errors import UsageError
 
     try:
         return int(args.func(args) or 0)

@@ -28,7 +28,7 @@ from types import TracebackType
 
 import apsw
 
-from sqlkv.cli.common import CommandFailed
+from sqlkv.errors import CommandFailed
 
 PAGE_SIZE = 4096
 MAGIC = b"SQLite format 3\x00"

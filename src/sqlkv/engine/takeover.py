@@ -58,6 +58,8 @@ def open_database(
             storage_quota=config.default_quota_bytes,
         )
         head = head.with_changes(storage_used=len(keys.meta) + len(head.encode()))
+        # Leftovers of an interrupted delete (META goes first) must not join the new head.
+        tr.clear_range(*keys.all_range())
         tr.set(keys.meta, head.encode())
         return TakeoverOutcome(head, {}, {}, created=True)
 

@@ -50,9 +50,10 @@ def chunk_count(size: int) -> int:
 
 
 def database_range(name: str) -> KeyRange:
-    """Every v1 key of database ``name``."""
+    """Every v1 key of database ``name`` and of no other (sub-keys never start with 0xFF;
+    ``prefix_end`` would also cover names that extend this one past a NUL byte)."""
     prefix = db_prefix(FORMAT_V1, name)
-    return prefix, prefix_end(prefix)
+    return prefix, prefix + b"\xff"
 
 
 def migration_state_key(name: str) -> bytes:

@@ -4,17 +4,17 @@
 returns a ``Connection``: an ``apsw.Connection`` with ``sqlkv_stats`` counters.
 """
 
-from sqlkv.vfs.v2.config import ClientConfig, parse_cache_size
+from sqlkv.vfs.v2.config import VfsConfig, parse_cache_size
 from sqlkv.vfs.v2.connection import Connection, connect_v2
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.remote import FENCED_MESSAGE, FencedIOError
 
 __all__ = [
     "FENCED_MESSAGE",
-    "ClientConfig",
     "ClientCounters",
     "Connection",
     "FencedIOError",
+    "VfsConfig",
     "connect_v2",
     "parse_cache_size",
 ]

@@ -51,7 +51,7 @@ def parse_cache_size(value: int | str) -> int:
 
 
 @dataclass(frozen=True)
-class ClientConfig:
+class VfsConfig:
     """Tunables of one sqlkv v2 connection.
 
     - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). SQLite's own
@@ -99,7 +99,7 @@ class ClientConfig:
             raise ConfigError("retry delays must satisfy 0 <= retry_base_s <= retry_max_s")
 
     @classmethod
-    def from_options(cls, cache_size: int | str | None, options: dict[str, Any]) -> ClientConfig:
+    def from_options(cls, cache_size: int | str | None, options: dict[str, Any]) -> VfsConfig:
         valid = {f.name for f in fields(cls)} - {"cache_bytes"}
         unknown = set(options) - valid
         if unknown:

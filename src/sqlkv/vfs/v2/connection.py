@@ -22,7 +22,7 @@ import apsw
 from sqlkv.engine.api import EngineApi
 from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError
-from sqlkv.vfs.v2.config import PAGE_SIZE, ClientConfig
+from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
@@ -124,7 +124,7 @@ def _run_closers(closers: list[Callable[[], None]]) -> None:
         closers.pop()()
 
 
-def preload_hints(config: ClientConfig) -> list[int]:
+def preload_hints(config: VfsConfig) -> list[int]:
     """Page 1 onwards, up to ``preload_bytes``: a small database arrives whole at open."""
     count = max(1, config.preload_bytes // PAGE_SIZE)
     return [p for p in range(1, count + 1) if p != LOCK_PAGE]
@@ -133,7 +133,7 @@ def preload_hints(config: ClientConfig) -> list[int]:
 def connect_v2(
     name: str,
     engine: EngineApi,
-    config: ClientConfig | None = None,
+    config: VfsConfig | None = None,
     *,
     closers: list[Callable[[], None]] | None = None,
 ) -> Connection:
@@ -141,7 +141,7 @@ def connect_v2(
 
     ``closers`` run (last first) when the connection closes, or now if opening fails.
     """
-    config = config or ClientConfig()
+    config = config or VfsConfig()
     config.validate()
     closers = closers if closers is not None else []
     if not isinstance(name, str) or not name:

@@ -31,7 +31,7 @@ import apsw
 from sqlkv.errors import QuotaExceeded, SqlkvError
 from sqlkv.ltx import lock_pgno
 from sqlkv.vfs.v2.cache import PageCache
-from sqlkv.vfs.v2.config import PAGE_SIZE, ClientConfig
+from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.readahead import ReadAhead
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable, sqlite_error
 
@@ -76,7 +76,7 @@ class Digests:
 class DbFile:
     """apsw calls these ``VFSFile`` methods for the main database file."""
 
-    def __init__(self, remote: RemoteDb, config: ClientConfig, preloaded: dict[int, bytes]):
+    def __init__(self, remote: RemoteDb, config: VfsConfig, preloaded: dict[int, bytes]):
         self.remote = remote
         self.config = config
         self.counters = remote.counters

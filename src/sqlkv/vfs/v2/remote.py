@@ -30,7 +30,7 @@ import apsw
 from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, Pages
 from sqlkv.engine.head import Head
 from sqlkv.errors import CommitTooLarge, CommitUnknown, ConnectionFenced, FenceMismatch, SqlkvError
-from sqlkv.vfs.v2.config import PAGE_SIZE, ClientConfig
+from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ class Unreachable(Exception):
 
 class RemoteDb:
     def __init__(
-        self, engine: EngineApi, name: str, config: ClientConfig, counters: ClientCounters
+        self, engine: EngineApi, name: str, config: VfsConfig, counters: ClientCounters
     ) -> None:
         self.engine = engine
         self.name = name
