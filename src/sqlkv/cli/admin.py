@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 from sqlkv.cli.common import (
-    CommandFailed,
     check_store_exists,
     client_config,
     confirm,
@@ -29,6 +28,7 @@ from sqlkv.cli.common import (
     require_store,
 )
 from sqlkv.config import FORMATS, ClientConfig
+from sqlkv.errors import CommandFailed
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

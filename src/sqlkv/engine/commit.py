@@ -8,6 +8,7 @@ one that would exceed the quota answers ``QuotaExceeded``; either way nothing ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from sqlkv.engine.apply import (
     already_applied,
@@ -98,7 +99,7 @@ def commit_pages(
     step = config.part_pages
     delta_bytes = 0
     for n, data in enumerate(parts):
-        delta_bytes += write_blob(tr, lambda i, n=n: keys.delta_chunk(txid, n, i), data, chunk)
+        delta_bytes += write_blob(tr, partial(keys.delta_chunk, txid, n), data, chunk)
         for pgno, _ in ordered[n * step : (n + 1) * step]:
             located[pgno] = (txid, n)
     used += delta_bytes + set_pidx_rows(tr, keys, pidx, located)

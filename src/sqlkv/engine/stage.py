@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from functools import partial
 
 from sqlkv.engine.apply import (
     already_applied,
@@ -97,9 +98,7 @@ def stage_pages(
     step = config.part_pages
     for k, data in enumerate(parts):
         part = first | k
-        part_used = write_blob(
-            tr, lambda i, part=part: keys.delta_chunk(txid, part, i), data, chunk
-        )
+        part_used = write_blob(tr, partial(keys.delta_chunk, txid, part), data, chunk)
         manifest_key = keys.stage(txid, part)
         manifest = _manifest(part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
         tr.set(manifest_key, manifest)

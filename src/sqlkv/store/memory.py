@@ -176,7 +176,7 @@ class MemoryStore(Store):
         return fault
 
     def _read(self, key: bytes, rv: int) -> bytes | None:
-        hist = self._hist.get(key)
+        hist: History | None = self._hist.get(key)
         if hist is None:
             return None
         for ver, value in reversed(hist):

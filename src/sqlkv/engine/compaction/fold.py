@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import partial
 
 from sqlkv.engine.apply import check_generation, read_blob_rows, read_head
 from sqlkv.engine.blobs import encode_pages, read_blob, write_blob
@@ -108,7 +109,7 @@ def fold_pass(
         kept = sorted((p, d) for p, d in pages.items() if p <= head.db_size_pages)
         if kept:
             blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size)
-            used += write_blob(tr, lambda i, sid=sid: keys.shard_chunk(sid, i), blob, chunk)
+            used += write_blob(tr, partial(keys.shard_chunk, sid), blob, chunk)
         out.shards_written += 1
         out.pages_folded += len(pgnos)
         out.bytes_folded += len(pgnos) * head.page_size
