@@ -86,7 +86,17 @@ def test_get_pages_reads_each_blob_once(mem_owner: Owner, mem: MemoryStore) -> N
         mem_owner.read(range(1, 3001))
     part_pages = mem_owner.engine.config.part_pages
     parts = 30 * -(-100 // part_pages)  # each delta holds 100 pages
-    assert c.reads == 1 + parts, "META, then one range read per delta part"
+    assert c.reads == 2, "META, then one multi-range read of every blob"
+    (blob_read,) = [op for op in mem.ops[-2:] if op.op == "get_ranges"]
+    assert blob_read.detail == f"{parts} ranges", "each delta part is read exactly once"
+
+
+def test_open_reads_in_a_bounded_number_of_round_trips(mem_owner: Owner, mem: MemoryStore) -> None:
+    _spread(mem_owner, 3000, 30)
+    with counting(mem) as c:
+        Engine(mem).open("db", preload=range(2, 200))
+    # META; staging + orphans + PIDX; the dangling-row check; the preloaded blobs; commit.
+    assert (c.reads, c.commits) == (4, 1)
 
 
 def test_open_with_preload_is_one_store_transaction(mem_owner: Owner, mem: MemoryStore) -> None:

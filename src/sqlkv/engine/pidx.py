@@ -59,10 +59,12 @@ class PidxCache:
 
 
 def load_rows(tr: Transaction, keys: DbKeys) -> PidxMap:
-    rows: PidxMap = {}
-    for key, value in tr.get_range(*keys.pidx_range(), snapshot=True):
-        rows[keys.pidx_pgno(key)] = unpack_pidx(value)
-    return rows
+    return parse_rows(keys, tr.get_range(*keys.pidx_range(), snapshot=True))
+
+
+def parse_rows(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> PidxMap:
+    """page number -> (txid, part) from PIDX key/value rows."""
+    return {keys.pidx_pgno(key): unpack_pidx(value) for key, value in rows}
 
 
 def pidx_row_bytes(keys: DbKeys) -> int:

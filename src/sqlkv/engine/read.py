@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlkv.engine.blobs import read_blob
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
@@ -39,7 +38,7 @@ class PageSource:
         self.from_shards = 0
 
     def read(self, tr: Transaction, pgnos: Iterable[int]) -> dict[int, bytes | None]:
-        head, keys = self.head, self.keys
+        head = self.head
         out: dict[int, bytes | None] = {}
         groups: dict[tuple[str, int, int], list[int]] = {}
         for pgno in pgnos:
@@ -52,21 +51,26 @@ class PageSource:
             else:
                 groups.setdefault(("shard", pgno // head.shard_size, 0), []).append(pgno)
         zero = bytes(head.page_size)
-        for (kind, a, b), wanted in groups.items():
+        # Every blob this call needs, in one round trip (a snapshot read).
+        located = list(groups.items())
+        blobs = tr.get_ranges(
+            [(*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in located],
+            snapshot=True,
+        )
+        for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
             if kind == "delta":
-                blob = read_blob(tr, keys.delta_part_range(a, b))
-                if blob is None:
+                if not rows:
                     raise EngineError(
                         f"page {wanted[0]} points at delta txid {a} part {b}, which is missing; "
                         "the store is damaged (reopen the database to clean dangling rows)"
                     )
                 self.from_deltas += len(wanted)
             else:
-                blob = read_blob(tr, keys.shard_range(a, a + 1))
                 self.from_shards += len(wanted)
-            if blob is None:
+            if not rows:
                 out.update(dict.fromkeys(wanted, zero))
                 continue
+            blob = b"".join(v for _, v in rows)
             try:
                 index = read_page_index(blob)
                 for pgno in wanted:
@@ -77,3 +81,8 @@ class PageSource:
                     f"stored {kind} blob for page {wanted[0]} is corrupt: {exc}"
                 ) from exc
         return out
+
+    def _blob_range(self, kind: str, a: int, b: int) -> tuple[bytes, bytes]:
+        if kind == "delta":
+            return self.keys.delta_part_range(a, b)
+        return self.keys.shard_range(a, a + 1)

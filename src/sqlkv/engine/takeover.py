@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxMap, load_rows, pidx_row_bytes
+from sqlkv.engine.pidx import PidxMap, parse_rows, pidx_row_bytes
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.stage import staged_bytes
 from sqlkv.errors import DatabaseNotFound
@@ -66,19 +66,27 @@ def open_database(
     old = Head.decode(raw)
     orphans = 0
     used = old.storage_used
+    # One round trip: staging manifests, any DELTA above head, and the PIDX rows.
+    staged, above, pidx_rows = tr.get_ranges(
+        [
+            (*keys.stage_range(), 0, False),
+            (*keys.deltas_from(old.head_txid + 1), 1, False),
+            (*keys.pidx_range(), 0, False),
+        ]
+    )
     # Staged parts (manifest + DELTA chunks) that were never finalized belong to no commit.
-    for key, value in tr.get_range(*keys.stage_range()):
+    for key, value in staged:
         txid, part = keys.stage_txid_part(key)
         tr.clear_range(*keys.delta_part_range(txid, part))
         used -= staged_bytes(key, value)
         orphans += 1
-    tr.clear_range(*keys.stage_range())
+    if staged:
+        tr.clear_range(*keys.stage_range())
     # Any other DELTA above head was never committed (nor counted: it has no manifest).
-    above = tr.get_range(*keys.deltas_from(old.head_txid + 1), limit=1)
     if above:
         orphans += 1
         tr.clear_range(*keys.deltas_from(old.head_txid + 1))
-    pidx = load_rows(tr, keys)
+    pidx = parse_rows(keys, pidx_rows)
     dangling = _dangling_rows(tr, keys, pidx)
     for pgno in dangling:
         tr.clear(keys.pidx(pgno))

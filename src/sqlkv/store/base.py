@@ -35,6 +35,9 @@ T = TypeVar("T")
 KeyRange = tuple[bytes, bytes]
 """A half-open key range ``[begin, end)``."""
 
+RangeRead = tuple[bytes, bytes, int, bool]
+"""One range read: ``(begin, end, limit, reverse)``; limit 0 means no limit."""
+
 
 def key_after(key: bytes) -> bytes:
     """The first key that sorts after ``key``: the end of the range holding only ``key``."""
@@ -134,6 +137,10 @@ class Snapshot(ABC):
         """Pairs with ``begin <= key < end`` in key order (descending if ``reverse``);
         at most ``limit`` of them when ``limit > 0``."""
 
+    def get_ranges(self, ranges: Sequence[RangeRead]) -> list[list[tuple[bytes, bytes]]]:
+        """Several range reads in one round trip (drivers with a network override this)."""
+        return [self.get_range(*r) for r in ranges]
+
     @abstractmethod
     def commit(self, request: CommitRequest) -> None:
         """Apply ``request`` atomically or raise ``ConflictError`` and apply nothing."""
@@ -220,13 +227,43 @@ class Transaction:
             return []
         result = self._merged_range(begin, end, limit, reverse)
         if not snapshot:
-            if limit and len(result) == limit:
-                last = result[-1][0]
-                read = (last, end) if reverse else (begin, key_after(last))
-            else:
-                read = (begin, end)
-            self._read_ranges.append(read)
+            self._read_ranges.append(_range_read(begin, end, limit, reverse, result))
         return result
+
+    def get_ranges(
+        self, ranges: Sequence[RangeRead], *, snapshot: bool = False
+    ) -> list[list[tuple[bytes, bytes]]]:
+        """Several ``get_range`` reads, ``(begin, end, limit, reverse)`` each, in one round
+        trip when none of them overlaps this transaction's own writes."""
+        self._check_open()
+        for begin, end, limit, _ in ranges:
+            if limit < 0:
+                raise StoreError(f"range read limit must be >= 0, got {limit}")
+            self._check_key(begin)
+            self._check_key(end)
+        if not ranges:
+            return []
+        if any(self._touched(b, e) for b, e, _, _ in ranges):
+            return [
+                self.get_range(b, e, limit=n, reverse=r, snapshot=snapshot) for b, e, n, r in ranges
+            ]
+        wanted = [(b, e, n, r) for b, e, n, r in ranges if b < e]
+        self._stats.round_trips += 1
+        answers = iter(self._snap.get_ranges(wanted))
+        out: list[list[tuple[bytes, bytes]]] = []
+        for begin, end, limit, reverse in ranges:
+            rows = next(answers) if begin < end else []
+            self._count_read([v for _, v in rows])
+            if not snapshot and begin < end:
+                self._read_ranges.append(_range_read(begin, end, limit, reverse, rows))
+            out.append(rows)
+        return out
+
+    def _touched(self, begin: bytes, end: bytes) -> bool:
+        """True when this transaction wrote or cleared anything in ``[begin, end)``."""
+        if next(iter(self._writes.irange(begin, end, inclusive=(True, False))), None) is not None:
+            return True
+        return any(b < end and begin < e for b, e in self._cleared)
 
     def _merged_range(
         self, begin: bytes, end: bytes, limit: int, reverse: bool
@@ -439,6 +476,17 @@ class Store(ABC):
             st.writes += s.writes
             st.bytes_read += s.bytes_read
             st.bytes_written += s.bytes_written
+
+
+def _range_read(
+    begin: bytes, end: bytes, limit: int, reverse: bool, rows: list[tuple[bytes, bytes]]
+) -> KeyRange:
+    """The part of ``[begin, end)`` a range read really covered (all of it unless the
+    limit cut it short), which is what joins the read-conflict set."""
+    if limit and len(rows) == limit:
+        last = rows[-1][0]
+        return (last, end) if reverse else (begin, key_after(last))
+    return (begin, end)
 
 
 def _merge_sorted(

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict
@@ -25,6 +26,7 @@ from sqlkv.store.base import (
     CommitRequest,
     KeyRange,
     Limits,
+    RangeRead,
     RetryPolicy,
     Snapshot,
     Store,
@@ -260,6 +262,11 @@ class _MemorySnapshot(Snapshot):
         self, begin: bytes, end: bytes, limit: int, reverse: bool
     ) -> list[tuple[bytes, bytes]]:
         self._store._round_trip("get_range", f"{begin!r}..{end!r} limit={limit} rev={reverse}")
+        return self._range(begin, end, limit, reverse)
+
+    def _range(
+        self, begin: bytes, end: bytes, limit: int, reverse: bool
+    ) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
         st = self._store
         with st._lock:
@@ -270,6 +277,10 @@ class _MemorySnapshot(Snapshot):
                     if limit and len(out) >= limit:
                         break
         return out
+
+    def get_ranges(self, ranges: Sequence[RangeRead]) -> list[list[tuple[bytes, bytes]]]:
+        self._store._round_trip("get_ranges", f"{len(ranges)} ranges")
+        return [self._range(*r) for r in ranges]
 
     def commit(self, request: CommitRequest) -> None:
         fault = self._store._round_trip("commit", f"{len(request.writes)} writes")
