@@ -76,93 +76,51 @@ Connection loss
   commit id) should run it again. A commit is one PostgreSQL transaction, so it applied
   whole or not at all.
 - An error the server answers (a conflict, a refused key) means the transaction rolled
-  back: it is translated in ``_ERRORS``, the one table of backend errors.
+  back: it is translated in ``_ERRORS`` (``postgres_errors.py``), the one table of
+  backend errors.
 
 Connections: a small thread-safe pool keeps up to ``pool_size`` idle connections; a
 transaction takes one for its lifetime and more are opened when all are busy (nested
 transactions in one thread must not deadlock on the pool). Defaults added to the URL
 unless it sets them: ``connect_timeout=5``, ``application_name=sqlkv`` and TCP
 keepalives. Messages name the server as host:port/dbname and never carry the password.
+
+This module is the driver: the store, its SQL and its snapshots. The URL and the pool
+are in ``postgres_conn.py``, the error table and connection-loss tests in
+``postgres_errors.py``.
 """
 
 from __future__ import annotations
 
-import re
-import select
-import threading
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sqlkv.errors import (
-    CommitUnknown,
-    ConfigError,
-    ConflictError,
-    LimitExceeded,
-    SqlkvError,
-    StoreError,
-    StoreUnavailable,
-)
+from sqlkv.errors import CommitUnknown, ConfigError, StoreError, StoreUnavailable
 from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
+from sqlkv.store.postgres_conn import (
+    CONNECTION_DEFAULTS,
+    Pool,
+    describe,
+    looks_closed,
+    public_url,
+    table_identifier,
+)
+from sqlkv.store.postgres_errors import (
+    MAX_INDEXED_KEY_BYTES,
+    Connection,
+    connection_failed,
+    first_line,
+    sqlstate,
+    translate,
+)
+
+__all__ = ["DEFAULT_TABLE", "MAX_INDEXED_KEY_BYTES", "PostgresStore"]
 
 DEFAULT_TABLE = "sqlkv_kv"
-
-MAX_INDEXED_KEY_BYTES = 2692
-"""The longest key PostgreSQL's B-tree accepts when the key does not compress (measured:
-an entry is the key plus 12 bytes, at most 2704)."""
-
-_CONNECTION_DEFAULTS = {
-    "connect_timeout": "5",
-    "application_name": "sqlkv",
-    "keepalives": "1",
-    "keepalives_idle": "30",
-    "keepalives_interval": "10",
-    "keepalives_count": "3",
-}
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-Connection = psycopg.Connection[Any]
-
-# Backend errors by SQLSTATE, or by its two-character class: our error and what to say.
-# Connection loss is told apart by the connection's state, not here (see _translate).
-_ERRORS: dict[str, tuple[type[SqlkvError], str]] = {
-    "40001": (
-        ConflictError,
-        "another transaction changed data this one read (serialization failure); run it again",
-    ),
-    "40P01": (ConflictError, "a deadlock with a concurrent transaction; run it again"),
-    "55P03": (
-        ConflictError,
-        "a concurrent commit is writing a row this transaction read; run it again",
-    ),
-    # A key over the B-tree's entry size (or, with no key that long, another size limit).
-    "54000": (LimitExceeded, "a key is too long for PostgreSQL's primary-key index"),
-    "53300": (
-        StoreUnavailable,
-        "the server has no free connection slot; use fewer connections or raise the "
-        "server's max_connections",
-    ),
-    "57P01": (StoreUnavailable, "the server ended the connection (administrator command)"),
-    "57P02": (StoreUnavailable, "the server is restarting after a crash"),
-    "57P03": (StoreUnavailable, "the server is starting up or shutting down"),
-    "08": (StoreUnavailable, "the connection to the server failed"),
-    "42P01": (StoreError, "the table does not exist: was it dropped while the store was open?"),
-    "42501": (
-        ConfigError,
-        "the user lacks a privilege on the table or its schema; grant it or use another user",
-    ),
-    "42": (
-        StoreError,
-        "the server refused the statement: does the table have the layout "
-        "(key bytea PRIMARY KEY, value bytea NOT NULL)?",
-    ),
-    "28": (ConfigError, "the server refused the user; check the URL's user and password"),
-    "3D": (ConfigError, "the database in the URL does not exist on the server"),
-}
 
 
 class PostgresStore(Store):
@@ -181,18 +139,18 @@ class PostgresStore(Store):
         if not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigError(f"pool_size must be a positive integer, got {pool_size!r}")
         self.table = table
-        ident = _table_identifier(table)
+        ident = table_identifier(table)
         try:
             params = conninfo_to_dict(url)
         except psycopg.Error as exc:
             raise ConfigError(
-                f"invalid PostgreSQL URL ({_first_line(exc)}); "
+                f"invalid PostgreSQL URL ({first_line(exc)}); "
                 "use postgresql://user:password@host:port/dbname"
             ) from None
-        self._where = _describe(params)
-        self.url = _public_url(params)
-        conninfo = make_conninfo("", **{**_CONNECTION_DEFAULTS, **params})
-        self._pool = _Pool(conninfo, pool_size, self._where)
+        self._where = describe(params)
+        self.url = public_url(params)
+        conninfo = make_conninfo("", **{**CONNECTION_DEFAULTS, **params})
+        self._pool = Pool(conninfo, pool_size, self._where)
         self._sql = _Statements(ident)
         try:
             self._create_table()
@@ -222,7 +180,7 @@ class PostgresStore(Store):
         except StoreError as exc:
             # Two processes creating the table at once: one wins, the other sees the
             # catalog's unique violation (23505) or the table (42P07). Both are fine.
-            if _sqlstate(exc.__cause__) not in ("23505", "42P07"):
+            if sqlstate(exc.__cause__) not in ("23505", "42P07"):
                 raise
 
     def _run(self, statement: str) -> None:
@@ -231,7 +189,7 @@ class PostgresStore(Store):
         try:
             conn.execute(statement)
         except psycopg.Error as exc:
-            _translate(exc, conn, self._where, "running a statement")
+            translate(exc, conn, self._where, "running a statement")
         finally:
             self._pool.put(conn)
 
@@ -298,7 +256,7 @@ class _PgSnapshot(Snapshot):
     def commit(self, request: CommitRequest) -> None:
         store, sql_ = self._store, self._store._sql
         conn = self._connection()
-        if _looks_closed(conn):
+        if looks_closed(conn):
             self._discard()
             raise StoreUnavailable(
                 f"the connection to PostgreSQL at {store._where} was lost before the commit "
@@ -324,7 +282,7 @@ class _PgSnapshot(Snapshot):
                 conn.execute("COMMIT", prepare=False)
                 pipeline.sync()
         except psycopg.Error as exc:
-            if _connection_failed(exc, conn):
+            if connection_failed(exc, conn):
                 self._discard()
                 raise CommitUnknown(
                     f"the connection to PostgreSQL at {store._where} was lost while a commit "
@@ -332,7 +290,7 @@ class _PgSnapshot(Snapshot):
                     "Check before running it again."
                 ) from exc
             longest = max((len(k) for k, _ in request.writes), default=0)
-            _translate(exc, conn, store._where, "committing", longest_key=longest)
+            translate(exc, conn, store._where, "committing", longest_key=longest)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -371,158 +329,17 @@ class _PgSnapshot(Snapshot):
                 cur.execute(statement, params)
             return cur.fetchall()
         except psycopg.Error as exc:
-            if _connection_failed(exc, conn):
+            if connection_failed(exc, conn):
                 self._discard()
                 raise StoreUnavailable(
                     f"lost the connection to PostgreSQL at {self._store._where} during a read; "
                     "nothing was written. Run the transaction again."
                 ) from exc
-            _translate(exc, conn, self._store._where, "reading")
+            translate(exc, conn, self._store._where, "reading")
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
 
-class _Pool:
-    """Idle connections, at most ``size`` of them; opens another when none is idle."""
-
-    def __init__(self, conninfo: str, size: int, where: str) -> None:
-        self._conninfo = conninfo
-        self._size = size
-        self._where = where
-        self._idle: list[Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def get(self) -> Connection:
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise StoreError("this PostgreSQL store is closed; open a new one")
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return self._connect()
-            if not _looks_closed(conn):
-                return conn
-            conn.close()
-
-    def put(self, conn: Connection) -> None:
-        healthy = (
-            not conn.closed
-            and not conn.broken
-            and conn.info.transaction_status == pq.TransactionStatus.IDLE
-        )
-        with self._lock:
-            if healthy and not self._closed and len(self._idle) < self._size:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def _connect(self) -> Connection:
-        try:
-            return psycopg.connect(self._conninfo, autocommit=True)
-        except psycopg.Error as exc:
-            # libpq says why (refused, timeout, password, no such database) but gives no
-            # SQLSTATE for a failed connection, so all of them are StoreUnavailable.
-            raise StoreUnavailable(
-                f"cannot connect to PostgreSQL at {self._where}: {_first_line(exc)}. "
-                "Check that the server is running and reachable, and the URL's host, port, "
-                "user, password and database."
-            ) from exc
-
-
-def _translate(
-    exc: psycopg.Error, conn: Connection, where: str, doing: str, *, longest_key: int = 0
-) -> NoReturn:
-    """Raise our error for a backend error (the one table is ``_ERRORS``)."""
-    state = _sqlstate(exc) or ""
-    if _connection_failed(exc, conn) and not state.startswith(("08", "57")):
-        state = "08000"
-    error, what = _ERRORS.get(state) or _ERRORS.get(state[:2]) or (StoreError, "")
-    if error is LimitExceeded:
-        if longest_key > MAX_INDEXED_KEY_BYTES:
-            raise LimitExceeded("key", longest_key, MAX_INDEXED_KEY_BYTES) from exc
-        error, what = StoreError, "a value or request is over one of the server's size limits"
-    detail = f"{what} " if what else ""
-    raise error(
-        f"PostgreSQL at {where}, {doing}: {detail}[SQLSTATE {state or 'none'}: {_first_line(exc)}]"
-    ) from exc
-
-
-def _sqlstate(exc: BaseException | None) -> str | None:
-    return getattr(exc, "sqlstate", None)
-
-
-def _is_lost(conn: Connection) -> bool:
-    return bool(conn.closed or conn.broken)
-
-
-def _connection_failed(exc: psycopg.Error, conn: Connection) -> bool:
-    """True unless the server answered with an error on a connection that still works.
-
-    A dead connection does not always show as ``broken``: a pipeline cut short fails
-    with "cannot exit pipeline mode while busy", an OperationalError with no SQLSTATE.
-    """
-    state = _sqlstate(exc) or ""
-    if _is_lost(conn) or state.startswith(("08", "57")):
-        return True
-    return isinstance(exc, psycopg.OperationalError) and not state
-
-
-def _looks_closed(conn: Connection) -> bool:
-    """True when an idle connection is dead: closed here, or the server has sent something
-    unasked (it only does so to end the session) or closed its end. Costs no round trip."""
-    if _is_lost(conn):
-        return True
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
 def _columns(pairs: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
     return [a for a, _ in pairs], [b for _, b in pairs]
-
-
-def _table_identifier(table: str) -> sql.Identifier:
-    parts = table.split(".") if isinstance(table, str) else []
-    if not 1 <= len(parts) <= 2 or not all(_NAME.fullmatch(p) for p in parts):
-        raise ConfigError(
-            f"invalid table name {table!r}: use NAME or SCHEMA.NAME, each a letter or "
-            "underscore followed by up to 62 letters, digits or underscores"
-        )
-    return sql.Identifier(*parts)
-
-
-def _describe(params: dict[str, Any]) -> str:
-    """host:port/dbname as user, for messages (never the password)."""
-    host = params.get("host") or params.get("hostaddr") or "localhost"
-    port = params.get("port") or "5432"
-    where = f"{host}:{port}"
-    if params.get("dbname"):
-        where += f"/{params['dbname']}"
-    if params.get("user"):
-        where += f" (user {params['user']})"
-    return where
-
-
-def _public_url(params: dict[str, Any]) -> str:
-    """The store's URL without its password."""
-    host = params.get("host") or params.get("hostaddr") or ""
-    port = params.get("port")
-    user = params.get("user")
-    netloc = (f"{user}@" if user else "") + host + (f":{port}" if port else "")
-    return f"postgresql://{netloc}/{params.get('dbname', '')}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
