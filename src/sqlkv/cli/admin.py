@@ -26,6 +26,7 @@ from sqlkv.cli.common import (
     database_missing,
     human_bytes,
     require_store,
+    store_config,
 )
 from sqlkv.config import FORMATS, ClientConfig
 from sqlkv.errors import CommandFailed
@@ -213,9 +214,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     from sqlkv.engine import Engine
     from sqlkv.errors import DatabaseNotFound
 
-    cfg = client_config(args)
-    require_store(cfg, "compact")
-    check_store_exists(cfg)
+    cfg = store_config(args, "compact")
     started = time.perf_counter()
     with cfg.open_store() as store:
         engine = Engine(store)
@@ -251,9 +250,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print every database of the store."""
     from sqlkv.cli.scan import list_databases
 
-    cfg = client_config(args)
-    require_store(cfg, "list")
-    check_store_exists(cfg)
+    cfg = store_config(args, "list")
     with cfg.open_store() as store:
         entries = sorted(list_databases(store), key=lambda e: (e.name, e.format))
     if args.json:
@@ -281,9 +278,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     """Remove every key of NAME after confirmation."""
     from sqlkv.cli.scan import Recreated, db_range, delete_database
 
-    cfg = client_config(args)
-    require_store(cfg, "delete")
-    check_store_exists(cfg)
+    cfg = store_config(args, "delete")
     with cfg.open_store() as store:
         wanted = [args.format] if args.format else ["v2", "v1"]
 

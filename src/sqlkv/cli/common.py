@@ -59,6 +59,15 @@ def check_store_exists(cfg: ClientConfig) -> None:
         )
 
 
+def store_config(args: argparse.Namespace, command: str) -> ClientConfig:
+    """The configuration of a command that works on the store itself (``list``,
+    ``compact``, ``delete``): refuses an engine URL, then a local store that does not exist."""
+    cfg = client_config(args)
+    require_store(cfg, command)
+    check_store_exists(cfg)
+    return cfg
+
+
 def database_missing(name: str, cfg: ClientConfig) -> CommandFailed:
     return CommandFailed(
         f"database {name!r} does not exist in {cfg.target}; 'sqlkv list' shows the databases"
