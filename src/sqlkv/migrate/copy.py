@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlkv.engine import EngineApi
 from sqlkv.engine.stage import MAX_SEQ
 from sqlkv.errors import CommitTooLarge, MigrationError
@@ -13,20 +15,18 @@ from sqlkv.migrate.state import MigrationRecord, Progress
 from sqlkv.store import Store
 
 
+@dataclass
 class PageCopy:
     """The copy step of one migration, and what it staged (for the report)."""
 
-    def __init__(
-        self, name: str, store: Store, engine: EngineApi, batch_pages: int, progress: Progress
-    ) -> None:
-        self.name = name
-        self.store = store
-        self.engine = engine
-        self.batch_pages = batch_pages
-        self.progress = progress
-        self.pages_stored = 0
-        self.bytes_staged = 0
-        self.stage_calls = 0
+    name: str
+    store: Store
+    engine: EngineApi
+    batch_pages: int
+    progress: Progress
+    pages_stored: int = 0
+    bytes_staged: int = 0
+    stage_calls: int = 0
 
     def run(self, record: MigrationRecord, pages: int) -> Digests:
         """Stage every page of the source under one txid and finalize it with the record's id.

@@ -93,13 +93,13 @@ are in ``postgres_conn.py``, the error table and connection-loss tests in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sqlkv.errors import CommitUnknown, ConfigError, StoreError, StoreUnavailable
+from sqlkv.errors import CommitUnknown, ConfigError, SqlkvError, StoreError, StoreUnavailable
 from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
 from sqlkv.store.postgres_conn import (
     CONNECTION_DEFAULTS,
@@ -282,15 +282,13 @@ class _PgSnapshot(Snapshot):
                 conn.execute("COMMIT", prepare=False)
                 pipeline.sync()
         except psycopg.Error as exc:
-            if connection_failed(exc, conn):
-                self._discard()
-                raise CommitUnknown(
-                    f"the connection to PostgreSQL at {store._where} was lost while a commit "
-                    "was in flight: it may or may not have been applied (whole, if at all). "
-                    "Check before running it again."
-                ) from exc
+            lost = CommitUnknown(
+                f"the connection to PostgreSQL at {store._where} was lost while a commit "
+                "was in flight: it may or may not have been applied (whole, if at all). "
+                "Check before running it again."
+            )
             longest = max((len(k) for k, _ in request.writes), default=0)
-            translate(exc, conn, store._where, "committing", longest_key=longest)
+            self._fail(exc, conn, "committing", lost, longest_key=longest)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -329,13 +327,27 @@ class _PgSnapshot(Snapshot):
                 cur.execute(statement, params)
             return cur.fetchall()
         except psycopg.Error as exc:
-            if connection_failed(exc, conn):
-                self._discard()
-                raise StoreUnavailable(
-                    f"lost the connection to PostgreSQL at {self._store._where} during a read; "
-                    "nothing was written. Run the transaction again."
-                ) from exc
-            translate(exc, conn, self._store._where, "reading")
+            lost = StoreUnavailable(
+                f"lost the connection to PostgreSQL at {self._store._where} during a read; "
+                "nothing was written. Run the transaction again."
+            )
+            self._fail(exc, conn, "reading", lost)
+
+    def _fail(
+        self,
+        exc: psycopg.Error,
+        conn: Connection,
+        doing: str,
+        lost: SqlkvError,
+        *,
+        longest_key: int = 0,
+    ) -> NoReturn:
+        """Raise ``lost`` (dropping the connection) when ``exc`` means the connection
+        failed; else the server's answer, translated (``postgres_errors.translate``)."""
+        if connection_failed(exc, conn):
+            self._discard()
+            raise lost from exc
+        translate(exc, conn, self._store._where, doing, longest_key=longest_key)
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
