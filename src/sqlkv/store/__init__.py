@@ -2,18 +2,15 @@
 
 from sqlkv.store.base import (
     CommitRequest,
-    KeyRange,
     Limits,
-    RangeRead,
     RetryPolicy,
     Snapshot,
     Store,
     StoreStats,
     Transaction,
-    key_after,
-    prefix_end,
 )
 from sqlkv.store.memory import MemoryStore
+from sqlkv.store.ranges import KeyRange, RangeRead, key_after, prefix_end
 from sqlkv.store.url import open_store, resolve_store_url
 
 __all__ = [

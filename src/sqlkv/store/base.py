@@ -29,27 +29,16 @@ from typing import TypeVar
 from sortedcontainers import SortedDict
 
 from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, StoreError
+from sqlkv.store.ranges import (
+    KeyRange,
+    RangeRead,
+    coalesce,
+    key_after,
+    merge_sorted,
+    range_read,
+)
 
 T = TypeVar("T")
-
-KeyRange = tuple[bytes, bytes]
-"""A half-open key range ``[begin, end)``."""
-
-RangeRead = tuple[bytes, bytes, int, bool]
-"""One range read: ``(begin, end, limit, reverse)``; limit 0 means no limit."""
-
-
-def key_after(key: bytes) -> bytes:
-    """The first key that sorts after ``key``: the end of the range holding only ``key``."""
-    return key + b"\x00"
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The first key after every key starting with ``prefix`` (``prefix`` must not be all 0xff)."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        raise ValueError("a prefix of only 0xff bytes has no end key")
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 @dataclass(frozen=True)
@@ -118,7 +107,7 @@ class CommitRequest:
 
     @property
     def write_ranges(self) -> list[KeyRange]:
-        return _coalesce(list(self.clear_ranges) + [(k, key_after(k)) for k, _ in self.writes])
+        return coalesce(list(self.clear_ranges) + [(k, key_after(k)) for k, _ in self.writes])
 
 
 class Snapshot(ABC):
@@ -227,7 +216,7 @@ class Transaction:
             return []
         result = self._merged_range(begin, end, limit, reverse)
         if not snapshot:
-            self._read_ranges.append(_range_read(begin, end, limit, reverse, result))
+            self._read_ranges.append(range_read(begin, end, limit, reverse, result))
         return result
 
     def get_ranges(
@@ -255,7 +244,7 @@ class Transaction:
             rows = next(answers) if begin < end else []
             self._count_read([v for _, v in rows])
             if not snapshot and begin < end:
-                self._read_ranges.append(_range_read(begin, end, limit, reverse, rows))
+                self._read_ranges.append(range_read(begin, end, limit, reverse, rows))
             out.append(rows)
         return out
 
@@ -288,7 +277,7 @@ class Transaction:
                 local = local[len(window) :]
             else:
                 window, local = local, []
-            merged = _merge_sorted(
+            merged = merge_sorted(
                 [(k, v) for k, v in rows if not self._in_cleared(k) and k not in self._writes],
                 window,
                 reverse,
@@ -334,7 +323,7 @@ class Transaction:
         self._grow(len(begin) + len(end))
         for k in list(self._writes.irange(begin, end, inclusive=(True, False))):
             del self._writes[k]
-        self._cleared = _coalesce([*self._cleared, (begin, end)])
+        self._cleared = coalesce([*self._cleared, (begin, end)])
         self._cleared_begins = [b for b, _ in self._cleared]
         self._writes_count += 1
 
@@ -356,8 +345,8 @@ class Transaction:
             if self._writes or self._cleared:
                 request = CommitRequest(
                     writes=list(self._writes.items()),
-                    clear_ranges=_coalesce(self._cleared),
-                    read_ranges=_coalesce(self._read_ranges),
+                    clear_ranges=coalesce(self._cleared),
+                    read_ranges=coalesce(self._read_ranges),
                     size=self._size,
                 )
                 self._stats.round_trips += 1
@@ -476,59 +465,3 @@ class Store(ABC):
             st.writes += s.writes
             st.bytes_read += s.bytes_read
             st.bytes_written += s.bytes_written
-
-
-def _range_read(
-    begin: bytes, end: bytes, limit: int, reverse: bool, rows: list[tuple[bytes, bytes]]
-) -> KeyRange:
-    """The part of ``[begin, end)`` a range read really covered (all of it unless the
-    limit cut it short), which is what joins the read-conflict set."""
-    if limit and len(rows) == limit:
-        last = rows[-1][0]
-        return (last, end) if reverse else (begin, key_after(last))
-    return (begin, end)
-
-
-def _merge_sorted(
-    a: list[tuple[bytes, bytes]], b: list[tuple[bytes, bytes | None]], reverse: bool
-) -> list[tuple[bytes, bytes | None]]:
-    """Merge two key-sorted lists with distinct keys (``b`` wins, but keys never repeat)."""
-    out: list[tuple[bytes, bytes | None]] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        if (a[i][0] < b[j][0]) != reverse:
-            out.append(a[i])
-            i += 1
-        else:
-            out.append(b[j])
-            j += 1
-    out.extend(a[i:])
-    out.extend(b[j:])
-    return out
-
-
-def _coalesce(ranges: list[KeyRange]) -> list[KeyRange]:
-    """Sort ranges and merge the overlapping or touching ones."""
-    out: list[KeyRange] = []
-    for b, e in sorted(ranges):
-        if out and b <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((b, e))
-    return out
-
-
-def ranges_intersect(a: list[KeyRange], b: list[KeyRange]) -> bool:
-    """True when some range of ``a`` overlaps some range of ``b`` (both coalesced and sorted)."""
-    i = j = 0
-    while i < len(a) and j < len(b):
-        ab, ae = a[i]
-        bb, be = b[j]
-        if ab < be and bb < ae:
-            return True
-        if ae <= be:
-            i += 1
-        else:
-            j += 1
-    return False

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Iterable, Sequence
 
 from sqlkv.errors import ConflictError, TransactionTooOld
-from sqlkv.store.base import KeyRange, ranges_intersect
+from sqlkv.store.ranges import KeyRange, ranges_intersect
 
 DEFAULT_CONFLICT_WINDOW_S = 10.0
 PRUNE_EVERY_S = 1.0

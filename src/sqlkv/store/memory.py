@@ -24,14 +24,12 @@ from sortedcontainers import SortedDict
 from sqlkv.errors import ConflictError, InjectedFault, SimulatedCrash
 from sqlkv.store.base import (
     CommitRequest,
-    KeyRange,
     Limits,
-    RangeRead,
     RetryPolicy,
     Snapshot,
     Store,
-    ranges_intersect,
 )
+from sqlkv.store.ranges import KeyRange, RangeRead, ranges_intersect
 
 History = list[tuple[int, bytes | None]]
 

@@ -117,6 +117,7 @@ from sqlkv.store.postgres_errors import (
     sqlstate,
     translate,
 )
+from sqlkv.store.ranges import RangeRead
 
 __all__ = ["DEFAULT_TABLE", "MAX_INDEXED_KEY_BYTES", "PostgresStore"]
 
@@ -253,6 +254,16 @@ class _PgSnapshot(Snapshot):
         rows = self._read(statement, (begin, end, limit or None))
         return [(k, v) for k, v in rows]
 
+    def get_ranges(self, ranges: Sequence[RangeRead]) -> list[list[tuple[bytes, bytes]]]:
+        sql_ = self._store._sql
+        statements = [
+            (sql_.range_reverse if reverse else sql_.range_forward, (begin, end, limit or None))
+            for begin, end, limit, reverse in ranges
+        ]
+        if not statements:
+            return []
+        return [[(k, v) for k, v in rows] for rows in self._read_all(statements)]
+
     def commit(self, request: CommitRequest) -> None:
         store, sql_ = self._store, self._store._sql
         conn = self._connection()
@@ -315,17 +326,27 @@ class _PgSnapshot(Snapshot):
             conn.close()
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[Any]:
+        return self._read_all([(statement, params)])[0]
+
+    def _read_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[Any]]:
+        """Run read statements in one round trip (pipelined, with BEGIN if none ran yet)."""
         conn = self._connection()
-        cur = conn.cursor(binary=True)
         try:
-            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                with conn.pipeline() as pipeline:  # BEGIN and the first read: one round trip
+            begin = conn.info.transaction_status == pq.TransactionStatus.IDLE
+            if not begin and len(statements) == 1:
+                cur = conn.cursor(binary=True)
+                cur.execute(*statements[0])
+                return [cur.fetchall()]
+            with conn.pipeline() as pipeline:
+                if begin:
                     conn.execute(_BEGIN, prepare=False)
+                cursors = []
+                for statement, params in statements:
+                    cur = conn.cursor(binary=True)
                     cur.execute(statement, params)
-                    pipeline.sync()
-            else:
-                cur.execute(statement, params)
-            return cur.fetchall()
+                    cursors.append(cur)
+                pipeline.sync()
+                return [cur.fetchall() for cur in cursors]
         except psycopg.Error as exc:
             lost = StoreUnavailable(
                 f"lost the connection to PostgreSQL at {self._store._where} during a read; "
