@@ -163,9 +163,10 @@ class Engine:
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
     ) -> StageResult:
         keys = self.keys(db)
-        txid_out, parts = self.store.transact(
-            lambda tr: stage_pages(tr, db, keys, self.config, generation, txid, seq, pages)
-        )
+        with self._observed(self.metrics.commit_seconds.labels("stage").observe):
+            txid_out, parts = self.store.transact(
+                lambda tr: stage_pages(tr, db, keys, self.config, generation, txid, seq, pages)
+            )
         return StageResult(txid_out, parts)
 
     def commit_finalize(
