@@ -19,6 +19,7 @@ class EngineConfig:
     - ``preload_bytes``: bound on the pages returned by ``open`` (page 1 plus hints).
     - ``part_pages``: pages per LTX part of a delta, so a reader fetches only one part.
     - ``default_quota_bytes``: storage quota given to new databases (0 = unlimited).
+    - ``pidx_cache_rows``: bound on the PIDX rows cached over all databases (LRU).
     - ``max_unfolded_bytes`` / ``max_live_deltas``: back-pressure. Past either, commits
       answer the retryable ``CompactionBehind`` until compaction catches up.
     """
@@ -31,6 +32,7 @@ class EngineConfig:
     shard_size: int = 64
     max_unfolded_bytes: int = 256 * MiB
     max_live_deltas: int = 4096
+    pidx_cache_rows: int = 1_000_000
 
     def validate(self) -> None:
         if self.max_delta_bytes < 64 * 1024:
@@ -49,6 +51,8 @@ class EngineConfig:
             raise ConfigError("max_unfolded_bytes must be at least max_delta_bytes")
         if self.max_live_deltas < 2:
             raise ConfigError(f"max_live_deltas must be at least 2, got {self.max_live_deltas}")
+        if self.pidx_cache_rows < 0:
+            raise ConfigError(f"pidx_cache_rows must be >= 0, got {self.pidx_cache_rows}")
         if self.shard_size != 64:
             raise ConfigError(f"shard_size must be 64, got {self.shard_size}")
 

@@ -55,7 +55,7 @@ class Engine:
         self.store = store
         self.config = config or EngineConfig()
         self.config.validate()
-        self.pidx = PidxCache()
+        self.pidx = PidxCache(self.config.pidx_cache_rows)
         self.metrics = metrics or EngineMetrics()
         self._keys: dict[str, DbKeys] = {}
         self.compactor: CompactionCoordinator | None = None

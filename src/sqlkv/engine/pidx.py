@@ -5,12 +5,16 @@ An entry is valid only for the head it was loaded or produced at: it is tagged w
 (generation, head_txid, fold_epoch), one of which every change of PIDX (takeover, commit,
 compaction pass) also changes in META. A reader that finds a different head reloads the rows
 inside its own store transaction, so the cache can never serve a stale mapping. Maps are
-never mutated once published (copy on write), so readers need no lock.
+never mutated once published (copy on write).
+
+The cache is bounded by its total number of rows (``EngineConfig.pidx_cache_rows``): an
+engine serving many databases keeps the most recently used ones and reloads the others.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlkv.engine.head import Head
@@ -34,16 +38,25 @@ class _Entry:
 
 
 class PidxCache:
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
+    def __init__(self, max_rows: int = 1_000_000) -> None:
+        self.max_rows = max_rows
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
+        self._rows = 0
         self._lock = threading.Lock()
         self.loads = 0
 
+    @property
+    def rows(self) -> int:
+        """Rows held now, over every database."""
+        return self._rows
+
     def rows_for(self, tr: Transaction, db: str, keys: DbKeys, head: Head) -> PidxMap:
         """The PIDX rows as of ``head``: from the cache, or read inside ``tr``."""
-        entry = self._entries.get(db)
-        if entry is not None and entry.tag == tag_of(head):
-            return entry.rows
+        with self._lock:
+            entry = self._entries.get(db)
+            if entry is not None and entry.tag == tag_of(head):
+                self._entries.move_to_end(db)
+                return entry.rows
         rows = load_rows(tr, keys)
         self.loads += 1
         return rows
@@ -51,11 +64,22 @@ class PidxCache:
     def publish(self, db: str, head: Head, rows: PidxMap) -> None:
         """Remember ``rows`` as the PIDX at ``head`` (call only after the commit landed)."""
         with self._lock:
+            self._drop(db)
+            if len(rows) > self.max_rows:
+                return  # larger than the whole cache: reload it each time instead
             self._entries[db] = _Entry(tag_of(head), rows)
+            self._rows += len(rows)
+            while self._rows > self.max_rows:
+                self._drop(next(iter(self._entries)))
 
     def forget(self, db: str) -> None:
         with self._lock:
-            self._entries.pop(db, None)
+            self._drop(db)
+
+    def _drop(self, db: str) -> None:
+        entry = self._entries.pop(db, None)
+        if entry is not None:
+            self._rows -= len(entry.rows)
 
 
 def load_rows(tr: Transaction, keys: DbKeys) -> PidxMap:
