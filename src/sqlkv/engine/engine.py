@@ -8,6 +8,7 @@ feeds the compaction coordinator, and records metrics and logs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -37,6 +38,11 @@ from sqlkv.store import Store, Transaction
 log = logging.getLogger("sqlkv.engine")
 
 
+@functools.lru_cache(maxsize=4096)
+def _db_keys(db: str) -> DbKeys:
+    return DbKeys(db)
+
+
 class Engine:
     """Storage engine for every database in ``store``. Thread-safe.
 
@@ -57,7 +63,6 @@ class Engine:
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
         self.metrics = metrics or EngineMetrics()
-        self._keys: dict[str, DbKeys] = {}
         self.compactor: CompactionCoordinator | None = None
         if compaction:
             cfg = compaction if isinstance(compaction, CompactionConfig) else CompactionConfig()
@@ -69,10 +74,7 @@ class Engine:
         )
 
     def keys(self, db: str) -> DbKeys:
-        k = self._keys.get(db)
-        if k is None:
-            k = self._keys[db] = DbKeys(db)
-        return k
+        return _db_keys(db)
 
     # ------------------------------------------------------------------ operations
 
