@@ -10,6 +10,13 @@
   ``FencedIOError`` (an ``apsw.IOError`` and a ``sqlkv.errors.ConnectionFenced``) saying so,
   even one SQLite could answer from its own cache. (It learns of the takeover at its next
   engine round trip: a commit, or a read that misses every cache.)
+- pragmas that would break the guarantees of DESIGN §5 on the main database are refused
+  with an ``apsw.AuthError`` saying why (``UNSAFE_PRAGMAS``): ``synchronous=OFF`` (SQLite
+  would never call xSync, so no commit would reach the engine), a ``journal_mode`` other than
+  MEMORY (WAL keeps commits in an in-memory log and leaves a database that no longer opens;
+  OFF cannot roll back a spilled transaction) and a ``page_size`` other than 4096 (the next
+  VACUUM would leave a database sqlkv refuses to open). A user ``authorizer`` runs after
+  this check, as apsw's own would.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from sqlkv.errors import ConfigError
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
-from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
+from sqlkv.vfs.v2.remote import RemoteDb, Unreachable, sqlite_error
 from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
 
 # DESIGN §5. page_size and auto_vacuum must precede the first write; never journal_mode=OFF
@@ -40,6 +47,31 @@ PRAGMAS: tuple[tuple[str, str, object], ...] = (
 )
 
 ExecTracer = Callable[[apsw.Cursor, str, Any], bool]
+Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
+
+
+def _synchronous_off(value: str) -> bool:
+    return value.strip().lower() in ("off", "0", "false", "no")
+
+
+# pragma -> (refuses this value, why and what to do instead)
+UNSAFE_PRAGMAS: dict[str, tuple[Callable[[str], bool], str]] = {
+    "synchronous": (
+        _synchronous_off,
+        "synchronous=OFF would keep every commit from reaching the engine (sqlkv commits "
+        "at xSync); commits are atomic in the engine, so keep synchronous=NORMAL",
+    ),
+    "journal_mode": (
+        lambda value: value.strip().lower() != "memory",
+        "sqlkv keeps journal_mode=MEMORY on the main database (the commit to the engine is "
+        "atomic; WAL and OFF would lose or corrupt commits)",
+    ),
+    "page_size": (
+        lambda value: value.strip() != str(PAGE_SIZE),
+        f"sqlkv databases use {PAGE_SIZE}-byte pages; another page size would leave a "
+        "database that no longer opens after the next VACUUM",
+    ),
+}
 
 
 class Connection(apsw.Connection):
@@ -56,8 +88,11 @@ class Connection(apsw.Connection):
         self._sqlkv_closers = closers
         self._sqlkv_closed = False
         self._user_exec_trace: ExecTracer | None = None
+        self._user_authorizer: Authorizer | None = None
         base_exec_trace: Any = vars(apsw.Connection)["exec_trace"]
         base_exec_trace.__set__(self, self._guard)
+        base_authorizer: Any = vars(apsw.Connection)["authorizer"]
+        base_authorizer.__set__(self, self._authorize)
 
     # ------------------------------------------------------------------ sqlkv additions
 
@@ -105,6 +140,29 @@ class Connection(apsw.Connection):
 
     def set_exec_trace(self, tracer: ExecTracer | None) -> None:
         self._user_exec_trace = tracer
+
+    # ------------------------------------------------------------------ pragma guard
+
+    def _authorize(
+        self, op: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
+    ) -> int:
+        if op == apsw.SQLITE_PRAGMA and arg1 is not None and arg2 is not None:
+            unsafe = UNSAFE_PRAGMAS.get(arg1.lower())
+            if unsafe is not None and db in (None, "main") and unsafe[0](arg2):
+                raise sqlite_error(apsw.SQLITE_AUTH, f"PRAGMA {arg1}={arg2} refused: {unsafe[1]}")
+        user = self._user_authorizer
+        return apsw.SQLITE_OK if user is None else user(op, arg1, arg2, db, trigger)
+
+    @property
+    def authorizer(self) -> Authorizer | None:
+        return self._user_authorizer
+
+    @authorizer.setter
+    def authorizer(self, callable: Authorizer | None) -> None:
+        self._user_authorizer = callable
+
+    def set_authorizer(self, callable: Authorizer | None) -> None:
+        self._user_authorizer = callable
 
     # ------------------------------------------------------------------ lifetime
 

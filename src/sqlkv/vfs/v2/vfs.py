@@ -2,6 +2,10 @@
 file SQLite opens (a journal before ``journal_mode=MEMORY`` applies, temporary databases,
 statement journals, VACUUM's scratch database) lives in memory and dies with its handle.
 
+SQLite opens an ATTACHed database file with the same main-database flag as the main one; it
+is refused (``apsw.CantOpenError``), or two pagers would share one ``DbFile`` and corrupt the
+database. ``ATTACH ''`` (a temporary database) and ``ATTACH ':memory:'`` still work.
+
 Each connection registers its own VFS under a unique name and unregisters it at close, so
 no state is shared between connections and nothing is global but the name counter.
 """
@@ -14,6 +18,7 @@ from typing import Any
 import apsw
 
 from sqlkv.vfs.v2.file import DbFile
+from sqlkv.vfs.v2.remote import sqlite_error
 
 _names = itertools.count(1)
 MAIN_DB_FILENAME = "sqlkv-main.db"  # what SQLite calls the database; the real name is ours
@@ -74,10 +79,20 @@ class SqlkvVfs(apsw.VFS):
     def __init__(self, db_file: DbFile) -> None:
         self.vfs_name = f"sqlkv-v2-{next(_names)}"
         self.db_file = db_file
+        self._main_open = False
         super().__init__(self.vfs_name, base="")
 
     def xOpen(self, name: Any, flags: list[int]) -> Any:
         if flags[0] & apsw.SQLITE_OPEN_MAIN_DB:
+            filename = name.filename() if isinstance(name, apsw.URIFilename) else name
+            if filename != MAIN_DB_FILENAME or self._main_open:
+                raise sqlite_error(
+                    apsw.SQLITE_CANTOPEN,
+                    f"cannot open {filename!r}: a sqlkv connection serves only its own "
+                    "database, so ATTACH of a file (and VACUUM INTO) is not supported; "
+                    "open that database with its own connection",
+                )
+            self._main_open = True
             flags[1] = flags[0]
             return self.db_file
         flags[1] = flags[0]
