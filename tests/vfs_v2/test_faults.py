@@ -12,7 +12,7 @@ from vfs_support import integrity, rows
 
 import sqlkv
 from sqlkv.engine import Engine, EngineApi
-from sqlkv.errors import CommitUnknown, QuotaExceeded, TransportError
+from sqlkv.errors import CommitUnknown, ConnectionFenced, QuotaExceeded, TransportError
 from sqlkv.store import MemoryStore
 from sqlkv.vfs.v2 import Connection
 
@@ -151,3 +151,74 @@ def test_quota_refusal_is_sqlite_full_and_changes_nothing(memory_store: MemorySt
     c = sqlkv.connect("db", engine=engine)
     assert rows(c, "SELECT * FROM t") == [(1,)]
     c.close()
+
+
+def test_settling_a_failed_commit_never_takes_the_database_back_from_a_new_owner(
+    conn: Connection, flaky: FlakyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn.execute("INSERT INTO t(v) VALUES ('kept')")
+    owners: list[Connection] = []
+    read_head = flaky.engine.head
+
+    def head_then_a_new_owner_opens(db: str) -> Any:
+        head = read_head(db)
+        if not owners:  # another process takes the database over right after head()
+            owners.append(cast(Connection, sqlkv.connect("db", engine=flaky.engine)))
+        return head
+
+    monkeypatch.setattr(flaky.engine, "head", head_then_a_new_owner_opens)
+    flaky.fail["commit"] = 3
+    with pytest.raises(ConnectionFenced):
+        conn.execute("INSERT INTO t(v) VALUES ('lost')")
+    assert conn.sqlkv_fenced
+    new_owner = owners[0]
+    new_owner.execute("INSERT INTO t(v) VALUES ('new owner')")  # still the owner
+    assert not new_owner.sqlkv_fenced
+    assert rows(new_owner, "SELECT v FROM t ORDER BY id") == [("kept",), ("new owner",)]
+    new_owner.close()
+
+
+def test_takeover_while_a_commit_is_failing_fences_the_connection(
+    conn: Connection, flaky: FlakyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn.execute("INSERT INTO t(v) VALUES ('kept')")
+    owners: list[Connection] = []
+
+    def commit_fails_and_a_new_owner_opens(*args: Any, **kwargs: Any) -> Any:
+        if not owners:
+            owners.append(cast(Connection, sqlkv.connect("db", engine=flaky.engine)))
+        raise TransportError("injected: commit could not reach the engine")
+
+    monkeypatch.setattr(flaky.engine, "commit", commit_fails_and_a_new_owner_opens)
+    with pytest.raises(ConnectionFenced):  # not "cannot be reached": head() says who owns it
+        conn.execute("INSERT INTO t(v) VALUES ('lost')")
+    assert conn.sqlkv_fenced
+    owners[0].close()
+
+
+def test_commit_landing_late_while_it_is_settled_counts_as_applied(
+    conn: Connection, flaky: FlakyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn.execute("INSERT INTO t(v) VALUES ('kept')")
+    real_commit, read_head = flaky.engine.commit, flaky.engine.head
+    delayed: list[tuple[Any, Any]] = []
+
+    def commit_is_delayed(*args: Any, **kwargs: Any) -> Any:
+        if args[3]:  # the commit with pages (not the empty one that settles it)
+            delayed.append((args, kwargs))
+            raise TransportError("injected: the request is stuck on the way")
+        return real_commit(*args, **kwargs)
+
+    def head_then_the_delayed_copy_lands(db: str) -> Any:
+        head = read_head(db)
+        args, kwargs = delayed[0]
+        real_commit(*args, **kwargs)
+        return head
+
+    monkeypatch.setattr(flaky.engine, "commit", commit_is_delayed)
+    monkeypatch.setattr(flaky.engine, "head", head_then_the_delayed_copy_lands)
+    conn.execute("INSERT INTO t(v) VALUES ('late')")  # it landed: success, applied once
+    monkeypatch.undo()
+    conn.execute("INSERT INTO t(v) VALUES ('next')")
+    assert rows(conn, "SELECT v FROM t ORDER BY id") == [("kept",), ("late",), ("next",)]
+    assert _count(flaky.engine) == 3

@@ -9,8 +9,10 @@ A commit whose answer is lost (``CommitUnknown``, or a retryable error after the
 have landed) is sent again with the same ``commit_id``: the engine answers
 ``already_applied`` for a retry of a commit that landed, so nothing is applied twice. When
 every retry fails, ``_settle`` decides from ``head()``; if the commit has not landed, the
-connection re-opens the database itself, which bumps the generation so that a delayed copy
-of the request can never land later, and only then reports the commit as failed. When the
+connection commits nothing on top of the head it knows (an empty commit with its own
+``commit_id``), so that a delayed copy of the request, which expects the old head, can never
+land later, and only then reports the commit as failed. It does not re-open (take over) the
+database: an owner that opened it since would be fenced out by the owner it replaced. When the
 engine cannot be reached even for that, the outcome is unknown and the connection dies
 rather than guess (a new connection sees the commit if it landed).
 
@@ -234,36 +236,56 @@ class RemoteDb:
 
     def _settle(self, unreachable: Unreachable, commit_id: bytes) -> CommitResult:
         """Every attempt failed: find out whether the commit landed, and make it final."""
+        barrier_id = os.urandom(16)
         try:
             head = self.head()
             if head.generation != self.generation:
                 self._fence(FenceMismatch(FENCED_MESSAGE, head))
             if not self._landed(head, commit_id) and head.head_txid == self.head_txid:
-                # not landed yet: take the database over from ourselves, so that a delayed
-                # copy of the request (which carries the old generation) can never land
-                opened = self._call(
-                    "open", lambda: self.engine.open(self.name, preload=(), preload_bytes=0)
-                )
-                head = opened.head
-                self.generation = head.generation
+                # not landed yet: move the head on with an empty commit of our own, so that a
+                # delayed copy of the request (which expects the old head) can never land.
+                # Not a takeover: that would fence out an owner who opened since head().
+                head = self._barrier(barrier_id)
+        except FencedIOError:
+            raise  # another owner took over: fenced, not "cannot be reached"
         except (Unreachable, SqlkvError) as exc:
             self.dead = exc
             raise sqlite_error(
                 apsw.SQLITE_IOERR_FSYNC,
                 f"commit to database {self.name!r} may or may not have landed ({unreachable}) "
-                "and the engine cannot be reached to tell; open a new connection: it will see "
+                f"and it cannot be settled now ({exc}); open a new connection: it will see "
                 "the commit if it landed",
                 unreachable.cause,
             ) from unreachable.cause
         if self._landed(head, commit_id):
             return CommitResult(head, already_applied=True)
-        if head.head_txid == self.head_txid:
+        if head.generation == self.generation and head.last_commit_id == barrier_id:
+            self._learn(head)  # our empty commit landed instead: the connection carries on
             raise sqlite_error(
                 apsw.SQLITE_IOERR_FSYNC,
                 f"commit to database {self.name!r} was not applied: {unreachable}",
                 unreachable.cause,
             )
         self._fence(FenceMismatch(FENCED_MESSAGE, head))
+
+    def _barrier(self, barrier_id: bytes) -> Head:
+        """Commit nothing on top of the head we know; the head after it. A ``FenceMismatch``
+        that only says the head moved (our lost commit landed late) answers that head."""
+        expected, size = self.head_txid, self.size_pages
+
+        def call() -> Head:
+            self.counters.commit_calls += 1
+            try:
+                return self.engine.commit(
+                    self.name, self.generation, expected, {}, size, commit_id=barrier_id
+                ).head
+            except FenceMismatch as exc:
+                head = exc.head
+                if isinstance(head, Head) and head.generation == self.generation:
+                    return head
+                raise
+
+        return self._call("commit", call, lost_ok=True)
 
     def _landed(self, head: Head, commit_id: bytes) -> bool:
         return head.last_commit_id == commit_id and head.head_txid > self.head_txid
