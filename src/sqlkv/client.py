@@ -83,6 +83,7 @@ def connect(
       (folding deltas into shards) for as long as the connection is open.
     - ``options``: the other ``VfsConfig`` settings (``preload_bytes``,
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
+      With an engine URL, each of the ``retry_attempts`` tries every listed node once.
     """
     if not isinstance(store, Store) and (engine is None or isinstance(engine, str)):
         # flag > environment (SQLKV_STORE, SQLKV_ENGINE, SQLKV_TOKEN) > default, read now
@@ -102,9 +103,10 @@ def connect(
     if isinstance(engine, str):
         if store is not None:
             raise ConfigError("give store= or engine=, not both: an engine brings its own store")
-        from sqlkv.server.client import connect_engine
+        from sqlkv.server.client import connect_engine, parse_engine_url
 
-        remote = connect_engine(engine, token=token)
+        # one pass over the nodes per VFS attempt: the VFS owns the retry budget and backoff
+        remote = connect_engine(engine, token=token, attempts=len(parse_engine_url(engine)))
         closers.append(remote.close)
         engine = remote
     elif engine is None:

@@ -26,7 +26,14 @@ what it does:
   ``head()`` to find out.
 
 When every attempt failed, ``TransportError`` (retryable: the VFS retries and settles a
-commit by its commit id).
+commit by its commit id). A failed attempt always moves the next call to the next node.
+
+Retry budget under the VFS: ``sqlkv.connect(engine="sqlkv://...")`` builds its
+``RemoteEngine`` with ``attempts`` = the number of nodes, so each VFS attempt is one pass
+over the nodes and the VFS alone owns retries and backoff (``retry_attempts``, default 6):
+at most ``retry_attempts * nodes`` requests, each bounded by ``timeout``, rather than
+VFS attempts x RemoteEngine attempts. A ``RemoteEngine`` passed in as an object keeps its
+own ``attempts``; give it ``attempts=len(nodes)`` for the same budget.
 """
 
 from __future__ import annotations
@@ -382,8 +389,7 @@ class RemoteEngine:
                         return decode_answer(msg_type, got_type, body)
                     except ServerShuttingDown as exc:  # it did not run: safe to send anywhere
                         last = exc
-            if attempt < self.attempts:
-                self._fail_over(index, attempt)
+            self._fail_over(index, attempt)
         assert last is not None
         raise TransportError(
             f"{label} failed after {self.attempts} attempts on engine nodes "
@@ -400,12 +406,16 @@ class RemoteEngine:
         )
 
     def _fail_over(self, index: int, attempt: int) -> None:
+        """After a failed attempt: the next call starts at the next node; when this call has
+        attempts left, count a retry and back off once every node failed in a row."""
         with self._lock:
+            if len(self.nodes) > 1 and self._current == index:
+                self._current = (index + 1) % len(self.nodes)
+            if attempt >= self.attempts:
+                return
             self.stats.retries += 1
             if len(self.nodes) > 1:
                 self.stats.failovers += 1
-                if self._current == index:
-                    self._current = (index + 1) % len(self.nodes)
         if attempt % len(self.nodes) == 0:  # every node failed once more: back off
             rounds = attempt // len(self.nodes)
             time.sleep(min(self.max_backoff_s, self.backoff_s * 2 ** (rounds - 1)))
