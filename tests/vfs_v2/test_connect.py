@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from pathlib import Path
 
 import apsw
@@ -66,6 +68,24 @@ def test_closing_closes_the_store_it_opened_but_not_one_given() -> None:
     conn = sqlkv.connect("db", given)  # still usable
     conn.close()
     given.close()
+
+
+def test_a_connection_dropped_without_close_stops_its_compaction_and_closes_its_store(
+    tmp_path: Path,
+) -> None:
+    def compactors() -> int:
+        return sum(t.name.startswith("sqlkv-compact") for t in threading.enumerate())
+
+    before = compactors()
+    conn = sqlkv.connect("db", str(tmp_path / "store"))
+    conn.execute("CREATE TABLE t(x)")
+    assert compactors() == before + 1
+    del conn
+    gc.collect()
+    assert compactors() == before
+    again = sqlkv.connect("db", str(tmp_path / "store"))
+    assert rows(again, "SELECT count(*) FROM t") == [(0,)]
+    again.close()
 
 
 def test_an_engine_can_be_given_instead_of_a_store() -> None:

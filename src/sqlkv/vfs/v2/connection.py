@@ -3,7 +3,8 @@
 ``Connection`` is an ``apsw.Connection`` with three differences:
 
 - ``sqlkv_stats`` is the live ``ClientCounters`` of this connection (``.snapshot()`` to keep);
-- ``close()`` also closes the engine and store that ``connect`` opened for it. ``with conn:``
+- ``close()`` also closes the engine and store that ``connect`` opened for it (and so does
+  dropping the connection without closing it). ``with conn:``
   keeps apsw's meaning (a transaction), so code written for apsw (the §7 workloads) runs
   unchanged; to close at the end of a block use ``with contextlib.closing(connect(...))``;
 - once another owner has taken the database over, every statement fails with
@@ -21,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -175,6 +177,13 @@ class Connection(apsw.Connection):
         finally:
             self._sqlkv_vfs.unregister()
             _run_closers(self._sqlkv_closers)
+
+    def __del__(self) -> None:
+        # dropped without close(): stop what connect started for it (compaction thread,
+        # store, VFS registration), as apsw closes the SQLite connection itself
+        if not getattr(self, "_sqlkv_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
 
 
 def _run_closers(closers: list[Callable[[], None]]) -> None:
