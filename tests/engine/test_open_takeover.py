@@ -20,7 +20,7 @@ from sqlkv.engine import Engine
 from sqlkv.engine.blobs import encode_pages, write_blob
 from sqlkv.engine.keys import DbKeys, pack_pidx
 from sqlkv.engine.pidx import pidx_row_bytes
-from sqlkv.errors import DatabaseNotFound
+from sqlkv.errors import DatabaseNotFound, InvalidRequest
 from sqlkv.store import Store, Transaction
 
 
@@ -71,20 +71,20 @@ def test_takeover_removes_an_abandoned_staged_commit(owner: Owner, store: Store)
     assert owner.head_txid == txid + 1
 
 
-def test_takeover_removes_a_staged_commit_overtaken_by_a_plain_commit(
-    owner: Owner, store: Store
-) -> None:
+def test_a_plain_commit_drops_the_staged_commit_it_overtakes(owner: Owner, store: Store) -> None:
     owner.commit({1: page_of(1)})
     staged = owner.engine.commit_stage("db", owner.generation, None, 0, {2: page_of(20)}).txid
-    owner.commit({3: page_of(3)})  # lands above the staged txid: the stage can never finalize
     keys = DbKeys("db")
-    assert staged < owner.head_txid
     assert range_keys(store, keys.delta_txid_range(staged))
-
-    owner.reopen()
-
+    owner.commit({3: page_of(3)})  # lands above the staged txid: the stage can never finalize
+    assert staged < owner.head_txid
     assert range_keys(store, keys.delta_txid_range(staged)) == []
     assert range_keys(store, keys.stage_range()) == []
+    check_invariants(store, "db")  # storage_used no longer counts the dropped parts
+    with pytest.raises(InvalidRequest):
+        owner.engine.commit_finalize("db", owner.generation, owner.head_txid, staged, 3)
+
+    owner.reopen()
     owner.assert_reads_back()
     check_invariants(store, "db")
 

@@ -17,7 +17,8 @@ from engine_support import (
     random_page,
 )
 
-from sqlkv.errors import FenceMismatch, InvalidRequest
+from sqlkv.engine import Engine, EngineConfig
+from sqlkv.errors import CompactionBehind, FenceMismatch, InvalidRequest
 from sqlkv.store import Store
 
 MiB = 1024 * 1024
@@ -163,3 +164,15 @@ def test_restaging_a_seq_with_fewer_parts_drops_its_old_parts(
     e.commit_stage("db", g, txid, 0, {1: page_of(100)})  # seq 0 again: now only page 1
     e.commit_finalize("db", g, owner.head_txid, txid, 20)
     assert owner.read(range(1, 21)) == {1: page_of(100), **dict.fromkeys(range(2, 21), ZERO)}
+
+
+def test_an_empty_commit_is_not_held_back_by_backpressure(store: Store) -> None:
+    """A commit that adds no delta (a shrink, a fence probe) passes even when compaction is
+    behind: it cannot make the backlog worse."""
+    owner = Owner.open(Engine(store, EngineConfig(max_live_deltas=2)), "db")
+    owner.commit({1: page_of(1)})
+    owner.commit({2: page_of(2)})
+    with pytest.raises(CompactionBehind):
+        owner.commit({3: page_of(3)})
+    owner.commit({}, size=2)
+    check_invariants(store, "db")

@@ -28,6 +28,7 @@ from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxCache, PidxMap, pidx_row_bytes
+from sqlkv.engine.staging import drop_all_staged
 from sqlkv.errors import CommitTooLarge
 from sqlkv.store import Transaction
 
@@ -71,7 +72,8 @@ def commit_pages(
     if already_applied(head, expected_head_txid, commit_id):
         return CommitOutcome(head, None, already_applied=True)
     check_head(db, head, expected_head_txid)
-    check_backpressure(db, head, config)
+    if pages:  # a commit that adds no delta (a shrink, a fence probe) is never held back
+        check_backpressure(db, head, config)
     check_db_size(db_size_pages)
     ordered = sorted(pages.items())
     check_pages(ordered, head.page_size, db_size_pages)
@@ -94,7 +96,12 @@ def commit_pages(
         raise CommitTooLarge(needed, tr.limits.max_transaction_bytes)
 
     pidx = dict(cache.rows_for(tr, db, keys, head))
-    used = head.storage_used - shrink(tr, keys, head, db_size_pages, pidx)
+    used = head.storage_used
+    if head.next_txid > head.head_txid + 1:
+        # A txid was reserved by commit_stage and never finalized: the owner gave that large
+        # commit up (it commits something else now), so its staged parts go.
+        used -= drop_all_staged(tr, keys)
+    used -= shrink(tr, keys, head, db_size_pages, pidx)
     located: dict[int, tuple[int, int]] = {}
     step = config.part_pages
     delta_bytes = 0

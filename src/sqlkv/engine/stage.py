@@ -14,7 +14,6 @@ Part ids are ``seq << 16 | k``: call ``seq`` of the stage, k-th part of that cal
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from functools import partial
 
@@ -36,20 +35,11 @@ from sqlkv.engine.commit import CommitOutcome, encode_parts
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxCache
+from sqlkv.engine.staging import manifest, read_manifest
 from sqlkv.errors import CommitTooLarge, InvalidRequest
 from sqlkv.store import Transaction
 
 MAX_SEQ = 1 << 16
-
-
-def _manifest(used: int, pgnos: list[int]) -> bytes:
-    return struct.pack(f">Q{len(pgnos)}I", used, *pgnos)
-
-
-def _read_manifest(raw: bytes) -> tuple[int, list[int]]:
-    (used,) = struct.unpack_from(">Q", raw)
-    count = (len(raw) - 8) // 4
-    return used, list(struct.unpack_from(f">{count}I", raw, 8))
 
 
 def _check_reserved(db: str, head_txid: int, next_txid: int, txid: int) -> None:
@@ -100,9 +90,9 @@ def stage_pages(
         part = first | k
         part_used = write_blob(tr, partial(keys.delta_chunk, txid, part), data, chunk)
         manifest_key = keys.stage(txid, part)
-        manifest = _manifest(part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
-        tr.set(manifest_key, manifest)
-        used += part_used + len(manifest_key) + len(manifest)
+        row = manifest(part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
+        tr.set(manifest_key, row)
+        used += part_used + len(manifest_key) + len(row)
     check_quota(db, head, used)
     tr.set(keys.meta, head.with_changes(next_txid=next_txid, storage_used=used).encode())
     return txid, len(parts)
@@ -112,7 +102,7 @@ def _drop_staged(tr: Transaction, keys: DbKeys, txid: int, first: int, end: int)
     """Remove staged parts ``[first, end)`` of ``txid``; returns the bytes they occupied."""
     freed = 0
     for key, value in tr.get_range(*keys.stage_parts_range(txid, first, end)):
-        part_used, _ = _read_manifest(value)
+        part_used, _ = read_manifest(value)
         freed += part_used + len(key) + len(value)
     if freed:
         tr.clear_range(*keys.stage_parts_range(txid, first, end))
@@ -120,17 +110,11 @@ def _drop_staged(tr: Transaction, keys: DbKeys, txid: int, first: int, end: int)
     return freed
 
 
-def staged_bytes(key: bytes, value: bytes) -> int:
-    """Bytes a staged part occupies (its chunks and its manifest), from its manifest row."""
-    part_used, _ = _read_manifest(value)
-    return part_used + len(key) + len(value)
-
-
 def _staged(tr: Transaction, keys: DbKeys, txid: int) -> Iterator[tuple[int, int, int, list[int]]]:
     """(part, chunk bytes, manifest bytes, page numbers) of each staged part of ``txid``."""
     for key, value in tr.get_range(*keys.stage_range(txid)):
         _, part = keys.stage_txid_part(key)
-        used, pgnos = _read_manifest(value)
+        used, pgnos = read_manifest(value)
         yield part, used, len(key) + len(value), pgnos
 
 

@@ -19,7 +19,7 @@ from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap, parse_rows, pidx_row_bytes
 from sqlkv.engine.read import PageSource, check_pgnos
-from sqlkv.engine.stage import staged_bytes
+from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import DatabaseNotFound
 from sqlkv.store import Transaction
 
@@ -75,13 +75,8 @@ def open_database(
         ]
     )
     # Staged parts (manifest + DELTA chunks) that were never finalized belong to no commit.
-    for key, value in staged:
-        txid, part = keys.stage_txid_part(key)
-        tr.clear_range(*keys.delta_part_range(txid, part))
-        used -= staged_bytes(key, value)
-        orphans += 1
-    if staged:
-        tr.clear_range(*keys.stage_range())
+    used -= drop_staged_rows(tr, keys, staged)
+    orphans += len(staged)
     # Any other DELTA above head was never committed (nor counted: it has no manifest).
     if above:
         orphans += 1
