@@ -265,10 +265,16 @@ class Transaction:
         out: list[tuple[bytes, bytes]] = []
         lo, hi = begin, end
         while True:
+            # Every driver row in a range this transaction cleared is dropped below: do not
+            # read them (a limited read would otherwise take a round trip per cleared key).
+            lo, hi = self._outside_cleared(lo, hi)
             batch_limit = limit + len(local) if limit else 0
-            self._stats.round_trips += 1
-            rows = self._snap.get_range(lo, hi, batch_limit, reverse)
-            self._count_read([v for _, v in rows])
+            if lo < hi:
+                self._stats.round_trips += 1
+                rows = self._snap.get_range(lo, hi, batch_limit, reverse)
+                self._count_read([v for _, v in rows])
+            else:
+                rows = []
             exhausted = not batch_limit or len(rows) < batch_limit
             if not exhausted:
                 edge = rows[-1][0]
@@ -387,6 +393,19 @@ class Transaction:
             return False
         i = bisect.bisect_right(self._cleared_begins, key) - 1
         return i >= 0 and key < self._cleared[i][1]
+
+    def _outside_cleared(self, lo: bytes, hi: bytes) -> KeyRange:
+        """``[lo, hi)`` without a cleared range holding ``lo`` or the keys just below ``hi``
+        (cleared ranges are coalesced, so one step from each end is enough)."""
+        if not self._cleared:
+            return lo, hi
+        i = bisect.bisect_right(self._cleared_begins, lo) - 1
+        if i >= 0 and lo < self._cleared[i][1]:
+            lo = self._cleared[i][1]
+        i = bisect.bisect_left(self._cleared_begins, hi) - 1
+        if i >= 0 and hi <= self._cleared[i][1]:
+            hi = self._cleared[i][0]
+        return lo, hi
 
     def _count_read(self, values: Iterable[bytes | None]) -> None:
         for v in values:
