@@ -333,6 +333,25 @@ def test_an_insert_into_a_range_read_orders_the_reader_first(pg: PostgresStore) 
         t2.close()
 
 
+def test_a_clear_keeps_a_key_inserted_after_its_snapshot(pg: PostgresStore) -> None:
+    """The same difference for clears (module docstring): a clear or clear_range removes
+    the rows its snapshot sees; a key inserted by a transaction that committed in the
+    meantime survives, the clearing transaction being ordered first. (FoundationDB and
+    the other drivers remove it: the later commit wins.)"""
+    put(pg, {b"x": b"1"})
+    t1 = pg.begin()
+    try:
+        assert t1.get(b"x") == b"1"  # takes t1's snapshot
+        put(pg, {b"c/new": b"2", b"k": b"3"})
+        t1.clear_range(b"c/", b"c0")
+        t1.clear(b"k")
+        t1.commit()
+    finally:
+        t1.close()
+    assert get(pg, b"c/new") == b"2"
+    assert get(pg, b"k") == b"3"
+
+
 def test_a_serialization_failure_becomes_a_conflict_error(pg: PostgresStore) -> None:
     put(pg, {b"hot": b"0"})
     t1, t2 = pg.begin(), pg.begin()

@@ -52,6 +52,14 @@ serializably and both write META never both commit, because PostgreSQL never let
 concurrent transactions write one row (first updater wins, 40001), and two inserts of
 one missing key conflict through ``ON CONFLICT`` (40001 at SERIALIZABLE).
 
+The same holds for blind clears: a ``clear`` or ``clear_range`` deletes the rows its
+snapshot sees (one that changed since fails with 40001), so a key *inserted* by a
+transaction that committed after this one's snapshot survives it, where FoundationDB
+and the other drivers (commit order) would remove it. The outcome is serializable (the
+clearing transaction is ordered first), but a caller that clears a range while others
+may insert into it must also conflict with them on a key they both read and write
+(the engine's META). ``tests/store/test_model.py`` models exactly this.
+
 Other differences from the memory store, all extra retries, never wrong data:
 - SSI tracks every read, snapshot reads too, and its locks grow coarse (index page, then
   whole table past ``max_pred_locks_per_*``), so transactions touching neighbouring keys
