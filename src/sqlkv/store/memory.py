@@ -140,13 +140,18 @@ class MemoryStore(Store):
         return self.dump()
 
     def restore_state(self, state: dict[bytes, bytes]) -> None:
-        """Replace the whole store with ``state``. Open snapshots conflict on commit."""
+        """Replace the whole store with ``state``, as one commit: open snapshots still read
+        what they saw, and a serializable read in one makes its commit conflict."""
         with self._lock:
             self._version += 1
             v = self._version
-            self._hist = SortedDict({k: [(v, bytes(val))] for k, val in state.items()})
+            for key in list(self._hist):
+                if key not in state:
+                    self._put(key, v, None)
+            for key, value in state.items():
+                self._put(key, v, bytes(value))
             self._log.append((v, [(b"", b"\xff" * (self.limits.max_key_bytes + 1))]))
-            self._prunable.clear()
+            self._prune()
 
     def stored_bytes(self, begin: bytes = b"", end: bytes | None = None) -> int:
         """Sum of key and value bytes of the live keys in ``[begin, end)``."""
