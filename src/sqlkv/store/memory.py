@@ -12,12 +12,14 @@ snapshot/restore of the whole store.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from sortedcontainers import SortedDict
 
@@ -117,6 +119,7 @@ class MemoryStore(Store):
         self._active: Counter[int] = Counter()  # read versions of open snapshots
         self._log: list[tuple[int, list[KeyRange]]] = []  # (version, write ranges)
         self._prunable: set[bytes] = set()
+        self._pruned_to = -1  # the horizon of the last prune
 
     def _open_snapshot(self) -> Snapshot:
         with self._lock:
@@ -191,11 +194,14 @@ class MemoryStore(Store):
 
     def _commit(self, rv: int, req: CommitRequest) -> None:
         with self._lock:
-            for ver, written in self._log:
-                if ver > rv and ranges_intersect(req.read_ranges, written):
-                    raise ConflictError(
-                        "another transaction changed keys this one read; it will be retried"
-                    )
+            if req.read_ranges:
+                # The log is in version order: check only the commits after rv.
+                first = bisect.bisect_right(self._log, rv, key=itemgetter(0))
+                for _, written in self._log[first:]:
+                    if ranges_intersect(req.read_ranges, written):
+                        raise ConflictError(
+                            "another transaction changed keys this one read; it will be retried"
+                        )
             self._version += 1
             v = self._version
             for begin, end in req.clear_ranges:
@@ -224,7 +230,12 @@ class MemoryStore(Store):
     def _prune(self) -> None:
         """Drop versions and log entries that no open snapshot can read any more."""
         horizon = min(self._active) if self._active else self._version
-        self._log = [(v, r) for v, r in self._log if v > horizon]
+        if horizon == self._pruned_to:
+            # Nothing became prunable: what was committed since has versions > horizon.
+            # (So a long-open snapshot does not make every commit rescan its backlog.)
+            return
+        self._pruned_to = horizon
+        self._log = self._log[bisect.bisect_right(self._log, horizon, key=itemgetter(0)) :]
         done = []
         for key in self._prunable:
             hist = self._hist.get(key)
