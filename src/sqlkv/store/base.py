@@ -212,6 +212,8 @@ class Transaction:
         self._check_open()
         if limit < 0:
             raise StoreError(f"range read limit must be >= 0, got {limit}")
+        self._check_key(begin)
+        self._check_key(end)
         if begin >= end:
             return []
         result = self._merged_range(begin, end, limit, reverse)
@@ -439,6 +441,8 @@ class Store(ABC):
         ``fn`` may run several times, so it must not have side effects outside ``tr``.
         Raises ``RetriesExhausted`` after the bounded number of attempts.
         """
+        if max_attempts is not None and max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
         attempts = max_attempts or self.retry.max_attempts
         last: StoreError | None = None
         for attempt in range(1, attempts + 1):
