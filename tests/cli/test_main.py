@@ -240,3 +240,20 @@ def test_bad_option_values_are_usage_errors(
     assert code == 2 and len(err) == 1 and "'0' is not a positive integer" in err[0]
     code, _, err = call(capsys, "--store", store, "shell", "--cache-size", "lots", "x", "SELECT 1")
     assert code == 2 and len(err) == 1 and "cache_size 'lots' is not a size" in err[0]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """``sqlkv demo | head -1``: no error message, the usual status of a broken pipe."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlkv.cli.main", "--store", "memory://", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started: its first write fails
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert b"error" not in err

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure, 2 usage error (a wrong command line or setting
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -96,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SqlkvError as exc:
         print(f"sqlkv: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (``sqlkv list | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"sqlkv: error: {where}{exc.strerror or exc}", file=sys.stderr)
