@@ -66,6 +66,32 @@ def check_head(db: str, head: Head, expected_head_txid: int) -> None:
         )
 
 
+def fence_commit(
+    tr: Transaction,
+    db: str,
+    keys: DbKeys,
+    config: EngineConfig,
+    generation: int,
+    expected_head_txid: int,
+    commit_id: bytes,
+    db_size_pages: int,
+    *,
+    adds_delta: bool,
+) -> tuple[Head, bool]:
+    """The checks every commit path makes first, in order: META read serializably, the
+    generation, an already applied retry, the expected head, back-pressure (only for a
+    commit that adds a delta) and the new size. Returns (head, already applied)."""
+    head = read_head(tr, db, keys)
+    check_generation(db, head, generation)
+    if already_applied(head, expected_head_txid, commit_id):
+        return head, True
+    check_head(db, head, expected_head_txid)
+    if adds_delta:
+        check_backpressure(db, head, config)
+    check_db_size(db_size_pages)
+    return head, False
+
+
 def check_commit_id(commit_id: bytes | None) -> bytes:
     if commit_id is None:
         return NO_COMMIT_ID

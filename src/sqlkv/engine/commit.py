@@ -11,14 +11,9 @@ from dataclasses import dataclass
 from functools import partial
 
 from sqlkv.engine.apply import (
-    already_applied,
-    check_backpressure,
-    check_db_size,
-    check_generation,
-    check_head,
     check_pages,
     check_quota,
-    read_head,
+    fence_commit,
     record_delta,
     set_pidx_rows,
     shrink,
@@ -67,14 +62,20 @@ def commit_pages(
     db_size_pages: int,
     commit_id: bytes,
 ) -> CommitOutcome:
-    head = read_head(tr, db, keys)
-    check_generation(db, head, generation)
-    if already_applied(head, expected_head_txid, commit_id):
+    # A commit that adds no delta (a shrink, a fence probe) is never held back.
+    head, applied = fence_commit(
+        tr,
+        db,
+        keys,
+        config,
+        generation,
+        expected_head_txid,
+        commit_id,
+        db_size_pages,
+        adds_delta=bool(pages),
+    )
+    if applied:
         return CommitOutcome(head, None, already_applied=True)
-    check_head(db, head, expected_head_txid)
-    if pages:  # a commit that adds no delta (a shrink, a fence probe) is never held back
-        check_backpressure(db, head, config)
-    check_db_size(db_size_pages)
     ordered = sorted(pages.items())
     check_pages(ordered, head.page_size, db_size_pages)
 

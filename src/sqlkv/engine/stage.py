@@ -18,13 +18,10 @@ from collections.abc import Iterator
 from functools import partial
 
 from sqlkv.engine.apply import (
-    already_applied,
-    check_backpressure,
-    check_db_size,
     check_generation,
-    check_head,
     check_pages,
     check_quota,
+    fence_commit,
     read_head,
     record_delta,
     set_pidx_rows,
@@ -130,13 +127,19 @@ def finalize(
     db_size_pages: int,
     commit_id: bytes,
 ) -> CommitOutcome:
-    head = read_head(tr, db, keys)
-    check_generation(db, head, generation)
-    if already_applied(head, expected_head_txid, commit_id):
+    head, applied = fence_commit(
+        tr,
+        db,
+        keys,
+        config,
+        generation,
+        expected_head_txid,
+        commit_id,
+        db_size_pages,
+        adds_delta=True,
+    )
+    if applied:
         return CommitOutcome(head, None, already_applied=True)
-    check_head(db, head, expected_head_txid)
-    check_backpressure(db, head, config)
-    check_db_size(db_size_pages)
     _check_reserved(db, head.head_txid, head.next_txid, txid)
     staged = list(_staged(tr, keys, txid))
     if not staged:
