@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from drivers import DRIVERS, StoreFactory, drop_store, postgres_url, store_opener
+from drivers import DRIVERS, StoreFactory, drop_store, server_url, store_opener
 
 from sqlkv.store import Limits, Store
 
@@ -18,8 +18,11 @@ from sqlkv.store import Limits, Store
 @pytest.fixture(params=DRIVERS)
 def driver(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
-    if kind == "postgres" and postgres_url() is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
+    if server_url(kind) is None:
+        pytest.skip(
+            f"{kind} tests need a server URL (SQLKV_TEST_PG_URL / SQLKV_TEST_ETCD_URL, set "
+            "by scripts/test; required in CI)"
+        )
     return kind
 
 

@@ -305,3 +305,35 @@ def test_stats_count_transactions_and_bytes(store: Store) -> None:
     assert delta.bytes_written == 6
     assert delta.bytes_read == 5
     assert delta.round_trips == 2
+
+
+def test_a_serializable_range_read_conflicts_with_a_delete_in_it(store: Store) -> None:
+    put(store, {b"q1": b"a", b"q2": b"b", b"q3": b"c"})
+    t1, t2 = store.begin(), store.begin()
+    try:
+        seen = t1.get_range(b"q", b"r")
+        t1.set(b"summary", str(len(seen)).encode())
+        t2.get(b"q2")
+        t2.clear(b"q2")
+        t2.commit()
+        with pytest.raises(ConflictError):
+            t1.commit()
+    finally:
+        t1.close()
+        t2.close()
+    assert store.transact(lambda tr: tr.get(b"summary")) is None
+
+
+def test_a_read_of_a_missing_key_conflicts_with_its_creation(store: Store) -> None:
+    t1, t2 = store.begin(), store.begin()
+    try:
+        assert t1.get(b"absent") is None
+        t1.set(b"decision", b"absent")
+        t2.get(b"absent")
+        t2.set(b"absent", b"now here")
+        t2.commit()
+        with pytest.raises(ConflictError):
+            t1.commit()
+    finally:
+        t1.close()
+        t2.close()

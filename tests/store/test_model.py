@@ -347,7 +347,7 @@ class Transactions(RuleBasedStateMachine):
 
 
 def test_interleaved_transactions_match_the_serial_model(store: Store, driver: str) -> None:
-    examples = {"memory": 300, "embedded": 120, "lmdb": 120, "postgres": 60}[driver]
+    examples = {"memory": 300, "embedded": 120, "lmdb": 120, "postgres": 60, "etcd": 40}[driver]
     machine = type(
         "TransactionsOn" + driver.title(),
         (Transactions,),

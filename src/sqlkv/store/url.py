@@ -5,6 +5,8 @@
 - ``file:///path/to/dir`` or a bare path: the embedded default store in that directory.
 - ``lmdb:///path/to/dir``: the LMDB store (the embedded candidate that lost on measurement).
 - ``postgresql://user:password@host:port/dbname``: a PostgreSQL server.
+- ``etcd://[user:password@]host1:2379,host2:2379/prefix`` (``etcds://`` for TLS): an etcd
+  v3 cluster, every key under ``prefix`` (options in ``store/etcd_client.py``).
 
 With nothing given, ``SQLKV_STORE`` is read at call time, then the default ``./sqlkv-data``.
 """
@@ -61,9 +63,14 @@ def open_store(url: str | Store | None = None, *, limits: Limits | None = None) 
         from sqlkv.store.postgres import PostgresStore
 
         return PostgresStore(text, limits=limits)
+    if scheme in ("etcd", "etcds"):
+        from sqlkv.store.etcd import EtcdStore
+
+        return EtcdStore(text, limits=limits)
     raise ConfigError(
         f"unknown store URL scheme {scheme!r} in {text!r}; use memory://, file:///dir, "
-        "a directory path, lmdb:///dir, or postgresql://user:password@host:port/dbname"
+        "a directory path, lmdb:///dir, postgresql://user:password@host:port/dbname, "
+        "or etcd://host1:2379,host2:2379/prefix"
     )
 
 
