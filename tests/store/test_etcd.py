@@ -12,7 +12,7 @@ from drivers import etcd_url, unique_etcd_url
 
 from sqlkv.errors import CommitUnknown, ConfigError, ConflictError, LimitExceeded, StoreUnavailable
 from sqlkv.store import Limits, Transaction, open_store
-from sqlkv.store.etcd import EtcdStore, default_limits, nest, succeeded
+from sqlkv.store.etcd import EtcdStore, default_limits, nest
 from sqlkv.store.etcd_client import parse_url
 
 
@@ -75,50 +75,62 @@ def test_limits_follow_the_request_size() -> None:
 # ---------------------------------------------------------------------------- nesting
 
 
-def test_nest_chains_compares_and_groups_operations() -> None:
-    compares = [{"c": i} for i in range(7)]
-    ops = [{"o": i} for i in range(10)]
-    body, levels = nest(compares, ops, 3)
-    assert levels == 3
-    assert body["compare"] == compares[:3]
-    inner = body["success"][0]["request_txn"]["success"][0]["request_txn"]
-    assert inner["compare"] == compares[6:]
-    assert len(inner["success"]) == 2  # 10 ops -> 4 groups of <= 3 -> 2 groups of groups
-    answer = {
-        "succeeded": True,
-        "responses": [{"response_txn": {"succeeded": True, "responses": [{"response_txn": {}}]}}],
-    }  # noqa: E501
-    assert not succeeded(answer, 3)  # the innermost level failed
-    assert succeeded(answer, 2)
+def budget_ok(txn: dict[str, object], budget: int) -> int:
+    """Check a Txn body the way etcd does; returns the operations it holds."""
+    compares = txn.get("compare", [])
+    success = txn["success"]
+    assert isinstance(compares, list) and isinstance(success, list)
+    count = max(len(compares), len(success))
+    assert count <= budget
+    held = 0
+    for op in success:
+        inner = op.get("request_txn")
+        held += budget_ok(inner, budget - count) if inner else 1
+    return held
 
 
-def test_commits_past_max_txn_ops_in_compares_and_writes(url: str) -> None:
-    store = open_etcd(url, max_txn_ops="5")
+@pytest.mark.parametrize(("ops", "compares", "max_ops"), [(60, 2, 16), (5000, 3, 128), (9, 9, 9), (50_000, 0, 128)])
+def test_nest_fits_etcds_per_level_budget(ops: int, compares: int, max_ops: int) -> None:
+    body = nest([{"c": i} for i in range(compares)], [{"o": i} for i in range(ops)], max_ops)
+    assert budget_ok(body, max_ops) == ops
+
+
+def test_nest_refuses_more_compares_than_one_level_holds() -> None:
+    with pytest.raises(LimitExceeded):
+        nest([{"c": i} for i in range(129)], [], 128)
+
+
+def test_commits_past_max_txn_ops_in_writes(url: str) -> None:
+    store = open_etcd(url, max_txn_ops="8")
     try:
-        store.transact(lambda tr: [tr.set(b"k%03d" % i, b"v%d" % i) for i in range(40)])
+        store.transact(lambda tr: [tr.set(b"k%03d" % i, b"v%d" % i) for i in range(300)])
 
         def rewrite(tr: Transaction) -> int:
-            rows = tr.get_range(b"k", b"l")  # 40 keys read: 41 compares, 9 levels
+            rows = tr.get_range(b"k", b"l", snapshot=True)
             for k, v in rows:
                 tr.set(k, v + b"!")
             tr.clear_range(b"k010", b"k020")
             return len(rows)
 
-        assert store.transact(rewrite) == 40
+        assert store.transact(rewrite) == 300
         rows = store.transact(lambda tr: tr.get_range(b"k", b"l"))
-        assert len(rows) == 30 and all(v.endswith(b"!") for _, v in rows)
-        # A change to the last key read (in the innermost level) still fails the commit.
-        t1 = store.begin()
-        t1.get_range(b"k", b"l")
-        t1.set(b"summary", b"x")
-        store.transact(lambda tr: tr.clear(b"k039"))
-        with pytest.raises(ConflictError):
-            t1.commit()
-        t1.close()
-        assert store.transact(lambda tr: tr.get(b"summary")) is None
+        assert len(rows) == 290 and all(v.endswith(b"!") for _, v in rows)
     finally:
         store.drop()
         store.close()
+
+
+def test_a_change_to_any_key_of_a_large_read_range_fails_the_commit(store: EtcdStore) -> None:
+    store.transact(lambda tr: [tr.set(b"k%04d" % i, b"v") for i in range(2000)])
+    for victim in (b"k0000", b"k1999"):
+        t1 = store.begin()
+        assert len(t1.get_range(b"k", b"l")) == 2000
+        t1.set(b"summary", b"x")
+        store.transact(lambda tr, v=victim: tr.clear(v))
+        with pytest.raises(ConflictError):
+            t1.commit()
+        t1.close()
+    assert store.transact(lambda tr: tr.get(b"summary")) is None
 
 
 def test_a_range_read_conflicts_only_with_changes_inside_it(store: EtcdStore) -> None:

@@ -33,13 +33,15 @@ reading are not fetched and so get no (1); the transaction overwrites them anywa
 outcome does not depend on them. A transaction that read nothing from the store (every
 read answered by its own writes) has nothing to compare.
 
-etcd limits a Txn to ``--max-txn-ops`` compares and as many operations per level, but not
-the nesting: compares beyond that go into a nested Txn in the success branch (all levels
-must hold for the innermost to write; a failed nested level makes the whole commit write
-nothing), and write operations are grouped into nested Txns without compares. So the only
-limit left is the request's size, ``--max-request-bytes``, from which ``default_limits``
-derives the declared ``Limits``; a commit whose encoded size would still exceed it (a huge
-read-conflict set) is refused with ``LimitExceeded`` before it is sent.
+etcd limits each Txn level to ``--max-txn-ops`` compares or operations, and a nested Txn
+to what its parent level left. The compares must fit one level, so a transaction may read
+at most that many keys serializably (``LimitExceeded`` names the setting otherwise; the
+test cluster and docs/etcd.md use 1000000, where the request size is the real bound).
+Write operations are packed into a tree of compare-less nested Txns (``nest``), so a
+commit may write many more keys than the setting on a stock cluster. The request's size,
+``--max-request-bytes``, is what ``default_limits`` derives the declared ``Limits`` from;
+a commit whose encoded size would still exceed it (a huge read-conflict set) is refused
+with ``LimitExceeded`` before it is sent.
 
 etcd refuses a Put inside a DeleteRange of the same Txn, so a cleared range is sent as the
 pieces between the keys the transaction sets in it.
@@ -48,6 +50,7 @@ pieces between the keys the transaction sets in it.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,7 +59,7 @@ from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
 from sqlkv.store.etcd_client import EtcdClient, EtcdConfig, b64, parse_url, unb64
 from sqlkv.store.ranges import KeyRange, RangeRead, key_after
 
-__all__ = ["EtcdStore", "default_limits"]
+__all__ = ["EtcdStore", "default_limits", "nest"]
 
 _OP_OVERHEAD = 24  # protobuf framing of one operation or compare, generously
 _REQUEST_RESERVE = 4096  # the request's header and nesting
@@ -183,9 +186,9 @@ class _EtcdSnapshot(Snapshot):
         size = compare_bytes + op_bytes + _REQUEST_RESERVE
         if size > config.max_request_bytes:
             raise LimitExceeded("transaction", size, config.max_request_bytes)
-        body, depth = nest(compares, ops, config.max_txn_ops)
+        body = nest(compares, ops, config.max_txn_ops)
         answer = self._store.client.commit("/v3/kv/txn", body)
-        if not succeeded(answer, depth):
+        if not answer.get("succeeded", False):
             raise ConflictError(
                 "another transaction changed keys this one read; it will be retried"
             )
@@ -248,33 +251,52 @@ class _EtcdSnapshot(Snapshot):
         return ops, size
 
 
-def nest(
-    compares: list[dict[str, Any]], ops: list[dict[str, Any]], max_ops: int
-) -> tuple[dict[str, Any], int]:
-    """One Txn body holding every compare and operation with at most ``max_ops`` of each
-    per level: operations grouped into compare-less nested Txns, compares chained through
-    nested Txns (each level's success branch holds the next). Returns (body, levels)."""
-    level = ops
-    while len(level) > max_ops:
-        level = [
-            {"request_txn": {"success": level[i : i + max_ops]}}
-            for i in range(0, len(level), max_ops)
-        ]
-    chunks = [compares[i : i + max_ops] for i in range(0, len(compares), max_ops)] or [[]]
-    txn: dict[str, Any] = {"compare": chunks[-1], "success": level}
-    for chunk in reversed(chunks[:-1]):
-        txn = {"compare": chunk, "success": [{"request_txn": txn}]}
-    return txn, len(chunks)
+def nest(compares: list[dict[str, Any]], ops: list[dict[str, Any]], max_ops: int) -> dict[str, Any]:
+    """One Txn body holding every compare and operation within etcd's ``--max-txn-ops``.
+
+    etcd counts, per Txn level, the larger of its compares and its operations, and gives a
+    nested Txn only what its parent left (``max_ops`` minus the parent's count). So the
+    compares must fit in one level (``LimitExceeded`` otherwise: the cluster needs a larger
+    ``--max-txn-ops``), while operations are packed into a tree of compare-less nested Txns.
+    """
+    if len(compares) > max_ops or (compares and len(ops) > max_ops and len(compares) > max_ops - 2):
+        raise _too_many("keys read serializably", len(compares), max_ops)
+    if len(ops) <= max_ops:
+        return {"compare": compares, "success": ops}
+    return {"compare": compares, "success": _pack(ops, max_ops - len(compares))}
 
 
-def succeeded(answer: dict[str, Any], levels: int) -> bool:
-    """True when every level of a ``nest``ed Txn took its success branch."""
-    for depth in range(levels):
-        if not answer.get("succeeded", False):
-            return False
-        if depth + 1 < levels:
-            answer = answer["responses"][0]["response_txn"]
-    return True
+def _pack(ops: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """At most ``budget`` operations whose nested Txns fit what each level leaves."""
+    if len(ops) <= budget:
+        return ops
+    fan = budget // 2
+    per = -(-len(ops) // fan)
+    if fan < 1 or per > _capacity(budget - fan):
+        raise _too_many("write operations", len(ops), _capacity(budget))
+    return [
+        {"request_txn": {"success": _pack(ops[i : i + per], budget - fan)}}
+        for i in range(0, len(ops), per)
+    ]
+
+
+def _too_many(what: str, count: int, limit: int) -> LimitExceeded:
+    exc = LimitExceeded("transaction", count, limit)
+    exc.args = (
+        f"{count} {what} in one transaction, over the {limit} the cluster's --max-txn-ops "
+        "allows; nothing was written. Raise --max-txn-ops on every member (docs/etcd.md) "
+        "and give the URL ?max_txn_ops= to match.",
+    )
+    return exc
+
+
+@functools.lru_cache(maxsize=256)
+def _capacity(budget: int) -> int:
+    """How many operations ``_pack`` fits under ``budget``."""
+    if budget < 4:
+        return max(budget, 0)
+    fan = budget // 2
+    return max(budget, fan * _capacity(budget - fan))
 
 
 def _split_around(begin: bytes, end: bytes, keys: list[bytes]) -> list[KeyRange]:
