@@ -101,7 +101,7 @@ def test_nest_refuses_more_compares_than_one_level_holds() -> None:
 
 
 def test_commits_past_max_txn_ops_in_writes(url: str) -> None:
-    store = open_etcd(url, max_txn_ops="8")
+    store = open_etcd(url, max_txn_ops="32")
     try:
         store.transact(lambda tr: [tr.set(b"k%03d" % i, b"v%d" % i) for i in range(300)])
 
