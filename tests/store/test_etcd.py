@@ -122,9 +122,9 @@ def test_commits_past_max_txn_ops_in_writes(url: str) -> None:
 
 def test_a_change_to_any_key_of_a_large_read_range_fails_the_commit(store: EtcdStore) -> None:
     store.transact(lambda tr: [tr.set(b"k%04d" % i, b"v") for i in range(2000)])
-    for victim in (b"k0000", b"k1999"):
+    for n, victim in enumerate((b"k0000", b"k1999")):
         t1 = store.begin()
-        assert len(t1.get_range(b"k", b"l")) == 2000
+        assert len(t1.get_range(b"k", b"l")) == 2000 - n
         t1.set(b"summary", b"x")
         store.transact(lambda tr, v=victim: tr.clear(v))
         with pytest.raises(ConflictError):
