@@ -27,8 +27,8 @@ from sqlkv.engine.apply import (
     set_pidx_rows,
     shrink,
 )
-from sqlkv.engine.blobs import write_blob
-from sqlkv.engine.commit import CommitOutcome, encode_parts
+from sqlkv.engine.blobs import blob_size, write_blob
+from sqlkv.engine.commit import TRANSACTION_OVERHEAD, CommitOutcome, encode_parts
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxCache
@@ -79,6 +79,18 @@ def stage_pages(
     encoded = sum(len(p) for p in parts)
     if encoded > config.max_delta_bytes:
         raise CommitTooLarge(encoded, config.max_delta_bytes)
+    # A store with a small transaction limit (etcd's request size) takes smaller batches:
+    # CommitTooLarge makes the client split this one, before anything is written.
+    key_len = len(keys.delta_chunk(txid, 0, 0))
+    needed = (
+        tr.size
+        + sum(blob_size(p, key_len, tr.limits.max_value_bytes) for p in parts)
+        + len(ordered) * 4
+        + len(parts) * (len(keys.stage(txid, 0)) + 8)
+        + TRANSACTION_OVERHEAD
+    )
+    if needed > tr.limits.max_transaction_bytes:
+        raise CommitTooLarge(needed, tr.limits.max_transaction_bytes)
     first, end = seq << 16, (seq + 1) << 16
     used = head.storage_used - _drop_staged(tr, keys, txid, first, end)
     chunk = tr.limits.max_value_bytes
