@@ -89,7 +89,9 @@ def budget_ok(txn: dict[str, object], budget: int) -> int:
     return held
 
 
-@pytest.mark.parametrize(("ops", "compares", "max_ops"), [(60, 2, 16), (5000, 3, 128), (9, 9, 9), (50_000, 0, 128)])
+@pytest.mark.parametrize(
+    ("ops", "compares", "max_ops"), [(60, 2, 16), (5000, 3, 128), (9, 9, 9), (50_000, 0, 128)]
+)
 def test_nest_fits_etcds_per_level_budget(ops: int, compares: int, max_ops: int) -> None:
     body = nest([{"c": i} for i in range(compares)], [{"o": i} for i in range(ops)], max_ops)
     assert budget_ok(body, max_ops) == ops
