@@ -2,7 +2,8 @@
 owner, and graceful shutdown with failover.
 
 The takeover tests run on a shared embedded store (several processes may share its
-directory) and on PostgreSQL (``SQLKV_TEST_PG_URL``, marked ``postgres``: required in CI).
+directory), on PostgreSQL (``SQLKV_TEST_PG_URL``, marked ``postgres``: required in CI) and
+on the etcd test cluster (``SQLKV_TEST_ETCD_URL``: required in CI).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import apsw
 import pytest
-from drivers import postgres_url
+from drivers import etcd_url, postgres_url, unique_etcd_url
 from server_support import ServerFactory, ServerProc, engine_url
 
 import sqlkv
@@ -42,11 +43,18 @@ def _postgres_url() -> str:
     return str(url)
 
 
-@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres), "etcd"]
+)
 def shared_store(request: pytest.FixtureRequest, store_dir: str) -> str:
     """A store URL that several server processes share."""
     if request.param == "postgres":
         return _postgres_url()
+    if request.param == "etcd":
+        url = etcd_url()
+        if url is None:
+            pytest.skip("etcd tests need SQLKV_TEST_ETCD_URL (set by .ci/run; required in CI)")
+        return unique_etcd_url(url)
     return store_dir
 
 
@@ -55,7 +63,7 @@ def db(shared_store: str) -> Iterator[str]:
     """A database name of this test; removed afterwards (a PostgreSQL store outlives it)."""
     name = f"nodes-{uuid.uuid4().hex[:12]}"
     yield name
-    if shared_store.startswith("postgres"):
+    if shared_store.startswith(("postgres", "etcd")):
         store = open_store(shared_store)
         try:
             store.transact(lambda tr: tr.clear_range(*DbKeys(name).all_range()))

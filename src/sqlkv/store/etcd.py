@@ -7,7 +7,8 @@ design, the operator's settings and the measurements.
 Transactions
 ------------
 - Reads are at one revision: the first read of a transaction is linearizable and its
-  answer's revision ``rv`` pins the snapshot; every later read asks for revision ``rv``.
+  answer's revision ``rv`` pins the snapshot; every later read asks for revision ``rv``,
+  serializable (answered by the member alone, no leader round trip).
   Several reads in one call (``get_many``, ``get_ranges``) are one read-only etcd ``Txn``.
   A revision compacted away answers ``TransactionTooOld`` (retryable).
 - Writes are buffered by ``base.Transaction``; the commit is one etcd ``Txn`` whose
@@ -153,8 +154,12 @@ class _EtcdSnapshot(Snapshot):
         for i in range(0, len(bodies), step):
             chunk = bodies[i : i + step]
             if self._rev is not None:
+                # The revision is fixed: any member that applied it answers alone (no
+                # leader round trip); one that has not yet answers "future revision" and
+                # the client tries the next.
                 for body in chunk:
                     body["revision"] = str(self._rev)
+                    body["serializable"] = True
             if len(chunk) == 1:
                 answer = client.read("/v3/kv/range", chunk[0])
                 results = [answer]

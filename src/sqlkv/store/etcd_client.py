@@ -56,6 +56,7 @@ _NOT_APPLIED = (
     "etcdserver: too many requests",
     "etcdserver: unhealthy cluster",
     "etcdserver: not capable",
+    "required revision is a future revision",  # a member behind the pinned revision
 )
 # Answers that leave a proposal's fate open (it may still be committed by a new leader).
 _UNKNOWN = ("request timed out", "leader changed", "timed out", "server stopped")
