@@ -1,15 +1,18 @@
 """Store benchmark: the KV operations the engine makes, per store driver, one at a time.
 
 Usage:
-    python bench/bench_store.py [--drivers memory,embedded,lmdb,postgres] [--pg URL]
-                                [--scale 1.0] [--dir DIR]
+    python bench/bench_store.py [--drivers memory,embedded,lmdb,postgres,etcd] [--pg URL]
+                                [--etcd URL] [--etcd-dir DIR] [--scale 1.0] [--dir DIR]
 
 - Drivers are opened only through ``sqlkv.store.open_store(url)``: ``memory://``,
   ``file://DIR/embedded``, ``lmdb://DIR/lmdb`` and the PostgreSQL URL given by ``--pg`` or
   ``SQLKV_TEST_PG_URL`` (``scripts/pg-test-server`` starts a throwaway server). Without a
   URL, postgres is skipped with a message. Every key lives under a prefix unique to the
   run, cleared at the end; ``DIR`` (default: a temporary directory) is removed at the end
-  unless given.
+  unless given. etcd: the cluster given by ``--etcd`` or ``SQLKV_TEST_ETCD_URL``
+  (``scripts/etcd-test-cluster`` starts a throwaway 3-member one); with ``--etcd-dir`` (or
+  ``SQLKV_TEST_ETCD_DIR``, the script's directory) the ``read+set`` row is measured again
+  with one follower stopped (SIGSTOP) and then with the leader stopped (an election).
 - Workloads, each operation its own transaction through ``store.transact``:
   ``get 100 B`` and ``get 100 kB`` (random keys of 10,000 small / 60 large values),
   ``set 100 B`` (a blind write, one commit per set), ``read+set 100 B`` (read a key
@@ -53,7 +56,9 @@ from sqlkv.errors import SqlkvError
 from sqlkv.store import Store, Transaction, open_store, prefix_end
 
 PG_URL_ENV = "SQLKV_TEST_PG_URL"
-ALL_DRIVERS = ["memory", "embedded", "lmdb", "postgres"]
+ETCD_URL_ENV = "SQLKV_TEST_ETCD_URL"
+ETCD_DIR_ENV = "SQLKV_TEST_ETCD_DIR"
+ALL_DRIVERS = ["memory", "embedded", "lmdb", "postgres", "etcd"]
 SMALL, LARGE = 100, 100_000
 
 
@@ -290,13 +295,55 @@ DURABILITY = {
     "embedded": "WAL, synchronous=NORMAL: survives a killed process, not a power loss",
     "lmdb": "MDB_NOSYNC: survives a killed process, not a power loss",
     "postgres": "the server's settings (below)",
+    "etcd": "Raft: a commit is fsynced on a majority of the 3 members before it is answered",
 }
+
+
+def etcd_member_stopped(store: Store, bench: Bench, cluster_dir: Path) -> list[Row]:
+    """``read+set 100 B`` while one follower, then the leader, is SIGSTOPped."""
+    import json
+    import signal
+    import urllib.request
+
+    members = [line.split() for line in (cluster_dir / "members").read_text().splitlines()]
+
+    def leader_name() -> str:
+        for name, url, _ in members:
+            with urllib.request.urlopen(
+                urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST"),
+                timeout=2,
+            ) as resp:
+                answer = json.loads(resp.read())
+            if str(answer.get("leader")) == str(answer["header"]["member_id"]):
+                return str(name)
+        raise RuntimeError("no etcd leader")
+
+    rows = []
+    for role in ("follower", "leader"):
+        leader = leader_name()
+        victim = leader if role == "leader" else next(m[0] for m in members if m[0] != leader)
+        pid = int((cluster_dir / f"{victim}.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            samples = bench.timed(bench.n(300), lambda i: bench.read_set(bench.key("stopped")))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        rows.append(Row(f"read+set 100 B, {role} stopped", samples, SMALL))
+        time.sleep(3)  # the member catches up (and, for the leader, steps down)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drivers", default=",".join(ALL_DRIVERS))
     parser.add_argument("--pg", default=os.environ.get(PG_URL_ENV), help="PostgreSQL URL")
+    parser.add_argument("--etcd", default=os.environ.get(ETCD_URL_ENV), help="etcd URL")
+    parser.add_argument(
+        "--etcd-dir",
+        type=Path,
+        default=os.environ.get(ETCD_DIR_ENV),
+        help="scripts/etcd-test-cluster's directory (measures a stopped member)",
+    )
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--dir", type=Path, help="where file stores go (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -311,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     if "postgres" in drivers and not args.pg:
         print(f"postgres: skipped (give --pg URL or set {PG_URL_ENV}; see scripts/pg-test-server)")
         drivers.remove("postgres")
+    if "etcd" in drivers and not args.etcd:
+        print(
+            f"etcd: skipped (give --etcd URL or set {ETCD_URL_ENV}; see scripts/etcd-test-cluster)"
+        )
+        drivers.remove("etcd")
 
     where = args.dir or Path(tempfile.mkdtemp(prefix="sqlkv-bench-store-"))
     where.mkdir(parents=True, exist_ok=True)
@@ -319,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "embedded": (where / "embedded").as_uri(),
         "lmdb": "lmdb://" + str((where / "lmdb").resolve()),
         "postgres": args.pg,
+        "etcd": args.etcd and f"{args.etcd}{'&' if '?' in args.etcd else '?'}timeout=4",
     }
 
     print("# sqlkv store benchmark\n")
@@ -346,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 bench = Bench(store, args.scale)
                 rows = bench.run()
+                if kind == "etcd" and args.etcd_dir:
+                    rows += etcd_member_stopped(store, bench, Path(args.etcd_dir))
                 live = bench.live_bytes()
                 on_disk = disk_bytes(where / kind) if kind in ("embedded", "lmdb") else None
                 bench.cleanup()

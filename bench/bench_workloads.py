@@ -9,6 +9,9 @@ Modes (``MODES``; adding one is one line):
 - ``v2-embedded``: sqlkv v2 on the embedded store in a temporary directory;
 - ``v2-memory-20ms``: the memory store with 20 ms injected per store round trip
   (``MemoryStore(latency_s=0.02)``);
+- ``v2-postgres``, ``v2-etcd``: sqlkv v2 on the PostgreSQL server of ``SQLKV_TEST_PG_URL``
+  (a table of its own) and on the etcd cluster of ``SQLKV_TEST_ETCD_URL`` (a key prefix of
+  its own; ``scripts/etcd-test-cluster`` starts a 3-member one); left out when unset;
 - ``v1-memory``, ``v1-embedded``, ``v1-memory-20ms``: the same three stores under the v1
   format (files as chunked KV, one store transaction per xWrite, no engine). At full scale
   ``v1-memory-20ms`` takes long (v1 pays a round trip per xWrite, setup included): leave
@@ -153,6 +156,47 @@ def _embedded(where: Path) -> Store:
     return EmbeddedStore(where / "embedded")
 
 
+def _server_store(kind: str) -> Callable[[Path], Store]:
+    def make(where: Path) -> Store:
+        import uuid
+
+        from sqlkv.store import open_store
+
+        if kind == "postgres":
+            from sqlkv.store.postgres import PostgresStore
+
+            return _Dropping(PostgresStore(os.environ[PG_ENV], table=f"bench_{uuid.uuid4().hex}"))
+        url = os.environ[ETCD_ENV]
+        head, _, query = url.partition("?")
+        unique = f"{head.rstrip('/')}/bench-{uuid.uuid4().hex[:12]}" + (
+            f"?{query}" if query else ""
+        )
+        return _Dropping(open_store(unique))
+
+    return make
+
+
+class _Dropping(Store):
+    """A server store whose keys go when the benchmark closes it."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        super().__init__(limits=inner.limits, retry=inner.retry)
+        self.stats = inner.stats
+        self.url = inner.url
+
+    def _open_snapshot(self):  # type: ignore[no-untyped-def]
+        return self.inner._open_snapshot()
+
+    def close(self) -> None:
+        try:
+            self.inner.drop()  # type: ignore[attr-defined]
+        finally:
+            self.inner.close()
+
+
+PG_ENV, ETCD_ENV = "SQLKV_TEST_PG_URL", "SQLKV_TEST_ETCD_URL"
+
 MODES = [
     Mode("sqlite-file", "local SQLite file, journal DELETE, synchronous FULL", _sqlite_file),
     Mode("v2-memory", "sqlkv v2, memory store", _on_store(lambda where: MemoryStore())),
@@ -161,6 +205,14 @@ MODES = [
         "v2-memory-20ms",
         "sqlkv v2, memory store, 20 ms per store round trip",
         _on_store(lambda where: MemoryStore(latency_s=0.02)),
+    ),
+    Mode(
+        "v2-postgres",
+        "sqlkv v2, PostgreSQL ($SQLKV_TEST_PG_URL)",
+        _on_store(_server_store("postgres")),
+    ),
+    Mode(
+        "v2-etcd", "sqlkv v2, etcd cluster ($SQLKV_TEST_ETCD_URL)", _on_store(_server_store("etcd"))
     ),
     Mode("v1-memory", "sqlkv v1, memory store", _on_store(lambda where: MemoryStore(), SqlkvV1)),
     Mode("v1-embedded", "sqlkv v1, embedded store", _on_store(_embedded, SqlkvV1)),
@@ -236,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown workload(s) {unknown}; valid: {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
-    modes = MODES
+    modes = [
+        m
+        for m in MODES
+        if not (m.name == "v2-postgres" and not os.environ.get(PG_ENV))
+        and not (m.name == "v2-etcd" and not os.environ.get(ETCD_ENV))
+    ]
     if args.modes:
         wanted = args.modes.split(",")
         modes = [m for m in MODES if m.name in wanted]
