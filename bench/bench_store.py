@@ -299,8 +299,9 @@ DURABILITY = {
 }
 
 
-def etcd_member_stopped(store: Store, bench: Bench, cluster_dir: Path) -> list[Row]:
-    """``read+set 100 B`` while one follower, then the leader, is SIGSTOPped."""
+def etcd_member_stopped(url: str, scale: float, cluster_dir: Path) -> list[Row]:
+    """``read+set 100 B`` while one follower, then the leader, is SIGSTOPped (a client
+    with a 4 s timeout, so that it leaves a stopped member soon)."""
     import json
     import signal
     import urllib.request
@@ -318,6 +319,8 @@ def etcd_member_stopped(store: Store, bench: Bench, cluster_dir: Path) -> list[R
                 return str(name)
         raise RuntimeError("no etcd leader")
 
+    store = open_store(f"{url}{'&' if '?' in url else '?'}timeout=4")
+    bench = Bench(store, scale)
     rows = []
     for role in ("follower", "leader"):
         leader = leader_name()
@@ -330,6 +333,8 @@ def etcd_member_stopped(store: Store, bench: Bench, cluster_dir: Path) -> list[R
             os.kill(pid, signal.SIGCONT)
         rows.append(Row(f"read+set 100 B, {role} stopped", samples, SMALL))
         time.sleep(3)  # the member catches up (and, for the leader, steps down)
+    bench.cleanup()
+    store.close()
     return rows
 
 
@@ -371,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "embedded": (where / "embedded").as_uri(),
         "lmdb": "lmdb://" + str((where / "lmdb").resolve()),
         "postgres": args.pg,
-        "etcd": args.etcd and f"{args.etcd}{'&' if '?' in args.etcd else '?'}timeout=4",
+        "etcd": args.etcd,
     }
 
     print("# sqlkv store benchmark\n")
@@ -400,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench = Bench(store, args.scale)
                 rows = bench.run()
                 if kind == "etcd" and args.etcd_dir:
-                    rows += etcd_member_stopped(store, bench, Path(args.etcd_dir))
+                    rows += etcd_member_stopped(args.etcd, args.scale, Path(args.etcd_dir))
                 live = bench.live_bytes()
                 on_disk = disk_bytes(where / kind) if kind in ("embedded", "lmdb") else None
                 bench.cleanup()
