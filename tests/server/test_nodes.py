@@ -43,9 +43,7 @@ def _postgres_url() -> str:
     return str(url)
 
 
-@pytest.fixture(
-    params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres), "etcd"]
-)
+@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres), "etcd"])
 def shared_store(request: pytest.FixtureRequest, store_dir: str) -> str:
     """A store URL that several server processes share."""
     if request.param == "postgres":

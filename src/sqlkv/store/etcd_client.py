@@ -59,7 +59,16 @@ _NOT_APPLIED = (
     "required revision is a future revision",  # a member behind the pinned revision
 )
 # Answers that leave a proposal's fate open (it may still be committed by a new leader).
-_UNKNOWN = ("request timed out", "leader changed", "timed out", "server stopped")
+_UNKNOWN = (
+    "request timed out",
+    "leader changed",
+    "timed out",
+    "server stopped",
+    # the gateway lost its own connection to the member's gRPC port mid-request
+    "broken pipe",
+    "transport is closing",
+    "connection reset",
+)
 _AUTH_EXPIRED = ("invalid auth token", "auth: invalid auth token")
 
 
