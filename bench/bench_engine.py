@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from drivers import DRIVERS, drop_store, postgres_url, store_opener
+from drivers import DRIVERS, drop_store, etcd_url, postgres_url, store_opener
 
 from sqlkv.engine import Engine, EngineConfig
 from sqlkv.store import Store
@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     if "postgres" in drivers and pg is None:
         drivers.remove("postgres")
         print("postgres: skipped (set SQLKV_TEST_PG_URL, see scripts/pg-test-server)")
+    if "etcd" in drivers and etcd_url() is None:
+        drivers.remove("etcd")
+        print("etcd: skipped (set SQLKV_TEST_ETCD_URL, see scripts/etcd-test-cluster)")
 
     config = EngineConfig()
     print("# sqlkv engine benchmark\n")
