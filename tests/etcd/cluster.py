@@ -21,6 +21,12 @@ from sqlkv.errors import SqlkvError
 from sqlkv.store import Store
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "etcd-test-cluster"
+RESULTS: list[str] = []  # one line per fault, printed in the run's summary (conftest.py)
+
+
+def record(line: str) -> None:
+    RESULTS.append(line)
+    print(line)
 
 
 class Cluster:

@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import Cluster
+from cluster import RESULTS, Cluster
 from drivers import etcd_url
-
-RESULTS: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +23,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
-
-
-def record(line: str) -> None:
-    RESULTS.append(line)
-    print(line)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -17,8 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from cluster import Cluster, Stream
-from conftest import record
+from cluster import Cluster, Stream, record
 
 from sqlkv.store import open_store
 from sqlkv.store.etcd import EtcdStore
