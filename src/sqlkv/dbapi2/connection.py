@@ -227,6 +227,7 @@ class Connection:
             self._execute_control("BEGIN")
 
     def __enter__(self) -> Connection:
+        self._check_open()
         return self
 
     def __exit__(self, etype: type[BaseException] | None, *exc: object) -> Literal[False]:

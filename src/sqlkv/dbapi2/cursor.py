@@ -85,6 +85,8 @@ class Cursor:
             self._connection._begin_implicitly()
         params = adapt_parameters(parameters) if native_adapted() else parameters
         cur = self._cursor(conn)
+        self.rowcount = -1
+        self._description = None
         try:
             cur.execute(sql, params)
         except BaseException as exc:
@@ -125,6 +127,7 @@ class Cursor:
         self._rows = None
         self._description = None
         self._dml_pending = False
+        self.rowcount = -1
         cur.exec_trace = trace
         try:
             for _row in cur.executemany(sql, seq_of_parameters):
@@ -141,7 +144,9 @@ class Cursor:
     def executescript(self, sql_script: str, /) -> Cursor:
         conn = self._check()
         if not isinstance(sql_script, str):
-            raise ValueError("script argument must be unicode.")
+            raise TypeError(
+                f"executescript() argument must be str, not {type(sql_script).__name__}"
+            )
         self._connection._commit_before_script()
         cur = self._cursor(conn)
         self._rows = None
