@@ -8,6 +8,7 @@ under another Python (3.12 for ``autocommit``) without sqlkv installed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 from collections.abc import Callable
@@ -115,10 +116,8 @@ class Trace:
 
     def close_all(self) -> None:
         for conn in reversed(self.opened):
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:
-                pass
 
 
 Scenario = Callable[[Trace], None]
