@@ -9,6 +9,7 @@ connection of the process.
 from __future__ import annotations
 
 import datetime
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, SupportsIndex, overload
@@ -55,6 +56,7 @@ NATIVE = (int, float, str, bytes, bytearray, memoryview, type(None))
 _native_adapted: list[bool] = [False]
 
 _MISSING: Any = object()
+_UNADAPTED: Any = object()
 
 
 def register_adapter(type_: type, adapter: Adapter, /) -> None:
@@ -95,8 +97,14 @@ def adapt(obj: Any, proto: Any = PrepareProtocol, alt: Any = _MISSING, /) -> Any
 
 
 def bind_value(number: int, value: Any) -> Any:
-    """``value`` (parameter ``number``, from 1) adapted to what SQLite can store."""
-    adapted = adapt(value, PrepareProtocol, value)
+    """``value`` (parameter ``number``, from 1) adapted to what SQLite can store.
+
+    After this module's adapters, those registered with the stdlib ``sqlite3`` module are
+    tried too: libraries register there (pandas adapts ``datetime.time`` that way)."""
+    adapted = adapt(value, PrepareProtocol, _UNADAPTED)
+    if adapted is _UNADAPTED:
+        stdlib_adapter = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+        adapted = value if stdlib_adapter is None else stdlib_adapter(value)
     if adapted is None or isinstance(adapted, NATIVE):
         if isinstance(adapted, bool):
             return int(adapted)
