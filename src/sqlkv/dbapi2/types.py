@@ -51,9 +51,14 @@ converters: dict[str, Converter] = {}
 
 # types apsw binds itself (so its convert_binding hook never sees them)
 NATIVE = (int, float, str, bytes, bytearray, memoryview, type(None))
-# set when an adapter is registered for a type apsw binds itself: every parameter must then
-# be adapted in Python before apsw sees it (the slow path)
-_native_adapted: list[bool] = [False]
+
+
+class FLAGS:
+    """``native_adapted``: an adapter is registered for a type apsw binds itself, so every
+    parameter must be adapted in Python before apsw sees it (the slow path)."""
+
+    native_adapted = False
+
 
 _MISSING: Any = object()
 _UNADAPTED: Any = object()
@@ -62,17 +67,13 @@ _UNADAPTED: Any = object()
 def register_adapter(type_: type, adapter: Adapter, /) -> None:
     """Bind values of exactly ``type_`` as ``adapter(value)``."""
     if issubclass(type_, NATIVE):
-        _native_adapted[0] = True
+        FLAGS.native_adapted = True
     adapters[(type_, PrepareProtocol)] = adapter
 
 
 def register_converter(typename: str, converter: Converter, /) -> None:
     """Convert columns declared (or named ``[typename]``) as ``typename``; case-insensitive."""
     converters[typename.upper()] = converter
-
-
-def native_adapted() -> bool:
-    return _native_adapted[0]
 
 
 def adapt(obj: Any, proto: Any = PrepareProtocol, alt: Any = _MISSING, /) -> Any:
