@@ -105,6 +105,9 @@ class Connection:
         self._detect_types = detect_types
         self._check_same_thread = bool(check_same_thread)
         self._thread = threading.get_ident()
+        # one apsw call at a time: with check_same_thread=False, threads take turns here
+        # (apsw would refuse a second concurrent call rather than wait, as SQLite's would)
+        self._lock = threading.RLock()
         self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = None
         self.text_factory: Any = str
         name = names.resolve(database, uri)
@@ -151,7 +154,8 @@ class Connection:
 
     def _execute_control(self, sql: str) -> None:
         try:
-            self._check_open().execute(sql)
+            with self._lock:
+                self._check_open().execute(sql)
         except apsw.Error as exc:
             raise translate(exc) from exc
 
@@ -404,12 +408,13 @@ class Connection:
         conn = self._apsw
         if conn is None:
             return
-        try:
-            if self._autocommit is False and conn.in_transaction:
-                self._execute_control("ROLLBACK")
-        finally:
-            self._apsw = None
-            conn.close()
+        with self._lock:
+            try:
+                if self._autocommit is False and conn.in_transaction:
+                    self._execute_control("ROLLBACK")
+            finally:
+                self._apsw = None
+                conn.close()
 
     def _check_thread_only(self) -> None:
         if self._check_same_thread and threading.get_ident() != self._thread:

@@ -111,9 +111,15 @@ class Cursor:
         if info is None or not info.single:
             info = self._prepare(sql)
         self._converters = None
-        if info.is_dml and not conn.in_transaction:
-            connection._begin_implicitly()
         params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
+        if connection._check_same_thread:  # one thread only: nobody to take turns with
+            return self._run(conn, info, sql, params)
+        with connection._lock:
+            return self._run(conn, info, sql, params)
+
+    def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
+        if info.is_dml and not conn.in_transaction:
+            self._connection._begin_implicitly()
         cur = self._apsw
         if cur is None:
             cur = self._apsw = conn.cursor()
@@ -144,6 +150,12 @@ class Cursor:
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Cursor:
         conn = self._check()
         info = self._prepare(sql)
+        with self._connection._lock:
+            return self._run_many(conn, info, sql, seq_of_parameters)
+
+    def _run_many(
+        self, conn: apsw.Connection, info: statement.Info, sql: str, seq_of_parameters: Any
+    ) -> Cursor:
         if info.is_dml:
             self._connection._begin_implicitly()
         if FLAGS.native_adapted:
@@ -190,15 +202,16 @@ class Cursor:
             raise TypeError(
                 f"executescript() argument must be str, not {type(sql_script).__name__}"
             )
-        self._connection._commit_before_script()
-        cur = self._cursor(conn)
-        self._rows = None
-        self._description = None
-        try:
-            for _row in cur.execute(sql_script):
-                pass
-        except BaseException as exc:
-            raise _binding_error(exc) from exc
+        with self._connection._lock:
+            self._connection._commit_before_script()
+            cur = self._cursor(conn)
+            self._rows = None
+            self._description = None
+            try:
+                for _row in cur.execute(sql_script):
+                    pass
+            except BaseException as exc:
+                raise _binding_error(exc) from exc
         return self
 
     def _prepare(self, sql: Any) -> statement.Info:
@@ -243,7 +256,8 @@ class Cursor:
 
         probe.exec_trace = capture
         try:
-            probe.execute(sql, params)
+            with self._connection._lock:
+                probe.execute(sql, params)
         except (_Probe, apsw.Error, TypeError, KeyError):
             pass
         finally:
@@ -298,7 +312,11 @@ class Cursor:
         if cur is None:
             return None
         try:
-            row = next(cur)
+            if connection._check_same_thread:
+                row = next(cur)
+            else:
+                with connection._lock:
+                    row = next(cur)
         except StopIteration:
             self._finished()
             return None
