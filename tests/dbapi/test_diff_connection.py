@@ -285,3 +285,15 @@ SCENARIOS = [
 def test_connection_methods_behave_as_the_stdlib(compare: Compare, scenario: object) -> None:
     events = compare(scenario)  # type: ignore[arg-type]
     assert len(events) > 3
+
+
+def test_the_stdlib_row_class_works_as_a_row_factory(memory_store: object) -> None:
+    import sqlite3
+
+    import sqlkv.dbapi2 as dbapi2
+
+    conn = dbapi2.connect("db", store=memory_store)
+    conn.row_factory = sqlite3.Row  # set by code that imports the stdlib module itself
+    row = conn.execute("SELECT 1 AS a").fetchone()
+    assert isinstance(row, dbapi2.Row) and row["A"] == 1
+    conn.close()
