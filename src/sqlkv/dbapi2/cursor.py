@@ -30,6 +30,7 @@ PARSE_COLNAMES = 2
 
 _UNKNOWN: Any = object()
 _INFO = statement.cache
+_STDLIB_ROW: Any = sqlite3.Row
 _BASE_EXEC_TRACE: Any = vars(apsw.Connection)["exec_trace"]
 
 
@@ -292,7 +293,7 @@ class Cursor:
             )
         factory = self.row_factory
         if factory is not None:
-            if factory is sqlite3.Row:  # the stdlib's class, set by code that imports sqlite3
+            if factory is _STDLIB_ROW:  # the stdlib's class, set by code that imports sqlite3
                 factory = Row
             return factory(self, row)
         return row
