@@ -19,7 +19,7 @@ Every SQLite transaction is one engine commit, as on the apsw connection.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from threading import get_ident
@@ -33,6 +33,8 @@ from sqlkv.dbapi2.cursor import Cursor
 from sqlkv.dbapi2.exceptions import NotSupportedError, ProgrammingError, translate
 from sqlkv.dbapi2.types import bind_value
 from sqlkv.errors import SqlkvError, dual_error
+
+log = logging.getLogger("sqlkv.dbapi2")
 
 LEGACY_TRANSACTION_CONTROL: Final = -1
 _LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
@@ -247,8 +249,10 @@ class Connection:
             self.commit()
         except BaseException:
             # the commit failed: roll back to unlock, and report the commit's own error
-            with contextlib.suppress(Exception):
+            try:
                 self.rollback()
+            except Exception as exc:
+                log.debug("rollback after a failed commit failed", extra={"error": str(exc)})
             raise
         return False
 
