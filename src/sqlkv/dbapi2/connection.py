@@ -124,7 +124,12 @@ class Connection:
         conn.convert_binding = _convert_binding
         self._apsw = conn
         if self._autocommit is False:
-            self._execute_control("BEGIN")
+            try:
+                self._execute_control("BEGIN")
+            except BaseException:
+                self._apsw = None
+                conn.close()
+                raise
 
     # ------------------------------------------------------------------ checks
 
@@ -164,21 +169,17 @@ class Connection:
     def _begin_implicitly(self) -> None:
         """Before DML, in the legacy mode: open the transaction the stdlib opens."""
         level = self._isolation_level
-        if (
-            level is not None
-            and self._autocommit == LEGACY_TRANSACTION_CONTROL
-            and self._autocommit is not True
-            and not self._check_open().in_transaction
-        ):
+        if level is not None and self._legacy and not self._check_open().in_transaction:
             self._execute_control("BEGIN " + level)
 
     def _commit_before_script(self) -> None:
-        if (
-            self._autocommit == LEGACY_TRANSACTION_CONTROL
-            and not isinstance(self._autocommit, bool)
-            and self._check_open().in_transaction
-        ):
+        if self._legacy and self._check_open().in_transaction:
             self._execute_control("COMMIT")
+
+    @property
+    def _legacy(self) -> bool:
+        """Whether transactions follow the legacy (pre-3.12) implicit control."""
+        return not isinstance(self._autocommit, bool)
 
     def _end(self, sql: str, reopen: bool = True) -> None:
         mode = self._autocommit
