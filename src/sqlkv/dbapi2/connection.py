@@ -370,13 +370,19 @@ class Connection:
 
     # ------------------------------------------------------------------ copies
 
-    def iterdump(self) -> Iterator[str]:
-        """The database as SQL text, by the stdlib's own dump code."""
+    def iterdump(self, *, filter: str | None = None) -> Iterator[str]:
+        """The database as SQL text, by the stdlib's own dump code (``filter=``, a LIKE
+        pattern of table names, where the stdlib has it: Python 3.13+)."""
         self._check()
         from sqlite3 import dump
 
-        iterdump: Callable[[Connection], Iterator[str]] = dump._iterdump  # type: ignore[attr-defined]
-        return iterdump(self)
+        iterdump: Callable[..., Iterator[str]] = dump._iterdump  # type: ignore[attr-defined]
+        if filter is None:
+            return iterdump(self)
+        try:
+            return iterdump(self, filter=filter)
+        except TypeError:
+            raise NotSupportedError("iterdump(filter=) needs Python 3.13 or later") from None
 
     def backup(
         self,
