@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from differential import Scenario, record
+from differential import Compare, Scenario, record, stdlib_connect
 
 import sqlkv.dbapi2 as dbapi2
 from sqlkv.store import MemoryStore
-
-Compare = Callable[[Scenario], list[Any]]
 
 
 @pytest.fixture
@@ -25,13 +23,6 @@ def memory_store() -> Iterator[MemoryStore]:
     store = MemoryStore()
     yield store
     store.close()
-
-
-def stdlib_connect(directory: Path) -> Callable[..., sqlite3.Connection]:
-    def connect(name: str, **kwargs: Any) -> sqlite3.Connection:
-        return sqlite3.connect(directory / f"{name}.db", **kwargs)
-
-    return connect
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 PEP249 = {
@@ -130,3 +132,16 @@ def record(scenario: Scenario, db: Any, connect: Connect) -> list[Any]:
     finally:
         trace.close_all()
     return trace.events
+
+
+Compare = Callable[[Scenario], list[Any]]
+"""The ``compare`` fixture: runs a scenario on both modules, asserts equal events, returns them."""
+
+
+def stdlib_connect(directory: Path) -> Callable[..., sqlite3.Connection]:
+    """``connect(name)`` for the stdlib side: a plain SQLite file per name in ``directory``."""
+
+    def connect(name: str, **kwargs: Any) -> sqlite3.Connection:
+        return sqlite3.connect(directory / f"{name}.db", **kwargs)
+
+    return connect

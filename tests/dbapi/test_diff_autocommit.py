@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import stdlib_connect
-from differential import Scenario, record
+from differential import Scenario, record, stdlib_connect
 from scenarios_autocommit import AUTOCOMMIT_SCENARIOS
 
 import sqlkv.dbapi2 as dbapi2

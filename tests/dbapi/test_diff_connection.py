@@ -6,8 +6,7 @@ blobopen, on success and error paths."""
 from __future__ import annotations
 
 import pytest
-from conftest import Compare
-from differential import Trace
+from differential import Compare, Trace
 
 
 def _conn(t: Trace, **kwargs: object) -> object:

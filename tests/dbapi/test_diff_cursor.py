@@ -7,8 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import Compare
-from differential import Trace
+from differential import Compare, Trace
 
 
 def _table(t: Trace) -> tuple[object, object]:

@@ -9,8 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from conftest import Compare
-from differential import PEP249, Trace
+from differential import PEP249, Compare, Trace
 
 import sqlkv.dbapi2 as dbapi2
 

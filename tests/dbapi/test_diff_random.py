@@ -7,8 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from conftest import stdlib_connect
-from differential import Trace, record
+from differential import Trace, record, stdlib_connect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

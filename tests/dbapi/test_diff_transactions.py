@@ -5,8 +5,7 @@ BEGIN/COMMIT, and the state (in_transaction, total_changes) after each step."""
 from __future__ import annotations
 
 import pytest
-from conftest import Compare
-from differential import Trace
+from differential import Compare, Trace
 
 
 def _setup(t: Trace, **kwargs: object) -> object:
