@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exc, pool, util
+from sqlalchemy import exc, pool
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine.url import URL
 
@@ -70,7 +70,11 @@ def connect_args(url: URL) -> tuple[list[Any], dict[str, Any]]:
         )
     kwargs: dict[str, Any] = {}
     for key, type_ in {**SQLKV_ARGS, **PYSQLITE_ARGS}.items():
-        util.coerce_kw_type(opts, key, type_, dest=kwargs)
+        if key in opts:
+            value = opts[key]
+            if not isinstance(value, str):  # ?key=a&key=b
+                raise exc.ArgumentError(f"sqlkv URL argument {key} given more than once")
+            kwargs[key] = type_(value)
     # pooled connections move between threads (one at a time: the pool has one)
     kwargs["check_same_thread"] = False
     return [url.database or ":memory:"], kwargs
