@@ -100,9 +100,11 @@ def test_a_fenced_pooled_connection_is_replaced_on_the_next_checkout(
         conn.execute(text("CREATE TABLE t(x)"))
     other = dbapi2.connect("orders", store=store_url)  # takes the database over
     other.close()
-    with pytest.raises(exc.OperationalError, match="took this database over"):
-        with engine.begin() as conn:
-            conn.execute(text("INSERT INTO t VALUES (1)"))
+    with (
+        pytest.raises(exc.OperationalError, match="took this database over"),
+        engine.begin() as conn,
+    ):
+        conn.execute(text("INSERT INTO t VALUES (1)"))
     with engine.begin() as conn:  # a new connection: the engine owns the database again
         conn.execute(text("INSERT INTO t VALUES (2)"))
         assert conn.execute(text("SELECT x FROM t")).all() == [(2,)]
