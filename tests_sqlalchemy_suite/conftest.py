@@ -5,6 +5,7 @@ dialects run it: register the dialect, load SQLAlchemy's pytest plugin, and let
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,10 @@ registry.register("sqlite.sqlkv_async", "sqlkv.sqlalchemy.aio_dialect", "SQLKVDi
 pytest.register_assert_rewrite("sqlalchemy.testing.assertions")
 
 # SQLite's provisioning hooks (temp tables, upsert, dispose per class) apply to sqlite+sqlkv
-# too, except ATTACH of a file as the suite's "test_schema": a sqlkv connection refuses to
-# attach files (one database per connection), so test_schema is an attached in-memory
-# database, created on each new connection (the pool holds one per engine)
+# too, except two: the database keeps its sqlkv name (SQLite's hook renames it to a file
+# "<name>_<driver>.db"), and no file is ATTACHed as "test_schema" (a sqlkv connection
+# refuses to attach files; suite_requirements closes "schemas" and says why)
 import sqlalchemy.dialects.sqlite.provision  # noqa: E402, F401
-from sqlalchemy import event  # noqa: E402
 from sqlalchemy.testing.provision import (  # noqa: E402
     generate_driver_url,
     post_configure_engine,
@@ -33,16 +33,25 @@ from sqlalchemy.testing.provision import (  # noqa: E402
 
 @generate_driver_url.for_db("sqlite")
 def _keep_the_name(url: object, driver: object, query_str: object) -> object:
-    # SQLite's hook renames the database to a file "<name>_<driver>.db"; a sqlkv database
-    # is a name in a store, kept as given
     return url
 
 
 @post_configure_engine.for_db("sqlite")
-def _attach_memory_schema(url: object, engine: object, follower_ident: object) -> None:
-    @event.listens_for(engine, "connect")
-    def attach(dbapi_connection: object, connection_record: object) -> None:
-        dbapi_connection.execute("ATTACH DATABASE ':memory:' AS test_schema")  # type: ignore[attr-defined]
+def _no_attached_schema(url: object, engine: object, follower_ident: object) -> None:
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_owner_per_test() -> Iterator[None]:
+    """Some tests open engines of their own on the database; the first connection of such
+    an engine takes the database over and fences the main engine's pooled one. Returning
+    that connection after each test makes the next test start as the owner again, so a
+    takeover never fails the test after the one that made it."""
+    yield
+    from sqlalchemy.testing import config
+
+    if config.db is not None:
+        config.db.dispose()
 
 
 from sqlalchemy.testing.plugin.pytestplugin import *  # noqa: E402, F403

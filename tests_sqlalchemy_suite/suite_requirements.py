@@ -84,14 +84,6 @@ class Requirements(SuiteRequirements):
         return OPEN()
 
     @property
-    def temp_table_names(self) -> exclusions.compound:
-        return OPEN()
-
-    @property
-    def has_temp_table(self) -> exclusions.compound:
-        return OPEN()
-
-    @property
     def json_type(self) -> exclusions.compound:
         return OPEN()
 
@@ -210,6 +202,27 @@ class Requirements(SuiteRequirements):
             "a sqlkv connection refuses ATTACH of a file (one database per connection, see "
             "README Configuration), so there is no second schema to test",
         )
+
+    @property
+    def temporary_tables(self) -> exclusions.compound:
+        return closed(
+            "temporary_tables",
+            "the suite creates temporary tables on one connection and inspects them from "
+            "another; temporary tables belong to their connection (SQLAlchemy's own "
+            "requirements skip them on file SQLite databases for the same reason)",
+        )
+
+    @property
+    def temp_table_reflection(self) -> exclusions.compound:
+        return self.temporary_tables
+
+    @property
+    def temp_table_names(self) -> exclusions.compound:
+        return self.temporary_tables
+
+    @property
+    def has_temp_table(self) -> exclusions.compound:
+        return self.temporary_tables
 
     @property
     def savepoints(self) -> exclusions.compound:
