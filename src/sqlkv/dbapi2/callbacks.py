@@ -43,36 +43,46 @@ def scalar(func: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _method(instance: Any, name: str, kind: str) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
+class _Lazy:
+    """The aggregate instance, made at the first call that needs it: like the stdlib, an
+    aggregate over no rows never instantiates its class and its result is NULL."""
+
+    def __init__(self, cls: Callable[[], Any]) -> None:
+        self.cls = cls
+        self.instance: Any = None
+
+    def get(self) -> Any:
+        if self.instance is None:
+            try:
+                self.instance = self.cls()
+            except BaseException as exc:
+                raise _failed(
+                    "user-defined aggregate's '__init__' method raised error", exc
+                ) from exc
+        return self.instance
+
+    def call(self, name: str, *args: Any) -> Any:
+        instance = self.get()
         try:
             return getattr(instance, name)(*args)
         except BaseException as exc:
-            raise _failed(f"user-defined {kind}'s '{name}' method raised error", exc) from exc
+            raise _failed(f"user-defined aggregate's '{name}' method raised error", exc) from exc
 
-    return call
-
-
-def _instance(cls: Callable[[], Any], kind: str) -> Any:
-    try:
-        return cls()
-    except BaseException as exc:
-        raise _failed(f"user-defined {kind}'s '__init__' method raised error", exc) from exc
+    def result(self, name: str) -> Any:
+        if self.instance is None and name == "finalize":
+            return None
+        return _result(self.call(name), f"user-defined aggregate's '{name}' method")
 
 
 def aggregate(cls: Callable[[], Any]) -> Callable[[], Any]:
     """apsw's aggregate factory for a class with ``step(*args)`` and ``finalize()``."""
 
     def factory() -> Any:
-        instance = _instance(cls, "aggregate")
-        step, finalize = (
-            _method(instance, "step", "aggregate"),
-            _method(instance, "finalize", "aggregate"),
-        )
+        lazy = _Lazy(cls)
         return (
             None,
-            lambda _ctx, *args: step(*args),
-            lambda _ctx: _result(finalize(), "user-defined aggregate's 'finalize' method"),
+            lambda _ctx, *args: lazy.call("step", *args),
+            lambda _ctx: lazy.result("finalize"),
         )
 
     return factory
@@ -82,17 +92,13 @@ def window(cls: Callable[[], Any]) -> Callable[[], Any]:
     """apsw's window factory for a class with ``step``, ``inverse``, ``value``, ``finalize``."""
 
     def factory() -> Any:
-        instance = _instance(cls, "aggregate")
-        step = _method(instance, "step", "aggregate")
-        inverse = _method(instance, "inverse", "aggregate")
-        value = _method(instance, "value", "aggregate")
-        finalize = _method(instance, "finalize", "aggregate")
+        lazy = _Lazy(cls)
         return (
             None,
-            lambda _ctx, *args: step(*args),
-            lambda _ctx: _result(finalize(), "user-defined aggregate's 'finalize' method"),
-            lambda _ctx: _result(value(), "user-defined aggregate's 'value' method"),
-            lambda _ctx, *args: inverse(*args),
+            lambda _ctx, *args: lazy.call("step", *args),
+            lambda _ctx: lazy.result("finalize"),
+            lambda _ctx: lazy.result("value"),
+            lambda _ctx, *args: lazy.call("inverse", *args),
         )
 
     return factory

@@ -22,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from threading import get_ident
 from typing import Any, Final, Literal
 
 import apsw
 
 from sqlkv.dbapi2 import callbacks, exceptions, extras, names
+from sqlkv.dbapi2 import cursor as cursor_module
 from sqlkv.dbapi2.cursor import Cursor
 from sqlkv.dbapi2.exceptions import NotSupportedError, ProgrammingError, translate
 from sqlkv.dbapi2.types import bind_value
@@ -103,6 +105,9 @@ class Connection:
         self._detect_types = detect_types
         self._check_same_thread = bool(check_same_thread)
         self._thread = threading.get_ident()
+        # one apsw call at a time: with check_same_thread=False, threads take turns here
+        # (apsw would refuse a second concurrent call rather than wait, as SQLite's would)
+        self._lock = threading.RLock()
         self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = None
         self.text_factory: Any = str
         name = names.resolve(database, uri)
@@ -123,13 +128,16 @@ class Connection:
 
     def _check(self) -> apsw.Connection:
         """The apsw connection, after the stdlib's thread and closed checks."""
-        if self._check_same_thread and threading.get_ident() != self._thread:
+        if self._check_same_thread and get_ident() != self._thread:
             raise ProgrammingError(
                 "SQLite objects created in a thread can only be used in that same thread. "
                 f"The object was created in thread id {self._thread} and this is thread id "
-                f"{threading.get_ident()}."
+                f"{get_ident()}."
             )
-        return self._check_open()
+        conn = self._apsw
+        if conn is None:
+            raise ProgrammingError("Cannot operate on a closed database.")
+        return conn
 
     def _check_open(self) -> apsw.Connection:
         conn = self._apsw
@@ -146,7 +154,8 @@ class Connection:
 
     def _execute_control(self, sql: str) -> None:
         try:
-            self._check_open().execute(sql)
+            with self._lock:
+                self._check_open().execute(sql)
         except apsw.Error as exc:
             raise translate(exc) from exc
 
@@ -227,6 +236,7 @@ class Connection:
             self._execute_control("BEGIN")
 
     def __enter__(self) -> Connection:
+        self._check_open()
         return self
 
     def __exit__(self, etype: type[BaseException] | None, *exc: object) -> Literal[False]:
@@ -247,18 +257,22 @@ class Connection:
     def cursor(self, factory: Callable[[Connection], Cursor] = Cursor) -> Cursor:
         self._check()
         cursor = factory(self)
-        if not isinstance(cursor, Cursor):
+        if type(cursor) is not Cursor and not isinstance(cursor, Cursor):
             raise TypeError("factory must return a cursor, not " + type(cursor).__name__)
         return cursor
 
+    # as the stdlib's, these make a plain Cursor (not through an overridden cursor())
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        return self.cursor().execute(sql, parameters)
+        self._check()
+        return Cursor(self).execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
-        return self.cursor().executemany(sql, parameters)
+        self._check()
+        return Cursor(self).executemany(sql, parameters)
 
     def executescript(self, sql_script: str, /) -> Cursor:
-        return self.cursor().executescript(sql_script)
+        self._check()
+        return Cursor(self).executescript(sql_script)
 
     # ------------------------------------------------------------------ user functions
 
@@ -394,13 +408,17 @@ class Connection:
         conn = self._apsw
         if conn is None:
             return
-        try:
-            if self._autocommit is False and conn.in_transaction:
-                self._execute_control("ROLLBACK")
-        finally:
-            self._apsw = None
-            conn.close()
+        with self._lock:
+            try:
+                if self._autocommit is False and conn.in_transaction:
+                    self._execute_control("ROLLBACK")
+            finally:
+                self._apsw = None
+                conn.close()
 
     def _check_thread_only(self) -> None:
         if self._check_same_thread and threading.get_ident() != self._thread:
             self._check()
+
+
+cursor_module.connection_class = Connection

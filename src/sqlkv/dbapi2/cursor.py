@@ -12,13 +12,14 @@ statement has finished), so a query that is never asked pays nothing for it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 import apsw
 
 from sqlkv.dbapi2 import statement
 from sqlkv.dbapi2.exceptions import Error, ProgrammingError, translate
-from sqlkv.dbapi2.types import Converter, adapt_parameters, convert_row, converters, native_adapted
+from sqlkv.dbapi2.types import FLAGS, Converter, adapt_parameters, convert_row, converters
 
 if TYPE_CHECKING:
     from sqlkv.dbapi2.connection import Connection
@@ -27,6 +28,7 @@ PARSE_DECLTYPES = 1
 PARSE_COLNAMES = 2
 
 _UNKNOWN: Any = object()
+_INFO = statement.cache
 _BASE_EXEC_TRACE: Any = vars(apsw.Connection)["exec_trace"]
 
 
@@ -34,13 +36,32 @@ class _Probe(Exception):
     pass
 
 
+# sqlkv.dbapi2.connection.Connection, set when that module is imported (it imports this one)
+connection_class: type = object
+
+
 class Cursor:
     """A cursor of a ``sqlkv.dbapi2.Connection`` (see the module docstring)."""
 
-    def __init__(self, connection: Connection, /) -> None:
-        from sqlkv.dbapi2.connection import Connection
+    __slots__ = (
+        "__dict__",
+        "_apsw",
+        "_closed",
+        "_connection",
+        "_converters",
+        "_description",
+        "_dml_pending",
+        "_params",
+        "_rows",
+        "_sql",
+        "arraysize",
+        "lastrowid",
+        "row_factory",
+        "rowcount",
+    )
 
-        if not isinstance(connection, Connection):
+    def __init__(self, connection: Connection, /) -> None:
+        if not isinstance(connection, connection_class):
             raise TypeError(
                 f"Cursor() argument 1 must be sqlkv.dbapi2.Connection, "
                 f"not {type(connection).__name__}"
@@ -79,52 +100,89 @@ class Cursor:
     # ------------------------------------------------------------------ execute
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        conn = self._check()
-        info = self._prepare(sql)
-        if info.is_dml:
+        # the hot path of every query: checks and lookups inlined
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        connection = self._connection
+        conn = connection._apsw
+        if conn is None or (connection._check_same_thread and get_ident() != connection._thread):
+            conn = connection._check()  # raises
+        info = _INFO.get(sql) if type(sql) is str else None
+        if info is None or not info.single:
+            info = self._prepare(sql)
+        self._converters = None
+        params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
+        if connection._check_same_thread:  # one thread only: nobody to take turns with
+            return self._run(conn, info, sql, params)
+        with connection._lock:
+            return self._run(conn, info, sql, params)
+
+    def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
+        if info.is_dml and not conn.in_transaction:
             self._connection._begin_implicitly()
-        params = adapt_parameters(parameters) if native_adapted() else parameters
-        cur = self._cursor(conn)
+        cur = self._apsw
+        if cur is None:
+            cur = self._apsw = conn.cursor()
+        self.rowcount = -1
+        self._description = None
         try:
             cur.execute(sql, params)
         except BaseException as exc:
             self._rows = None
             raise _binding_error(exc) from exc
         self._rows = cur
-        self._sql, self._params = sql, params
-        self._description = None if info.is_dml and not info.returning else _UNKNOWN
-        self._dml_pending = info.is_dml and info.returning
-        self.rowcount = conn.changes() if info.is_dml and not info.returning else -1
-        if self._dml_pending:
-            self.rowcount = 0
+        self._sql = sql
+        self._params = params
+        if info.is_dml:
+            if info.returning:
+                self._description = _UNKNOWN
+                self._dml_pending = True
+                self.rowcount = 0
+            else:
+                self._dml_pending = False
+                self.rowcount = conn.changes()
+        else:
+            self._description = _UNKNOWN
+            self._dml_pending = False
         self.lastrowid = conn.last_insert_rowid()
         return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Cursor:
         conn = self._check()
         info = self._prepare(sql)
+        with self._connection._lock:
+            return self._run_many(conn, info, sql, seq_of_parameters)
+
+    def _run_many(
+        self, conn: apsw.Connection, info: statement.Info, sql: str, seq_of_parameters: Any
+    ) -> Cursor:
         if info.is_dml:
             self._connection._begin_implicitly()
-        if native_adapted():
+        if FLAGS.native_adapted:
             seq_of_parameters = map(adapt_parameters, seq_of_parameters)
         # a cursor of its own: apsw never goes back to the connection's tracer (sqlkv's
         # fencing guard) on a cursor that once had a tracer of its own
         cur = conn.cursor()
+        # the connection's own tracer (sqlkv's fencing guard, then the user's): the guard
+        # runs before the first row (a fence found later comes from a VFS call, which raises
+        # by itself); a user's tracer (set_trace_callback) sees every row, as in the stdlib
         base_trace = _BASE_EXEC_TRACE.__get__(conn)
+        per_row = base_trace if conn.exec_trace is not None else None
         counted = [0, False]  # changes of the executions so far, whether one has started
 
         def trace(traced: apsw.Cursor, sql_text: str, bindings: Any) -> bool:
-            if not counted[1]:
-                counted[1] = True
-                if traced.is_readonly:
-                    raise ProgrammingError("executemany() can only execute DML statements.")
-            else:
+            if counted[1]:
                 counted[0] += conn.changes()
+                return True if per_row is None else bool(per_row(traced, sql_text, bindings))
+            counted[1] = True
+            if traced.is_readonly:
+                raise ProgrammingError("executemany() can only execute DML statements.")
             return True if base_trace is None else bool(base_trace(traced, sql_text, bindings))
 
         self._rows = None
         self._description = None
         self._dml_pending = False
+        self.rowcount = -1
         cur.exec_trace = trace
         try:
             for _row in cur.executemany(sql, seq_of_parameters):
@@ -141,16 +199,19 @@ class Cursor:
     def executescript(self, sql_script: str, /) -> Cursor:
         conn = self._check()
         if not isinstance(sql_script, str):
-            raise ValueError("script argument must be unicode.")
-        self._connection._commit_before_script()
-        cur = self._cursor(conn)
-        self._rows = None
-        self._description = None
-        try:
-            for _row in cur.execute(sql_script):
-                pass
-        except BaseException as exc:
-            raise _binding_error(exc) from exc
+            raise TypeError(
+                f"executescript() argument must be str, not {type(sql_script).__name__}"
+            )
+        with self._connection._lock:
+            self._connection._commit_before_script()
+            cur = self._cursor(conn)
+            self._rows = None
+            self._description = None
+            try:
+                for _row in cur.execute(sql_script):
+                    pass
+            except BaseException as exc:
+                raise _binding_error(exc) from exc
         return self
 
     def _prepare(self, sql: Any) -> statement.Info:
@@ -195,7 +256,8 @@ class Cursor:
 
         probe.exec_trace = capture
         try:
-            probe.execute(sql, params)
+            with self._connection._lock:
+                probe.execute(sql, params)
         except (_Probe, apsw.Error, TypeError, KeyError):
             pass
         finally:
@@ -239,20 +301,33 @@ class Cursor:
             self.rowcount = self._connection._check().changes()
 
     def fetchone(self) -> Any:
-        self._check()
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        connection = self._connection
+        if connection._apsw is None or (
+            connection._check_same_thread and get_ident() != connection._thread
+        ):
+            connection._check()  # raises
         cur = self._rows
         if cur is None:
             return None
         try:
-            row = next(cur)
+            if connection._check_same_thread:
+                row = next(cur)
+            else:
+                with connection._lock:
+                    row = next(cur)
         except StopIteration:
             self._finished()
             return None
         except BaseException as exc:
             self._rows = None
             raise translate(exc) from exc
-        conn = self._connection
-        if self.row_factory is None and not conn._detect_types and conn.text_factory is str:
+        if (
+            self.row_factory is None
+            and not connection._detect_types
+            and connection.text_factory is str
+        ):
             return row
         return self._shape(row)
 

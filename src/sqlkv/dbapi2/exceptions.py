@@ -100,6 +100,12 @@ _BY_APSW_CLASS: tuple[tuple[type[BaseException], type[Error]], ...] = (
 )
 
 
+# apsw's class for each primary code (an exception built in Python carries no code)
+_CODE_BY_CLASS: dict[type[BaseException], int] = {
+    type(apsw.exception_for(code)): code for code in range(1, 27)
+}
+
+
 def _error_name(extended: int) -> str:
     name = apsw.mapping_result_codes.get(extended)
     if name is None:
@@ -118,7 +124,7 @@ def translate(exc: BaseException) -> BaseException:
         if isinstance(exc, apsw_cls):
             cls = mapped
             break
-    code = getattr(exc, "result", -1)
+    code = getattr(exc, "result", _CODE_BY_CLASS.get(type(exc), -1))
     extended = getattr(exc, "extendedresult", code)
     if cls is None:
         cls = _BY_CODE.get(code if isinstance(code, int) else -1, DatabaseError)

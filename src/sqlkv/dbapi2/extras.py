@@ -10,6 +10,7 @@ SQLite libraries cannot share a backup).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import tempfile
@@ -42,9 +43,11 @@ class Blob:
 
     def close(self) -> None:
         self._connection._check()
-        if self._blob is not None:
-            self._blob.close()
-            self._blob = None
+        blob, self._blob = self._blob, None
+        if blob is not None:
+            # the stdlib ignores what sqlite3_blob_close reports (a failed earlier write)
+            with contextlib.suppress(apsw.Error):
+                blob.close()
 
     def read(self, length: int = -1, /) -> bytes:
         blob = self._check()

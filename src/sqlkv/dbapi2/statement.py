@@ -22,7 +22,7 @@ class Info(NamedTuple):
     returning: bool  # DML that may return rows (a RETURNING clause)
 
 
-_cache: dict[str, Info] = {}
+cache: dict[str, Info] = {}
 
 
 def complete_statement(statement: str) -> bool:
@@ -34,12 +34,12 @@ def complete_statement(statement: str) -> bool:
 
 
 def info(sql: str) -> Info:
-    found = _cache.get(sql)
+    found = cache.get(sql)
     if found is None:
         found = _analyse(sql)
-        if len(_cache) >= _CACHE_LIMIT:
-            _cache.clear()
-        _cache[sql] = found
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[sql] = found
     return found
 
 

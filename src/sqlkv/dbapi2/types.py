@@ -9,6 +9,7 @@ connection of the process.
 from __future__ import annotations
 
 import datetime
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, SupportsIndex, overload
@@ -50,27 +51,29 @@ converters: dict[str, Converter] = {}
 
 # types apsw binds itself (so its convert_binding hook never sees them)
 NATIVE = (int, float, str, bytes, bytearray, memoryview, type(None))
-# set when an adapter is registered for a type apsw binds itself: every parameter must then
-# be adapted in Python before apsw sees it (the slow path)
-_native_adapted: list[bool] = [False]
+
+
+class FLAGS:
+    """``native_adapted``: an adapter is registered for a type apsw binds itself, so every
+    parameter must be adapted in Python before apsw sees it (the slow path)."""
+
+    native_adapted = False
+
 
 _MISSING: Any = object()
+_UNADAPTED: Any = object()
 
 
 def register_adapter(type_: type, adapter: Adapter, /) -> None:
     """Bind values of exactly ``type_`` as ``adapter(value)``."""
     if issubclass(type_, NATIVE):
-        _native_adapted[0] = True
+        FLAGS.native_adapted = True
     adapters[(type_, PrepareProtocol)] = adapter
 
 
 def register_converter(typename: str, converter: Converter, /) -> None:
     """Convert columns declared (or named ``[typename]``) as ``typename``; case-insensitive."""
     converters[typename.upper()] = converter
-
-
-def native_adapted() -> bool:
-    return _native_adapted[0]
 
 
 def adapt(obj: Any, proto: Any = PrepareProtocol, alt: Any = _MISSING, /) -> Any:
@@ -95,8 +98,14 @@ def adapt(obj: Any, proto: Any = PrepareProtocol, alt: Any = _MISSING, /) -> Any
 
 
 def bind_value(number: int, value: Any) -> Any:
-    """``value`` (parameter ``number``, from 1) adapted to what SQLite can store."""
-    adapted = adapt(value, PrepareProtocol, value)
+    """``value`` (parameter ``number``, from 1) adapted to what SQLite can store.
+
+    After this module's adapters, those registered with the stdlib ``sqlite3`` module are
+    tried too: libraries register there (pandas adapts ``datetime.time`` that way)."""
+    adapted = adapt(value, PrepareProtocol, _UNADAPTED)
+    if adapted is _UNADAPTED:
+        stdlib_adapter = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+        adapted = value if stdlib_adapter is None else stdlib_adapter(value)
     if adapted is None or isinstance(adapted, NATIVE):
         if isinstance(adapted, bool):
             return int(adapted)
