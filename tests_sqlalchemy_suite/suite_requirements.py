@@ -232,7 +232,7 @@ class Requirements(SuiteRequirements):
             "sqlite3 module's legacy transaction handling, under which SAVEPOINT does not "
             "nest in SQLAlchemy's transaction; SQLAlchemy excludes it for pysqlite too. The "
             "documented pysqlite event recipe (isolation_level=None + emit BEGIN) works the "
-            "same with sqlkv (tests/sqlalchemy/test_orm_core.py)",
+            "same with sqlkv (tests/sqla/test_orm_core.py)",
         )
 
     @property

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import run
+from aio_support import run
 
 import sqlkv.aio
 import sqlkv.dbapi2 as dbapi2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import run
+from aio_support import run
 
 import sqlkv.aio
 import sqlkv.dbapi2 as dbapi2

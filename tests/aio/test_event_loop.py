@@ -8,7 +8,7 @@ import asyncio
 import os
 import time
 
-from conftest import run
+from aio_support import run
 
 import sqlkv.aio
 
