@@ -80,10 +80,6 @@ class Requirements(SuiteRequirements):
         return OPEN()
 
     @property
-    def temporary_views(self) -> exclusions.compound:
-        return OPEN()
-
-    @property
     def json_type(self) -> exclusions.compound:
         return OPEN()
 
@@ -214,6 +210,10 @@ class Requirements(SuiteRequirements):
 
     @property
     def temp_table_reflection(self) -> exclusions.compound:
+        return self.temporary_tables
+
+    @property
+    def temporary_views(self) -> exclusions.compound:
         return self.temporary_tables
 
     @property
