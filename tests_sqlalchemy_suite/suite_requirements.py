@@ -100,10 +100,6 @@ class Requirements(SuiteRequirements):
         return OPEN()
 
     @property
-    def create_temp_table_as(self) -> exclusions.compound:
-        return OPEN()
-
-    @property
     def boolean_col_expressions(self) -> exclusions.compound:
         return OPEN()
 
@@ -214,6 +210,10 @@ class Requirements(SuiteRequirements):
 
     @property
     def temporary_views(self) -> exclusions.compound:
+        return self.temporary_tables
+
+    @property
+    def create_temp_table_as(self) -> exclusions.compound:
         return self.temporary_tables
 
     @property

@@ -1,6 +1,9 @@
 """The event loop keeps running while connections work: 50 tasks on 50 databases at
-once, and a heartbeat that never stalls while a 20 MiB commit runs (the bound is the
-issue's "a few ms", kept generous for a loaded 2-core machine)."""
+once, and a heartbeat that never stalls while a 20 MiB commit runs.
+
+The bound is the issue's "a few ms", kept generous: 50 ms on top of the largest gap the
+same heartbeat shows on an idle loop for as long, measured in the same test (on a shared
+2-core machine the operating system alone delays a sleeping thread by tens of ms)."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ def test_fifty_tasks_on_distinct_databases_run_concurrently(store_url: str) -> N
 
 
 async def _heartbeat(stop: asyncio.Event, gaps: list[float]) -> None:
+    """Sleep 1 ms at a time and record how long each round really took."""
     last = time.perf_counter()
     while not stop.is_set():
         await asyncio.sleep(0.001)
@@ -52,14 +56,24 @@ def test_loop_is_never_blocked_while_a_20_mib_commit_runs(store_url: str) -> Non
             )
             stop, gaps = asyncio.Event(), []
             beat = asyncio.create_task(_heartbeat(stop, gaps))
-            await asyncio.sleep(0.01)
+            started = time.perf_counter()
             await db.commit()
+            took = time.perf_counter() - started
             stop.set()
             await beat
             (count,) = (await db.execute_fetchall("SELECT count(*) FROM t"))[0]
-            return gaps, count
+        idle_stop, idle = asyncio.Event(), []
+        idle_beat = asyncio.create_task(_heartbeat(idle_stop, idle))
+        await asyncio.sleep(took)
+        idle_stop.set()
+        await idle_beat
+        return gaps, max(idle), count
 
-    gaps, count = run(main())
+    gaps, idle_max, count = run(main())
     assert count == rows
     assert len(gaps) > 10  # the commit took long enough to measure
-    assert max(gaps) < MAX_GAP_S, f"event loop stalled {max(gaps) * 1000:.1f} ms"
+    bound = MAX_GAP_S + idle_max
+    assert max(gaps) < bound, (
+        f"event loop stalled {max(gaps) * 1000:.1f} ms during the commit "
+        f"(idle loop: {idle_max * 1000:.1f} ms)"
+    )
