@@ -141,7 +141,7 @@ def test_async_dialect_fifty_concurrent_sessions_on_distinct_databases(store_url
         eng = create_async_engine(f"sqlite+sqlkv_async:///db{i}?store={store_url}")
         async with eng.begin() as conn:
             await conn.execute(text("CREATE TABLE t(x)"))
-            await conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": j} for j in range(i)])
+            await conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": j} for j in range(i + 1)])
         async with eng.connect() as conn:
             total = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
         await eng.dispose()
@@ -150,4 +150,4 @@ def test_async_dialect_fifty_concurrent_sessions_on_distinct_databases(store_url
     async def main() -> list[int]:
         return await asyncio.gather(*(one(i) for i in range(50)))
 
-    assert asyncio.run(main()) == list(range(50))
+    assert asyncio.run(main()) == list(range(1, 51))
