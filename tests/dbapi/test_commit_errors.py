@@ -29,17 +29,20 @@ BIG_ROW = "INSERT INTO t(v) VALUES (randomblob(500000))"
 
 class CommitsDown:
     """An engine whose commits carrying pages fail with ``TransportError`` while ``down``
-    (``head`` and the empty commit that settles a failed one still get through)."""
+    (``head`` and the empty commit that settles a failed one still get through, unless
+    ``all_commits``: then the outcome cannot be settled and the connection gives up)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.down = False
+        self.all_commits = False
 
     def __getattr__(self, op: str) -> Any:
         target = getattr(self.engine, op)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down and op in ("commit", "commit_stage") and args[3]:
+            writes = op in ("commit", "commit_stage") and (args[3] or self.all_commits)
+            if self.down and writes:
                 raise TransportError(f"injected: {op} could not reach the engine")
             return target(*args, **kwargs)
 
@@ -73,8 +76,9 @@ class Case:
         """Make the next commit fail; the write statement that will fail to commit."""
         if self.failure == "fenced":
             self.open(autocommit=True)  # another owner takes the database over
-        elif self.failure == "unreachable":
+        elif self.failure.startswith("unreachable"):
             self.engine.down = True
+            self.engine.all_commits = self.failure == "unreachable, unsettled"
         return BIG_ROW if self.failure == "quota" else "INSERT INTO t(v) VALUES ('lost')"
 
     def expected(self) -> tuple[type[BaseException], type[BaseException]]:
@@ -83,6 +87,7 @@ class Case:
             "fenced": ConnectionFenced,
             "quota": QuotaExceeded,
             "unreachable": TransportError,
+            "unreachable, unsettled": TransportError,
         }[self.failure]
         binding: type[BaseException]
         if self.kind == "dbapi":
@@ -138,7 +143,7 @@ def store() -> Iterator[MemoryStore]:
     store.close()
 
 
-@pytest.mark.parametrize("failure", ["fenced", "quota", "unreachable"])
+@pytest.mark.parametrize("failure", ["fenced", "quota", "unreachable", "unreachable, unsettled"])
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.__name__)
 def test_a_failed_commit_raises_its_own_class(
     failure: str, path: Callable[[Case, str], None], kind: str, store: MemoryStore
@@ -154,7 +159,7 @@ def test_a_failed_commit_raises_its_own_class(
         assert isinstance(failed.value, binding), type(failed.value).__mro__
         assert not isinstance(failed.value, apsw.AuthError)
         assert case.committed() == [("kept",)]
-        if failure != "fenced":  # the connection carries on, outside any transaction
+        if failure in ("quota", "unreachable"):  # the connection carries on
             assert not case.conn.in_transaction
             case.conn.execute("SELECT count(*) FROM t").fetchall()
     finally:

@@ -249,6 +249,10 @@ def blobs(t: Trace) -> None:
     t("index", lambda: blob[0])
     t("slice", lambda: blob[1:3])
     t("bad index", lambda: blob[10])
+    t("negative index", lambda: blob[-1])
+    t("stepped slice", lambda: blob[::2])
+    t("empty slice", lambda: blob[3:1])
+    t("negative slice", lambda: blob[-3:])
     t("set index", blob.__setitem__, 0, 0x7A)
     t("set slice", blob.__setitem__, slice(2, 4), b"yz")
     t("close", blob.close)
@@ -285,3 +289,15 @@ SCENARIOS = [
 def test_connection_methods_behave_as_the_stdlib(compare: Compare, scenario: object) -> None:
     events = compare(scenario)  # type: ignore[arg-type]
     assert len(events) > 3
+
+
+def test_the_stdlib_row_class_works_as_a_row_factory(memory_store: object) -> None:
+    import sqlite3
+
+    import sqlkv.dbapi2 as dbapi2
+
+    conn = dbapi2.connect("db", store=memory_store)
+    conn.row_factory = sqlite3.Row  # set by code that imports the stdlib module itself
+    row = conn.execute("SELECT 1 AS a").fetchone()
+    assert isinstance(row, dbapi2.Row) and row["A"] == 1
+    conn.close()

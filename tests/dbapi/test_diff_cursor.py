@@ -57,6 +57,17 @@ def execute_and_state(t: Trace) -> None:
 def execute_errors(t: Trace) -> None:
     conn, cur = _table(t)
     t("two statements", cur.execute, "SELECT 1; SELECT 2")
+    for sql in [
+        "SELECT 1;;",
+        "SELECT 1; ;",
+        "SELECT ';'",
+        "SELECT 1 -- ; x",
+        "/* ; */ SELECT 1",
+        "SELECT 1; /* c */",
+        "SELECT [a;b] FROM (SELECT 1 AS [a;b])",
+        "SELECT 1;\n\t",
+    ]:
+        t(f"text {sql!r}", lambda sql=sql: conn.execute(sql).fetchall())
     t("syntax error", cur.execute, "SELEC 1")
     t("no such table", cur.execute, "SELECT * FROM missing")
     t("too few bindings", cur.execute, "SELECT ?, ?", (1,))

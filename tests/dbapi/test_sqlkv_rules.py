@@ -143,3 +143,17 @@ def test_sqlkv_connection_is_the_apsw_connection_underneath(memory_store: Memory
         conn.deserialize(b"")
     assert conn.serialize()[:16] == b"SQLite format 3\x00"
     conn.close()
+
+
+def test_iterdump_filter_where_the_stdlib_has_it(memory_store: MemoryStore) -> None:
+    import sys
+
+    conn = dbapi2.connect("db", store=memory_store)
+    conn.executescript("CREATE TABLE a(x); CREATE TABLE b(y); INSERT INTO b VALUES (1);")
+    if sys.version_info >= (3, 13):
+        assert not any("a(x)" in line for line in conn.iterdump(filter="b"))
+    else:
+        with pytest.raises(dbapi2.NotSupportedError, match=r"3\.13"):
+            conn.iterdump(filter="b")
+    assert any("a(x)" in line for line in conn.iterdump())
+    conn.close()

@@ -23,6 +23,7 @@ from typing import Any
 import apsw
 
 import sqlkv
+from sqlkv.dbapi2 import constants
 from sqlkv.dbapi2.connection import LEGACY_TRANSACTION_CONTROL, Connection
 from sqlkv.dbapi2.constants import *  # noqa: F403 - the SQLITE_* constants, as sqlite3's
 from sqlkv.dbapi2.cursor import PARSE_COLNAMES, PARSE_DECLTYPES, Cursor
@@ -165,3 +166,4 @@ __all__ = [
     "version",
     "version_info",
 ]
+__all__ += constants.__all__

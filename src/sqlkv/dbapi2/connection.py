@@ -19,7 +19,7 @@ Every SQLite transaction is one engine commit, as on the apsw connection.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from threading import get_ident
@@ -33,6 +33,8 @@ from sqlkv.dbapi2.cursor import Cursor
 from sqlkv.dbapi2.exceptions import NotSupportedError, ProgrammingError, translate
 from sqlkv.dbapi2.types import bind_value
 from sqlkv.errors import SqlkvError, dual_error
+
+log = logging.getLogger("sqlkv.dbapi2")
 
 LEGACY_TRANSACTION_CONTROL: Final = -1
 _LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
@@ -122,7 +124,12 @@ class Connection:
         conn.convert_binding = _convert_binding
         self._apsw = conn
         if self._autocommit is False:
-            self._execute_control("BEGIN")
+            try:
+                self._execute_control("BEGIN")
+            except BaseException:
+                self._apsw = None
+                conn.close()
+                raise
 
     # ------------------------------------------------------------------ checks
 
@@ -162,21 +169,17 @@ class Connection:
     def _begin_implicitly(self) -> None:
         """Before DML, in the legacy mode: open the transaction the stdlib opens."""
         level = self._isolation_level
-        if (
-            level is not None
-            and self._autocommit == LEGACY_TRANSACTION_CONTROL
-            and self._autocommit is not True
-            and not self._check_open().in_transaction
-        ):
+        if level is not None and self._legacy and not self._check_open().in_transaction:
             self._execute_control("BEGIN " + level)
 
     def _commit_before_script(self) -> None:
-        if (
-            self._autocommit == LEGACY_TRANSACTION_CONTROL
-            and not isinstance(self._autocommit, bool)
-            and self._check_open().in_transaction
-        ):
+        if self._legacy and self._check_open().in_transaction:
             self._execute_control("COMMIT")
+
+    @property
+    def _legacy(self) -> bool:
+        """Whether transactions follow the legacy (pre-3.12) implicit control."""
+        return not isinstance(self._autocommit, bool)
 
     def _end(self, sql: str, reopen: bool = True) -> None:
         mode = self._autocommit
@@ -247,8 +250,10 @@ class Connection:
             self.commit()
         except BaseException:
             # the commit failed: roll back to unlock, and report the commit's own error
-            with contextlib.suppress(Exception):
+            try:
                 self.rollback()
+            except Exception as exc:
+                log.debug("rollback after a failed commit failed", extra={"error": str(exc)})
             raise
         return False
 
@@ -365,13 +370,19 @@ class Connection:
 
     # ------------------------------------------------------------------ copies
 
-    def iterdump(self) -> Iterator[str]:
-        """The database as SQL text, by the stdlib's own dump code."""
+    def iterdump(self, *, filter: str | None = None) -> Iterator[str]:
+        """The database as SQL text, by the stdlib's own dump code (``filter=``, a LIKE
+        pattern of table names, where the stdlib has it: Python 3.13+)."""
         self._check()
         from sqlite3 import dump
 
-        iterdump: Callable[[Connection], Iterator[str]] = dump._iterdump  # type: ignore[attr-defined]
-        return iterdump(self)
+        iterdump: Callable[..., Iterator[str]] = dump._iterdump  # type: ignore[attr-defined]
+        if filter is None:
+            return iterdump(self)
+        try:
+            return iterdump(self, filter=filter)
+        except TypeError:
+            raise NotSupportedError("iterdump(filter=) needs Python 3.13 or later") from None
 
     def backup(
         self,

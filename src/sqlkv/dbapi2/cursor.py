@@ -11,6 +11,7 @@ statement has finished), so a query that is never asked pays nothing for it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from threading import get_ident
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import apsw
 
 from sqlkv.dbapi2 import statement
 from sqlkv.dbapi2.exceptions import Error, ProgrammingError, translate
-from sqlkv.dbapi2.types import FLAGS, Converter, adapt_parameters, convert_row, converters
+from sqlkv.dbapi2.types import FLAGS, Converter, Row, adapt_parameters, convert_row, converters
 
 if TYPE_CHECKING:
     from sqlkv.dbapi2.connection import Connection
@@ -29,6 +30,7 @@ PARSE_COLNAMES = 2
 
 _UNKNOWN: Any = object()
 _INFO = statement.cache
+_STDLIB_ROW: Any = sqlite3.Row
 _BASE_EXEC_TRACE: Any = vars(apsw.Connection)["exec_trace"]
 
 
@@ -291,6 +293,8 @@ class Cursor:
             )
         factory = self.row_factory
         if factory is not None:
+            if factory is _STDLIB_ROW:  # the stdlib's class, set by code that imports sqlite3
+                factory = Row
             return factory(self, row)
         return row
 

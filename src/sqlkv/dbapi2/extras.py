@@ -95,14 +95,26 @@ class Blob:
         blob.seek(here)
         return data
 
+    def _read_at(self, offset: int, length: int) -> bytes:
+        blob = self._check()
+        here = blob.tell()
+        blob.seek(offset)
+        try:
+            return bytes(blob.read(length))
+        finally:
+            blob.seek(here)
+
     def __getitem__(self, key: SupportsIndex | slice) -> Any:
-        data = self._whole()
+        size = len(self)
         if isinstance(key, slice):
-            return data[key]
+            start, stop, step = key.indices(size)
+            if step == 1:  # read only the range
+                return self._read_at(start, stop - start) if stop > start else b""
+            return self._whole()[key]
         index = key.__index__()
-        if not -len(data) <= index < len(data):
+        if not -size <= index < size:
             raise IndexError("Blob index out of range")
-        return data[index]
+        return self._read_at(index % size, 1)[0]
 
     def __setitem__(self, key: SupportsIndex | slice, value: Any) -> None:
         blob = self._check()

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -39,6 +40,8 @@ from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable, sqlite_error
 from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
+
+log = logging.getLogger("sqlkv.client")
 
 # docs/design.md §5. page_size and auto_vacuum must precede the first write; never journal_mode=OFF
 # (it cannot roll back a transaction whose pages were spilled before COMMIT).
@@ -204,10 +207,14 @@ class Connection(apsw.Connection):
     def _rollback_savepoint(self, name: str) -> None:
         # SQLite may already have rolled the transaction back (a failed commit), and a dead
         # connection refuses every statement: either way the error to report is the first one
-        with contextlib.suppress(apsw.Error):
-            self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-        with contextlib.suppress(apsw.Error):
-            self.execute(f"RELEASE SAVEPOINT {name}")
+        for sql in (f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"):
+            try:
+                self.execute(sql)
+            except apsw.Error as exc:
+                log.debug(
+                    "with-block rollback step failed",
+                    extra={"db": self.sqlkv_name, "sql": sql, "error": str(exc)},
+                )
 
     # ------------------------------------------------------------------ lifetime
 

@@ -119,11 +119,13 @@ class RemoteDb:
     def dead_error(self) -> Exception:
         if isinstance(self.dead, FenceMismatch):
             return fenced_error(self.dead)
+        # of the class of what killed it (the transport error), like the failure itself
+        cause = self.dead.cause if isinstance(self.dead, Unreachable) else self.dead
         return sqlite_error(
             apsw.SQLITE_IOERR,
             f"this connection to database {self.name!r} is unusable after an earlier "
             f"failure ({self.dead}); open a new connection",
-            self.dead,
+            cause,
         )
 
     def _fence(self, exc: FenceMismatch) -> NoReturn:
