@@ -13,9 +13,12 @@ on apsw) whose ``with`` block runs ``BEGIN`` ... ``commit()``/``rollback()``, an
 through the DB-API cursor (parameter binding, type adaptation, row building).
 
 Each workload runs ``--repeat`` times per mode on a fresh database (alternating modes);
-the best run counts. Results are checked equal between the modes. Targets (issue #12):
-within 10% on write workloads, 20% on point reads. Output: environment, then a markdown
-table.
+the best run counts. Two clocks: wall time, and the CPU time of the thread running the
+workload (``time.thread_time``), which leaves out what other processes on a shared
+machine do to the wall clock; the layer's overhead is CPU work in that thread, so the
+targets are judged on the CPU ratio (both are printed). Results are checked equal
+between the modes. Targets (issue #12): within 10% on write workloads, 20% on point
+reads. Output: environment, then a markdown table.
 """
 
 from __future__ import annotations
@@ -115,12 +118,12 @@ def measure(workload: Workload, mode: str, store_kind: str, where: Path, scale: 
         try:
             if workload.setup is not None:
                 workload.setup(conn, scale)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             if workload.cold:
                 conn.close()
                 conn = opener(store, workload.name)
             rows = workload.run(conn, scale)
-            return time.perf_counter() - start, rows
+            return time.perf_counter() - start, time.thread_time() - cpu, rows
         finally:
             conn.close()
     finally:
@@ -142,25 +145,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(environment(scale, []))
     print(f"- store: {args.store}; best of {args.repeat} runs per mode\n")
-    print("| workload | kind | apsw ms | dbapi2 ms | dbapi2 / apsw | target |")
-    print("|---|---|---:|---:|---:|---|")
+    print(
+        "| workload | kind | apsw ms | dbapi2 ms | wall ratio "
+        "| apsw CPU ms | dbapi2 CPU ms | CPU ratio | target |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     misses = mismatches = 0
     with tempfile.TemporaryDirectory(prefix="sqlkv-bench-dbapi-") as tmp:
         for name in names:
             workload = WORKLOADS[name]
             best: dict[str, float] = {}
+            best_cpu: dict[str, float] = {}
             results: dict[str, Any] = {}
             for i in range(args.repeat):
                 for mode in OPENERS:
                     where = Path(tmp) / f"{name}-{mode}-{i}"
                     where.mkdir()
-                    seconds, rows = measure(workload, mode, args.store, where, scale)
+                    seconds, cpu, rows = measure(workload, mode, args.store, where, scale)
                     best[mode] = min(best.get(mode, seconds), seconds)
+                    best_cpu[mode] = min(best_cpu.get(mode, cpu), cpu)
                     results[mode] = [tuple(r) for r in rows] if rows else rows
             if results["apsw"] != results["dbapi2"]:
                 mismatches += 1
                 print(f"<!-- {name}: results differ -->", file=sys.stderr)
             ratio = best["dbapi2"] / best["apsw"]
+            cpu_ratio = best_cpu["dbapi2"] / best_cpu["apsw"]
             kind, limit = (
                 ("write", 1.10)
                 if name in WRITES
@@ -168,11 +177,14 @@ def main(argv: list[str] | None = None) -> int:
                 if name in POINT_READS
                 else ("other", None)
             )
-            verdict = "-" if limit is None else ("ok" if ratio <= limit else f"MISS (> {limit})")
+            verdict = "-"
+            if limit is not None:
+                verdict = "ok" if cpu_ratio <= limit else f"MISS (> {limit})"
             misses += verdict.startswith("MISS")
             print(
                 f"| {name} | {kind} | {best['apsw'] * 1000:.1f} | {best['dbapi2'] * 1000:.1f} "
-                f"| {ratio:.2f} | {verdict} |",
+                f"| {ratio:.2f} | {best_cpu['apsw'] * 1000:.1f} | {best_cpu['dbapi2'] * 1000:.1f} "
+                f"| {cpu_ratio:.2f} | {verdict} |",
                 flush=True,
             )
     if mismatches:
