@@ -129,3 +129,40 @@ def test_cancelled_open_closes_what_it_opened(store_url: str) -> None:
     run(main())
     time.sleep(0.5)
     assert not [t for t in threading.enumerate() if t.name.startswith("sqlkv-aio-big")]
+
+
+class _RollbackFails:
+    """A DB-API connection whose rollback fails (as on a database taken over)."""
+
+    in_transaction = True
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def execute(self, sql: str, *args: object) -> None:
+        self.release.wait(5)
+
+    def rollback(self) -> None:
+        raise dbapi2.OperationalError("another owner took this database over")
+
+    def close(self) -> None:
+        pass
+
+
+def test_connection_says_it_is_unusable_when_the_rollback_after_cancel_fails() -> None:
+    release = threading.Event()
+
+    async def main() -> None:
+        db = await sqlkv.aio.Connection(lambda: _RollbackFails(release), dbapi2, name="x")
+        task = asyncio.create_task(db.execute("INSERT INTO t VALUES (1)"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)  # the worker settles: its rollback fails
+        with pytest.raises(dbapi2.OperationalError, match="unusable"):
+            await db.commit()
+        await db.close()
+
+    run(main())
