@@ -268,7 +268,7 @@ class Connection:
 
     # as the stdlib's, these make a plain Cursor (not through an overridden cursor())
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        self._check()
+        # Cursor.execute makes the same checks (thread, then closed) before anything else
         return Cursor(self).execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:

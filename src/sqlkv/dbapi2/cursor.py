@@ -63,7 +63,9 @@ class Cursor:
     )
 
     def __init__(self, connection: Connection, /) -> None:
-        if not isinstance(connection, connection_class):
+        if type(connection) is not connection_class and not isinstance(
+            connection, connection_class
+        ):
             raise TypeError(
                 f"Cursor() argument 1 must be sqlkv.dbapi2.Connection, "
                 f"not {type(connection).__name__}"
@@ -315,18 +317,19 @@ class Cursor:
         cur = self._rows
         if cur is None:
             return None
+        # apsw's fetchone answers None at the end: no StopIteration raised and caught per query
         try:
             if connection._check_same_thread:
-                row = next(cur)
+                row = cur.fetchone()
             else:
                 with connection._lock:
-                    row = next(cur)
-        except StopIteration:
-            self._finished()
-            return None
+                    row = cur.fetchone()
         except BaseException as exc:
             self._rows = None
             raise translate(exc) from exc
+        if row is None:
+            self._finished()
+            return None
         if (
             self.row_factory is None
             and not connection._detect_types
@@ -360,10 +363,36 @@ class Cursor:
         return self
 
     def __next__(self) -> Any:
-        row = self.fetchone()
-        if row is None:
+        # fetchone() inlined: iteration is how most code reads rows
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        connection = self._connection
+        if connection._apsw is None or (
+            connection._check_same_thread and get_ident() != connection._thread
+        ):
+            connection._check()  # raises
+        cur = self._rows
+        if cur is None:
             raise StopIteration
-        return row
+        try:
+            if connection._check_same_thread:
+                row = cur.fetchone()
+            else:
+                with connection._lock:
+                    row = cur.fetchone()
+        except BaseException as exc:
+            self._rows = None
+            raise translate(exc) from exc
+        if row is None:
+            self._finished()
+            raise StopIteration
+        if (
+            self.row_factory is None
+            and not connection._detect_types
+            and connection.text_factory is str
+        ):
+            return row
+        return self._shape(row)
 
     # ------------------------------------------------------------------ lifetime
 
