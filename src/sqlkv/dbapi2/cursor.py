@@ -116,10 +116,39 @@ class Cursor:
             info = self._prepare(sql)
         self._converters = None
         params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
-        if connection._check_same_thread:  # one thread only: nobody to take turns with
-            return self._run(conn, info, sql, params)
-        with connection._lock:
-            return self._run(conn, info, sql, params)
+        if not connection._check_same_thread:  # threads take turns on the connection
+            with connection._lock:
+                return self._run(conn, info, sql, params)
+        # one thread only: _run inlined (a frame less on every statement)
+        is_dml = info.is_dml
+        if is_dml and not conn.in_transaction:
+            connection._begin_implicitly()
+        cur = self._apsw
+        if cur is None:
+            cur = self._apsw = conn.cursor()
+        self.rowcount = -1
+        self._description = None
+        try:
+            cur.execute(sql, params)
+        except BaseException as exc:
+            self._rows = None
+            raise _binding_error(exc) from exc
+        self._rows = cur
+        self._sql = sql
+        self._params = params
+        if is_dml:
+            if info.returning:
+                self._description = _UNKNOWN
+                self._dml_pending = True
+                self.rowcount = 0
+            else:
+                self._dml_pending = False
+                self.rowcount = conn.changes()
+        else:
+            self._description = _UNKNOWN
+            self._dml_pending = False
+        self.lastrowid = conn.last_insert_rowid()
+        return self
 
     def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
         if info.is_dml and not conn.in_transaction:
