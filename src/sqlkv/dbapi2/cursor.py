@@ -45,22 +45,21 @@ connection_class: type = object
 class Cursor:
     """A cursor of a ``sqlkv.dbapi2.Connection`` (see the module docstring)."""
 
-    __slots__ = (
-        "__dict__",
-        "_apsw",
-        "_closed",
-        "_connection",
-        "_converters",
-        "_description",
-        "_dml_pending",
-        "_params",
-        "_rows",
-        "_sql",
-        "arraysize",
-        "lastrowid",
-        "row_factory",
-        "rowcount",
-    )
+    __slots__ = ("__dict__", "_connection", "row_factory")
+
+    # the state of a new cursor: class attributes, so that making one (a cursor per
+    # ``Connection.execute``) sets two attributes; instances assign their own as they go
+    _apsw: apsw.Cursor | None = None
+    _rows: apsw.Cursor | None = None
+    _closed = False
+    _sql: str | None = None
+    _params: Any = ()
+    _description: Any = None
+    _converters: list[Converter | None] | None = None
+    _dml_pending = False
+    arraysize = 1
+    rowcount = -1
+    lastrowid: int | None = None
 
     def __init__(self, connection: Connection, /) -> None:
         if type(connection) is not connection_class and not isinstance(
@@ -71,17 +70,6 @@ class Cursor:
                 f"not {type(connection).__name__}"
             )
         self._connection = connection
-        self._apsw: apsw.Cursor | None = None
-        self._rows: apsw.Cursor | None = None
-        self._closed = False
-        self._sql: str | None = None
-        self._params: Any = ()
-        self._description: Any = None
-        self._converters: list[Converter | None] | None = None
-        self._dml_pending = False
-        self.arraysize = 1
-        self.rowcount = -1
-        self.lastrowid: int | None = None
         self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = connection.row_factory
 
     # ------------------------------------------------------------------ checks
