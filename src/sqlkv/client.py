@@ -1,10 +1,12 @@
 """``sqlkv.connect``: open a SQLite database whose pages live in a sqlkv store.
 
     import sqlkv
-    with sqlkv.connect("orders") as conn:             # embedded store: $SQLKV_STORE or ./sqlkv-data
-        conn.execute("CREATE TABLE IF NOT EXISTS t(x)")
+    conn = sqlkv.connect("orders")          # embedded store: $SQLKV_STORE or ./sqlkv-data
+    conn.execute("CREATE TABLE IF NOT EXISTS t(x)")
+    with conn:                              # a transaction (as in apsw): it does not close
         conn.execute("INSERT INTO t VALUES (1)")
-        print(conn.sqlkv_stats.round_trips)
+    print(conn.sqlkv_stats.round_trips)
+    conn.close()                            # or contextlib.closing(sqlkv.connect(...))
 
 Opening takes the database over: a connection that had it before is fenced out.
 """
@@ -18,6 +20,7 @@ import apsw
 
 from sqlkv.engine.api import EngineApi
 from sqlkv.errors import ConfigError
+from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, open_store
 from sqlkv.vfs.v2 import Connection, VfsConfig, connect_v2, parse_cache_size
 from sqlkv.vfs.v2.config import PAGE_SIZE
@@ -85,6 +88,7 @@ def connect(
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
       With an engine URL, each of the ``retry_attempts`` tries every listed node once.
     """
+    check_database_name(name)
     if not isinstance(store, Store) and (engine is None or isinstance(engine, str)):
         # flag > environment (SQLKV_STORE, SQLKV_ENGINE, SQLKV_TOKEN) > default, read now
         from sqlkv.config import ClientConfig

@@ -11,10 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import unquote, urlsplit
 
 from sqlkv.config import ClientConfig
-from sqlkv.errors import CommandFailed, UsageError
+from sqlkv.errors import CommandFailed, InvalidDatabaseName, UsageError
+from sqlkv.keyspace import check_database_name
+from sqlkv.store.url import parse_store_url
 
 
 def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
@@ -27,6 +28,14 @@ def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
     )
 
 
+def database_name(text: str) -> str:
+    """argparse ``type`` of a NAME argument: the database-name rule, as a usage error."""
+    try:
+        return check_database_name(text)
+    except InvalidDatabaseName as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def require_store(cfg: ClientConfig, command: str) -> None:
     """Refuse a store-level command (list, delete, ...) when an engine URL is configured."""
     if cfg.engine is not None:
@@ -37,14 +46,9 @@ def require_store(cfg: ClientConfig, command: str) -> None:
 
 
 def local_store_path(url: str) -> Path | None:
-    """The directory of a local store URL (embedded or LMDB), None for other stores."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "":  # a bare path
-        return Path(url).expanduser()
-    if scheme in ("file", "lmdb"):
-        return Path(unquote(parts.path)).expanduser()
-    return None
+    """The directory of a local store URL (embedded or LMDB), None for other stores;
+    ``ConfigError`` (with the hint) for a malformed URL."""
+    return parse_store_url(url).path
 
 
 def check_store_exists(cfg: ClientConfig) -> None:

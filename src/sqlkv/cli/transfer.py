@@ -21,6 +21,7 @@ from sqlkv.cli.common import (
     check_store_exists,
     client_config,
     database_missing,
+    database_name,
     human_bytes,
     require_store,
 )
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "with VACUUM INTO a temporary file. Up to --txn-mib the import is one transaction.",
     )
     imp.add_argument("file", metavar="FILE.db", type=Path, help="the SQLite file to load")
-    imp.add_argument("name", metavar="NAME", help="the database to create")
+    imp.add_argument("name", metavar="NAME", type=database_name, help="the database to create")
     imp.add_argument("--replace", action="store_true", help="overwrite NAME if it exists")
     imp.add_argument(
         "--check", action="store_true", help="run PRAGMA integrity_check on FILE first"
@@ -88,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Write database NAME to FILE.db, a plain SQLite file any SQLite opens. "
         "The database is read without taking it over; the file appears whole or not at all.",
     )
-    exp.add_argument("name", metavar="NAME", help="the database to export")
+    exp.add_argument("name", metavar="NAME", type=database_name, help="the database to export")
     exp.add_argument("file", metavar="FILE.db", type=Path, help="the file to write")
     exp.add_argument("--force", action="store_true", help="overwrite FILE.db if it exists")
     exp.add_argument(
