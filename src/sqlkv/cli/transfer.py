@@ -30,6 +30,7 @@ from sqlkv.cli.importer import ImportOptions, import_pages
 from sqlkv.cli.progress import Progress
 from sqlkv.cli.source import PAGE_SIZE, SourceDb
 from sqlkv.config import FORMATS, ClientConfig
+from sqlkv.engine import Engine
 from sqlkv.engine.head import Head
 from sqlkv.errors import DatabaseNotFound
 
@@ -129,10 +130,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 opened.engine, args.name, source, options, advance=bar.advance, target=cfg.target
             )
         seconds = time.perf_counter() - started
-        compact = getattr(opened.engine, "compact_until_done", None)
-        if callable(compact) and not args.no_compact:
+        if isinstance(opened.engine, Engine) and not args.no_compact:
             at = time.perf_counter()
-            compact(args.name)
+            _compact(opened.engine, args.name, total, args.progress)
             compacted = f"; compacted in {time.perf_counter() - at:.2f} s"
     converted = (
         f", converted from {source.converted_from}-byte pages" if source.converted_from else ""
@@ -145,6 +145,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"head txid {result.head.head_txid}{compacted}"
     )
     return 0
+
+
+def _compact(engine: Engine, name: str, total: int, progress: bool | None) -> None:
+    """Fold the imported deltas into shards, pass by pass, with a bar of its own (a large
+    import spends seconds here)."""
+    with Progress(f"compact {name}", total, enabled=progress) as bar:
+        while True:
+            out = engine.compact(name)
+            bar.advance(out.pages_folded * PAGE_SIZE)
+            if out.head.delta_count == 0 or not out.changed:
+                bar.done = max(bar.done, bar.total)  # what was left needed no folding
+                return
 
 
 def cmd_export(args: argparse.Namespace) -> int:
