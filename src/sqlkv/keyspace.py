@@ -19,6 +19,7 @@ would break ``sqlkv list``, a bidi override would make two names look alike), wi
 ``../etc`` must not look like a path), and without spaces at either end (invisible in a
 listing). 255 bytes is a file name's limit on common file systems, so
 ``sqlkv export NAME NAME.db`` always works, and keeps the prefix every key repeats short.
+The rule for users: docs/cli.md §3.
 """
 
 from __future__ import annotations

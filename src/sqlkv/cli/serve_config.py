@@ -14,7 +14,7 @@
 A ``--set SECTION.NAME=VALUE`` wins over the file. Both are validated like the client's
 configuration: an unknown table or setting is refused with the list of valid ones, a
 value of the wrong type or out of range with the setting's name (``EngineConfig``,
-``CompactionConfig``).
+``CompactionConfig``). The settings and their validation: docs/cli.md §5.
 """
 
 from __future__ import annotations

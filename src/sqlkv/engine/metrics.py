@@ -9,6 +9,7 @@ with one database per tenant such labels grow without bound. By default the comp
 state is summed up: ``sqlkv_live_deltas`` (live deltas over every database) and
 ``sqlkv_compaction_lag_txids_max`` (the largest ``head_txid - materialized_txid``);
 opting in adds ``sqlkv_delta_count{db}`` and ``sqlkv_compaction_lag_txids{db}``.
+Every series, the buckets and this policy: docs/cli.md §6.
 """
 
 from __future__ import annotations

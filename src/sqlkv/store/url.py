@@ -11,7 +11,7 @@ With nothing given, ``SQLKV_STORE`` is read at call time, then the default ``./s
 ``parse_store_url`` is the one validation of a store URL: ``open_store`` and the command
 line both use it, so a typo (``memory:/``, ``lmdb://relative``, ``file://relative/dir``,
 an engine URL given as a store) is refused the same way everywhere, with a hint, before
-anything is created.
+anything is created (the table of typos: docs/cli.md §2).
 """
 
 from __future__ import annotations
