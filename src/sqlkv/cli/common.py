@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlkv.config import ClientConfig
 from sqlkv.errors import CommandFailed, InvalidDatabaseName, UsageError
 from sqlkv.keyspace import check_database_name
 from sqlkv.store.url import parse_store_url
+
+if TYPE_CHECKING:
+    from sqlkv.store import Store
 
 
 def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
@@ -70,6 +73,14 @@ def store_config(args: argparse.Namespace, command: str) -> ClientConfig:
     require_store(cfg, command)
     check_store_exists(cfg)
     return cfg
+
+
+def v1_exists(store: Store, name: str) -> bool:
+    """True if v1 database ``name`` has its main file in ``store`` (a snapshot read)."""
+    from sqlkv.vfs.v1.keys import FileKeys
+
+    meta = FileKeys(name, "db").meta
+    return store.transact(lambda tr: tr.get(meta, snapshot=True)) is not None
 
 
 def database_missing(name: str, cfg: ClientConfig) -> CommandFailed:

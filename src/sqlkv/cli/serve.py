@@ -22,8 +22,8 @@ import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
+from sqlkv.config import redact_url
 from sqlkv.errors import CommandFailed, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -93,15 +93,6 @@ def parse_hostport(text: str, what: str) -> tuple[str, int]:
     if not sep or not host or not 0 <= port <= 65535:
         raise ConfigError(f"{what} {text!r} must be HOST:PORT, like 127.0.0.1:7878")
     return host, port
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _is_loopback(host: str) -> bool:
@@ -184,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             extra = f", metrics on {metrics_at[0]}:{http.port}" if metrics_at and http else ""
             print(
                 f"sqlkv serve: node {config.name} listening on {host}:{server.port} "
-                f"(store {redact(url)}, protocol v{PROTOCOL_VERSION}{extra})",
+                f"(store {redact_url(url)}, protocol v{PROTOCOL_VERSION}{extra})",
                 file=sys.stderr,
                 flush=True,
             )

@@ -22,9 +22,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from sqlkv.cli.common import client_config, confirm, database_name
+from sqlkv.cli.common import client_config, confirm, database_name, v1_exists
 from sqlkv.config import FORMATS, ClientConfig
-from sqlkv.errors import CommandFailed, ConnectionFenced, DatabaseNotFound
+from sqlkv.errors import CommandFailed, ConnectionFenced
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -127,17 +127,12 @@ def open_connection(cfg: ClientConfig, name: str) -> Iterator[Any]:
 def database_exists(cfg: ClientConfig, name: str) -> bool:
     """True if ``name`` exists (in ``cfg.format``), without creating or taking it over."""
     if cfg.format == "v1":
-        from sqlkv.vfs.v1.keys import FileKeys
-
         with cfg.open_store() as store:
-            meta = FileKeys(name, "db").meta
-            return store.transact(lambda tr: tr.get(meta, snapshot=True)) is not None
+            return v1_exists(store, name)
+    from sqlkv.cli.importer import database_exists as engine_has
+
     with cfg.open_engine() as opened:
-        try:
-            opened.engine.head(name)
-        except DatabaseNotFound:
-            return False
-    return True
+        return engine_has(opened.engine, name)
 
 
 def check_creation(cfg: ClientConfig, name: str, create: bool) -> bool:

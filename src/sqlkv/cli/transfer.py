@@ -24,6 +24,7 @@ from sqlkv.cli.common import (
     database_name,
     human_bytes,
     require_store,
+    v1_exists,
 )
 from sqlkv.cli.exporter import atomic_target, check_file, check_target, export_v1, export_v2
 from sqlkv.cli.importer import ImportOptions, import_pages
@@ -199,12 +200,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_v1(args: argparse.Namespace, cfg: ClientConfig) -> int:
     from sqlkv.vfs.v1 import connect_v1
-    from sqlkv.vfs.v1.keys import FileKeys
 
     require_store(cfg, "export --format v1")
     store = cfg.open_store()
     try:
-        if store.transact(lambda tr: tr.get(FileKeys(args.name, "db").meta, snapshot=True)) is None:
+        if not v1_exists(store, args.name):
             raise database_missing(args.name, cfg)
         conn = connect_v1(args.name, store)
         try:
