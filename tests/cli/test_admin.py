@@ -19,7 +19,7 @@ from sqlkv.store.embedded import EmbeddedStore
 from sqlkv.vfs.v1 import connect_v1
 from sqlkv.vfs.v2 import connect_v2
 
-from .cli_support import Terminal, store_keys
+from .cli_support import store_keys
 from .conftest import Workdir
 
 
@@ -171,23 +171,11 @@ def test_delete_works_in_bounded_transactions(source_small: Path, tmp_path: Path
 
 def test_delete_asks_on_a_terminal(work: Workdir, source_small: Path) -> None:
     assert work.run("import", str(source_small), "db").code == 0
-    term = Terminal(["--store", str(work.store), "delete", "db"], cwd=work.path, env=work.env)
-    try:
-        term.expect("This cannot be undone. [y/N]")
-        term.send("n")
-        assert term.wait() == 1
-        assert "not deleted" in term.text
-    finally:
-        term.close()
+    code, text = work.answer("delete", "db", prompt="This cannot be undone. [y/N]", reply="n")
+    assert code == 1 and "not deleted" in text
     assert "db" in work.run("list").out
-    term = Terminal(["--store", str(work.store), "delete", "db"], cwd=work.path, env=work.env)
-    try:
-        term.expect("[y/N]")
-        term.send("y")
-        assert term.wait() == 0
-        assert "deleted 'db' (v2)" in term.text
-    finally:
-        term.close()
+    code, text = work.answer("delete", "db", prompt="[y/N]", reply="y")
+    assert code == 0 and "deleted 'db' (v2)" in text
     assert work.run("list").out.startswith("no databases")
 
 

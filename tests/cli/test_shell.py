@@ -147,14 +147,9 @@ def test_a_missing_database_is_not_created_without_create(work: Workdir, sql: li
 
 
 def test_a_terminal_asks_before_creating_and_no_means_nothing_is_created(work: Workdir) -> None:
-    term = Terminal(["--store", str(work.store), "shell", "typo"], cwd=work.path, env=work.env)
-    try:
-        term.expect("create it? [y/N]")
-        term.send("n")
-        assert term.wait() == 1
-        assert "sqlkv: error: database 'typo' not created" in term.text
-    finally:
-        term.close()
+    code, text = work.answer("shell", "typo", prompt="create it? [y/N]", reply="n")
+    assert code == 1
+    assert "sqlkv: error: database 'typo' not created" in text
     assert "typo" not in work.run("list").out
 
 
