@@ -288,3 +288,14 @@ def test_help_lists_every_store_url_form(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     for form in ("file:///", "lmdb:///", "memory://", "memory://NAME", "postgresql://"):
         assert form in out, form
+
+
+def test_serve_refuses_an_engine_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "serve", "--engine", "sqlkv://127.0.0.1:1")
+    assert (code, err) == (
+        2,
+        [
+            "sqlkv: error: sqlkv serve runs an engine on a store: give --store URL; --engine "
+            "names a server for clients to use"
+        ],
+    )
