@@ -186,7 +186,7 @@ class Bench:
         for _ in range(self.repeats):
             key = rng.randint(1, rows)
 
-            def go() -> None:
+            def go(key: int = key) -> None:
                 c = self.sqlkv(name, **kw)
                 c.execute("SELECT length(v) FROM t WHERE id = ?", (key,)).fetchall()
                 c.close()
@@ -205,7 +205,7 @@ class Bench:
         for _ in range(self.repeats):
             key = rng.randint(1, rows)
 
-            def go() -> None:
+            def go(key: int = key) -> None:
                 c = plain(path, wal=True)
                 c.execute("SELECT length(v) FROM t WHERE id = ?", (key,)).fetchall()
                 c.close()
