@@ -8,7 +8,8 @@ whole pages: the connection's own ``capacity_bytes`` and the process's ``MemoryB
 least 64 MiB (``default_cache_bytes``), so a database that fits in memory is cached whole
 without tuning, and many connections together still hold about that quarter at most: a
 cache that grows past the shared budget evicts its own least recently used pages (down to
-``MIN_PAGES``, 1 MiB, which each connection keeps whatever the others hold). ``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
+``MIN_PAGES``, 1 MiB, which each connection keeps whatever the others hold).
+``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
 
 Hot-path costs: a hit is a dict lookup and an LRU move; a commit never scans the cache
 (``discard_above`` returns at once unless the database shrank below a cached page).
