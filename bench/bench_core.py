@@ -162,7 +162,7 @@ class Bench:
             fill(s, mb)
             scan(p), scan(s)  # warm both
             pt, st = [], []
-            for _ in range(self.repeats):
+            for _ in range(max(self.repeats, 7)):  # cheap, and sensitive to stalls
                 pt.append(timed(lambda c=p: scan(c)))
                 st.append(timed(lambda c=s: scan(c)))
             p.close(), s.close()
