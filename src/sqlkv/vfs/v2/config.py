@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlkv.errors import ConfigError
 from sqlkv.sizes import parse_size
+from sqlkv.vfs.v2.cache import default_cache_bytes
 
 PAGE_SIZE = 4096
 KiB = 1024
@@ -22,8 +23,10 @@ def parse_cache_size(value: int | str) -> int:
 class VfsConfig:
     """Tunables of one sqlkv v2 connection.
 
-    - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). SQLite's own
-      pager cache (``PRAGMA cache_size``) comes on top of it.
+    - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). The default
+      is a quarter of physical memory, at least 64 MiB, and every cache of the process also
+      shares one budget of that size (``cache.PROCESS_BUDGET``). SQLite's own pager cache
+      (``PRAGMA cache_size``) comes on top of it.
     - ``preload_bytes``: pages asked for at open (page 1 onwards), so a cold start of a small
       database costs one round trip.
     - ``readahead_max_bytes``: largest read-ahead window; it is also capped at half the cache.
@@ -34,7 +37,7 @@ class VfsConfig:
       errors, with exponential backoff, before an I/O error surfaces.
     """
 
-    cache_bytes: int = 64 * MiB
+    cache_bytes: int = default_cache_bytes()
     preload_bytes: int = 1 * MiB
     readahead_max_bytes: int = 4 * MiB
     fast_path_bytes: int = 4 * MiB
