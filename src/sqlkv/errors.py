@@ -147,7 +147,8 @@ class QuotaExceeded(EngineError):
     def __init__(self, name: str, would_use: int, quota: int) -> None:
         super().__init__(
             f"database {name!r} would use {would_use} bytes, over its quota of {quota} bytes; "
-            "nothing was written. Delete data, run VACUUM, or raise the quota."
+            "nothing was written. Commits that do not grow the database still work at the "
+            "quota (DELETE, DROP TABLE, VACUUM): free space with them, or raise the quota."
         )
         self.name = name
         self.would_use = would_use

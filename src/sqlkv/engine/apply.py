@@ -180,6 +180,33 @@ def record_delta(tr: Transaction, keys: DbKeys, txid: int, delta_bytes: int) -> 
     return len(key) + 8
 
 
-def check_quota(db: str, head: Head, new_used: int) -> None:
-    if head.storage_quota and new_used > head.storage_quota and new_used > head.storage_used:
-        raise QuotaExceeded(db, new_used, head.storage_quota)
+def check_quota(
+    db: str,
+    head: Head,
+    new_used: int,
+    *,
+    db_size_pages: int | None = None,
+    pages: int = 0,
+    delta_bytes: int = 0,
+) -> None:
+    """Refuse a commit that would take the database over its quota *and grow it*.
+
+    Accepted whatever the quota: a commit that uses no more bytes than before, and a commit
+    that does not grow the database: no more pages than it has (``db_size_pages``), and new
+    copies no larger on average than the database's stored bytes per page (``pages`` pages
+    in ``delta_bytes``). Its delta holds the bytes until compaction reclaims the copies it
+    replaces (back-pressure bounds that overshoot), so DELETE, DROP, VACUUM and truncation
+    always work at the quota. A stage passes ``db_size_pages=None`` (its final size is not
+    known yet): it may overshoot by at most one rewrite of the whole database, and the
+    finalize decides.
+    """
+    quota = head.storage_quota
+    if not quota or new_used <= quota or new_used <= head.storage_used:
+        return
+    per_page = head.storage_used / max(1, head.db_size_pages)
+    if db_size_pages is None:
+        if new_used <= quota + per_page * head.db_size_pages:
+            return
+    elif db_size_pages <= head.db_size_pages and delta_bytes <= pages * per_page:
+        return
+    raise QuotaExceeded(db, new_used, quota)

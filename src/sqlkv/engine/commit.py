@@ -115,7 +115,9 @@ def commit_pages(
     if parts:
         used += record_delta(tr, keys, txid, delta_bytes)
         live = 1
-    check_quota(db, head, used)
+    check_quota(
+        db, head, used, db_size_pages=db_size_pages, pages=len(ordered), delta_bytes=delta_bytes
+    )
     new_head = head.with_changes(
         head_txid=txid,
         next_txid=txid + 1,

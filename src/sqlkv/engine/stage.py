@@ -161,7 +161,9 @@ def finalize(
     used = head.storage_used - manifest_bytes - shrink(tr, keys, head, db_size_pages, pidx)
     used += set_pidx_rows(tr, keys, pidx, located)
     used += record_delta(tr, keys, txid, delta_bytes)
-    check_quota(db, head, used)
+    check_quota(
+        db, head, used, db_size_pages=db_size_pages, pages=len(located), delta_bytes=delta_bytes
+    )
     tr.clear_range(*keys.stage_range(txid))
     new_head = head.with_changes(
         head_txid=txid,
