@@ -155,6 +155,24 @@ class QuotaExceeded(EngineError):
         self.quota = quota
 
 
+class StoreRewound(EngineError):
+    """The store holds an older state of a database than one already acknowledged: it lost
+    acknowledged commits. A store durability problem (a crash with fsync off, a restored
+    backup, a replica that lags), not a takeover; nothing sqlkv can repair."""
+
+    def __init__(self, name: str, acknowledged_txid: int, found_txid: int) -> None:
+        super().__init__(
+            f"the store lost acknowledged commits of database {name!r}: its head went from "
+            f"txid {acknowledged_txid} back to {found_txid}. This is a store durability "
+            "problem (a store that crashed with fsync off, or was restored from an older "
+            "copy), not a takeover: check the store; a new connection continues from what "
+            "it holds now"
+        )
+        self.name = name
+        self.acknowledged_txid = acknowledged_txid
+        self.found_txid = found_txid
+
+
 class CompactionBehind(EngineError):
     """Too many unfolded delta bytes: the commit is refused until compaction catches up."""
 

@@ -25,6 +25,7 @@ from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
+from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
 from sqlkv.engine.takeover import open_database
 from sqlkv.errors import (
@@ -62,6 +63,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
+        self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
         self.metrics = metrics or EngineMetrics()
         self.compactor: CompactionCoordinator | None = None
         if compaction:
@@ -94,6 +96,8 @@ class Engine:
         self.pidx.publish(db, out.head, out.pidx)
         if not out.created:
             self.metrics.takeovers.inc()
+            self.acked.check(db, out.head, taken_over=True)
+        self.acked.ack(db, out.head)
         self.metrics.orphans_removed.inc(out.orphans_removed)
         log.info(
             "database opened",
@@ -116,6 +120,7 @@ class Engine:
 
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
             head = self._head_snapshot(tr, db, keys)
+            self.acked.check(db, head)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
@@ -126,6 +131,7 @@ class Engine:
         m = self.metrics
         with self._observed(m.get_pages_seconds.observe):
             head, pages = self.store.transact(read)
+        self.acked.ack(db, head)
         m.get_pages_pages.observe(len(wanted))
         if sources:
             m.pages_served.labels("delta").inc(sources[0].from_deltas)
@@ -144,7 +150,7 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("fast").observe):
+        with self._observed(self.metrics.commit_seconds.labels("fast").observe, db):
             out = self.store.transact(
                 lambda tr: commit_pages(
                     tr,
@@ -183,7 +189,7 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("large").observe):
+        with self._observed(self.metrics.commit_seconds.labels("large").observe, db):
             out = self.store.transact(
                 lambda tr: finalize(
                     tr,
@@ -202,7 +208,10 @@ class Engine:
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
-        return self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
+        head = self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
+        self.acked.check(db, head)
+        self.acked.ack(db, head)
+        return head
 
     # ------------------------------------------------------------------ compaction
 
@@ -245,11 +254,13 @@ class Engine:
     # ------------------------------------------------------------------ helpers
 
     @contextmanager
-    def _observed(self, observe: Callable[[float], None]) -> Iterator[None]:
+    def _observed(self, observe: Callable[[float], None], db: str = "") -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
-        except FenceMismatch:
+        except FenceMismatch as exc:
+            if db and isinstance(exc.head, Head):
+                self.acked.check(db, exc.head)  # a head older than acknowledged: not a fence
             self.metrics.fence_mismatches.inc()
             raise
         except QuotaExceeded:
@@ -261,6 +272,7 @@ class Engine:
         observe(time.perf_counter() - start)
 
     def _landed(self, db: str, out: CommitOutcome, path: str) -> CommitResult:
+        self.acked.ack(db, out.head)
         if out.pidx is not None:
             self.pidx.publish(db, out.head, out.pidx)
             self.metrics.commit_pages.labels(path).observe(out.pages)

@@ -46,6 +46,7 @@ from sqlkv.errors import (
     ServerShuttingDown,
     SqlkvError,
     StoreError,
+    StoreRewound,
     StoreUnavailable,
     TransactionTooOld,
 )
@@ -79,6 +80,7 @@ CODES: dict[int, type[SqlkvError]] = {
     45: CommitTooLarge,
     46: QuotaExceeded,
     47: CompactionBehind,
+    48: StoreRewound,
 }
 CLASS_CODES: dict[type[SqlkvError], int] = {cls: code for code, cls in CODES.items()}
 SERVER_FAULT = CLASS_CODES[ServerFault]
@@ -117,6 +119,9 @@ def write_error(w: Writer, exc: BaseException) -> None:
         w.u64(_field(exc, "limit"))
     elif cls is RetriesExhausted:
         w.u32(min(_field(exc, "attempts"), 0xFFFFFFFF))
+    elif cls is StoreRewound:
+        w.string(str(getattr(exc, "name", ""))).u64(_field(exc, "acknowledged_txid"))
+        w.u64(_field(exc, "found_txid"))
 
 
 def read_error(r: Reader) -> SqlkvError:
@@ -164,6 +169,10 @@ def _exhausted(r: Reader, message: str) -> SqlkvError:
     return _with_message(RetriesExhausted(attempts, ConflictError(message)), message)
 
 
+def _rewound(r: Reader, message: str) -> SqlkvError:
+    return _with_message(StoreRewound(r.string(), r.u64(), r.u64()), message)
+
+
 def _with_message(exc: SqlkvError, message: str) -> SqlkvError:
     exc.args = (message,)  # the server's exact words
     return exc
@@ -176,4 +185,5 @@ _BUILDERS: dict[type[SqlkvError], Callable[[Reader, str], SqlkvError]] = {
     DatabaseNotFound: _not_found,
     LimitExceeded: _limit,
     RetriesExhausted: _exhausted,
+    StoreRewound: _rewound,
 }
