@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from sqlkv.engine.api import EngineApi
 from sqlkv.errors import AuthError, ConfigError, ProtocolError, ServerShuttingDown, SqlkvError
+from sqlkv.logs import failure_fields
 from sqlkv.server.auth import Auth, Grant
 from sqlkv.server.frames import DEFAULT_FRAME_BUDGET, PREAUTH_MAX_FRAME, FrameBudget, read_body
 from sqlkv.server.metrics import ServerMetrics
@@ -386,7 +387,13 @@ class EngineServer:
         except SqlkvError as exc:
             return self._error(rid, label, exc)
         except Exception as exc:
-            log.exception("engine request failed unexpectedly", extra={"type": label})
+            log.exception(
+                "engine request %s failed unexpectedly: %s: %s",
+                label,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, type=label),
+            )
             return self._error(rid, label, exc)
         frame = encode_answer(rid, msg_type, answer)
         if len(frame) - LENGTH.size > self.config.max_frame:
