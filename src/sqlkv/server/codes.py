@@ -80,7 +80,7 @@ CODES: dict[int, type[SqlkvError]] = {
     45: CommitTooLarge,
     46: QuotaExceeded,
     47: CompactionBehind,
-    48: StoreRewound,
+    49: StoreRewound,  # 48 is CorruptionError (branch integrity)
 }
 CLASS_CODES: dict[type[SqlkvError], int] = {cls: code for code, cls in CODES.items()}
 SERVER_FAULT = CLASS_CODES[ServerFault]
