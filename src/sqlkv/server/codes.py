@@ -31,6 +31,7 @@ from sqlkv.errors import (
     CompactionBehind,
     ConfigError,
     ConflictError,
+    CorruptionError,
     DatabaseNotFound,
     EngineError,
     FenceMismatch,
@@ -79,6 +80,7 @@ CODES: dict[int, type[SqlkvError]] = {
     45: CommitTooLarge,
     46: QuotaExceeded,
     47: CompactionBehind,
+    48: CorruptionError,
 }
 CLASS_CODES: dict[type[SqlkvError], int] = {cls: code for code, cls in CODES.items()}
 SERVER_FAULT = CLASS_CODES[ServerFault]
@@ -115,6 +117,9 @@ def write_error(w: Writer, exc: BaseException) -> None:
     elif cls is LimitExceeded:
         w.string(str(getattr(exc, "what", ""))).u64(_field(exc, "actual"))
         w.u64(_field(exc, "limit"))
+    elif cls is CorruptionError:
+        for name in ("db", "kind", "location", "detail"):
+            w.string(str(getattr(exc, name, "")))
     elif cls is RetriesExhausted:
         w.u32(min(_field(exc, "attempts"), 0xFFFFFFFF))
 
@@ -164,6 +169,10 @@ def _exhausted(r: Reader, message: str) -> SqlkvError:
     return _with_message(RetriesExhausted(attempts, ConflictError(message)), message)
 
 
+def _corrupt(r: Reader, message: str) -> SqlkvError:
+    return _with_message(CorruptionError(r.string(), r.string(), r.string(), r.string()), message)
+
+
 def _with_message(exc: SqlkvError, message: str) -> SqlkvError:
     exc.args = (message,)  # the server's exact words
     return exc
@@ -176,4 +185,5 @@ _BUILDERS: dict[type[SqlkvError], Callable[[Reader, str], SqlkvError]] = {
     DatabaseNotFound: _not_found,
     LimitExceeded: _limit,
     RetriesExhausted: _exhausted,
+    CorruptionError: _corrupt,
 }
