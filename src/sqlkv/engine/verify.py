@@ -119,6 +119,7 @@ class _Scan:
         self.manifests: dict[tuple[int, int], tuple[int, list[int]]] = {}
         self.directory: dict[int, int] = {}  # txid -> size in its X row
         self.shard_ids: set[int] = set()
+        self.damaged: set[bytes] = set()  # row keys whose value failed its check
 
     def problem(self, key: bytes | None, message: str, kind: str = "", location: str = "") -> None:
         if key is not None:
@@ -227,8 +228,10 @@ class _Scan:
                 self.problem(key, "a key sqlkv does not write")
         except CorruptionError as exc:
             self.report.problems.append(Problem(exc.kind, exc.location, exc.detail))
+            self.damaged.add(key)
         except LtxError as exc:
             self.problem(key, str(exc))
+            self.damaged.add(key)
 
     # ------------------------------------------------------------------ invariants
 
@@ -240,14 +243,17 @@ class _Scan:
             self.problem(meta, str(exc))
         self._check_pidx(head)
         self._check_deltas(head)
+        damaged = {describe(self.keys, k)[0] for k in self.damaged}
         counters = [
-            ("pidx_count", head.pidx_count, len(self.pidx), "PIDX rows"),
-            ("shard_count", head.shard_count, len(self.shard_ids), "shards"),
-            ("delta_count", head.delta_count, len(self.directory), "delta directory rows"),
-            ("delta_bytes", head.delta_bytes, sum(self.directory.values()), "bytes of deltas"),
-            ("storage_used", head.storage_used, self.report.bytes, "bytes stored"),
+            ("pidx_count", head.pidx_count, len(self.pidx), "PIDX rows", "PIDX"),
+            ("shard_count", head.shard_count, len(self.shard_ids), "shards", ""),
+            ("delta_count", head.delta_count, len(self.directory), "directory rows", "X"),
+            ("delta_bytes", head.delta_bytes, sum(self.directory.values()), "delta bytes", "X"),
+            ("storage_used", head.storage_used, self.report.bytes, "bytes stored", ""),
         ]
-        for name, claimed, found, what in counters:
+        for name, claimed, found, what, kind in counters:
+            if kind in damaged:
+                continue  # a damaged row is reported already; its count would only echo it
             if claimed != found:
                 self.problem(meta, f"{name} is {claimed} but the store holds {found} {what}")
 
@@ -272,7 +278,7 @@ class _Scan:
                 continue  # staged: checked against its manifests below
             if txid <= head.materialized_txid and txid not in self.directory:
                 self.problem(None, "a folded delta was not deleted", "DELTA", f"txid {txid}")
-            elif txid not in self.directory:
+            elif txid not in self.directory and self.keys.delta_dir(txid) not in self.damaged:
                 self.problem(None, "a live delta has no directory row", "DELTA", f"txid {txid}")
         for txid, size in sorted(self.directory.items()):
             key = self.keys.delta_dir(txid)
