@@ -290,6 +290,8 @@ class _Scan:
                 )
         staged = {loc for loc in self.parts if loc[0] > head.head_txid}
         for loc in sorted(staged - set(self.manifests)):
+            if self.keys.stage(*loc) in self.damaged:
+                continue  # its manifest is reported already
             self.problem(
                 None, "a delta part above head with no staging manifest", "DELTA", _loc(loc)
             )
