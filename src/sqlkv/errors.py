@@ -179,6 +179,28 @@ class CompactionBehind(EngineError):
     retryable = True
 
 
+class CorruptionError(EngineError):
+    """A value the engine read from the store failed its check (or a key it needs is
+    missing): the store holds damaged data. The value was not used and nothing was written.
+
+    ``db`` names the database, ``kind`` the key kind (META, PIDX, DELTA, SHARD, X, T) and
+    ``location`` the key within it (txid/part/chunk, shard/chunk, pgno). Not retryable:
+    restore the database from a backup; ``sqlkv verify NAME`` lists every damaged key.
+    """
+
+    def __init__(self, db: str, kind: str, location: str, detail: str) -> None:
+        where = f" at {location}" if location else ""
+        super().__init__(
+            f"database {db!r}: the stored {kind} value{where} is corrupt ({detail}); it was "
+            f"not used and nothing was written. Restore the database from a backup, and run "
+            f"'sqlkv verify {db}' to list every damaged key."
+        )
+        self.db = db
+        self.kind = kind
+        self.location = location
+        self.detail = detail
+
+
 class MigrationError(SqlkvError):
     """A v1 -> v2 migration found damaged data or failed its verification; the store is as
     it was before the attempt (the copy is removed). Inspect the source and run it again."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlkv.cli import admin, migrate, serve, shell, transfer
+from sqlkv.cli import admin, migrate, serve, shell, transfer, verify
 from sqlkv.store import open_store
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     shell.register(sub)
     transfer.register(sub)
     admin.register(sub)
+    verify.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -88,7 +88,7 @@ def _entry(tr: Transaction, fmt: str, name: str) -> DatabaseEntry:
         if raw is None:
             return DatabaseEntry(name, fmt, None, None, False)
         try:
-            head = Head.decode(raw)
+            head = Head.decode(raw, name)
         except EngineError:
             return DatabaseEntry(name, fmt, None, None, False)
         return DatabaseEntry(
@@ -160,7 +160,7 @@ def scan_v2(store: Store, name: str) -> V2Scan | None:
         raw = tr.get(keys.meta, snapshot=True)
         if raw is None:
             return None
-        scan = V2Scan(Head.decode(raw))
+        scan = V2Scan(Head.decode(raw, name))
         for fam in ("deltas", "staged_deltas", "shards", "pidx", "delta_directory", "staged"):
             scan.family(fam)
         at = len(keys.prefix)
@@ -245,7 +245,7 @@ def delete_database(
     """Remove every key of database ``name`` in format ``fmt`` and nothing else.
 
     First, in one transaction, the keys that make it a database (the v2 head; the v1 files'
-    metadata, per DESIGN §6), so no client can read or commit to it any more; then the rest
+    metadata, per docs/design.md §6), so no client can read or commit to it any more; then the rest
     of its range, ``DELETE_ROWS`` keys per transaction. A crash in between leaves orphaned
     keys that ``sqlkv list`` shows as incomplete and a new ``delete`` removes. If a client
     opens (re-creates) the database meanwhile, ``Recreated`` is raised.

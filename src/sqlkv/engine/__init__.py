@@ -1,9 +1,10 @@
-"""The storage engine (DESIGN §3, §4): one module per operation, one module for the keys."""
+"""The storage engine (docs/design.md §3, §4): one module per operation, one module for the keys."""
 
 from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, PagesResult, StageResult
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.engine import Engine
 from sqlkv.engine.head import Head
+from sqlkv.engine.verify import Problem, VerifyReport
 
 __all__ = [
     "CommitResult",
@@ -13,5 +14,7 @@ __all__ = [
     "Head",
     "OpenResult",
     "PagesResult",
+    "Problem",
     "StageResult",
+    "VerifyReport",
 ]

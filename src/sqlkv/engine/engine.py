@@ -28,6 +28,7 @@ from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
 from sqlkv.engine.takeover import open_database
+from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
     DatabaseNotFound,
@@ -213,6 +214,11 @@ class Engine:
         self.acked.ack(db, head)
         return head
 
+    def verify(self, db: str) -> VerifyReport:
+        """Check every key of ``db`` from one snapshot (read-only); see ``engine/verify.py``."""
+        keys = self.keys(db)
+        return self.store.transact(lambda tr: verify_database(tr, keys))
+
     # ------------------------------------------------------------------ compaction
 
     def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
@@ -297,4 +303,4 @@ class Engine:
         raw = tr.get(keys.meta, snapshot=True)
         if raw is None:
             raise DatabaseNotFound(db)
-        return Head.decode(raw)
+        return Head.decode(raw, db)

@@ -41,6 +41,7 @@ from sqlkv.errors import (
     CommitTooLarge,
     CommitUnknown,
     ConnectionFenced,
+    CorruptionError,
     FenceMismatch,
     SqlkvError,
     StoreRewound,
@@ -58,8 +59,25 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
 
 
+class CorruptIOError(apsw.IOError, CorruptionError):
+    """What a statement raises when the engine found damaged stored data: an apsw I/O
+    error (SQLite sees ``SQLITE_IOERR``) that is also a ``sqlkv.errors.CorruptionError``
+    with the engine's database, key kind, location and advice."""
+
+
+def corrupt_error(exc: CorruptionError, code: int) -> CorruptIOError:
+    err = CorruptIOError(exc.db, exc.kind, exc.location, exc.detail)
+    setattr(err, "result", apsw.SQLITE_IOERR)  # noqa: B010
+    setattr(err, "extendedresult", code)  # noqa: B010
+    err.__cause__ = exc
+    return err
+
+
 def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
-    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it)."""
+    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it);
+    a ``CorruptionError`` cause keeps its class (``CorruptIOError``)."""
+    if isinstance(cause, CorruptionError):
+        return corrupt_error(cause, code)
     exc = apsw.exception_for(code)
     exc.args = (message,)
     exc.__cause__ = cause
