@@ -45,6 +45,8 @@ from sqlkv.errors import (
     FenceMismatch,
     SqlkvError,
     StoreRewound,
+    dual_error,
+    sqlkv_kind,
 )
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
@@ -58,11 +60,15 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     """Raised by every call on a fenced connection: an apsw I/O error (SQLite sees
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
 
+    _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
+
 
 class CorruptIOError(apsw.IOError, CorruptionError):
     """What a statement raises when the engine found damaged stored data: an apsw I/O
     error (SQLite sees ``SQLITE_IOERR``) that is also a ``sqlkv.errors.CorruptionError``
     with the engine's database, key kind, location and advice."""
+
+    _sqlkv_dual = True  # its sqlkv class is CorruptionError (errors.sqlkv_kind)
 
 
 def corrupt_error(exc: CorruptionError, code: int) -> CorruptIOError:
@@ -74,11 +80,23 @@ def corrupt_error(exc: CorruptionError, code: int) -> CorruptIOError:
 
 
 def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
-    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it);
-    a ``CorruptionError`` cause keeps its class (``CorruptIOError``)."""
+    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it).
+
+    With a sqlkv ``cause`` (``QuotaExceeded``, ``TransportError``, ...) the exception is also
+    of the cause's class (``errors.dual_error``), so ``except QuotaExceeded`` catches the
+    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``;
+    a ``CorruptionError`` cause keeps its class (``CorruptIOError``).
+    """
     if isinstance(cause, CorruptionError):
         return corrupt_error(cause, code)
     exc = apsw.exception_for(code)
+    if cause is not None and sqlkv_kind(cause) is not None:
+        dual = dual_error(type(exc), cause, message)
+        assert isinstance(dual, Exception)
+        # what apsw reads to tell SQLite the error code
+        setattr(dual, "result", code & 0xFF)  # noqa: B010
+        setattr(dual, "extendedresult", code)  # noqa: B010
+        exc = dual
     exc.args = (message,)
     exc.__cause__ = cause
     return exc
@@ -96,6 +114,8 @@ def fenced_error(cause: BaseException | None = None) -> FencedIOError:
 class RewoundIOError(apsw.IOError, StoreRewound):
     """Raised by every call once the store was seen to lose acknowledged commits: an apsw
     I/O error that is also a ``sqlkv.errors.StoreRewound``."""
+
+    _sqlkv_dual = True  # its sqlkv class is StoreRewound (errors.sqlkv_kind)
 
 
 def rewound_error(db: str, acknowledged_txid: int, found_txid: int) -> RewoundIOError:
@@ -142,11 +162,13 @@ class RemoteDb:
             return fenced_error(self.dead)
         if isinstance(self.dead, RewoundIOError):
             return self.dead
+        # of the class of what killed it (the transport error), like the failure itself
+        cause = self.dead.cause if isinstance(self.dead, Unreachable) else self.dead
         return sqlite_error(
             apsw.SQLITE_IOERR,
             f"this connection to database {self.name!r} is unusable after an earlier "
             f"failure ({self.dead}); open a new connection",
-            self.dead,
+            cause,
         )
 
     def _fence(self, exc: FenceMismatch) -> NoReturn:
