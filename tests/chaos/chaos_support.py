@@ -2,9 +2,10 @@
 deletes, schema changes, large transactions through staging, VACUUM) generated from a seed
 and the schema the database has, and the comparison of two databases' contents.
 
-Also the worker: ``python chaos_support.py STORE DB OPS ACKS`` runs the pickled ops of one
-round on sqlkv, one transaction each, and appends each op's index to ACKS after its commit
-returned. Exit 0 when done, 3 when fenced by a takeover."""
+Also the worker: ``python chaos_support.py TARGET DB OPS ACKS`` runs the pickled ops of one
+round on sqlkv (TARGET: a store URL or ``sqlkv://`` servers), one transaction each, and
+appends each op's index to ACKS after its commit returned. Exit 0 when done, 3 when fenced
+by a takeover."""
 
 from __future__ import annotations
 
@@ -142,24 +143,58 @@ def contents(conn: Any) -> tuple[list[tuple[str, str]], dict[str, list[str]], in
     return schema, tables, count
 
 
-def worker(store: str, db: str, ops_path: str, acks_path: str) -> int:
+def worker(target: str, db: str, ops_path: str, acks_path: str) -> int:
+    """Run the ops on ``target`` (a store URL, or ``sqlkv://`` engine servers). Through
+    servers, an op that fails (the server was killed) is settled after reconnecting: each
+    op also inserts its marker into ``_chaos_marks``, so a landed op is acknowledged and
+    not run again, and one that did not land is run again."""
+    import time
+
     import apsw
 
     import sqlkv
     from sqlkv.errors import ConnectionFenced
 
+    remote = target.startswith("sqlkv://")
+
+    def connect() -> Any:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if remote:
+                    return sqlkv.connect(db, engine=target)
+                return sqlkv.connect(db, store=target)
+            except Exception:
+                if not remote or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     with open(ops_path, "rb") as f:
         ops: list[Op] = pickle.load(f)
     fd = os.open(acks_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    conn = sqlkv.connect(db, store=store)
-    for index, op in enumerate(ops):
+    conn = connect()
+    conn.execute("CREATE TABLE IF NOT EXISTS _chaos_marks(m TEXT)")
+    index = 0
+    while index < len(ops):
+        kind, statements = ops[index]
+        mark = f"{ops_path}:{index}"
+        if kind != "vacuum":
+            statements = [*statements, ("INSERT INTO _chaos_marks VALUES (?)", (mark,))]
         try:
-            apply_op(conn, op)
+            apply_op(conn, (kind, statements))
         except apsw.Error as exc:
             if isinstance(exc, ConnectionFenced):
                 return FENCED_EXIT
-            raise
+            if not remote:
+                raise
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = connect()
+            found = conn.execute("SELECT 1 FROM _chaos_marks WHERE m = ?", (mark,)).fetchall()
+            if kind == "vacuum" or not found:
+                continue  # it did not land (VACUUM changes no content): run it again
         os.write(fd, f"{index}\n".encode())
+        index += 1
     conn.close()
     return 0
 

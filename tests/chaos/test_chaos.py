@@ -6,8 +6,9 @@ transaction in flight when the client died) and ``Engine.verify`` must find no p
 
 Bounded for CI: ``SEEDS`` x ``SQLKV_CHAOS_ROUNDS`` (default 3) rounds per store; raise the
 env var for longer runs. A failure prints the seed and round, which reproduce it.
-Not covered here (see docs/hardening.md): engine-server kills and restarts, and a
-PostgreSQL restarted with ``-m immediate`` under ``fsync=on``.
+One round in five runs the worker through a ``sqlkv serve`` that is SIGKILLed and restarted
+mid-stream. A PostgreSQL restarted with ``-m immediate`` under ``fsync=on`` is
+``test_pg_crash.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import pickle
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -39,8 +41,34 @@ pytestmark = pytest.mark.slow
 
 SEEDS = (11, 23, 37)
 ROUNDS = int(os.environ.get("SQLKV_CHAOS_ROUNDS", "3"))
-OPS_PER_ROUND = 24
-ACTIONS = ("kill", "takeover", "compact", "drop")  # one per round, in turn; drop: PostgreSQL
+OPS_PER_ROUND = 16
+# one per round, in turn; drop: PostgreSQL only; server: the worker goes through a
+# ``sqlkv serve`` that is SIGKILLed and restarted on the same port mid-stream
+ACTIONS = ("kill", "takeover", "server", "compact", "drop")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(store_url: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "sqlkv.server", "--store", store_url]
+    proc = subprocess.Popen(
+        [*args, "--listen", f"127.0.0.1:{port}", "--no-compaction"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "sqlkv serve exited at start"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("sqlkv serve did not start")
 
 
 def wait_for_acks(child: subprocess.Popen[bytes], acks: Path, n: int) -> None:
@@ -101,14 +129,19 @@ def test_chaos_rounds_keep_every_acknowledged_commit(
             ops_path.write_bytes(pickle.dumps(ops))
             app = f"sqlkv-chaos-{uuid.uuid4().hex[:10]}"
             child_url = with_app(store_url, app) if pg else store_url
+            action = ACTIONS[(seed + round_no) % len(ACTIONS)]
+            if action == "drop" and not pg:
+                action = "kill"
+            server: subprocess.Popen[bytes] | None = None
+            if action == "server":
+                port = free_port()
+                server = start_server(store_url, port, env)
+                child_url = f"sqlkv://127.0.0.1:{port}"
             child = subprocess.Popen(
                 [sys.executable, str(WORKER), child_url, db, str(ops_path), str(acks_path)],
                 env=env,
                 stderr=subprocess.PIPE,
             )
-            action = ACTIONS[(seed + round_no) % len(ACTIONS)]
-            if action == "drop" and not pg:
-                action = "kill"
             wait_for_acks(child, acks_path, rng.randint(1, OPS_PER_ROUND // 2))
             compactor: threading.Thread | None = None
             if action == "kill":
@@ -123,11 +156,19 @@ def test_chaos_rounds_keep_every_acknowledged_commit(
                 counts["compactions"] += 1
             elif action == "drop":
                 counts["connection_drops"] += terminate_backends(store_url, app)
+            elif action == "server" and server is not None:
+                server.send_signal(signal.SIGKILL)
+                server.wait()
+                server = start_server(store_url, port, env)
+                counts["server_kills"] += 1
             try:
                 _, err = child.communicate(timeout=300)
             finally:
                 if compactor is not None:
                     compactor.join()
+                if server is not None:
+                    server.kill()
+                    server.wait()
             status = child.returncode
             if action == "kill" and status == 0:
                 counts["kills"] -= 1  # it had finished first
