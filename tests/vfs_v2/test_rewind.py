@@ -112,3 +112,15 @@ def test_store_rewound_crosses_the_wire_with_its_fields() -> None:
     assert isinstance(back, StoreRewound)
     assert (back.name, back.acknowledged_txid, back.found_txid) == ("orders", 12, 7)
     assert "from txid 12 back to 7" in str(back)
+
+
+def test_a_read_older_than_a_commit_acknowledged_while_it_ran_is_not_a_rewind() -> None:
+    engine = Engine(MemoryStore())
+    head = engine.open("db").head
+    acked = AckedHeads()
+    since = acked.now()  # a read begins here...
+    newer = engine.commit("db", head.generation, head.head_txid, {1: bytes(4096)}, 1).head
+    acked.ack("db", newer)  # ...a commit lands and is acknowledged while it runs
+    acked.check("db", head, since=since)  # its older snapshot is fine
+    with pytest.raises(StoreRewound):
+        acked.check("db", head, since=acked.now())  # a read that began after it is not

@@ -91,13 +91,14 @@ class Engine:
     ) -> OpenResult:
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
+        since = self.acked.now()
         out = self.store.transact(
             lambda tr: open_database(tr, db, keys, self.config, preload, budget, create)
         )
         self.pidx.publish(db, out.head, out.pidx)
         if not out.created:
             self.metrics.takeovers.inc()
-            self.acked.check(db, out.head, taken_over=True)
+            self.acked.check(db, out.head, since=since, taken_over=True)
         self.acked.ack(db, out.head)
         self.metrics.orphans_removed.inc(out.orphans_removed)
         log.info(
@@ -118,10 +119,11 @@ class Engine:
         wanted = check_pgnos(pgnos)
 
         sources: list[PageSource] = []
+        since = self.acked.now()
 
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
             head = self._head_snapshot(tr, db, keys)
-            self.acked.check(db, head)
+            self.acked.check(db, head, since=since)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
@@ -209,8 +211,9 @@ class Engine:
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
+        since = self.acked.now()
         head = self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
-        self.acked.check(db, head)
+        self.acked.check(db, head, since=since)
         self.acked.ack(db, head)
         return head
 
@@ -262,11 +265,13 @@ class Engine:
     @contextmanager
     def _observed(self, observe: Callable[[float], None], db: str = "") -> Iterator[None]:
         start = time.perf_counter()
+        since = self.acked.now()
         try:
             yield
         except FenceMismatch as exc:
             if db and isinstance(exc.head, Head):
-                self.acked.check(db, exc.head)  # a head older than acknowledged: not a fence
+                # a head older than one acknowledged before this began: lost, not a fence
+                self.acked.check(db, exc.head, since=since)
             self.metrics.fence_mismatches.inc()
             raise
         except QuotaExceeded:
