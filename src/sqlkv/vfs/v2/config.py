@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlkv.errors import ConfigError
+from sqlkv.sizes import parse_size
 
 PAGE_SIZE = 4096
 KiB = 1024
 MiB = 1024 * KiB
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": KiB,
-    "kb": 1000,
-    "kib": KiB,
-    "m": MiB,
-    "mb": 1000**2,
-    "mib": MiB,
-    "g": 1024 * MiB,
-    "gb": 1000**3,
-    "gib": 1024 * MiB,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
-
 
 def parse_cache_size(value: int | str) -> int:
     """Cache size in bytes from an int (bytes) or a string: ``"64MiB"``, ``"2000 pages"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"cache_size must be bytes or a size string, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(f"cache_size must be >= 0 bytes, got {value}")
-        return value
-    if isinstance(value, str):
-        m = _SIZE_RE.match(value.lower())
-        if m:
-            number, unit = float(m.group(1)), m.group(2)
-            if unit in ("page", "pages", "p"):
-                return int(number) * PAGE_SIZE
-            if unit in _UNITS:
-                return int(number * _UNITS[unit])
-    raise ConfigError(
-        f"cache_size {value!r} is not a size: give bytes (an int) or a string such as "
-        "'64MiB', '512KiB', '1GB' or '2000 pages'"
-    )
+    return parse_size(value, "cache_size", page_size=PAGE_SIZE)
 
 
 @dataclass(frozen=True)
