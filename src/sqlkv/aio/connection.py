@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlkv.aio.cursor import Cursor
 from sqlkv.aio.worker import Job, Worker
+from sqlkv.logs import failure_fields
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,10 @@ class Connection:
         except BaseException as exc:
             self._broken = exc
             log.warning(
-                "connection unusable: rollback after a cancelled call failed",
-                extra={"database": self._name, "error": repr(exc)},
+                "connection unusable: rollback after a cancelled call failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, database=self._name),
             )
 
     # ------------------------------------------------------------------ open and close

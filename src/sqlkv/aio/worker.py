@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlkv.logs import failure_fields
+
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, ABANDONED = "queued", "running", "done", "abandoned"
@@ -108,7 +110,12 @@ class Worker(threading.Thread):
                 job.state = DONE
             if settle or job.future is None:
                 if error is not None:
-                    log.debug("call nobody awaits failed", extra={"error": repr(error)})
+                    log.debug(
+                        "call nobody awaits failed: %s: %s",
+                        type(error).__name__,
+                        error,
+                        extra=failure_fields(error),
+                    )
                 if settle:
                     self._settle_quietly()
                 continue
@@ -128,4 +135,9 @@ class Worker(threading.Thread):
         try:
             self._settle()
         except BaseException as exc:
-            log.warning("settling after a cancelled call failed", extra={"error": repr(exc)})
+            log.warning(
+                "settling after a cancelled call failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc),
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlkv.cli import admin, migrate, serve, shell, transfer
+from sqlkv.cli import admin, migrate, serve, shell, transfer, verify
 from sqlkv.cli.common import database_name
 from sqlkv.store import open_store
 
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     shell.register(sub)
     transfer.register(sub)
     admin.register(sub)
+    verify.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

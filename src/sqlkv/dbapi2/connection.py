@@ -33,6 +33,7 @@ from sqlkv.dbapi2.cursor import Cursor
 from sqlkv.dbapi2.exceptions import NotSupportedError, ProgrammingError, translate
 from sqlkv.dbapi2.types import bind_value
 from sqlkv.errors import SqlkvError, dual_error
+from sqlkv.logs import failure_fields
 
 log = logging.getLogger("sqlkv.dbapi2")
 
@@ -253,7 +254,12 @@ class Connection:
             try:
                 self.rollback()
             except Exception as exc:
-                log.debug("rollback after a failed commit failed", extra={"error": str(exc)})
+                log.debug(
+                    "rollback after a failed commit failed: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                    extra=failure_fields(exc),
+                )
             raise
         return False
 

@@ -14,18 +14,25 @@ engine serving many databases keeps the most recently used ones and reloads the 
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from xxhash import xxh3_128_digest
+
 from sqlkv.engine.head import Head
-from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.seal import TAG_SIZE, corrupt, unseal
+from sqlkv.errors import CorruptionError
 from sqlkv.store import Transaction
 
 PidxMap = dict[int, tuple[int, int]]
 Tag = tuple[int, int, int]
 
-PIDX_VALUE_BYTES = 12
+PIDX_VALUE_BYTES = 12 + TAG_SIZE  # (txid, part), sealed
+_LOC = struct.Struct(">QI")
+_PGNO = struct.Struct(">I")
 
 
 def tag_of(head: Head) -> Tag:
@@ -58,7 +65,7 @@ class PidxCache:
             if entry is not None and entry.tag == tag_of(head):
                 self._entries.move_to_end(db)
                 return entry.rows
-        rows = load_rows(tr, keys)
+        rows = load_rows(tr, keys, head)
         self.loads += 1
         self.offer(db, head, rows)
         return rows
@@ -108,13 +115,30 @@ class PidxCache:
             self._rows -= len(entry.rows)
 
 
-def load_rows(tr: Transaction, keys: DbKeys) -> PidxMap:
-    return parse_rows(keys, tr.get_range(*keys.pidx_range(), snapshot=True))
+def load_rows(tr: Transaction, keys: DbKeys, head: Head) -> PidxMap:
+    return parse_rows(keys, head, tr.get_range(*keys.pidx_range(), snapshot=True))
 
 
-def parse_rows(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> PidxMap:
-    """page number -> (txid, part) from PIDX key/value rows."""
-    return {keys.pidx_pgno(key): unpack_pidx(value) for key, value in rows}
+def parse_rows(keys: DbKeys, head: Head, rows: list[tuple[bytes, bytes]]) -> PidxMap:
+    """page number -> (txid, part) from PIDX key/value rows, each checked, and as many as
+    ``head.pidx_count`` says (a row the store lost is ``CorruptionError``)."""
+    out: PidxMap = {}
+    at = len(keys.prefix) + 1
+    check, loc, pgno_of = xxh3_128_digest, _LOC.unpack_from, _PGNO.unpack_from
+    for key, value in rows:  # the hot loop of a cold start: kept to a few calls per row
+        if len(value) != PIDX_VALUE_BYTES or check(key + value[:12]) != value[12:]:
+            unseal(keys, key, value)  # raises the precise CorruptionError
+            raise corrupt(keys, key, f"a PIDX row of {len(value)} bytes is malformed")
+        out[pgno_of(key, at)[0]] = loc(value)
+    if len(out) != head.pidx_count:
+        raise CorruptionError(
+            keys.name,
+            "PIDX",
+            "",
+            f"{len(out)} PIDX rows are stored but the head counts {head.pidx_count}: rows "
+            "were lost or added outside the engine",
+        )
+    return out
 
 
 def pidx_row_bytes(keys: DbKeys) -> int:

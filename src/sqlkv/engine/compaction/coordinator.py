@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError, DatabaseNotFound, SqlkvError
+from sqlkv.logs import failure_fields
 
 if TYPE_CHECKING:
     from sqlkv.engine.engine import Engine
@@ -124,9 +125,21 @@ class CompactionCoordinator:
         except DatabaseNotFound:
             self._last_commit.pop(db, None)
         except SqlkvError as exc:
-            log.warning("compaction failed", extra={"db": db, "error": str(exc)})
-        except Exception:  # a bug: log it loudly, keep the coordinator alive
-            log.exception("compaction crashed", extra={"db": db})
+            log.warning(
+                "compaction failed for database %r: %s: %s (retried on the next commit)",
+                db,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, db=db),
+            )
+        except Exception as exc:  # a bug: log it loudly, keep the coordinator alive
+            log.exception(
+                "compaction crashed for database %r: %s: %s",
+                db,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, db=db),
+            )
         with self._lock:
             self._running.discard(db)
             self._again.discard(db)

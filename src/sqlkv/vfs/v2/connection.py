@@ -36,6 +36,7 @@ import apsw
 from sqlkv.engine.api import EngineApi
 from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError
+from sqlkv.logs import failure_fields
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
@@ -234,8 +235,11 @@ class Connection(apsw.Connection):
                 self.execute(sql)
             except apsw.Error as exc:
                 log.debug(
-                    "with-block rollback step failed",
-                    extra={"db": self.sqlkv_name, "sql": sql, "error": str(exc)},
+                    "with-block rollback step %s failed: %s: %s",
+                    sql,
+                    type(exc).__name__,
+                    exc,
+                    extra=failure_fields(exc, db=self.sqlkv_name, sql=sql),
                 )
 
     # ------------------------------------------------------------------ lifetime

@@ -16,6 +16,12 @@ database: an owner that opened it since would be fenced out by the owner it repl
 engine cannot be reached even for that, the outcome is unknown and the connection dies
 rather than guess (a new connection sees the commit if it landed).
 
+Every head the connection sees is compared with the newest it acknowledged: an older one
+(a smaller ``head_txid``, or a smaller generation) means the store lost acknowledged
+commits. That is reported as ``StoreRewound`` (``RewoundIOError``, an apsw I/O error too)
+and the connection dies; it is never mistaken for a takeover, whose generation is higher
+and whose head is not older.
+
 Methods raise ``apsw.Error`` for a fenced or dead connection, ``Unreachable`` when retries ran
 out, and the engine's own non-retryable ``SqlkvError`` (quota, invalid request) unchanged.
 """
@@ -35,8 +41,10 @@ from sqlkv.errors import (
     CommitTooLarge,
     CommitUnknown,
     ConnectionFenced,
+    CorruptionError,
     FenceMismatch,
     SqlkvError,
+    StoreRewound,
     dual_error,
     sqlkv_kind,
 )
@@ -55,13 +63,32 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
 
 
+class CorruptIOError(apsw.IOError, CorruptionError):
+    """What a statement raises when the engine found damaged stored data: an apsw I/O
+    error (SQLite sees ``SQLITE_IOERR``) that is also a ``sqlkv.errors.CorruptionError``
+    with the engine's database, key kind, location and advice."""
+
+    _sqlkv_dual = True  # its sqlkv class is CorruptionError (errors.sqlkv_kind)
+
+
+def corrupt_error(exc: CorruptionError, code: int) -> CorruptIOError:
+    err = CorruptIOError(exc.db, exc.kind, exc.location, exc.detail)
+    setattr(err, "result", apsw.SQLITE_IOERR)  # noqa: B010
+    setattr(err, "extendedresult", code)  # noqa: B010
+    err.__cause__ = exc
+    return err
+
+
 def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
     """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it).
 
     With a sqlkv ``cause`` (``QuotaExceeded``, ``TransportError``, ...) the exception is also
     of the cause's class (``errors.dual_error``), so ``except QuotaExceeded`` catches the
-    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``.
+    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``;
+    a ``CorruptionError`` cause keeps its class (``CorruptIOError``).
     """
+    if isinstance(cause, CorruptionError):
+        return corrupt_error(cause, code)
     exc = apsw.exception_for(code)
     if cause is not None and sqlkv_kind(cause) is not None:
         dual = dual_error(type(exc), cause, message)
@@ -81,6 +108,20 @@ def fenced_error(cause: BaseException | None = None) -> FencedIOError:
     setattr(exc, "result", apsw.SQLITE_IOERR)  # noqa: B010
     setattr(exc, "extendedresult", apsw.SQLITE_IOERR)  # noqa: B010
     exc.__cause__ = cause
+    return exc
+
+
+class RewoundIOError(apsw.IOError, StoreRewound):
+    """Raised by every call once the store was seen to lose acknowledged commits: an apsw
+    I/O error that is also a ``sqlkv.errors.StoreRewound``."""
+
+    _sqlkv_dual = True  # its sqlkv class is StoreRewound (errors.sqlkv_kind)
+
+
+def rewound_error(db: str, acknowledged_txid: int, found_txid: int) -> RewoundIOError:
+    exc = RewoundIOError(db, acknowledged_txid, found_txid)
+    setattr(exc, "result", apsw.SQLITE_IOERR)  # noqa: B010
+    setattr(exc, "extendedresult", apsw.SQLITE_IOERR)  # noqa: B010
     return exc
 
 
@@ -131,6 +172,8 @@ class RemoteDb:
     def dead_error(self) -> Exception:
         if isinstance(self.dead, FenceMismatch):
             return fenced_error(self.dead)
+        if isinstance(self.dead, RewoundIOError):
+            return self.dead
         # of the class of what killed it (the transport error), like the failure itself
         cause = self.dead.cause if isinstance(self.dead, Unreachable) else self.dead
         return sqlite_error(
@@ -141,10 +184,22 @@ class RemoteDb:
         )
 
     def _fence(self, exc: FenceMismatch) -> NoReturn:
+        if isinstance(exc.head, Head):
+            self._check_rewind(exc.head)
         self.dead = exc
         raise fenced_error(exc)
 
+    def _check_rewind(self, head: Head) -> None:
+        """Raise (and die) when ``head`` is older than the newest this connection saw."""
+        if self.generation == 0:
+            return  # not open yet: nothing acknowledged
+        if head.head_txid < self.head_txid or head.generation < self.generation:
+            exc = rewound_error(self.name, self.head_txid, head.head_txid)
+            self.dead = exc
+            raise exc
+
     def _learn(self, head: Head) -> None:
+        self._check_rewind(head)
         self.head_txid = head.head_txid
         self.size_pages = head.db_size_pages
         self.storage_used = head.storage_used
@@ -162,6 +217,9 @@ class RemoteDb:
                 return fn()
             except FenceMismatch as exc:
                 self._fence(exc)
+            except StoreRewound as exc:  # the engine saw it first
+                self.dead = rewound_error(self.name, exc.acknowledged_txid, exc.found_txid)
+                raise self.dead from exc
             except SqlkvError as exc:
                 lost = isinstance(exc, CommitUnknown)
                 if not (exc.retryable or (lost and lost_ok)):
@@ -189,6 +247,7 @@ class RemoteDb:
         result = self._call(
             "get_pages", lambda: self.engine.get_pages(self.name, self.generation, pgnos)
         )
+        self._check_rewind(result.head)  # pages of an older state must not be served
         got = [p for p in result.pages.values() if p is not None]
         self.counters.pages_fetched += len(got)
         self.counters.bytes_received += sum(len(p) for p in got)
@@ -282,8 +341,8 @@ class RemoteDb:
                 # delayed copy of the request (which expects the old head) can never land.
                 # Not a takeover: that would fence out an owner who opened since head().
                 head = self._barrier(barrier_id)
-        except FencedIOError:
-            raise  # another owner took over: fenced, not "cannot be reached"
+        except (FencedIOError, RewoundIOError):
+            raise  # another owner took over, or the store lost commits: not "unreachable"
         except (Unreachable, SqlkvError) as exc:
             self.dead = exc
             raise sqlite_error(
