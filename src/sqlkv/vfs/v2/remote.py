@@ -35,9 +35,10 @@ from sqlkv.errors import (
     CommitTooLarge,
     CommitUnknown,
     ConnectionFenced,
-    CorruptionError,
     FenceMismatch,
     SqlkvError,
+    dual_error,
+    sqlkv_kind,
 )
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
@@ -51,27 +52,24 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     """Raised by every call on a fenced connection: an apsw I/O error (SQLite sees
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
 
-
-class CorruptIOError(apsw.IOError, CorruptionError):
-    """What a statement raises when the engine found damaged stored data: an apsw I/O
-    error (SQLite sees ``SQLITE_IOERR``) that is also a ``sqlkv.errors.CorruptionError``
-    with the engine's database, key kind, location and advice."""
-
-
-def corrupt_error(exc: CorruptionError, code: int) -> CorruptIOError:
-    err = CorruptIOError(exc.db, exc.kind, exc.location, exc.detail)
-    setattr(err, "result", apsw.SQLITE_IOERR)  # noqa: B010
-    setattr(err, "extendedresult", code)  # noqa: B010
-    err.__cause__ = exc
-    return err
+    _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
 
 
 def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
-    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it);
-    a ``CorruptionError`` cause keeps its class (``CorruptIOError``)."""
-    if isinstance(cause, CorruptionError):
-        return corrupt_error(cause, code)
+    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it).
+
+    With a sqlkv ``cause`` (``QuotaExceeded``, ``TransportError``, ...) the exception is also
+    of the cause's class (``errors.dual_error``), so ``except QuotaExceeded`` catches the
+    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``.
+    """
     exc = apsw.exception_for(code)
+    if cause is not None and sqlkv_kind(cause) is not None:
+        dual = dual_error(type(exc), cause, message)
+        assert isinstance(dual, Exception)
+        # what apsw reads to tell SQLite the error code
+        setattr(dual, "result", code & 0xFF)  # noqa: B010
+        setattr(dual, "extendedresult", code)  # noqa: B010
+        exc = dual
     exc.args = (message,)
     exc.__cause__ = cause
     return exc
@@ -121,11 +119,13 @@ class RemoteDb:
     def dead_error(self) -> Exception:
         if isinstance(self.dead, FenceMismatch):
             return fenced_error(self.dead)
+        # of the class of what killed it (the transport error), like the failure itself
+        cause = self.dead.cause if isinstance(self.dead, Unreachable) else self.dead
         return sqlite_error(
             apsw.SQLITE_IOERR,
             f"this connection to database {self.name!r} is unusable after an earlier "
             f"failure ({self.dead}); open a new connection",
-            self.dead,
+            cause,
         )
 
     def _fence(self, exc: FenceMismatch) -> NoReturn:
