@@ -19,6 +19,10 @@ class ConfigError(SqlkvError):
     """A setting, URL or option is invalid; fix the configuration and try again."""
 
 
+class InvalidDatabaseName(ConfigError):
+    """A database name breaks the name rule (``sqlkv.keyspace.check_database_name``)."""
+
+
 # --------------------------------------------------------------------------- store
 
 

@@ -34,6 +34,7 @@ from sqlkv.errors import (
     FenceMismatch,
     QuotaExceeded,
 )
+from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
 
 log = logging.getLogger("sqlkv.engine")
@@ -41,7 +42,7 @@ log = logging.getLogger("sqlkv.engine")
 
 @functools.lru_cache(maxsize=4096)
 def _db_keys(db: str) -> DbKeys:
-    return DbKeys(db)
+    return DbKeys(check_database_name(db))
 
 
 class Engine:
@@ -63,7 +64,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
-        self.metrics = metrics or EngineMetrics()
+        self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
         if compaction:
             cfg = compaction if isinstance(compaction, CompactionConfig) else CompactionConfig()

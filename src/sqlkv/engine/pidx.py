@@ -1,7 +1,8 @@
 """The in-memory PIDX cache: for each database, page number -> (txid, part) of the newest
 unfolded copy, so reads and commits do not re-read the PIDX rows from the store.
 
-An entry is valid only for the head it was loaded or produced at: it is tagged with
+Loads are cached too (``offer``), when there is room. An entry is valid only for the head
+it was loaded or produced at: it is tagged with
 (generation, head_txid, fold_epoch), one of which every change of PIDX (takeover, commit,
 compaction pass) also changes in META. A reader that finds a different head reloads the rows
 inside its own store transaction, so the cache can never serve a stale mapping. Maps are
@@ -66,7 +67,32 @@ class PidxCache:
                 return entry.rows
         rows = load_rows(tr, keys, head)
         self.loads += 1
+        self.offer(db, head, rows)
         return rows
+
+    def offer(self, db: str, head: Head, rows: PidxMap) -> None:
+        """Keep ``rows``, read as of ``head`` in one snapshot, if there is room for them
+        without evicting another database and the cache holds nothing newer for ``db``.
+
+        A load is valid for its tag whether or not its transaction commits (the rows and
+        the head come from one snapshot), so an engine that only serves reads of a database
+        (one it never opened or committed to) loads its PIDX once, not on every call.
+        Owners' maps (``publish``) may evict; loads may not, so reads of many databases
+        never push out the maps of the databases being written through this engine.
+        """
+        tag = tag_of(head)
+        with self._lock:
+            entry = self._entries.get(db)
+            held = 0
+            if entry is not None:
+                if all(new <= old for new, old in zip(tag, entry.tag, strict=True)):
+                    return  # the cached map is as new or newer
+                held = len(entry.rows)
+            if self._rows - held + len(rows) > self.max_rows:
+                return
+            self._drop(db)
+            self._entries[db] = _Entry(tag, rows)
+            self._rows += len(rows)
 
     def publish(self, db: str, head: Head, rows: PidxMap) -> None:
         """Remember ``rows`` as the PIDX at ``head`` (call only after the commit landed)."""

@@ -36,6 +36,7 @@ from sqlkv.errors import (
     EngineError,
     FenceMismatch,
     InjectedFault,
+    InvalidDatabaseName,
     InvalidRequest,
     LimitExceeded,
     LtxError,
@@ -61,6 +62,7 @@ CODES: dict[int, type[SqlkvError]] = {
     # 10..19: generic
     10: SqlkvError,
     11: ConfigError,
+    12: InvalidDatabaseName,
     # 20..39: the store
     20: StoreError,
     21: ConflictError,

@@ -115,6 +115,7 @@ class EngineServer:
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="sqlkv-engine")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # one per connection
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -166,6 +167,10 @@ class EngineServer:
             log.warning("drain timed out with %d requests still running", self._inflight)
         for writer in list(self._writers):
             writer.close()
+        # let every connection task see its closed stream and end, so that none is left
+        # for asyncio.run to cancel (which logs each one as an ERROR with tracebacks)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
         if self._server is not None:
             await self._server.wait_closed()
         # past the drain bound, do not wait for engine calls still running
@@ -182,6 +187,9 @@ class EngineServer:
             writer.close()
             return
         conn = _Conn(peer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         self._writers.add(writer)
         self.metrics.connections_opened.inc()
         self.metrics.connections.inc()
@@ -202,7 +210,10 @@ class EngineServer:
                     break
         except (ConnectionError, OSError):
             pass  # the peer went away
+        except asyncio.CancelledError:
+            pass  # the server is stopping: the connection ends like any other
         finally:
+            self._tasks.discard(task)
             self._writers.discard(writer)
             self.metrics.connections.dec()
             writer.close()

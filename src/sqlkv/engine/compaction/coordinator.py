@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlkv.engine.head import Head
@@ -55,15 +55,10 @@ class CompactionConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CompactionConfig:
-        valid = {f.name for f in fields(cls)}
-        unknown = set(values) - valid
-        if unknown:
-            raise ConfigError(
-                f"unknown compaction setting(s) {sorted(unknown)}; valid: {sorted(valid)}"
-            )
-        config = cls(**values)
-        config.validate()
-        return config
+        """Settings from a config file's ``[compaction]`` table (``settings_from_dict``)."""
+        from sqlkv.engine.config import settings_from_dict
+
+        return settings_from_dict(cls, values, "compaction")
 
 
 class CompactionCoordinator:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -82,6 +83,15 @@ UNSAFE_PRAGMAS: dict[str, tuple[Callable[[str], bool], str]] = {
 }
 
 
+def _weak_call(ref: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None]:
+    def call() -> None:
+        method = ref()
+        if method is not None:
+            method()
+
+    return call
+
+
 class Connection(apsw.Connection):
     """An apsw connection to one sqlkv v2 database (see the module docstring)."""
 
@@ -98,8 +108,11 @@ class Connection(apsw.Connection):
         self._sqlkv_savepoints = 0  # open ``with conn:`` blocks
         self._user_exec_trace: ExecTracer | None = None
         self._user_authorizer: Authorizer | None = None
-        base_exec_trace: Any = vars(apsw.Connection)["exec_trace"]
-        base_exec_trace.__set__(self, self._guard)
+        # The fencing guard is an exec tracer, which SQLite calls for every statement
+        # (every row of an executemany): it is installed only once the connection is dead
+        # (or the user sets a tracer), because until then it would let everything through.
+        # (weakly: the remote must not keep a dropped connection alive)
+        remote.on_dead = _weak_call(weakref.WeakMethod(self._install_tracer))
         base_authorizer: Any = vars(apsw.Connection)["authorizer"]
         base_authorizer.__set__(self, self._authorize)
 
@@ -132,6 +145,13 @@ class Connection(apsw.Connection):
 
     # ------------------------------------------------------------------ fencing guard
 
+    def _install_tracer(self) -> None:
+        """The guard as apsw's exec tracer when it has work to do, else no tracer at all."""
+        needed = self._user_exec_trace is not None or self._sqlkv_remote.dead is not None
+        base_exec_trace: Any = vars(apsw.Connection)["exec_trace"]
+        with contextlib.suppress(apsw.ConnectionClosedError):
+            base_exec_trace.__set__(self, self._guard if needed else None)
+
     def _guard(self, cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
         remote = self._sqlkv_remote
         if remote.dead is not None:
@@ -146,9 +166,11 @@ class Connection(apsw.Connection):
     @exec_trace.setter
     def exec_trace(self, tracer: ExecTracer | None) -> None:
         self._user_exec_trace = tracer
+        self._install_tracer()
 
     def set_exec_trace(self, tracer: ExecTracer | None) -> None:
         self._user_exec_trace = tracer
+        self._install_tracer()
 
     # ------------------------------------------------------------------ pragma guard
 

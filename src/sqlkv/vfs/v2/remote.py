@@ -104,9 +104,21 @@ class RemoteDb:
         self.head_txid = 0
         self.size_pages = 0  # committed size, as the engine knows it
         self.storage_used = 0
-        self.dead: BaseException | None = None  # set once: the connection is unusable
+        self._dead: BaseException | None = None
+        self.on_dead: Callable[[], None] | None = None  # called when ``dead`` is set
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def dead(self) -> BaseException | None:
+        """Why the connection is unusable (set once), or None while it is usable."""
+        return self._dead
+
+    @dead.setter
+    def dead(self, exc: BaseException | None) -> None:
+        self._dead = exc
+        if exc is not None and self.on_dead is not None:
+            self.on_dead()
 
     @property
     def fenced(self) -> bool:
