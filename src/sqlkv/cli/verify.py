@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sqlkv.cli.common import database_missing, human_bytes, store_config
+from sqlkv.cli.common import database_missing, database_name, human_bytes, store_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "shard and delta counts, head invariants, and that storage used equals the bytes "
         "stored. Prints one line per problem; exit status 1 if there is any.",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", type=database_name)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
 

@@ -41,7 +41,6 @@ from sqlkv.errors import (
     CommitTooLarge,
     CommitUnknown,
     ConnectionFenced,
-    CorruptionError,
     FenceMismatch,
     SqlkvError,
     StoreRewound,
@@ -63,32 +62,13 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
 
 
-class CorruptIOError(apsw.IOError, CorruptionError):
-    """What a statement raises when the engine found damaged stored data: an apsw I/O
-    error (SQLite sees ``SQLITE_IOERR``) that is also a ``sqlkv.errors.CorruptionError``
-    with the engine's database, key kind, location and advice."""
-
-    _sqlkv_dual = True  # its sqlkv class is CorruptionError (errors.sqlkv_kind)
-
-
-def corrupt_error(exc: CorruptionError, code: int) -> CorruptIOError:
-    err = CorruptIOError(exc.db, exc.kind, exc.location, exc.detail)
-    setattr(err, "result", apsw.SQLITE_IOERR)  # noqa: B010
-    setattr(err, "extendedresult", code)  # noqa: B010
-    err.__cause__ = exc
-    return err
-
-
 def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
     """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it).
 
     With a sqlkv ``cause`` (``QuotaExceeded``, ``TransportError``, ...) the exception is also
     of the cause's class (``errors.dual_error``), so ``except QuotaExceeded`` catches the
-    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``;
-    a ``CorruptionError`` cause keeps its class (``CorruptIOError``).
+    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``.
     """
-    if isinstance(cause, CorruptionError):
-        return corrupt_error(cause, code)
     exc = apsw.exception_for(code)
     if cause is not None and sqlkv_kind(cause) is not None:
         dual = dual_error(type(exc), cause, message)
