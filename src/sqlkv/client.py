@@ -26,6 +26,7 @@ import apsw
 
 from sqlkv.engine.api import EngineApi
 from sqlkv.errors import ConfigError
+from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, open_store
 from sqlkv.vfs.v2 import Connection, VfsConfig, connect_v2, parse_cache_size
 from sqlkv.vfs.v2.config import PAGE_SIZE
@@ -93,6 +94,7 @@ def connect(
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
       With an engine URL, each of the ``retry_attempts`` tries every listed node once.
     """
+    check_database_name(name)
     if not isinstance(store, Store) and (engine is None or isinstance(engine, str)):
         # flag > environment (SQLKV_STORE, SQLKV_ENGINE, SQLKV_TOKEN) > default, read now
         from sqlkv.config import ClientConfig

@@ -106,6 +106,9 @@ class ClientConfig:
                 f"store must be a non-empty URL or directory, got {self.store!r}; "
                 f"set --store or {ENVIRONMENT['store']}"
             )
+        from sqlkv.store.url import parse_store_url
+
+        parse_store_url(self.store)
         if self.engine is not None:
             if not isinstance(self.engine, str):
                 raise ConfigError(f"engine must be a sqlkv:// URL, got {self.engine!r}")

@@ -19,6 +19,10 @@ class ConfigError(SqlkvError):
     """A setting, URL or option is invalid; fix the configuration and try again."""
 
 
+class InvalidDatabaseName(ConfigError):
+    """A database name breaks the name rule (``sqlkv.keyspace.check_database_name``)."""
+
+
 # --------------------------------------------------------------------------- store
 
 
@@ -147,17 +151,58 @@ class QuotaExceeded(EngineError):
     def __init__(self, name: str, would_use: int, quota: int) -> None:
         super().__init__(
             f"database {name!r} would use {would_use} bytes, over its quota of {quota} bytes; "
-            "nothing was written. Delete data, run VACUUM, or raise the quota."
+            "nothing was written. Commits that do not grow the database still work at the "
+            "quota (DELETE, DROP TABLE, VACUUM): free space with them, or raise the quota."
         )
         self.name = name
         self.would_use = would_use
         self.quota = quota
 
 
+class StoreRewound(EngineError):
+    """The store holds an older state of a database than one already acknowledged: it lost
+    acknowledged commits. A store durability problem (a crash with fsync off, a restored
+    backup, a replica that lags), not a takeover; nothing sqlkv can repair."""
+
+    def __init__(self, name: str, acknowledged_txid: int, found_txid: int) -> None:
+        super().__init__(
+            f"the store lost acknowledged commits of database {name!r}: its head went from "
+            f"txid {acknowledged_txid} back to {found_txid}. This is a store durability "
+            "problem (a store that crashed with fsync off, or was restored from an older "
+            "copy), not a takeover: check the store; a new connection continues from what "
+            "it holds now"
+        )
+        self.name = name
+        self.acknowledged_txid = acknowledged_txid
+        self.found_txid = found_txid
+
+
 class CompactionBehind(EngineError):
     """Too many unfolded delta bytes: the commit is refused until compaction catches up."""
 
     retryable = True
+
+
+class CorruptionError(EngineError):
+    """A value the engine read from the store failed its check (or a key it needs is
+    missing): the store holds damaged data. The value was not used and nothing was written.
+
+    ``db`` names the database, ``kind`` the key kind (META, PIDX, DELTA, SHARD, X, T) and
+    ``location`` the key within it (txid/part/chunk, shard/chunk, pgno). Not retryable:
+    restore the database from a backup; ``sqlkv verify NAME`` lists every damaged key.
+    """
+
+    def __init__(self, db: str, kind: str, location: str, detail: str) -> None:
+        where = f" at {location}" if location else ""
+        super().__init__(
+            f"database {db!r}: the stored {kind} value{where} is corrupt ({detail}); it was "
+            f"not used and nothing was written. Restore the database from a backup, and run "
+            f"'sqlkv verify {db}' to list every damaged key."
+        )
+        self.db = db
+        self.kind = kind
+        self.location = location
+        self.detail = detail
 
 
 class MigrationError(SqlkvError):
@@ -213,3 +258,44 @@ class ProtocolError(SqlkvError):
 
 class AuthError(SqlkvError):
     """The token is missing, wrong, or does not allow this database."""
+
+
+# --------------------------------------------------------------------------- two classes at once
+
+_dual_classes: dict[tuple[type[BaseException], type[BaseException]], type[BaseException]] = {}
+
+
+def sqlkv_kind(error: BaseException) -> type[SqlkvError] | None:
+    """The sqlkv class ``error`` carries: its own, or the one it was built from by
+    ``dual_error`` (the first ``SqlkvError`` class of its MRO that is not a dual class)."""
+    for cls in type(error).__mro__:
+        if issubclass(cls, SqlkvError) and not getattr(cls, "_sqlkv_dual", False):
+            return cls
+    return None
+
+
+def dual_error(base: type[BaseException], error: BaseException, message: str) -> BaseException:
+    """An exception that is a ``base`` AND of ``error``'s sqlkv class, saying ``message``.
+
+    Binding layers (apsw, the DB-API module) must raise their own classes (``apsw.FullError``,
+    ``sqlite3.OperationalError``); callers must still be able to catch ``QuotaExceeded`` or
+    ``ConnectionFenced``. The class is built once per pair (``FullError`` + ``QuotaExceeded``
+    is named ``QuotaExceeded(FullError)``), and the instance carries ``error``'s attributes
+    (``quota``, ``head``, ...). An ``error`` without a sqlkv class gives a plain ``base``.
+    """
+    kind = sqlkv_kind(error)
+    if kind is None or issubclass(kind, base):
+        exc = base(message)
+    else:
+        cls = _dual_classes.get((base, kind))
+        if cls is None:
+            cls = type(
+                f"{kind.__name__}({base.__name__})",
+                (base, kind),
+                {"_sqlkv_dual": True, "__module__": kind.__module__},
+            )
+            _dual_classes[(base, kind)] = cls
+        exc = cls.__new__(cls, message)  # not __init__: sqlkv classes take other arguments
+        exc.args = (message,)
+    exc.__dict__.update({k: v for k, v in vars(error).items() if k not in exc.__dict__})
+    return exc

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .cli_support import CLI, CLIENT_ENV, Result, clean_env, make_sqlite, run
+from .cli_support import CLI, CLIENT_ENV, Result, Terminal, clean_env, make_sqlite, run
 
 Runner = Callable[..., Result]
 
@@ -34,6 +34,17 @@ class Workdir:
     def run_bare(self, *args: str, env: dict[str, str] | None = None) -> Result:
         """``sqlkv ARGS`` with no --store flag."""
         return run(list(args), cwd=self.path, env=env or self.env)
+
+    def answer(self, *args: str, prompt: str, reply: str) -> tuple[int, str]:
+        """``sqlkv --store STORE ARGS`` on a terminal: wait for ``prompt``, type ``reply``;
+        the exit status and everything the terminal showed."""
+        term = Terminal(["--store", str(self.store), *args], cwd=self.path, env=self.env)
+        try:
+            term.expect(prompt)
+            term.send(reply)
+            return term.wait(), term.text
+        finally:
+            term.close()
 
 
 @pytest.fixture

@@ -257,3 +257,45 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141
     assert b"error" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("memory:/", "did you mean memory://?"),
+        ("lmdb://relative", "like lmdb:///var/lib/sqlkv (three slashes)"),
+        ("file://relative/dir", "like file:///var/lib/sqlkv (three slashes)"),
+    ],
+)
+@pytest.mark.parametrize("command", [["list"], ["shell", "--create", "db", "SELECT 1"]])
+def test_store_url_typos_are_usage_errors_with_the_hint(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    hint: str,
+    command: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call(capsys, "--store", url, *command)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"sqlkv: error: store URL {url!r}: ") and hint in err[0]
+    assert list(tmp_path.iterdir()) == []  # no ./memory:, ./relative or anything else
+
+
+def test_help_lists_every_store_url_form(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call(capsys, "--help")
+    assert code == 0
+    for form in ("file:///", "lmdb:///", "memory://", "memory://NAME", "postgresql://"):
+        assert form in out, form
+
+
+def test_serve_refuses_an_engine_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "serve", "--engine", "sqlkv://127.0.0.1:1")
+    assert (code, err) == (
+        2,
+        [
+            "sqlkv: error: sqlkv serve runs an engine on a store: give --store URL; --engine "
+            "names a server for clients to use"
+        ],
+    )

@@ -114,6 +114,9 @@ def test_progress_bar_is_drawn_on_request(work: Workdir, source_small: Path) -> 
     result = work.run("import", "--progress", str(source_small), "db")
     assert result.code == 0
     assert "import db [" in result.err and "100%" in result.err
+    # the compaction after the import has a bar of its own, drawn after the import's ended
+    compaction = result.err.split("compact db [", 1)[-1]
+    assert "import db" not in compaction and "100%" in compaction, result.err
     result = work.run("export", "--progress", "db", "out.db")
     assert "export db [" in result.err and "100%" in result.err
     quiet = work.run("export", "--force", "db", "out.db")  # not a terminal: no bar

@@ -19,7 +19,8 @@ def sample(engine: Engine, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_commits_reads_compaction_takeovers_and_refusals() -> None:
-    engine = Engine(MemoryStore(), EngineConfig(default_quota_bytes=200_000))
+    config = EngineConfig(default_quota_bytes=200_000, metrics_per_database=True)
+    engine = Engine(MemoryStore(), config)
     db = Db(engine)
     for v in range(3):
         db.commit({p: page(v, p) for p in range(1, 10)})
@@ -49,3 +50,22 @@ def test_metrics_count_commits_reads_compaction_takeovers_and_refusals() -> None
     assert sample(engine, "sqlkv_fence_mismatches_total") == 1
     assert sample(engine, "sqlkv_quota_refusals_total") == 1
     assert b"sqlkv_orphans_removed_total" in generate_latest(engine.metrics.registry)
+
+
+def test_without_opting_in_no_series_is_labelled_by_database() -> None:
+    """One database per tenant must not grow the scrape: the compaction state is summed
+    over databases unless ``metrics_per_database`` is set."""
+    engine = Engine(MemoryStore())
+    dbs = [Db(engine, f"tenant-{i}") for i in range(3)]
+    for n, db in enumerate(dbs):
+        for v in range(n + 1):
+            db.commit({1: page(v, 1)})
+    text = generate_latest(engine.metrics.registry).decode()
+    assert 'db="' not in text
+    assert sample(engine, "sqlkv_live_deltas") == 1 + 2 + 3
+    assert sample(engine, "sqlkv_compaction_lag_txids_max") == 3
+    for db in dbs:
+        engine.compact_until_done(db.name)
+    assert sample(engine, "sqlkv_live_deltas") == 0
+    assert sample(engine, "sqlkv_compaction_lag_txids_max") == 0
+    assert engine.metrics._behind == {}  # caught-up databases are forgotten

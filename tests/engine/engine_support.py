@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from sqlkv.engine import CommitResult, Engine
 from sqlkv.engine.blobs import encode_pages, range_bytes, write_blob
 from sqlkv.engine.head import Head
-from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.verify import verify_database
 from sqlkv.store import Store, Transaction
 
 PAGE = 4096
@@ -94,7 +95,9 @@ def write_shard(store: Store, name: str, shard_id: int, pages: Mapping[int, byte
         used = write_blob(
             tr, lambda i: keys.shard_chunk(shard_id, i), data, tr.limits.max_value_bytes
         )
-        tr.set(keys.meta, head.with_changes(storage_used=head.storage_used - old + used).encode())
+        shards = head.shard_count + (0 if old else 1)
+        head = head.with_changes(storage_used=head.storage_used - old + used, shard_count=shards)
+        tr.set(keys.meta, head.encode())
         return used
 
     return store.transact(fn)
@@ -103,34 +106,23 @@ def write_shard(store: Store, name: str, shard_id: int, pages: Mapping[int, byte
 def check_invariants(store: Store, name: str, *, settled: bool = True) -> Head:
     """The stored state of ``name`` agrees with its head; returns the head.
 
-    - every PIDX row points at a DELTA part that exists, at or below head_txid;
+    - ``verify`` finds no problem: every value's check, every PIDX row pointing at a DELTA
+      part that exists at or below head_txid and holds its page, the head's invariants and
+      counters, and ``storage_used`` equal to the bytes stored in the database's range;
     - no DELTA key above head_txid (when ``settled``: no commit is being staged);
-    - no staging manifest (when ``settled``);
-    - head invariants, and ``storage_used`` equal to the bytes stored in the database's range.
+    - no staging manifest (when ``settled``).
     """
     keys = DbKeys(name)
-    rows = db_rows(store, name)
-    head = Head.decode(rows[keys.meta])
-    head.validate()
-    pidx_lo, pidx_hi = keys.pidx_range()
-    for key, value in rows.items():
-        if pidx_lo <= key < pidx_hi:
-            txid, part = unpack_pidx(value)
-            pgno = keys.pidx_pgno(key)
-            assert txid <= head.head_txid, f"PIDX row of page {pgno} points above head"
-            assert keys.delta_chunk(txid, part, 0) in rows, (
-                f"PIDX row of page {pgno} points at missing delta {txid}/{part}"
-            )
-            assert pgno <= head.db_size_pages, f"PIDX row of page {pgno} is above the db size"
+    report = store.transact(lambda tr: verify_database(tr, keys))
+    assert report.ok, "\n".join(str(p) for p in report.problems)
+    assert report.head is not None
+    head = report.head
     if settled:
+        rows = db_rows(store, name)
         above_lo, above_hi = keys.deltas_from(head.head_txid + 1)
         stage_lo, stage_hi = keys.stage_range()
         assert not [k for k in rows if above_lo <= k < above_hi], "DELTA keys above head_txid"
         assert not [k for k in rows if stage_lo <= k < stage_hi], "staging manifests left"
-    used = sum(len(k) + len(v) for k, v in rows.items())
-    assert head.storage_used == used, (
-        f"storage_used is {head.storage_used} but the store holds {used} bytes"
-    )
     return head
 
 

@@ -1,5 +1,6 @@
 """open / takeover: create or bump the generation, remove what a crashed owner left behind
-(DELTAs above head, staged chunks, dangling PIDX rows), preload pages in the same answer."""
+(DELTAs above head, staged chunks), refuse dangling PIDX rows (corruption), preload pages
+in the same answer."""
 
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ from engine_support import (
     edit_head,
     page_of,
     range_keys,
-    read_head,
 )
 
 from sqlkv.engine import Engine
 from sqlkv.engine.blobs import encode_pages, write_blob
 from sqlkv.engine.keys import DbKeys, pack_pidx
-from sqlkv.engine.pidx import pidx_row_bytes
-from sqlkv.errors import DatabaseNotFound, InvalidRequest
+from sqlkv.engine.seal import seal
+from sqlkv.errors import CorruptionError, DatabaseNotFound, InvalidRequest
 from sqlkv.store import Store, Transaction
 
 
@@ -114,26 +114,27 @@ def test_takeover_removes_deltas_above_head(owner: Owner, store: Store) -> None:
     check_invariants(store, "db")
 
 
-def test_takeover_removes_dangling_pidx_rows(owner: Owner, store: Store) -> None:
+def test_takeover_refuses_pidx_rows_naming_a_missing_delta_and_writes_nothing(
+    owner: Owner, store: Store
+) -> None:
     owner.commit({1: page_of(1), 2: page_of(2)}, size=10)
     keys = DbKeys("db")
 
     def dangle(tr: Transaction) -> None:  # rows pointing at a delta that does not exist
         for pgno in (5, 6):
-            tr.set(keys.pidx(pgno), pack_pidx(owner.head_txid - 1, 3))
+            key = keys.pidx(pgno)
+            tr.set(key, seal(key, pack_pidx(owner.head_txid - 1, 3)))
 
     store.transact(dangle)
-    used = read_head(store, "db").storage_used  # count the rows, as if written by a commit
-    head = edit_head(store, "db", storage_used=used + 2 * pidx_row_bytes(keys))
-    assert head.storage_used == sum(len(k) + len(v) for k, v in db_rows(store, "db").items())
+    edit_head(store, "db", pidx_count=4)  # as if a commit had written them
+    before = db_rows(store, "db")
 
-    owner.reopen()
+    with pytest.raises(CorruptionError) as caught:
+        owner.reopen()
 
-    pgnos = [keys.pidx_pgno(k) for k in range_keys(store, keys.pidx_range())]
-    assert pgnos == [1, 2]
-    assert owner.read([5, 6]) == {5: ZERO, 6: ZERO}
-    owner.assert_reads_back()
-    check_invariants(store, "db")
+    assert (caught.value.db, caught.value.kind) == ("db", "DELTA")
+    assert "missing" in caught.value.detail
+    assert db_rows(store, "db") == before  # nothing "cleaned up"
 
 
 def test_open_without_create_does_not_create(engine: Engine, store: Store) -> None:

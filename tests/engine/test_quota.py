@@ -75,7 +75,7 @@ def test_commit_that_frees_space_is_allowed_over_quota(owner: Owner, store: Stor
     edit_head(store, "db", storage_quota=used // 2)  # the operator lowered the quota
     before = db_rows(store, "db")
     with pytest.raises(QuotaExceeded):
-        owner.commit({1: page_of(1)})
+        owner.commit({101: page_of(1)})  # growth
     assert db_rows(store, "db") == before
 
     result = owner.commit({}, size=10)  # frees 90 PIDX rows
@@ -84,3 +84,25 @@ def test_commit_that_frees_space_is_allowed_over_quota(owner: Owner, store: Stor
     assert result.head.storage_used > result.head.storage_quota
     owner.assert_reads_back()
     check_invariants(store, "db")
+
+
+def test_rewrite_that_does_not_grow_is_accepted_at_quota(owner: Owner, store: Store) -> None:
+    """A DELETE rewrites pages without growing the database: accepted at the quota."""
+    owner.commit({p: page_of(p) for p in range(1, 101)})
+    used = check_invariants(store, "db").storage_used
+    edit_head(store, "db", storage_quota=used)
+    owner.commit({p: page_of(-p) for p in range(1, 51)})  # same size, same compressibility
+    owner.assert_reads_back()
+    check_invariants(store, "db")
+
+
+def test_rewrite_into_larger_copies_is_refused_at_quota(owner: Owner, store: Store) -> None:
+    """Same page count but incompressible copies of compressible pages would grow it."""
+    rng = random.Random(6)
+    owner.commit({p: page_of(p) for p in range(1, 101)})
+    used = check_invariants(store, "db").storage_used
+    edit_head(store, "db", storage_quota=used)
+    before = db_rows(store, "db")
+    with pytest.raises(QuotaExceeded):
+        owner.commit({p: random_page(rng) for p in range(1, 51)})
+    assert db_rows(store, "db") == before

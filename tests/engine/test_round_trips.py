@@ -132,3 +132,20 @@ def test_stage_finalize_and_head_are_one_store_transaction_each(
         calls[operation]()
     assert c.transactions == 1
     assert c.commits == (0 if operation == "head" else 1)
+
+
+def test_an_engine_that_only_reads_loads_the_pidx_once(mem_owner: Owner, mem: MemoryStore) -> None:
+    _spread(mem_owner, 3000, 30)
+    reader = Engine(mem)  # never opened nor committed to "db"
+    reader.get_pages("db", mem_owner.generation, [1])
+    for pgnos in ([2], [3000], range(1, 200)):
+        with counting(mem) as c:
+            pages = reader.get_pages("db", mem_owner.generation, pgnos).pages
+        assert pages == mem_owner.expected(pgnos)
+        assert c.reads == 2, "META, then the blobs: the PIDX rows loaded before are cached"
+    assert reader.pidx.loads == 1
+    mem_owner.commit({5: page_of(5555)})  # a new head: the reader reloads once, then not
+    for _ in range(2):
+        pages = reader.get_pages("db", mem_owner.generation, [5]).pages
+        assert pages == {5: page_of(5555)}
+    assert reader.pidx.loads == 2

@@ -18,6 +18,7 @@ from engine_support import (
 )
 
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.seal import join_chunks
 from sqlkv.ltx import decode
 from sqlkv.store import Store
 
@@ -28,11 +29,11 @@ def shard_pages(store: Store, name: str) -> dict[int, list[int]]:
     """Shard id -> page numbers its stored LTX blob holds."""
     keys = DbKeys(name)
     lo, hi = keys.shard_range()
-    blobs: dict[int, bytes] = {}
+    chunks: dict[int, list[tuple[bytes, bytes]]] = {}
     for key, value in sorted(db_rows(store, name).items()):
         if lo <= key < hi:
-            sid = keys.shard_id(key)
-            blobs[sid] = blobs.get(sid, b"") + value
+            chunks.setdefault(keys.shard_id(key), []).append((key, value))
+    blobs = {sid: join_chunks(keys, rows) for sid, rows in chunks.items()}
     return {sid: [p for p, _ in decode(blob).pages] for sid, blob in blobs.items()}
 
 

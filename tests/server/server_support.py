@@ -107,6 +107,7 @@ def start_server(
     tokens_file: Path | None = None,
     extra: tuple[str, ...] = (),
     name: str = "node",
+    env: dict[str, str] | None = None,
 ) -> ServerProc:
     port, metrics_port = free_port(), free_port()
     args = [
@@ -129,7 +130,7 @@ def start_server(
         args += ["--tokens-file", str(tokens_file)]
     log = where / f"{name}-{port}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=where)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=where, env=env)
     server = ServerProc(proc, port, metrics_port, log, args)
     try:
         server.wait_ready()

@@ -13,60 +13,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import apsw
 import pytest
-from drivers import etcd_url, postgres_url, unique_etcd_url
 from server_support import ServerFactory, ServerProc, engine_url
 
 import sqlkv
-from sqlkv.engine.keys import DbKeys
 from sqlkv.errors import ConnectionFenced, FenceMismatch
 from sqlkv.server import RemoteEngine
-from sqlkv.store import open_store
 
 PAGE = 4096
-
-
-def _postgres_url() -> str:
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
-    try:
-        import sqlkv.store.postgres  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("the PostgreSQL store driver (sqlkv.store.postgres) is not available yet")
-    return str(url)
-
-
-@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres), "etcd"])
-def shared_store(request: pytest.FixtureRequest, store_dir: str) -> str:
-    """A store URL that several server processes share."""
-    if request.param == "postgres":
-        return _postgres_url()
-    if request.param == "etcd":
-        url = etcd_url()
-        if url is None:
-            pytest.skip("etcd tests need SQLKV_TEST_ETCD_URL (set by .ci/run; required in CI)")
-        return unique_etcd_url(url)
-    return store_dir
-
-
-@pytest.fixture
-def db(shared_store: str) -> Iterator[str]:
-    """A database name of this test; removed afterwards (a PostgreSQL store outlives it)."""
-    name = f"nodes-{uuid.uuid4().hex[:12]}"
-    yield name
-    if shared_store.startswith(("postgres", "etcd")):
-        store = open_store(shared_store)
-        try:
-            store.transact(lambda tr: tr.clear_range(*DbKeys(name).all_range()))
-        finally:
-            store.close()
 
 
 def page(n: int, version: int) -> bytes:

@@ -18,6 +18,7 @@ from sqlkv.errors import (
     CommitOutcomeUnknown,
     CommitTooLarge,
     ConfigError,
+    CorruptionError,
     DatabaseNotFound,
     FenceMismatch,
     InvalidRequest,
@@ -143,6 +144,7 @@ ERRORS: list[SqlkvError] = [
     ConfigError("bad setting"),
     ServerShuttingDown("bye"),
     ServerFault("bug"),
+    CorruptionError("db", "SHARD", "shard 3 chunk 1", "checksum mismatch in its 100 bytes"),
 ]
 
 

@@ -6,6 +6,7 @@ import apsw
 import pytest
 
 from sqlkv.errors import ConfigError
+from sqlkv.keyspace import MAX_NAME_BYTES
 from sqlkv.store import MemoryStore, Store
 from sqlkv.vfs.v1 import V1Options, connect_v1
 from sqlkv.vfs.v1.check import inspect
@@ -31,7 +32,9 @@ def test_data_survives_closing_and_reopening(store: Store) -> None:
 
 def test_databases_with_related_names_are_isolated() -> None:
     store = MemoryStore()
-    names = ["a", "a\x00b", "a/b", "ab", "a-journal", "n" * 512]
+    # valid names (sqlkv.keyspace's rule) whose keys share prefixes, one that is another's
+    # journal file, and one of the longest length; NUL names: tests/engine/test_keys.py
+    names = ["a", "a b", "a!", "ab", "a-journal", "a-wal", "n" * MAX_NAME_BYTES]
     for name in names:
         conn = connect_v1(name, store)
         conn.execute("CREATE TABLE t(x); INSERT INTO t VALUES (?)", (name,))

@@ -1,4 +1,4 @@
-"""The page cache stays within its configured bound while scanning a database 10x larger."""
+"""The page cache stays within its bounds: its own, and the budget shared by every cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import tracemalloc
 
 from vfs_support import Opener, rows
 
-from sqlkv.vfs.v2.cache import PageCache
+from sqlkv.vfs.v2.cache import MIN_PAGES, MemoryBudget, PageCache, default_cache_bytes
+from sqlkv.vfs.v2.config import VfsConfig
 
 MiB = 1024 * 1024
 
@@ -70,3 +71,24 @@ def test_zero_sized_cache_holds_nothing() -> None:
     cache = PageCache(0)
     cache.put(1, bytes(4096))
     assert len(cache) == 0 and cache.get(1) is None
+
+
+def test_caches_sharing_a_budget_give_back_their_own_pages_past_it() -> None:
+    budget = MemoryBudget(400 * 4096)
+    a = PageCache(10_000 * 4096, budget=budget)
+    b = PageCache(10_000 * 4096, budget=budget)
+    for pgno in range(1, 301):
+        a.put(pgno, bytes(4096))
+    for pgno in range(1, 1001):
+        b.put(pgno, bytes(4096))
+    # the cache that grew past the budget evicted its own pages, down to its floor
+    assert (len(a), len(b)) == (300, MIN_PAGES)
+    assert budget.used_bytes == (300 + MIN_PAGES) * 4096
+    a.clear()
+    b.discard_above(900)  # b holds the last 256 pages put: 745..1000
+    assert budget.used_bytes == len(b) * 4096 == 156 * 4096
+
+
+def test_default_bound_is_a_quarter_of_memory_and_at_least_64_mib() -> None:
+    assert default_cache_bytes() >= 64 * 1024 * 1024
+    assert VfsConfig().cache_bytes == default_cache_bytes()

@@ -123,7 +123,7 @@ def test_bad_options_are_refused_with_the_valid_ones_listed() -> None:
         VfsConfig(retry_attempts=0).validate()
     with pytest.raises(ConfigError, match="unknown format"):
         sqlkv.connect("db", MemoryStore(), format="v3")
-    with pytest.raises(ConfigError, match="non-empty"):
+    with pytest.raises(ConfigError, match="invalid database name '': it is empty"):
         sqlkv.connect("", MemoryStore())
 
 

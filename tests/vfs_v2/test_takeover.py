@@ -58,3 +58,22 @@ def test_user_exec_tracer_still_runs_alongside_the_fence_guard(open_mem: Opener)
     conn.execute("SELECT 1").fetchall()
     assert conn.exec_trace is tracer
     assert seen == ["SELECT 1"]
+
+
+def test_the_fencing_guard_costs_nothing_until_the_connection_is_fenced(open_mem: Opener) -> None:
+    base_tracer = vars(apsw.Connection)["exec_trace"]
+    first = open_mem()
+    first.execute("CREATE TABLE t(v)")
+    assert base_tracer.__get__(first) is None, "no per-statement tracer on a live connection"
+    seen: list[str] = []
+    first.exec_trace = lambda cursor, sql, bindings: seen.append(sql) or True
+    first.execute("SELECT count(*) FROM t").fetchall()
+    assert seen == ["SELECT count(*) FROM t"]  # the user's tracer still runs
+    first.exec_trace = None
+    assert base_tracer.__get__(first) is None
+    open_mem()  # takes over
+    with pytest.raises(ConnectionFenced):
+        first.execute("INSERT INTO t VALUES (1)")
+    assert base_tracer.__get__(first) is not None
+    with pytest.raises(ConnectionFenced):
+        first.execute("SELECT 1").fetchall()  # answered by SQLite alone, refused by the guard

@@ -24,6 +24,7 @@ from sqlkv.cli.common import (
     client_config,
     confirm,
     database_missing,
+    database_name,
     human_bytes,
     require_store,
     store_config,
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Show the head of database NAME and count its keys by kind (read-only "
         "snapshot reads). Through an engine server only the head is shown.",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", type=database_name)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--format", choices=FORMATS, help="default: v2 if it exists, else v1")
     p.set_defaults(func=cmd_inspect)
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Run compaction passes on NAME until no delta is left (or a pass "
         "changes nothing), and print what they did.",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", type=database_name)
     p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser(
@@ -67,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Delete database NAME (every format it exists in, or --format). Asks "
         "for confirmation on a terminal; without one, --yes is required.",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "name", metavar="NAME", help="any name, also one from before the database-name rule"
+    )
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--format", choices=FORMATS, help="delete only this format's keys")
     p.set_defaults(func=cmd_delete)

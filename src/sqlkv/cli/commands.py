@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlkv.cli import admin, migrate, serve, shell, transfer
+from sqlkv.cli import admin, migrate, serve, shell, transfer, verify
+from sqlkv.cli.common import database_name
 from sqlkv.store import open_store
 
 
@@ -15,13 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="create a database on the store, run a short workload, reopen it cold, "
         "and print what happened",
     )
-    demo.add_argument("--db", default="demo", help="database name (default: demo)")
+    demo.add_argument(
+        "--db", default="demo", type=database_name, help="database name (default: demo)"
+    )
     demo.set_defaults(func=cmd_demo)
     serve.register(sub)
     migrate.register(sub)
     shell.register(sub)
     transfer.register(sub)
     admin.register(sub)
+    verify.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sqlkv.config import ClientConfig
-from sqlkv.errors import CommandFailed, UsageError
+from sqlkv.errors import CommandFailed, InvalidDatabaseName, UsageError
+from sqlkv.keyspace import check_database_name
+from sqlkv.store.url import parse_store_url
+
+if TYPE_CHECKING:
+    from sqlkv.store import Store
 
 
 def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
@@ -27,6 +31,14 @@ def client_config(args: argparse.Namespace, **overrides: Any) -> ClientConfig:
     )
 
 
+def database_name(text: str) -> str:
+    """argparse ``type`` of a NAME argument: the database-name rule, as a usage error."""
+    try:
+        return check_database_name(text)
+    except InvalidDatabaseName as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def require_store(cfg: ClientConfig, command: str) -> None:
     """Refuse a store-level command (list, delete, ...) when an engine URL is configured."""
     if cfg.engine is not None:
@@ -37,14 +49,9 @@ def require_store(cfg: ClientConfig, command: str) -> None:
 
 
 def local_store_path(url: str) -> Path | None:
-    """The directory of a local store URL (embedded or LMDB), None for other stores."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "":  # a bare path
-        return Path(url).expanduser()
-    if scheme in ("file", "lmdb"):
-        return Path(unquote(parts.path)).expanduser()
-    return None
+    """The directory of a local store URL (embedded or LMDB), None for other stores;
+    ``ConfigError`` (with the hint) for a malformed URL."""
+    return parse_store_url(url).path
 
 
 def check_store_exists(cfg: ClientConfig) -> None:
@@ -66,6 +73,14 @@ def store_config(args: argparse.Namespace, command: str) -> ClientConfig:
     require_store(cfg, command)
     check_store_exists(cfg)
     return cfg
+
+
+def v1_exists(store: Store, name: str) -> bool:
+    """True if v1 database ``name`` has its main file in ``store`` (a snapshot read)."""
+    from sqlkv.vfs.v1.keys import FileKeys
+
+    meta = FileKeys(name, "db").meta
+    return store.transact(lambda tr: tr.get(meta, snapshot=True)) is not None
 
 
 def database_missing(name: str, cfg: ClientConfig) -> CommandFailed:

@@ -29,6 +29,7 @@ from sqlkv.cli.source import LOCK_PGNO, PAGE_SIZE, SourceDb
 from sqlkv.engine.api import EngineApi
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.pidx import pidx_row_bytes
 from sqlkv.errors import CommandFailed, CompactionBehind, DatabaseNotFound, FenceMismatch
 
 MiB = 1024 * 1024
@@ -59,7 +60,7 @@ class ImportResult:
 
 def pages_per_transaction(name: str, txn_bytes: int) -> int:
     """Pages one transaction may carry: ``txn_bytes`` of pages, and PIDX rows that fit."""
-    row = len(DbKeys(name).pidx(1)) + 12
+    row = pidx_row_bytes(DbKeys(name))
     return max(2, min(txn_bytes // PAGE_SIZE, STORE_TXN_BUDGET // row))
 
 

@@ -9,27 +9,31 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlkv import __version__
 from sqlkv.errors import ConfigError, SqlkvError
 
 EPILOG = """\
-configuration (flag > environment > default, the same for sqlkv.connect):
+configuration (flag > environment > default, the same for sqlkv.connect); the flags
+work before or after the command and its arguments:
   --store URL    SQLKV_STORE    default ./sqlkv-data (the embedded store)
   --engine URL   SQLKV_ENGINE   sqlkv://host:port[,host:port...] (a 'sqlkv serve' server)
   --token TOKEN  SQLKV_TOKEN    token for the engine server
-  Store URLs: a directory path or file:///dir (embedded), memory://,
+  Store URLs: a directory path or file:///abs/dir (embedded), lmdb:///abs/dir (LMDB),
+  memory:// or memory://NAME (in process, gone at exit),
   postgresql://user:password@host:port/dbname. With an engine URL the server's store is
   used; an explicit --store wins over SQLKV_ENGINE. list, compact and delete work on the
   store itself.
+  Database names: 1 to 255 bytes of printable characters, without '/', '\\', control
+  characters or spaces at either end, and not '.' or '..'.
 
 examples:
   sqlkv import orders.db orders        sqlkv export orders copy.db
-  sqlkv shell orders                   sqlkv inspect orders --json
-  sqlkv --engine sqlkv://db1:7878 --token s3cr3t shell orders
+  sqlkv shell --create orders          sqlkv inspect orders --json
+  sqlkv shell orders --engine sqlkv://db1:7878 --token s3cr3t
 
-exit status: 0 success, 1 failure, 2 usage error.
+exit status: 0 success, 1 failure, 2 usage error, 141 output pipe closed.
 """
 
 
@@ -45,6 +49,54 @@ class Parser(argparse.ArgumentParser):
         raise UsageExit(message)
 
 
+class CommandParser(Parser):
+    """The parser of one subcommand: takes the global options too (``sqlkv shell db
+    --store X``), and options anywhere among the positional arguments (``sqlkv shell db
+    --cache-size 8MiB 'SELECT 1'``), as argparse's intermixed parsing does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._intermixing = False
+        add_global_options(self, default=argparse.SUPPRESS)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # the intermixed parse calls back in, twice
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def add_global_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """``--store``, ``--engine`` and ``--token``: on ``sqlkv`` itself (``default`` None)
+    and on every subcommand (``default`` SUPPRESS, so that a flag given before the
+    command is not reset after it)."""
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=default,
+        help="store URL (default: $SQLKV_STORE or ./sqlkv-data)",
+    )
+    parser.add_argument(
+        "--engine",
+        dest="engine_url",
+        metavar="URL",
+        default=default,
+        help="engine server URL, sqlkv://host:port[,...] (default: $SQLKV_ENGINE)",
+    )
+    parser.add_argument(
+        "--token",
+        dest="client_token",
+        metavar="TOKEN",
+        default=default,
+        help="token for the engine server (default: $SQLKV_TOKEN)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="sqlkv",
@@ -53,22 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sqlkv {__version__}")
-    parser.add_argument(
-        "--store", metavar="URL", help="store URL (default: $SQLKV_STORE or ./sqlkv-data)"
-    )
-    parser.add_argument(
-        "--engine",
-        dest="engine_url",
-        metavar="URL",
-        help="engine server URL, sqlkv://host:port[,...] (default: $SQLKV_ENGINE)",
-    )
-    parser.add_argument(
-        "--token",
-        dest="client_token",
-        metavar="TOKEN",
-        help="token for the engine server (default: $SQLKV_TOKEN)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     from sqlkv.cli import commands
 
     commands.register(sub)

@@ -14,6 +14,7 @@ from typing import TextIO
 
 import apsw
 
+from sqlkv.cli.common import database_name
 from sqlkv.migrate import (
     DEFAULT_BATCH_PAGES,
     MAX_BATCH_PAGES,
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "Run it again after an interruption to finish. The v1 data stays in place unless "
         "--delete-source is given.",
     )
-    parser.add_argument("name", metavar="NAME", help="the database to migrate")
+    parser.add_argument("name", metavar="NAME", type=database_name, help="the database to migrate")
     parser.add_argument(
         "--delete-source",
         action="store_true",

@@ -88,7 +88,7 @@ def _entry(tr: Transaction, fmt: str, name: str) -> DatabaseEntry:
         if raw is None:
             return DatabaseEntry(name, fmt, None, None, False)
         try:
-            head = Head.decode(raw)
+            head = Head.decode(raw, name)
         except EngineError:
             return DatabaseEntry(name, fmt, None, None, False)
         return DatabaseEntry(
@@ -160,7 +160,7 @@ def scan_v2(store: Store, name: str) -> V2Scan | None:
         raw = tr.get(keys.meta, snapshot=True)
         if raw is None:
             return None
-        scan = V2Scan(Head.decode(raw))
+        scan = V2Scan(Head.decode(raw, name))
         for fam in ("deltas", "staged_deltas", "shards", "pidx", "delta_directory", "staged"):
             scan.family(fam)
         at = len(keys.prefix)

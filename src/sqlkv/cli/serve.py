@@ -5,9 +5,11 @@
 
 Any number of servers may share one store; clients list them all
 (``sqlkv://a:7878,b:7878``) and fail over. SIGTERM or SIGINT drains and stops the server.
-Without ``--token`` or ``--tokens-file`` no token is needed: fine on loopback, and warned
-about anywhere else. Prefer ``--tokens-file`` to ``--token``, which other local users can
-read in the process list.
+The token is ``--token``, else ``--tokens-file``, else ``$SQLKV_TOKEN`` (as for the
+client); without any, no token is needed: fine on loopback, and warned about anywhere
+else. Prefer ``--tokens-file`` or the environment to ``--token``, which other local users
+can read in the process list. Engine settings: ``--config FILE`` and ``--set``
+(``serve_config.py``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import sys
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlkv.errors import ConfigError
+from sqlkv.config import redact_url
+from sqlkv.errors import CommandFailed, ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from prometheus_client import CollectorRegistry
+
+    from sqlkv.server.http import MetricsHttpServer
 
 MiB = 1024 * 1024
 
@@ -29,15 +41,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "serve",
         help="run the storage engine as a network server",
         description="Serve the engine protocol on TCP. Stops gracefully on SIGTERM/SIGINT.",
-    )
-    p.add_argument(
-        "--store", dest="serve_store", metavar="URL", help="store URL (default: as sqlkv --store)"
+        conflict_handler="resolve",  # its --token is the server's, not the client's
     )
     p.add_argument("--listen", default="127.0.0.1:7878", metavar="HOST:PORT")
     auth = p.add_mutually_exclusive_group()
-    auth.add_argument("--token", help="one token for every database")
+    auth.add_argument(
+        "--token", help="one token for every database (default: $SQLKV_TOKEN, if set)"
+    )
     auth.add_argument("--tokens-file", metavar="FILE", help='JSON {"token": ["db", ...] or "*"}')
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve /metrics and /healthz here")
+    p.add_argument(
+        "--metrics-per-database",
+        action="store_true",
+        help="label compaction gauges by database (one series per database: unbounded)",
+    )
+    p.add_argument(
+        "--config", type=Path, metavar="FILE", help="engine settings, TOML [engine] [compaction]"
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="SECTION.NAME=VALUE",
+        help="one engine setting, like engine.max_delta_bytes=16MiB (wins over --config)",
+    )
     p.add_argument("--workers", type=int, default=16, help="engine threads (default 16)")
     p.add_argument("--max-connections", type=int, default=1024)
     p.add_argument("--max-frame-mib", type=int, default=64, help="largest frame (default 64)")
@@ -67,15 +95,6 @@ def parse_hostport(text: str, what: str) -> tuple[str, int]:
     return host, port
 
 
-def redact(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -86,25 +105,32 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sqlkv.engine import Engine, EngineConfig
+    from prometheus_client import disable_created_metrics
+
+    from sqlkv.cli.serve_config import load_settings
+    from sqlkv.engine import Engine
     from sqlkv.server.auth import Auth
-    from sqlkv.server.http import MetricsHttpServer
     from sqlkv.server.metrics import ServerMetrics
     from sqlkv.server.protocol import PROTOCOL_VERSION
     from sqlkv.server.server import EngineServer, ServerConfig
     from sqlkv.store import open_store
-    from sqlkv.store.url import resolve_store_url
+    from sqlkv.store.url import parse_store_url, resolve_store_url
 
-    try:
-        host, port = parse_hostport(args.listen, "--listen")
-        metrics_at = parse_hostport(args.metrics, "--metrics") if args.metrics else None
-    except ConfigError as exc:
-        print(f"sqlkv: error: {exc}", file=sys.stderr)
-        return 2
-    if args.token is not None:
-        auth = Auth.shared(args.token)
-    elif args.tokens_file:
+    if getattr(args, "engine_url", None):
+        raise UsageError(
+            "sqlkv serve runs an engine on a store: give --store URL; --engine names a "
+            "server for clients to use"
+        )
+    host, port = parse_hostport(args.listen, "--listen")
+    metrics_at = parse_hostport(args.metrics, "--metrics") if args.metrics else None
+    settings = load_settings(args.config, args.settings, per_database=args.metrics_per_database)
+    url = resolve_store_url(args.store)
+    parse_store_url(url)
+    token = args.token if args.token is not None else os.environ.get("SQLKV_TOKEN") or None
+    if args.tokens_file:
         auth = Auth.from_file(args.tokens_file)
+    elif token is not None:
+        auth = Auth.shared(token)
     else:
         auth = Auth.open()
     config = ServerConfig(
@@ -129,24 +155,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning(
             "listening on %s without a token: anyone who reaches it has every database", host
         )
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
 
-    url = resolve_store_url(args.serve_store or args.store)
     store = open_store(url)
-    engine = Engine(store, EngineConfig(), compaction=not args.no_compaction)
+    compaction = False if args.no_compaction else settings.compaction
+    engine = Engine(store, settings.engine, compaction=compaction)
     http: MetricsHttpServer | None = None
     try:
         metrics = ServerMetrics(engine.metrics.registry, store)
         server = EngineServer(engine, auth, config, metrics)
         if metrics_at:
-            http = MetricsHttpServer(*metrics_at, engine.metrics.registry, lambda: server.draining)
-            http.start()
+            http = _metrics_server(metrics_at, engine.metrics.registry, lambda: server.draining)
 
         async def serve() -> None:
-            await server.start()
+            try:
+                await server.start()
+            except OSError as exc:
+                raise _address_error("--listen", host, port, exc) from None
             extra = f", metrics on {metrics_at[0]}:{http.port}" if metrics_at and http else ""
             print(
                 f"sqlkv serve: node {config.name} listening on {host}:{server.port} "
-                f"(store {redact(url)}, protocol v{PROTOCOL_VERSION}{extra})",
+                f"(store {redact_url(url)}, protocol v{PROTOCOL_VERSION}{extra})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -160,3 +189,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engine.close()
         store.close()
     return 0
+
+
+def _metrics_server(
+    at: tuple[str, int], registry: CollectorRegistry, draining: Callable[[], bool]
+) -> MetricsHttpServer:
+    from sqlkv.server.http import MetricsHttpServer
+
+    try:
+        http = MetricsHttpServer(*at, registry, draining)
+    except OSError as exc:
+        raise _address_error("--metrics", *at, exc) from None
+    http.start()
+    return http
+
+
+def _address_error(flag: str, host: str, port: int, exc: OSError) -> CommandFailed:
+    return CommandFailed(
+        f"cannot listen on {host}:{port} ({flag}): {exc.strerror or exc}; stop what uses it "
+        f"or give another {flag} HOST:PORT"
+    )

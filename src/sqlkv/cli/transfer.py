@@ -21,14 +21,17 @@ from sqlkv.cli.common import (
     check_store_exists,
     client_config,
     database_missing,
+    database_name,
     human_bytes,
     require_store,
+    v1_exists,
 )
 from sqlkv.cli.exporter import atomic_target, check_file, check_target, export_v1, export_v2
 from sqlkv.cli.importer import ImportOptions, import_pages
 from sqlkv.cli.progress import Progress
 from sqlkv.cli.source import PAGE_SIZE, SourceDb
 from sqlkv.config import FORMATS, ClientConfig
+from sqlkv.engine import Engine
 from sqlkv.engine.head import Head
 from sqlkv.errors import DatabaseNotFound
 
@@ -54,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "with VACUUM INTO a temporary file. Up to --txn-mib the import is one transaction.",
     )
     imp.add_argument("file", metavar="FILE.db", type=Path, help="the SQLite file to load")
-    imp.add_argument("name", metavar="NAME", help="the database to create")
+    imp.add_argument("name", metavar="NAME", type=database_name, help="the database to create")
     imp.add_argument("--replace", action="store_true", help="overwrite NAME if it exists")
     imp.add_argument(
         "--check", action="store_true", help="run PRAGMA integrity_check on FILE first"
@@ -88,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Write database NAME to FILE.db, a plain SQLite file any SQLite opens. "
         "The database is read without taking it over; the file appears whole or not at all.",
     )
-    exp.add_argument("name", metavar="NAME", help="the database to export")
+    exp.add_argument("name", metavar="NAME", type=database_name, help="the database to export")
     exp.add_argument("file", metavar="FILE.db", type=Path, help="the file to write")
     exp.add_argument("--force", action="store_true", help="overwrite FILE.db if it exists")
     exp.add_argument(
@@ -128,10 +131,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 opened.engine, args.name, source, options, advance=bar.advance, target=cfg.target
             )
         seconds = time.perf_counter() - started
-        compact = getattr(opened.engine, "compact_until_done", None)
-        if callable(compact) and not args.no_compact:
+        if isinstance(opened.engine, Engine) and not args.no_compact:
             at = time.perf_counter()
-            compact(args.name)
+            _compact(opened.engine, args.name, total, args.progress)
             compacted = f"; compacted in {time.perf_counter() - at:.2f} s"
     converted = (
         f", converted from {source.converted_from}-byte pages" if source.converted_from else ""
@@ -144,6 +146,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"head txid {result.head.head_txid}{compacted}"
     )
     return 0
+
+
+def _compact(engine: Engine, name: str, total: int, progress: bool | None) -> None:
+    """Fold the imported deltas into shards, pass by pass, with a bar of its own (a large
+    import spends seconds here)."""
+    with Progress(f"compact {name}", total, enabled=progress) as bar:
+        while True:
+            out = engine.compact(name)
+            bar.advance(out.pages_folded * PAGE_SIZE)
+            if out.head.delta_count == 0 or not out.changed:
+                bar.done = max(bar.done, bar.total)  # what was left needed no folding
+                return
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -186,12 +200,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_v1(args: argparse.Namespace, cfg: ClientConfig) -> int:
     from sqlkv.vfs.v1 import connect_v1
-    from sqlkv.vfs.v1.keys import FileKeys
 
     require_store(cfg, "export --format v1")
     store = cfg.open_store()
     try:
-        if store.transact(lambda tr: tr.get(FileKeys(args.name, "db").meta, snapshot=True)) is None:
+        if not v1_exists(store, args.name):
             raise database_missing(args.name, cfg)
         conn = connect_v1(args.name, store)
         try:

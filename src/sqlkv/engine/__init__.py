@@ -4,6 +4,7 @@ from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, PagesResult, S
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.engine import Engine
 from sqlkv.engine.head import Head
+from sqlkv.engine.verify import Problem, VerifyReport
 
 __all__ = [
     "CommitResult",
@@ -13,5 +14,7 @@ __all__ = [
     "Head",
     "OpenResult",
     "PagesResult",
+    "Problem",
     "StageResult",
+    "VerifyReport",
 ]

@@ -11,14 +11,17 @@ from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import NO_COMMIT_ID, Head
 from sqlkv.engine.keys import DbKeys, pack_pidx
 from sqlkv.engine.pidx import PidxMap, pidx_row_bytes
+from sqlkv.engine.seal import join_chunks, seal
 from sqlkv.errors import (
     CompactionBehind,
+    CorruptionError,
     DatabaseNotFound,
     FenceMismatch,
     InvalidRequest,
+    LtxError,
     QuotaExceeded,
 )
-from sqlkv.ltx import decode, lock_pgno
+from sqlkv.ltx import LtxFile, decode, lock_pgno
 from sqlkv.store import Transaction
 
 
@@ -27,7 +30,7 @@ def read_head(tr: Transaction, db: str, keys: DbKeys) -> Head:
     raw = tr.get(keys.meta)
     if raw is None:
         raise DatabaseNotFound(db)
-    return Head.decode(raw)
+    return Head.decode(raw, db)
 
 
 def check_generation(db: str, head: Head, generation: int) -> None:
@@ -122,14 +125,17 @@ def check_db_size(db_size_pages: int) -> None:
         raise InvalidRequest(f"db_size_pages {db_size_pages!r} is out of range")
 
 
-def shrink(tr: Transaction, keys: DbKeys, head: Head, new_size: int, pidx: PidxMap) -> int:
-    """Drop PIDX rows and shard pages above ``new_size``; returns the bytes freed.
+def shrink(
+    tr: Transaction, keys: DbKeys, head: Head, new_size: int, pidx: PidxMap
+) -> tuple[int, int]:
+    """Drop PIDX rows and shard pages above ``new_size``; returns (bytes freed, shards
+    removed).
 
     The shard holding ``new_size`` is rewritten without the pages above it; shards wholly
     above it are deleted. DELTAs keep their bytes until compaction finds them unreferenced.
     """
     if new_size >= head.db_size_pages:
-        return 0
+        return 0, 0
     freed = 0
     above = [p for p in pidx if p > new_size]
     for pgno in above:
@@ -140,23 +146,32 @@ def shrink(tr: Transaction, keys: DbKeys, head: Head, new_size: int, pidx: PidxM
     first_shard = new_size // head.shard_size
     rows = tr.get_range(*keys.shard_range(first_shard), snapshot=True)
     if not rows:
-        return freed
+        return freed, 0
     freed += sum(len(k) + len(v) for k, v in rows)
-    tr.clear_range(*keys.shard_range(first_shard))
+    removed = len({keys.shard_id(k) for k, _ in rows})
     partial = [(k, v) for k, v in rows if keys.shard_id(k) == first_shard]
-    if partial:
-        blob = read_blob_rows(partial)
-        kept = [(p, d) for p, d in decode(blob).pages if p <= new_size]
-        if kept:
-            data = encode_pages(kept, max(2, head.materialized_txid), new_size, head.page_size)
-            freed -= write_blob(
-                tr, lambda i: keys.shard_chunk(first_shard, i), data, tr.limits.max_value_bytes
-            )
-    return freed
+    kept = []
+    if partial:  # checked before anything is cleared
+        kept = [(p, d) for p, d in decode_shard(keys, partial).pages if p <= new_size]
+    tr.clear_range(*keys.shard_range(first_shard))
+    if kept:
+        data = encode_pages(kept, max(2, head.materialized_txid), new_size, head.page_size)
+        freed -= write_blob(
+            tr, lambda i: keys.shard_chunk(first_shard, i), data, tr.limits.max_value_bytes
+        )
+        removed -= 1
+    return freed, removed
 
 
-def read_blob_rows(rows: list[tuple[bytes, bytes]]) -> bytes:
-    return b"".join(v for _, v in rows)
+def decode_shard(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> LtxFile:
+    """The shard whose chunk rows are ``rows``, every chunk and the LTX file checked."""
+    blob = join_chunks(keys, rows)
+    try:
+        return decode(blob)
+    except LtxError as exc:
+        raise CorruptionError(
+            keys.name, "SHARD", f"shard {keys.shard_id(rows[0][0])}", f"its LTX file: {exc}"
+        ) from exc
 
 
 def set_pidx_rows(
@@ -169,17 +184,46 @@ def set_pidx_rows(
         if pgno not in pidx:
             added += row
         pidx[pgno] = loc
-        tr.set(keys.pidx(pgno), pack_pidx(*loc))
+        key = keys.pidx(pgno)
+        tr.set(key, seal(key, pack_pidx(*loc)))
     return added
 
 
 def record_delta(tr: Transaction, keys: DbKeys, txid: int, delta_bytes: int) -> int:
     """Write the directory row of a new delta; returns the bytes the row occupies."""
     key = keys.delta_dir(txid)
-    tr.set(key, struct.pack(">Q", delta_bytes))
-    return len(key) + 8
+    value = seal(key, struct.pack(">Q", delta_bytes))
+    tr.set(key, value)
+    return len(key) + len(value)
 
 
-def check_quota(db: str, head: Head, new_used: int) -> None:
-    if head.storage_quota and new_used > head.storage_quota and new_used > head.storage_used:
-        raise QuotaExceeded(db, new_used, head.storage_quota)
+def check_quota(
+    db: str,
+    head: Head,
+    new_used: int,
+    *,
+    db_size_pages: int | None = None,
+    pages: int = 0,
+    delta_bytes: int = 0,
+) -> None:
+    """Refuse a commit that would take the database over its quota *and grow it*.
+
+    Accepted whatever the quota: a commit that uses no more bytes than before, and a commit
+    that does not grow the database: no more pages than it has (``db_size_pages``), and new
+    copies no larger on average than the database's stored bytes per page (``pages`` pages
+    in ``delta_bytes``). Its delta holds the bytes until compaction reclaims the copies it
+    replaces (back-pressure bounds that overshoot), so DELETE, DROP, VACUUM and truncation
+    always work at the quota. A stage passes ``db_size_pages=None`` (its final size is not
+    known yet): it may overshoot by at most one rewrite of the whole database, and the
+    finalize decides.
+    """
+    quota = head.storage_quota
+    if not quota or new_used <= quota or new_used <= head.storage_used:
+        return
+    per_page = head.storage_used / max(1, head.db_size_pages)
+    if db_size_pages is None:
+        if new_used <= quota + per_page * head.db_size_pages:
+            return
+    elif db_size_pages <= head.db_size_pages and delta_bytes <= pages * per_page:
+        return
+    raise QuotaExceeded(db, new_used, quota)

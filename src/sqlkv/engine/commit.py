@@ -102,7 +102,8 @@ def commit_pages(
         # A txid was reserved by commit_stage and never finalized: the owner gave that large
         # commit up (it commits something else now), so its staged parts go.
         used -= drop_all_staged(tr, keys)
-    used -= shrink(tr, keys, head, db_size_pages, pidx)
+    freed, shards_removed = shrink(tr, keys, head, db_size_pages, pidx)
+    used -= freed
     located: dict[int, tuple[int, int]] = {}
     step = config.part_pages
     delta_bytes = 0
@@ -115,7 +116,9 @@ def commit_pages(
     if parts:
         used += record_delta(tr, keys, txid, delta_bytes)
         live = 1
-    check_quota(db, head, used)
+    check_quota(
+        db, head, used, db_size_pages=db_size_pages, pages=len(ordered), delta_bytes=delta_bytes
+    )
     new_head = head.with_changes(
         head_txid=txid,
         next_txid=txid + 1,
@@ -124,6 +127,8 @@ def commit_pages(
         last_commit_id=commit_id,
         delta_bytes=head.delta_bytes + delta_bytes,
         delta_count=head.delta_count + live,
+        pidx_count=len(pidx),
+        shard_count=head.shard_count - shards_removed,
     )
     tr.set(keys.meta, new_head.encode())
     return CommitOutcome(new_head, pidx, pages=len(ordered))

@@ -1,11 +1,22 @@
-"""Engine settings: one dataclass holding every default, validated with precise messages."""
+"""Engine settings: one dataclass holding every default, validated with precise messages.
+
+``settings_from_dict`` builds a settings dataclass (``EngineConfig``, ``CompactionConfig``)
+from loose values, as a config file or ``sqlkv serve --set`` gives them: unknown names are
+listed with the valid ones, strings are converted by the field's type (``"16MiB"`` for a
+``*_bytes`` field, ``"true"`` for a flag), and the result is validated.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlkv.errors import ConfigError
+from sqlkv.sizes import parse_size
+
+T = TypeVar("T")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 
 MiB = 1024 * 1024
 
@@ -22,6 +33,8 @@ class EngineConfig:
     - ``pidx_cache_rows``: bound on the PIDX rows cached over all databases (LRU).
     - ``max_unfolded_bytes`` / ``max_live_deltas``: back-pressure. Past either, commits
       answer the retryable ``CompactionBehind`` until compaction catches up.
+    - ``metrics_per_database``: label compaction gauges by database (unbounded series
+      with one database per tenant; see ``sqlkv.engine.metrics``).
     """
 
     max_delta_bytes: int = 8 * MiB
@@ -33,6 +46,7 @@ class EngineConfig:
     max_unfolded_bytes: int = 256 * MiB
     max_live_deltas: int = 4096
     pidx_cache_rows: int = 1_000_000
+    metrics_per_database: bool = False
 
     def validate(self) -> None:
         if self.max_delta_bytes < 64 * 1024:
@@ -58,15 +72,50 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EngineConfig:
-        valid = {f.name for f in fields(cls)}
-        unknown = set(values) - valid
-        if unknown:
-            raise ConfigError(
-                f"unknown engine setting(s) {sorted(unknown)}; valid settings: {sorted(valid)}"
-            )
-        config = cls(**values)
-        config.validate()
-        return config
+        """Settings from a config file's ``[engine]`` table (see ``settings_from_dict``)."""
+        return settings_from_dict(cls, values, "engine")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def settings_from_dict(cls: type[T], values: dict[str, Any], what: str) -> T:
+    """``cls(**values)`` validated, with loose values converted (module docstring);
+    ``ConfigError`` naming the setting otherwise."""
+    valid = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} setting(s) {', '.join(unknown)}; valid settings: {', '.join(valid)}"
+        )
+    types = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+    converted = {k: _convert(f"{what}.{k}", str(types[k]), v) for k, v in values.items()}
+    config = cls(**converted)
+    config.validate()  # type: ignore[attr-defined]
+    return config
+
+
+def _convert(setting: str, kind: str, value: Any) -> Any:
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"{setting} must be true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, str) and setting.endswith("_bytes"):
+            return parse_size(value, setting)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        sizes = " or a size such as '16MiB'" if setting.endswith("_bytes") else ""
+        raise ConfigError(f"{setting} must be an integer{sizes}, got {value!r}")
+    if kind == "float":
+        try:
+            if not isinstance(value, bool):
+                return float(value)
+        except (TypeError, ValueError):
+            pass
+        raise ConfigError(f"{setting} must be a number, got {value!r}")
+    return value

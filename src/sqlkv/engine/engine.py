@@ -25,14 +25,17 @@ from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
+from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
 from sqlkv.engine.takeover import open_database
+from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
     DatabaseNotFound,
     FenceMismatch,
     QuotaExceeded,
 )
+from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
 
 log = logging.getLogger("sqlkv.engine")
@@ -40,7 +43,7 @@ log = logging.getLogger("sqlkv.engine")
 
 @functools.lru_cache(maxsize=4096)
 def _db_keys(db: str) -> DbKeys:
-    return DbKeys(db)
+    return DbKeys(check_database_name(db))
 
 
 class Engine:
@@ -62,7 +65,8 @@ class Engine:
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
-        self.metrics = metrics or EngineMetrics()
+        self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
+        self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
         if compaction:
             cfg = compaction if isinstance(compaction, CompactionConfig) else CompactionConfig()
@@ -88,12 +92,15 @@ class Engine:
     ) -> OpenResult:
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
+        since = self.acked.now()
         out = self.store.transact(
             lambda tr: open_database(tr, db, keys, self.config, preload, budget, create)
         )
         self.pidx.publish(db, out.head, out.pidx)
         if not out.created:
             self.metrics.takeovers.inc()
+            self.acked.check(db, out.head, since=since, taken_over=True)
+        self.acked.ack(db, out.head)
         self.metrics.orphans_removed.inc(out.orphans_removed)
         log.info(
             "database opened",
@@ -113,9 +120,11 @@ class Engine:
         wanted = check_pgnos(pgnos)
 
         sources: list[PageSource] = []
+        since = self.acked.now()
 
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
             head = self._head_snapshot(tr, db, keys)
+            self.acked.check(db, head, since=since)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
@@ -126,6 +135,7 @@ class Engine:
         m = self.metrics
         with self._observed(m.get_pages_seconds.observe):
             head, pages = self.store.transact(read)
+        self.acked.ack(db, head)
         m.get_pages_pages.observe(len(wanted))
         if sources:
             m.pages_served.labels("delta").inc(sources[0].from_deltas)
@@ -144,7 +154,7 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("fast").observe):
+        with self._observed(self.metrics.commit_seconds.labels("fast").observe, db):
             out = self.store.transact(
                 lambda tr: commit_pages(
                     tr,
@@ -183,7 +193,7 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("large").observe):
+        with self._observed(self.metrics.commit_seconds.labels("large").observe, db):
             out = self.store.transact(
                 lambda tr: finalize(
                     tr,
@@ -202,7 +212,16 @@ class Engine:
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
-        return self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
+        since = self.acked.now()
+        head = self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
+        self.acked.check(db, head, since=since)
+        self.acked.ack(db, head)
+        return head
+
+    def verify(self, db: str) -> VerifyReport:
+        """Check every key of ``db`` from one snapshot (read-only); see ``engine/verify.py``."""
+        keys = self.keys(db)
+        return self.store.transact(lambda tr: verify_database(tr, keys))
 
     # ------------------------------------------------------------------ compaction
 
@@ -245,11 +264,15 @@ class Engine:
     # ------------------------------------------------------------------ helpers
 
     @contextmanager
-    def _observed(self, observe: Callable[[float], None]) -> Iterator[None]:
+    def _observed(self, observe: Callable[[float], None], db: str = "") -> Iterator[None]:
         start = time.perf_counter()
+        since = self.acked.now()
         try:
             yield
-        except FenceMismatch:
+        except FenceMismatch as exc:
+            if db and isinstance(exc.head, Head):
+                # a head older than one acknowledged before this began: lost, not a fence
+                self.acked.check(db, exc.head, since=since)
             self.metrics.fence_mismatches.inc()
             raise
         except QuotaExceeded:
@@ -261,6 +284,7 @@ class Engine:
         observe(time.perf_counter() - start)
 
     def _landed(self, db: str, out: CommitOutcome, path: str) -> CommitResult:
+        self.acked.ack(db, out.head)
         if out.pidx is not None:
             self.pidx.publish(db, out.head, out.pidx)
             self.metrics.commit_pages.labels(path).observe(out.pages)
@@ -285,4 +309,4 @@ class Engine:
         raw = tr.get(keys.meta, snapshot=True)
         if raw is None:
             raise DatabaseNotFound(db)
-        return Head.decode(raw)
+        return Head.decode(raw, db)

@@ -12,7 +12,12 @@ Invariants, checked by ``Head.validate`` and kept by every engine operation:
 - ``storage_used`` is the exact number of key and value bytes the database occupies in the
   store, META included (the encoding has a fixed size so that this stays exact).
 
-Encoding: a big-endian struct led by a schema version, so later versions can add fields.
+- ``pidx_count`` is the number of PIDX rows and ``shard_count`` the number of shards stored,
+  so that a row or a whole shard the store lost is noticed (docs/integrity.md).
+
+Encoding: a big-endian struct led by a schema version, so later versions can add fields,
+and ended by a 128-bit check of everything before it (``seal.digest``). Schema 1 (no
+check, written before verified reads) is refused with a message saying what to do.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
-from sqlkv.errors import EngineError
+from sqlkv.engine.seal import TAG_SIZE, digest
+from sqlkv.errors import CorruptionError, EngineError
 
-SCHEMA_VERSION = 1
-_FORMAT = ">HQQQQIIIQQQ16sQIQ"
-HEAD_SIZE = struct.calcsize(_FORMAT)
+SCHEMA_VERSION = 2
+_FORMAT = ">HQQQQIIIQQQ16sQIQII"
+_BODY_SIZE = struct.calcsize(_FORMAT)
+HEAD_SIZE = _BODY_SIZE + TAG_SIZE
+_V1_SIZE = struct.calcsize(">HQQQQIIIQQQ16sQIQ")
+_DOMAIN = b"sqlkv META v2"
 NO_COMMIT_ID = bytes(16)
 CREATION_TXID = 1
 """txid 1 is the creation of the empty database, so every stored LTX file has txid >= 2
@@ -49,9 +58,11 @@ class Head:
     delta_bytes: int = 0  # stored bytes of the live (not yet folded) deltas
     delta_count: int = 0  # number of live deltas
     fold_epoch: int = 0  # bumped by every compaction pass that changes PIDX or shards
+    pidx_count: int = 0  # PIDX rows stored
+    shard_count: int = 0  # shards stored
 
     def encode(self) -> bytes:
-        return struct.pack(
+        body = struct.pack(
             _FORMAT,
             SCHEMA_VERSION,
             self.generation,
@@ -68,20 +79,32 @@ class Head:
             self.delta_bytes,
             self.delta_count,
             self.fold_epoch,
+            self.pidx_count,
+            self.shard_count,
         )
+        return body + digest(_DOMAIN + body)
 
     @classmethod
-    def decode(cls, raw: bytes) -> Head:
-        if len(raw) < 2:
-            raise EngineError("head record is truncated; the store holds a damaged META key")
-        (version,) = struct.unpack_from(">H", raw)
-        if version != SCHEMA_VERSION or len(raw) != HEAD_SIZE:
+    def decode(cls, raw: bytes, db: str = "?") -> Head:
+        """The head in ``raw``, its check verified (``CorruptionError`` naming ``db``)."""
+        version = struct.unpack_from(">H", raw)[0] if len(raw) >= 2 else None
+        if len(raw) == HEAD_SIZE:
+            if digest(_DOMAIN + raw[:_BODY_SIZE]) != raw[_BODY_SIZE:]:
+                raise CorruptionError(db, "META", "", "checksum mismatch in the head record")
+            if version == SCHEMA_VERSION:
+                return cls(*struct.unpack_from(_FORMAT, raw)[1:])
+        if version == 1 and len(raw) == _V1_SIZE:
             raise EngineError(
-                f"head record has schema version {version} and {len(raw)} bytes; this sqlkv "
-                f"reads version {SCHEMA_VERSION} ({HEAD_SIZE} bytes): upgrade sqlkv"
+                f"database {db!r} was written by an sqlkv without stored checksums (head "
+                "schema 1), which this sqlkv no longer reads: export it with that version "
+                "('sqlkv export') and import the file with this one ('sqlkv import')"
             )
-        fields = struct.unpack(_FORMAT, raw)[1:]
-        return cls(*fields)
+        if version is not None and version > SCHEMA_VERSION and len(raw) > HEAD_SIZE:
+            raise EngineError(
+                f"database {db!r} has head schema version {version}; this sqlkv reads "
+                f"version {SCHEMA_VERSION}: upgrade sqlkv"
+            )
+        raise CorruptionError(db, "META", "", f"a head record of {len(raw)} bytes is malformed")
 
     def validate(self) -> None:
         if not self.head_txid < self.next_txid:

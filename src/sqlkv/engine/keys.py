@@ -38,9 +38,10 @@ def unpack_pidx(raw: bytes) -> tuple[int, int]:
 class DbKeys:
     """Every key of one database."""
 
-    __slots__ = ("meta", "prefix")
+    __slots__ = ("meta", "name", "prefix")
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self.prefix = db_prefix(FORMAT_V2, name)
         self.meta = self.prefix + b"M"
 

@@ -1,7 +1,8 @@
 """The in-memory PIDX cache: for each database, page number -> (txid, part) of the newest
 unfolded copy, so reads and commits do not re-read the PIDX rows from the store.
 
-An entry is valid only for the head it was loaded or produced at: it is tagged with
+Loads are cached too (``offer``), when there is room. An entry is valid only for the head
+it was loaded or produced at: it is tagged with
 (generation, head_txid, fold_epoch), one of which every change of PIDX (takeover, commit,
 compaction pass) also changes in META. A reader that finds a different head reloads the rows
 inside its own store transaction, so the cache can never serve a stale mapping. Maps are
@@ -13,18 +14,25 @@ engine serving many databases keeps the most recently used ones and reloads the 
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from xxhash import xxh3_128_digest
+
 from sqlkv.engine.head import Head
-from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.seal import TAG_SIZE, corrupt, unseal
+from sqlkv.errors import CorruptionError
 from sqlkv.store import Transaction
 
 PidxMap = dict[int, tuple[int, int]]
 Tag = tuple[int, int, int]
 
-PIDX_VALUE_BYTES = 12
+PIDX_VALUE_BYTES = 12 + TAG_SIZE  # (txid, part), sealed
+_LOC = struct.Struct(">QI")
+_PGNO = struct.Struct(">I")
 
 
 def tag_of(head: Head) -> Tag:
@@ -57,9 +65,34 @@ class PidxCache:
             if entry is not None and entry.tag == tag_of(head):
                 self._entries.move_to_end(db)
                 return entry.rows
-        rows = load_rows(tr, keys)
+        rows = load_rows(tr, keys, head)
         self.loads += 1
+        self.offer(db, head, rows)
         return rows
+
+    def offer(self, db: str, head: Head, rows: PidxMap) -> None:
+        """Keep ``rows``, read as of ``head`` in one snapshot, if there is room for them
+        without evicting another database and the cache holds nothing newer for ``db``.
+
+        A load is valid for its tag whether or not its transaction commits (the rows and
+        the head come from one snapshot), so an engine that only serves reads of a database
+        (one it never opened or committed to) loads its PIDX once, not on every call.
+        Owners' maps (``publish``) may evict; loads may not, so reads of many databases
+        never push out the maps of the databases being written through this engine.
+        """
+        tag = tag_of(head)
+        with self._lock:
+            entry = self._entries.get(db)
+            held = 0
+            if entry is not None:
+                if all(new <= old for new, old in zip(tag, entry.tag, strict=True)):
+                    return  # the cached map is as new or newer
+                held = len(entry.rows)
+            if self._rows - held + len(rows) > self.max_rows:
+                return
+            self._drop(db)
+            self._entries[db] = _Entry(tag, rows)
+            self._rows += len(rows)
 
     def publish(self, db: str, head: Head, rows: PidxMap) -> None:
         """Remember ``rows`` as the PIDX at ``head`` (call only after the commit landed)."""
@@ -82,13 +115,30 @@ class PidxCache:
             self._rows -= len(entry.rows)
 
 
-def load_rows(tr: Transaction, keys: DbKeys) -> PidxMap:
-    return parse_rows(keys, tr.get_range(*keys.pidx_range(), snapshot=True))
+def load_rows(tr: Transaction, keys: DbKeys, head: Head) -> PidxMap:
+    return parse_rows(keys, head, tr.get_range(*keys.pidx_range(), snapshot=True))
 
 
-def parse_rows(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> PidxMap:
-    """page number -> (txid, part) from PIDX key/value rows."""
-    return {keys.pidx_pgno(key): unpack_pidx(value) for key, value in rows}
+def parse_rows(keys: DbKeys, head: Head, rows: list[tuple[bytes, bytes]]) -> PidxMap:
+    """page number -> (txid, part) from PIDX key/value rows, each checked, and as many as
+    ``head.pidx_count`` says (a row the store lost is ``CorruptionError``)."""
+    out: PidxMap = {}
+    at = len(keys.prefix) + 1
+    check, loc, pgno_of = xxh3_128_digest, _LOC.unpack_from, _PGNO.unpack_from
+    for key, value in rows:  # the hot loop of a cold start: kept to a few calls per row
+        if len(value) != PIDX_VALUE_BYTES or check(key + value[:12]) != value[12:]:
+            unseal(keys, key, value)  # raises the precise CorruptionError
+            raise corrupt(keys, key, f"a PIDX row of {len(value)} bytes is malformed")
+        out[pgno_of(key, at)[0]] = loc(value)
+    if len(out) != head.pidx_count:
+        raise CorruptionError(
+            keys.name,
+            "PIDX",
+            "",
+            f"{len(out)} PIDX rows are stored but the head counts {head.pidx_count}: rows "
+            "were lost or added outside the engine",
+        )
+    return out
 
 
 def pidx_row_bytes(keys: DbKeys) -> int:

@@ -3,7 +3,9 @@
 A page above ``db_size_pages`` is absent (None). A page with a PIDX row is read from the
 DELTA part the row names; any other page from its shard; a page found in neither was never
 written and reads as zeros. Each LTX blob is fetched and indexed once per call, and only
-the requested frames are decompressed.
+the requested frames are decompressed. Every chunk is checked before use (``seal``): a
+damaged or missing chunk, a PIDX row naming a missing delta part, or a part that does not
+hold the page its row names raises ``CorruptionError`` and is never returned as page data.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Iterable
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
-from sqlkv.errors import EngineError, InvalidRequest, LtxError
+from sqlkv.engine.seal import join_chunks
+from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page, read_page_index
 from sqlkv.store import Transaction
 
@@ -58,11 +61,15 @@ class PageSource:
             snapshot=True,
         )
         for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
+            where = f"txid {a} part {b}" if kind == "delta" else f"shard {a}"
             if kind == "delta":
                 if not rows:
-                    raise EngineError(
-                        f"page {wanted[0]} points at delta txid {a} part {b}, which is missing; "
-                        "the store is damaged (reopen the database to clean dangling rows)"
+                    raise CorruptionError(
+                        self.keys.name,
+                        "DELTA",
+                        where,
+                        f"the PIDX row of page {wanted[0]} names this delta part, which is "
+                        "missing from the store",
                     )
                 self.from_deltas += len(wanted)
             else:
@@ -70,15 +77,17 @@ class PageSource:
             if not rows:
                 out.update(dict.fromkeys(wanted, zero))
                 continue
-            blob = b"".join(v for _, v in rows)
+            blob = join_chunks(self.keys, rows)
             try:
                 index = read_page_index(blob)
                 for pgno in wanted:
                     page = read_page(blob, pgno, index)
+                    if page is None and kind == "delta":
+                        raise LtxError(f"it does not hold page {pgno}, which its PIDX row names")
                     out[pgno] = zero if page is None else page
             except LtxError as exc:
-                raise EngineError(
-                    f"stored {kind} blob for page {wanted[0]} is corrupt: {exc}"
+                raise CorruptionError(
+                    self.keys.name, kind.upper(), where, f"its LTX file: {exc}"
                 ) from exc
         return out
 

@@ -99,7 +99,7 @@ def stage_pages(
         part = first | k
         part_used = write_blob(tr, partial(keys.delta_chunk, txid, part), data, chunk)
         manifest_key = keys.stage(txid, part)
-        row = manifest(part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
+        row = manifest(manifest_key, part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
         tr.set(manifest_key, row)
         used += part_used + len(manifest_key) + len(row)
     check_quota(db, head, used)
@@ -111,7 +111,7 @@ def _drop_staged(tr: Transaction, keys: DbKeys, txid: int, first: int, end: int)
     """Remove staged parts ``[first, end)`` of ``txid``; returns the bytes they occupied."""
     freed = 0
     for key, value in tr.get_range(*keys.stage_parts_range(txid, first, end)):
-        part_used, _ = read_manifest(value)
+        part_used, _ = read_manifest(keys, key, value)
         freed += part_used + len(key) + len(value)
     if freed:
         tr.clear_range(*keys.stage_parts_range(txid, first, end))
@@ -123,7 +123,7 @@ def _staged(tr: Transaction, keys: DbKeys, txid: int) -> Iterator[tuple[int, int
     """(part, chunk bytes, manifest bytes, page numbers) of each staged part of ``txid``."""
     for key, value in tr.get_range(*keys.stage_range(txid)):
         _, part = keys.stage_txid_part(key)
-        used, pgnos = read_manifest(value)
+        used, pgnos = read_manifest(keys, key, value)
         yield part, used, len(key) + len(value), pgnos
 
 
@@ -170,10 +170,13 @@ def finalize(
         )
     pidx = dict(cache.rows_for(tr, db, keys, head))
     # The staged chunks are counted already; their manifests go now.
-    used = head.storage_used - manifest_bytes - shrink(tr, keys, head, db_size_pages, pidx)
+    freed, shards_removed = shrink(tr, keys, head, db_size_pages, pidx)
+    used = head.storage_used - manifest_bytes - freed
     used += set_pidx_rows(tr, keys, pidx, located)
     used += record_delta(tr, keys, txid, delta_bytes)
-    check_quota(db, head, used)
+    check_quota(
+        db, head, used, db_size_pages=db_size_pages, pages=len(located), delta_bytes=delta_bytes
+    )
     tr.clear_range(*keys.stage_range(txid))
     new_head = head.with_changes(
         head_txid=txid,
@@ -182,6 +185,8 @@ def finalize(
         last_commit_id=commit_id,
         delta_bytes=head.delta_bytes + delta_bytes,
         delta_count=head.delta_count + 1,
+        pidx_count=len(pidx),
+        shard_count=head.shard_count - shards_removed,
     )
     tr.set(keys.meta, new_head.encode())
     return CommitOutcome(new_head, pidx, pages=len(located))

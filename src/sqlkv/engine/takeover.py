@@ -3,9 +3,13 @@
 One store transaction: read META serializably; create it if absent (and allowed), else
 bump the generation (fencing every earlier owner out) and remove what a crashed owner may
 have left: DELTAs above head_txid (abandoned staged commits), staging manifests and the
-DELTA parts they name, and PIDX rows that point at missing DELTAs. Page 1 and the hinted
-pages (bounded by ``preload_bytes``) are read in the same transaction, so a cold start
-costs one round trip.
+DELTA parts they name. Page 1 and the hinted pages (bounded by ``preload_bytes``) are read
+in the same transaction, so a cold start costs one round trip.
+
+No crash leaves a PIDX row naming a missing delta part (the row, the delta and META are
+written in one transaction; compaction drops rows before their deltas), so such a row
+means the store lost data: ``CorruptionError``, and nothing is "cleaned up" — removing
+the row would silently serve an older copy of the page. Every value read is checked.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from dataclasses import dataclass
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxMap, parse_rows, pidx_row_bytes
+from sqlkv.engine.pidx import PidxMap, parse_rows
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.staging import drop_staged_rows
-from sqlkv.errors import DatabaseNotFound
+from sqlkv.errors import CorruptionError, DatabaseNotFound
 from sqlkv.store import Transaction
 
 
@@ -63,7 +67,7 @@ def open_database(
         tr.set(keys.meta, head.encode())
         return TakeoverOutcome(head, {}, {}, created=True)
 
-    old = Head.decode(raw)
+    old = Head.decode(raw, db)
     orphans = 0
     used = old.storage_used
     # One round trip: staging manifests, any DELTA above head, and the PIDX rows.
@@ -81,13 +85,17 @@ def open_database(
     if above:
         orphans += 1
         tr.clear_range(*keys.deltas_from(old.head_txid + 1))
-    pidx = parse_rows(keys, pidx_rows)
+    pidx = parse_rows(keys, old, pidx_rows)
     dangling = _dangling_rows(tr, keys, pidx)
-    for pgno in dangling:
-        tr.clear(keys.pidx(pgno))
-        del pidx[pgno]
-        used -= pidx_row_bytes(keys)
-    orphans += len(dangling)
+    if dangling:
+        txid, part = pidx[dangling[0]]
+        raise CorruptionError(
+            db,
+            "DELTA",
+            f"txid {txid} part {part}",
+            f"the PIDX rows of {len(dangling)} page(s) (first: page {dangling[0]}) name delta "
+            "parts that are missing from the store",
+        )
 
     head = old.with_changes(generation=old.generation + 1, storage_used=used)
     tr.set(keys.meta, head.encode())

@@ -43,7 +43,14 @@ from sqlkv.ltx.header import (
     parse_page_index,
 )
 
-__all__ = ["decode", "decode_frame", "read_header", "read_page", "read_page_index"]
+__all__ = [
+    "PageIndex",
+    "decode",
+    "decode_frame",
+    "read_header",
+    "read_page",
+    "read_page_index",
+]
 
 BytesLike = bytes | bytearray | memoryview
 
@@ -249,16 +256,28 @@ def _locate_index(data: BytesLike) -> tuple[int, int]:
     return start, end
 
 
-def read_page_index(data: BytesLike) -> dict[int, PageIndexEntry]:
+class PageIndex(dict[int, PageIndexEntry]):
+    """A file's page index (pgno -> entry) that remembers the file's validated header, so
+    that ``read_page`` with it neither parses nor validates the header again."""
+
+    __slots__ = ("header",)
+
+    def __init__(self, header: LtxHeader, entries: list[PageIndexEntry]) -> None:
+        super().__init__((entry.pgno, entry) for entry in entries)
+        self.header = header
+
+
+def read_page_index(data: BytesLike) -> PageIndex:
     """The page index of a whole file, found from its end (u64 length at ``filesize - 24``).
 
     Validates the header and the index's own consistency, not the frames; ``decode`` does that.
+    The bounds of every entry are checked here once, so ``read_page`` need not.
     """
-    read_header(data)
+    header = read_header(data)
     start, end = _locate_index(data)
     entries = parse_page_index(data, start, end)
     _check_entries(entries, start)
-    return {entry.pgno: entry for entry in entries}
+    return PageIndex(header, entries)
 
 
 def read_page(
@@ -266,11 +285,15 @@ def read_page(
 ) -> bytes | None:
     """Page ``pgno`` of a whole file, decompressing only its frame; None if the file lacks it.
 
-    Pass the ``index`` from ``read_page_index`` to skip parsing it again on every call.
+    Pass the ``index`` from ``read_page_index`` (of this same ``data``) to skip parsing the
+    index and the header again on every call: then only the frame is read and checked.
     """
-    header = read_header(data)
-    if index is None:
-        index = read_page_index(data)
+    if isinstance(index, PageIndex):
+        page_size = index.header.page_size
+    else:
+        page_size = read_header(data).page_size
+        if index is None:
+            index = read_page_index(data)
     entry = index.get(pgno)
     if entry is None:
         return None
@@ -279,13 +302,19 @@ def read_page(
             f"page index entry for page {pgno} (offset {entry.offset}, size {entry.size}) "
             f"lies outside the {len(data)}-byte file"
         )
-    frame = memoryview(data)[entry.offset : entry.offset + entry.size]
-    found, page = decode_frame(frame, header.page_size)
-    if found != pgno:
+    end = entry.offset + entry.size
+    decoded = _read_frame(memoryview(data), entry.offset, end, page_size)
+    if decoded is None or decoded[2] != end:
         raise LtxError(
-            f"page index is corrupt: the entry for page {pgno} points at a frame of page {found}"
+            f"page index is corrupt: the entry for page {pgno} (offset {entry.offset}, size "
+            f"{entry.size}) does not name exactly one page frame"
         )
-    return page
+    if decoded[0] != pgno:
+        raise LtxError(
+            f"page index is corrupt: the entry for page {pgno} points at a frame of page "
+            f"{decoded[0]}"
+        )
+    return decoded[1]
 
 
 def decode(data: BytesLike, *, verify_checksum: bool = True) -> LtxFile:

@@ -152,7 +152,7 @@ def read_survey(tr: Transaction, name: str, *, snapshot: bool) -> Survey:
     return Survey(
         size,
         journal is not None,
-        None if v2 is None else Head.decode(v2),
+        None if v2 is None else Head.decode(v2, name),
         None if record is None else MigrationRecord.decode(record),
     )
 
@@ -222,7 +222,7 @@ def undo(store: Store, name: str, record: MigrationRecord) -> None:
 
     def remove(tr: Transaction) -> None:
         raw = tr.get(keys.meta)
-        if raw is not None and Head.decode(raw).last_commit_id != record.commit_id:
+        if raw is not None and Head.decode(raw, name).last_commit_id != record.commit_id:
             return  # someone committed since: not ours to remove
         tr.clear_range(*keys.all_range())
         tr.clear(migration_state_key(name))

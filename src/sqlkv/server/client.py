@@ -28,6 +28,19 @@ what it does:
 When every attempt failed, ``TransportError`` (retryable: the VFS retries and settles a
 commit by its commit id). A failed attempt always moves the next call to the next node.
 
+Stalled nodes. A node that is up but makes no progress (a SIGSTOPped or wedged process, a
+machine paging to death) would hold a request for the whole ``timeout``. So the client
+watches progress instead: whenever ``stall_timeout`` (0.5 s) passes without a byte sent or
+received on a request, it probes that node with HEALTH on a fresh connection (answered by
+the server's event loop, not its busy engine threads). A node that answers the probe is
+working — a 50 MiB commit or a slow store takes as long as it takes, up to ``timeout`` —
+and one that does not answer within ``stall_timeout`` is treated as down: the request
+fails over, after at most about twice ``stall_timeout``. A commit sent to the stalled node
+is in doubt; it carries its ``commit_id`` and is sent to the next node, whose engine
+answers ``already_applied`` if the stalled copy had landed; a copy that runs when the
+stalled node wakes up expects the old head and is refused with ``FenceMismatch``, so the
+commit applies once. Connect + HELLO are watched the same way.
+
 Retry budget under the VFS: ``sqlkv.connect(engine="sqlkv://...")`` builds its
 ``RemoteEngine`` with ``attempts`` = the number of nodes, so each VFS attempt is one pass
 over the nodes and the VFS alone owns retries and backoff (``retry_attempts``, default 6):
@@ -38,15 +51,12 @@ own ``attempts``; give it ``attempts=len(nodes)`` for the same budget.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
-import select
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -61,6 +71,7 @@ from sqlkv.errors import (
     ServerShuttingDown,
     TransportError,
 )
+from sqlkv.server.node import Lost, Node, NodeConnection, parse_engine_url
 from sqlkv.server.protocol import (
     DEFAULT_MAX_FRAME,
     LENGTH,
@@ -79,47 +90,11 @@ from sqlkv.server.protocol import (
     OpenRequest,
     Request,
     StageRequest,
-    check_length,
     decode_answer,
     encode_request,
-    split_header,
 )
 
-SCHEME = "sqlkv://"
-DEFAULT_PORT = 7878
-
-
-@dataclass(frozen=True)
-class Node:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def parse_engine_url(url: str) -> list[Node]:
-    """The nodes of ``sqlkv://host:port[,host2:port2...]`` (port defaults to 7878)."""
-    if not isinstance(url, str) or not url.lower().startswith(SCHEME):
-        raise ConfigError(f"engine URL {url!r} must look like sqlkv://host:port[,host2:port2...]")
-    rest = url[len(SCHEME) :].rstrip("/")
-    nodes: list[Node] = []
-    for part in rest.split(","):
-        part = part.strip()
-        if part.startswith("["):
-            host, _, tail = part[1:].partition("]")
-            port_text = tail[1:] if tail.startswith(":") else ""
-        else:
-            host, _, port_text = part.partition(":")
-        try:
-            port = int(port_text) if port_text else DEFAULT_PORT
-        except ValueError:
-            port = -1
-        if not host or not 0 < port < 65536:
-            raise ConfigError(f"engine URL {url!r}: {part!r} is not host:port")
-        nodes.append(Node(host, port))
-    return nodes
+DEFAULT_STALL_TIMEOUT = 0.5
 
 
 class Retry(Enum):
@@ -134,6 +109,8 @@ class RemoteStats:
     requests: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     failovers: int = 0
+    probes: int = 0  # HEALTH probes of a node that made no progress
+    stalls: int = 0  # requests given up because their node stalled
     connects: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -143,73 +120,15 @@ class RemoteStats:
         return sum(self.requests.values())
 
 
-class _Lost(Exception):
-    """The connection failed; ``sent`` says whether the whole request had been sent."""
-
-    def __init__(self, cause: BaseException, sent: bool) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.sent = sent
-
-
-class _Connection:
-    """One socket to one node, after a successful HELLO. Not thread-safe: pooled."""
-
-    def __init__(self, node: Node, sock: socket.socket, max_frame: int) -> None:
-        self.node = node
-        self.sock = sock
-        self.max_frame = max_frame
-        self.server = ""
-        self.version = 0
-        self._ids = itertools.count(1)
-
-    def call(self, msg_type: int, payload: bytes, timeout: float) -> tuple[int, memoryview]:
-        """Send one request frame and read its answer: (answer type, body)."""
-        rid = next(self._ids) & 0xFFFFFFFF
-        data = payload[: LENGTH.size + 1] + rid.to_bytes(4, "big") + payload[LENGTH.size + 5 :]
-        sent = False
-        try:
-            self.sock.settimeout(timeout)
-            self.sock.sendall(data)
-            sent = True
-            (length,) = LENGTH.unpack(self._recv(LENGTH.size))
-            check_length(length, self.max_frame)
-            answer = self._recv(length)
-        except (OSError, EOFError) as exc:
-            raise _Lost(exc, sent) from exc
-        got_type, got_rid, body = split_header(answer)
-        if got_rid != rid and got_type != MsgType.ERROR:
-            raise ProtocolError(f"answer to request {got_rid} arrived for request {rid}")
-        return got_type, body
-
-    def _recv(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(min(n - len(buf), 1 << 20))
-            if not chunk:
-                raise EOFError(f"{self.node} closed the connection")
-            buf += chunk
-        return bytes(buf)
-
-    def alive(self) -> bool:
-        """False when the server has closed this idle connection (or sent unasked bytes)."""
-        try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        return not readable  # an idle connection has nothing to read
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
 class RemoteEngine:
     """``EngineApi`` over the network. Thread-safe; ``close()`` when done.
 
     - ``url``: ``sqlkv://host:port[,host2:port2...]``; failover follows the list's order.
     - ``token``: sent in HELLO (None sends an empty token, for servers without auth).
     - ``timeout``: seconds to wait for one answer; ``connect_timeout`` for connect + HELLO.
+    - ``stall_timeout``: seconds without progress after which the node is probed, and the
+      probe's own deadline; a node that fails the probe is treated as down (failover in
+      about twice this).
     - ``attempts``: tries per call, over all nodes (default ``max(4, 2 * nodes)``).
     - ``backoff_s`` / ``max_backoff_s``: exponential backoff once every node failed in a row.
     - ``pool_size``: idle connections kept per node.
@@ -222,6 +141,7 @@ class RemoteEngine:
         timeout: float = 30.0,
         *,
         connect_timeout: float = 5.0,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         attempts: int | None = None,
         backoff_s: float = 0.05,
         max_backoff_s: float = 1.0,
@@ -238,11 +158,14 @@ class RemoteEngine:
                 f"(got attempts={self.attempts}, timeout={timeout}, "
                 f"connect_timeout={connect_timeout}, pool_size={pool_size})"
             )
+        if not stall_timeout > 0:
+            raise ConfigError(f"stall_timeout must be > 0 seconds, got {stall_timeout}")
         if not 0 <= backoff_s <= max_backoff_s:
             raise ConfigError("backoff must satisfy 0 <= backoff_s <= max_backoff_s")
         self.token = (token or "").encode("utf-8")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.stall_timeout = stall_timeout
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.pool_size = pool_size
@@ -250,7 +173,7 @@ class RemoteEngine:
         self.client_name = client_name or f"sqlkv-client/{socket.gethostname()}:{os.getpid()}"
         self.stats = RemoteStats()
         self._lock = threading.Lock()
-        self._idle: dict[Node, list[_Connection]] = {n: [] for n in self.nodes}
+        self._idle: dict[Node, list[NodeConnection]] = {n: [] for n in self.nodes}
         self._current = 0
         self._closed = False
 
@@ -368,9 +291,10 @@ class RemoteEngine:
                     with self._lock:
                         self.stats.requests[label] += 1
                         self.stats.bytes_sent += len(payload)
-                    got_type, body = conn.call(msg_type, payload, self.timeout)
-                except _Lost as lost:
+                    got_type, body = conn.call(msg_type, payload, self.timeout, *self._watch(node))
+                except Lost as lost:
                     conn.close()
+                    self._note_stall(lost)
                     if lost.sent and retry is Retry.UNSENT:
                         raise CommitOutcomeUnknown(
                             f"the connection to engine node {node} failed after the "
@@ -420,9 +344,36 @@ class RemoteEngine:
             rounds = attempt // len(self.nodes)
             time.sleep(min(self.max_backoff_s, self.backoff_s * 2 ** (rounds - 1)))
 
+    # ------------------------------------------------------------------ stalls
+
+    def _watch(self, node: Node) -> tuple[float, Callable[[], bool]]:
+        return self.stall_timeout, lambda: self._probe(node)
+
+    def _probe(self, node: Node) -> bool:
+        """True when ``node`` answers HEALTH on a fresh connection within stall_timeout."""
+        with self._lock:
+            self.stats.probes += 1
+        deadline = time.monotonic() + self.stall_timeout
+        try:
+            with socket.create_connection(
+                (node.host, node.port), timeout=self.stall_timeout
+            ) as sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                probe = NodeConnection(node, sock, DEFAULT_MAX_FRAME)
+                left = max(0.001, deadline - time.monotonic())
+                got_type, _ = probe.call(MsgType.HEALTH, encode_request(0, Health()), left)
+        except (Lost, OSError, ProtocolError):
+            return False
+        return got_type == MsgType.HEALTH | 0x80
+
+    def _note_stall(self, lost: Lost) -> None:
+        if isinstance(lost.cause, TimeoutError):
+            with self._lock:
+                self.stats.stalls += 1
+
     # ------------------------------------------------------------------ connections
 
-    def _checkout(self, node: Node) -> _Connection:
+    def _checkout(self, node: Node) -> NodeConnection:
         while True:
             with self._lock:
                 idle = self._idle[node]
@@ -433,7 +384,7 @@ class RemoteEngine:
                 return conn
             conn.close()
 
-    def _checkin(self, conn: _Connection) -> None:
+    def _checkin(self, conn: NodeConnection) -> None:
         with self._lock:
             idle = self._idle[conn.node]
             if not self._closed and len(idle) < self.pool_size:
@@ -441,16 +392,18 @@ class RemoteEngine:
                 return
         conn.close()
 
-    def _connect(self, node: Node) -> _Connection:
+    def _connect(self, node: Node) -> NodeConnection:
         sock = socket.create_connection((node.host, node.port), timeout=self.connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(node, sock, self.max_frame)
+            conn = NodeConnection(node, sock, self.max_frame)
             hello = Hello(self.token, self.client_name)
             payload = encode_request(0, hello)
             try:
-                got_type, body = conn.call(MsgType.HELLO, payload, self.connect_timeout)
-            except _Lost as lost:
+                got_type, body = conn.call(
+                    MsgType.HELLO, payload, self.connect_timeout, *self._watch(node)
+                )
+            except Lost as lost:
                 raise lost.cause from None
             answer = decode_answer(MsgType.HELLO, got_type, body)
             assert isinstance(answer, HelloOk)
@@ -470,8 +423,8 @@ class RemoteEngine:
 def connect_engine(url: str, token: str | None = None, **options: object) -> RemoteEngine:
     """A ``RemoteEngine`` for ``url`` (``sqlkv://host:port[,...]``); what
     ``sqlkv.connect(name, engine="sqlkv://...", token=...)`` builds. ``options``:
-    ``timeout``, ``connect_timeout``, ``attempts``, ``backoff_s``, ``max_backoff_s``,
-    ``pool_size``, ``max_frame``, ``client_name``."""
+    ``timeout``, ``connect_timeout``, ``stall_timeout``, ``attempts``, ``backoff_s``,
+    ``max_backoff_s``, ``pool_size``, ``max_frame``, ``client_name``."""
     return RemoteEngine(url, token, **options)  # type: ignore[arg-type]
 
 

@@ -31,10 +31,12 @@ from sqlkv.errors import (
     CompactionBehind,
     ConfigError,
     ConflictError,
+    CorruptionError,
     DatabaseNotFound,
     EngineError,
     FenceMismatch,
     InjectedFault,
+    InvalidDatabaseName,
     InvalidRequest,
     LimitExceeded,
     LtxError,
@@ -46,6 +48,7 @@ from sqlkv.errors import (
     ServerShuttingDown,
     SqlkvError,
     StoreError,
+    StoreRewound,
     StoreUnavailable,
     TransactionTooOld,
 )
@@ -60,6 +63,7 @@ CODES: dict[int, type[SqlkvError]] = {
     # 10..19: generic
     10: SqlkvError,
     11: ConfigError,
+    12: InvalidDatabaseName,
     # 20..39: the store
     20: StoreError,
     21: ConflictError,
@@ -79,6 +83,8 @@ CODES: dict[int, type[SqlkvError]] = {
     45: CommitTooLarge,
     46: QuotaExceeded,
     47: CompactionBehind,
+    48: CorruptionError,
+    49: StoreRewound,
 }
 CLASS_CODES: dict[type[SqlkvError], int] = {cls: code for code, cls in CODES.items()}
 SERVER_FAULT = CLASS_CODES[ServerFault]
@@ -115,8 +121,14 @@ def write_error(w: Writer, exc: BaseException) -> None:
     elif cls is LimitExceeded:
         w.string(str(getattr(exc, "what", ""))).u64(_field(exc, "actual"))
         w.u64(_field(exc, "limit"))
+    elif cls is CorruptionError:
+        for name in ("db", "kind", "location", "detail"):
+            w.string(str(getattr(exc, name, "")))
     elif cls is RetriesExhausted:
         w.u32(min(_field(exc, "attempts"), 0xFFFFFFFF))
+    elif cls is StoreRewound:
+        w.string(str(getattr(exc, "name", ""))).u64(_field(exc, "acknowledged_txid"))
+        w.u64(_field(exc, "found_txid"))
 
 
 def read_error(r: Reader) -> SqlkvError:
@@ -164,6 +176,14 @@ def _exhausted(r: Reader, message: str) -> SqlkvError:
     return _with_message(RetriesExhausted(attempts, ConflictError(message)), message)
 
 
+def _rewound(r: Reader, message: str) -> SqlkvError:
+    return _with_message(StoreRewound(r.string(), r.u64(), r.u64()), message)
+
+
+def _corrupt(r: Reader, message: str) -> SqlkvError:
+    return _with_message(CorruptionError(r.string(), r.string(), r.string(), r.string()), message)
+
+
 def _with_message(exc: SqlkvError, message: str) -> SqlkvError:
     exc.args = (message,)  # the server's exact words
     return exc
@@ -176,4 +196,6 @@ _BUILDERS: dict[type[SqlkvError], Callable[[Reader, str], SqlkvError]] = {
     DatabaseNotFound: _not_found,
     LimitExceeded: _limit,
     RetriesExhausted: _exhausted,
+    StoreRewound: _rewound,
+    CorruptionError: _corrupt,
 }

@@ -12,6 +12,8 @@ Series (all prefixed ``sqlkv_server_`` except the store's):
   ``version``, ``answer_too_large``);
 - ``auth_refusals{stage}``: ``hello`` (token refused) or ``database`` (not granted);
 - ``draining`` (gauge, 1 while shutting down);
+- ``sqlkv_build_info{version,python}`` (always 1), ``process_*`` (CPU, memory, open
+  files, start time) and ``python_info``: what runs, and how it fares;
 - ``sqlkv_store_*`` counters: the store object's own ``StoreStats`` (transactions, round
   trips, reads, writes, bytes), read at scrape time. Tests use ``sqlkv_store_transactions``
   to count store round trips per request across the process boundary.
@@ -19,16 +21,24 @@ Series (all prefixed ``sqlkv_server_`` except the store's):
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 from dataclasses import fields
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sqlkv.engine.metrics import LATENCY_BUCKETS
 from sqlkv.store import Store
-
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
 class ServerMetrics:
@@ -55,7 +65,7 @@ class ServerMetrics:
             "sqlkv_server_request_seconds",
             "Time from a request's arrival to its answer",
             ["type"],
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.inflight = Gauge("sqlkv_server_inflight", "Requests being executed", registry=r)
@@ -66,6 +76,13 @@ class ServerMetrics:
             "sqlkv_server_auth_refusals", "Refused tokens and databases", ["stage"], registry=r
         )
         self.draining = Gauge("sqlkv_server_draining", "1 while shutting down", registry=r)
+        from sqlkv import __version__
+
+        Info("sqlkv_build", "The running sqlkv build", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         if store is not None:
             r.register(StoreStatsCollector(store))
 

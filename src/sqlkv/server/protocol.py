@@ -191,7 +191,7 @@ def frame(msg_type: int, request_id: int, body: bytes) -> bytes:
     return LENGTH.pack(HEADER.size + len(body)) + HEADER.pack(msg_type, request_id) + body
 
 
-def split_header(payload: bytes) -> tuple[int, int, memoryview]:
+def split_header(payload: bytes | bytearray) -> tuple[int, int, memoryview]:
     """(type, request_id, body) of a frame's payload (the bytes after the length)."""
     if len(payload) < HEADER.size:
         raise ProtocolError(f"frame of {len(payload)} bytes is shorter than its header")

@@ -11,6 +11,15 @@ out of bounds, or that stops mid-way, closes the connection (after an ERROR answ
 one can still be sent); a well-framed request that does not decode gets an ERROR answer
 and the connection stays usable. Before a successful HELLO, any error closes it.
 
+Memory before and after authentication (``frames.py``): until HELLO succeeds a frame may be
+at most ``preauth_max_frame`` bytes (4 KiB; HELLO and HEALTH are far smaller), checked on
+the length prefix before anything else is read, and the whole exchange must finish within
+``hello_timeout_s``; so an unauthenticated peer holds a few KiB for a few seconds. After
+HELLO, every request frame reserves its length from one server-wide ``frame_budget_bytes``
+before its body is read and gives it back once its answer is sent: a frame that does not
+fit waits (its sender sees TCP back-pressure), so request frames never hold more memory
+than the budget, whatever the number of connections.
+
 Shutdown (``begin_shutdown``, wired to SIGTERM and SIGINT by ``run``): stop accepting;
 answer every new request with ``ServerShuttingDown`` (the client retries it on another
 node); let requests already running finish and their answers go out, waiting at most
@@ -31,7 +40,9 @@ from dataclasses import dataclass, field
 
 from sqlkv.engine.api import EngineApi
 from sqlkv.errors import AuthError, ConfigError, ProtocolError, ServerShuttingDown, SqlkvError
+from sqlkv.logs import failure_fields
 from sqlkv.server.auth import Auth, Grant
+from sqlkv.server.frames import DEFAULT_FRAME_BUDGET, PREAUTH_MAX_FRAME, FrameBudget, read_body
 from sqlkv.server.metrics import ServerMetrics
 from sqlkv.server.protocol import (
     DEFAULT_MAX_FRAME,
@@ -63,6 +74,10 @@ from sqlkv.server.protocol import (
 log = logging.getLogger("sqlkv.server")
 
 
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Settings of one server. ``port`` 0 picks a free port (read ``EngineServer.port``)."""
@@ -72,7 +87,9 @@ class ServerConfig:
     max_frame: int = DEFAULT_MAX_FRAME
     workers: int = 16  # threads running engine calls
     max_connections: int = 1024
-    hello_timeout_s: float = 10.0  # a new connection must say HELLO within this
+    preauth_max_frame: int = PREAUTH_MAX_FRAME  # largest frame before a successful HELLO
+    frame_budget_bytes: int = DEFAULT_FRAME_BUDGET  # request frames held at once, all conns
+    hello_timeout_s: float = 5.0  # a new connection must finish HELLO within this
     idle_timeout_s: float = 600.0  # a silent connection is closed after this
     frame_timeout_s: float = 60.0  # a frame must arrive whole within this once begun
     drain_timeout_s: float = 20.0  # shutdown waits this long for running requests
@@ -88,6 +105,16 @@ class ServerConfig:
             raise ConfigError(f"workers must be within 1..1024, got {self.workers}")
         if self.max_connections < 1:
             raise ConfigError(f"max_connections must be >= 1, got {self.max_connections}")
+        if not 64 <= self.preauth_max_frame <= self.max_frame:
+            raise ConfigError(
+                f"preauth_max_frame must be within 64..max_frame ({self.max_frame}) bytes, "
+                f"got {self.preauth_max_frame}"
+            )
+        if self.frame_budget_bytes < self.max_frame:
+            raise ConfigError(
+                f"frame_budget_bytes ({self.frame_budget_bytes}) must be at least max_frame "
+                f"({self.max_frame}), or a largest frame could never be read"
+            )
         for name in ("hello_timeout_s", "idle_timeout_s", "frame_timeout_s", "drain_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -100,6 +127,8 @@ class _Conn:
     peer: str
     grant: Grant | None = None  # set by a successful HELLO
     version: int = 0
+    reserved: int = 0  # bytes of the frame budget the current request holds
+    hello_deadline: float = 0.0  # loop time by which an unauthenticated peer must be done
 
 
 class EngineServer:
@@ -113,8 +142,10 @@ class EngineServer:
         self.metrics = metrics
         self.draining = False
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="sqlkv-engine")
+        self.budget = FrameBudget(config.frame_budget_bytes)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # one per connection
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -166,6 +197,10 @@ class EngineServer:
             log.warning("drain timed out with %d requests still running", self._inflight)
         for writer in list(self._writers):
             writer.close()
+        # let every connection task see its closed stream and end, so that none is left
+        # for asyncio.run to cancel (which logs each one as an ERROR with tracebacks)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
         if self._server is not None:
             await self._server.wait_closed()
         # past the drain bound, do not wait for engine calls still running
@@ -181,7 +216,10 @@ class EngineServer:
             self.metrics.connections_refused.inc()
             writer.close()
             return
-        conn = _Conn(peer)
+        conn = _Conn(peer, hello_deadline=loop_time() + self.config.hello_timeout_s)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         self._writers.add(writer)
         self.metrics.connections_opened.inc()
         self.metrics.connections.inc()
@@ -194,25 +232,39 @@ class EngineServer:
                 self._begin()
                 try:
                     answer, label, close = await self._answer(conn, payload)
+                    del payload  # the budget below frees what this frame held
                     await self._send(writer, answer)
                 finally:
                     self._done()
+                    self.budget.release(conn.reserved)
+                    conn.reserved = 0
                 self.metrics.request_seconds.labels(label).observe(time.perf_counter() - start)
                 if close:
                     break
         except (ConnectionError, OSError):
             pass  # the peer went away
+        except asyncio.CancelledError:
+            pass  # the server is stopping: the connection ends like any other
         finally:
+            self.budget.release(conn.reserved)
+            conn.reserved = 0
+            self._tasks.discard(task)
             self._writers.discard(writer)
             self.metrics.connections.dec()
             writer.close()
 
     async def _read_frame(
         self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bytes | None:
-        """The next frame's payload, or None when the connection must end."""
-        first = conn.grant is None
-        timeout = self.config.hello_timeout_s if first else self.config.idle_timeout_s
+    ) -> bytearray | None:
+        """The next frame's payload, or None when the connection must end. Before HELLO the
+        frame is capped at ``preauth_max_frame`` and everything must be done by the
+        connection's hello deadline; after it, the frame first reserves its length from the
+        server's frame budget (``conn.reserved``, released by the caller)."""
+        authed = conn.grant is not None
+        if authed:
+            timeout = self.config.idle_timeout_s
+        else:
+            timeout = max(0.0, conn.hello_deadline - loop_time())
         try:
             prefix = await asyncio.wait_for(reader.readexactly(LENGTH.size), timeout)
         except asyncio.IncompleteReadError as exc:
@@ -220,19 +272,40 @@ class EngineServer:
                 self.metrics.frame_rejects.labels("truncated").inc()
             return None
         except TimeoutError:
+            if not authed:
+                self.metrics.frame_rejects.labels("hello_timeout").inc()
             return None
         (length,) = LENGTH.unpack(prefix)
+        limit = self.config.max_frame if authed else self.config.preauth_max_frame
         try:
-            check_length(length, self.config.max_frame)
+            check_length(length, limit)
         except ProtocolError as exc:
-            reason = "oversized" if length > self.config.max_frame else "short"
+            refusal = exc
+            if length < limit:
+                reason = "short"
+            elif authed:
+                reason = "oversized"
+            else:
+                reason = "preauth_oversized"
+                refusal = ProtocolError(
+                    f"frame of {length} bytes before HELLO; until a HELLO succeeds a frame "
+                    f"may be at most {limit} bytes: send HELLO first"
+                )
             self.metrics.frame_rejects.labels(reason).inc()
-            await self._send(writer, encode_error(0, exc))
+            await self._send(writer, encode_error(0, refusal))
             return None
+        if authed:
+            await self.budget.acquire(length)
+            conn.reserved = length
+            timeout = self.config.frame_timeout_s
+        else:
+            timeout = max(0.0, conn.hello_deadline - loop_time())
         try:
-            return await asyncio.wait_for(reader.readexactly(length), self.config.frame_timeout_s)
+            return await asyncio.wait_for(read_body(reader, length), timeout)
         except (asyncio.IncompleteReadError, TimeoutError):
             self.metrics.frame_rejects.labels("truncated").inc()
+            self.budget.release(conn.reserved)
+            conn.reserved = 0
             return None
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -241,7 +314,7 @@ class EngineServer:
 
     # ------------------------------------------------------------------ requests
 
-    async def _answer(self, conn: _Conn, payload: bytes) -> tuple[bytes, str, bool]:
+    async def _answer(self, conn: _Conn, payload: bytearray) -> tuple[bytes, str, bool]:
         """(answer frame, the request's type label, close the connection after it)."""
         msg_type, rid, body = split_header(payload)
         label = MsgType(msg_type).name if msg_type in REQUEST_TYPES else "UNKNOWN"
@@ -325,7 +398,13 @@ class EngineServer:
         except SqlkvError as exc:
             return self._error(rid, label, exc)
         except Exception as exc:
-            log.exception("engine request failed unexpectedly", extra={"type": label})
+            log.exception(
+                "engine request %s failed unexpectedly: %s: %s",
+                label,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, type=label),
+            )
             return self._error(rid, label, exc)
         frame = encode_answer(rid, msg_type, answer)
         if len(frame) - LENGTH.size > self.config.max_frame:

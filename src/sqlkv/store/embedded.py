@@ -22,13 +22,22 @@ ranges. Rows older than ``conflict_window_s`` (10 s) are pruned; a commit with
 serializable reads whose read version is below ``floor`` cannot be checked any more and
 raises ``TransactionTooOld`` (retryable). Reads themselves never expire.
 
-Snapshots are read transactions on pooled read connections: WAL gives each one a
-point-in-time view that writers never block. Commits run on one writer connection per
-store object, under a lock (threads) and SQLite's write lock (processes; a writer of
-another process waits in SQLite's busy handler, which polls). A snapshot ends its read
-transaction before its commit starts: a reader open across a commit would keep the WAL
-from ever being checkpointed completely. Checkpoints run on a background thread once the
-WAL holds ``checkpoint_bytes`` (16 MiB), so that commits do not wait for them.
+Snapshots are read transactions on pooled connections: WAL gives each one a point-in-time
+view that writers never block. A commit is, whenever it can be, **one SQLite transaction**:
+under the store's lock (threads), the snapshot's own read transaction is upgraded to a
+write transaction by its first write (``UPDATE meta SET version = version + 1``). SQLite
+allows that only when no other commit landed since the snapshot began (else
+``SQLITE_BUSY_SNAPSHOT``) and no other process holds the write lock (else ``SQLITE_BUSY``,
+at once: SQLite never waits to upgrade a read transaction); so when it succeeds, nothing
+this transaction read can have changed and no conflict check is needed. Then the writes
+(one ``executemany`` per kind), the conflict-log row and ``COMMIT``: 4-5 statements after
+the snapshot's ``BEGIN`` and version read. When the upgrade is refused, the read
+transaction ends and the commit runs as a second transaction on the store's writer
+connection (``BEGIN IMMEDIATE``, which waits in SQLite's busy handler for another
+process's writer; read ``version``/``floor``; check the conflict log; write; ``COMMIT``).
+Either way no reader is left open across a commit, which would keep the WAL from ever
+being checkpointed completely. Checkpoints run on a background thread once the WAL holds
+``checkpoint_bytes`` (16 MiB), so that commits do not wait for them.
 
 Durability: ``fsync=False`` (the default) runs WAL with ``synchronous=NORMAL``: a commit
 is in the WAL file when ``transact`` returns, so it survives a killed process (SIGKILL,
@@ -75,6 +84,8 @@ from sqlkv.store.translate import ErrorTable
 __all__ = ["CHECKPOINT_BYTES", "DB_FILE", "EmbeddedStore"]
 
 GET_MANY_LOOP_MAX = 4  # up to this many keys, one cached point query each
+LARGE_COMMIT_BYTES = 1_000_000  # above this, a pooled connection commits with a large cache
+LARGE_CACHE_SIZE = -32768  # KiB: the writer's (init_file); room for a 10 MB transaction
 
 # apsw error class -> (our class, what to tell the user). The first matching row wins.
 _ERRORS = ErrorTable(
@@ -131,6 +142,7 @@ class EmbeddedStore(Store):
         self._closed = False
         self._next_prune = 0.0
         checkpoint_frames = max(1, checkpoint_bytes // PAGE_SIZE)
+        self._journal_limit = 2 * checkpoint_frames * PAGE_SIZE
         with _ERRORS.translating(self._where):
             self._writer = connect(self.file, self._busy_ms)
             try:
@@ -139,7 +151,7 @@ class EmbeddedStore(Store):
                     where=self._where,
                     file=self.file,
                     fsync=fsync,
-                    journal_size_limit=2 * checkpoint_frames * PAGE_SIZE,
+                    journal_size_limit=self._journal_limit,
                     busy_ms=self._busy_ms,
                 )
             except BaseException:
@@ -166,6 +178,7 @@ class EmbeddedStore(Store):
 
     def _open_snapshot(self) -> Snapshot:
         conn = self._checkout()
+        checkpoints = self._checkpoints.completed
         try:
             with _ERRORS.translating(self._where):
                 conn.execute("BEGIN")
@@ -174,7 +187,7 @@ class EmbeddedStore(Store):
         except BaseException:
             self._checkin(conn)
             raise
-        return _EmbeddedSnapshot(self, conn, version)
+        return _EmbeddedSnapshot(self, conn, version, checkpoints)
 
     def close(self) -> None:
         with self._pool_lock:
@@ -198,7 +211,10 @@ class EmbeddedStore(Store):
                 return self._idle.pop()
         with _ERRORS.translating(self._where):
             conn = connect(self.file, self._busy_ms)
-            conn.execute("PRAGMA query_only=1")
+            # a snapshot may become its commit's write transaction: same pragmas as the writer
+            conn.execute(synchronous_pragma(self.fsync))
+            conn.execute(f"PRAGMA journal_size_limit={self._journal_limit}")
+            conn.set_wal_hook(self._checkpoints.wal_hook)
         return conn
 
     def _checkin(self, conn: apsw.Connection) -> None:
@@ -216,49 +232,92 @@ class EmbeddedStore(Store):
 
     # ------------------------------------------------------------------ commit
 
-    def _commit(self, read_version: int, req: CommitRequest) -> None:
-        ranges = encode_ranges(req.write_ranges)
-        sets = [(k, v) for k, v in req.writes if v is not None]
-        clears = [(k,) for k, v in req.writes if v is None]
+    def _commit(self, snapshot: _EmbeddedSnapshot, req: CommitRequest) -> None:
+        """Apply ``req``: in the snapshot's own transaction when SQLite lets it upgrade,
+        else in a second one on the writer connection, checked against the conflict log."""
+        read_version = snapshot.read_version
         with self._write_lock, _ERRORS.translating(self._where):
             if self._closed:
                 raise StoreError(f"{self._where} is closed; open it again")
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            conn = snapshot.detach()
             try:
-                row = conn.execute("SELECT version, floor FROM meta").fetchall()[0]
-                version, floor = cast(int, row[0]), cast(int, row[1])
-                if req.read_ranges and version > read_version:
-                    check_conflicts(
-                        read_version,
-                        floor,
-                        req.read_ranges,
-                        _logged_after(conn, read_version),
-                        window_s=self.conflict_window_s,
-                    )
-                for begin, end in req.clear_ranges:
-                    conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
-                if clears:
-                    conn.executemany("DELETE FROM kv WHERE key = ?", clears)
-                if sets:
-                    conn.executemany(
-                        "INSERT INTO kv(key, value) VALUES (?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                        sets,
-                    )
-                now = time.time()
-                conn.execute(
-                    "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)",
-                    (version + 1, now, ranges),
+                # A checkpoint that completed since the snapshot began lets only a new write
+                # transaction start the WAL over: then commit on the writer.
+                fresh = snapshot.checkpoints_seen == self._checkpoints.completed
+                if fresh and self._commit_in_place(conn, read_version, req):
+                    return
+            finally:
+                self._checkin(conn)  # rolls back what is left of a refused upgrade
+            self._commit_on_writer(read_version, req)
+
+    def _commit_in_place(
+        self, conn: apsw.Connection, read_version: int, req: CommitRequest
+    ) -> bool:
+        """Upgrade the snapshot's read transaction and commit in it; False (nothing written)
+        when SQLite refuses the upgrade: a commit landed since, or another process writes."""
+        try:
+            conn.execute("UPDATE meta SET version = version + 1")
+        except apsw.BusyError:
+            conn.execute("ROLLBACK")
+            return False
+        # Upgraded: no commit landed since read_version, so no read can conflict.
+        try:
+            self._apply(conn, read_version + 1, req)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True
+
+    def _commit_on_writer(self, read_version: int, req: CommitRequest) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT version, floor FROM meta").fetchall()[0]
+            version, floor = cast(int, row[0]), cast(int, row[1])
+            if req.read_ranges and version > read_version:
+                check_conflicts(
+                    read_version,
+                    floor,
+                    req.read_ranges,
+                    _logged_after(conn, read_version),
+                    window_s=self.conflict_window_s,
                 )
-                conn.execute("UPDATE meta SET version = ?", (version + 1,))
-                if now >= self._next_prune:
-                    self._prune(conn, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            conn.execute("UPDATE meta SET version = ?", (version + 1,))
+            self._apply(conn, version + 1, req)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _apply(self, conn: apsw.Connection, version: int, req: CommitRequest) -> None:
+        """The writes of ``req`` and its conflict-log row, inside the write transaction of
+        commit ``version``."""
+        large = req.size > LARGE_COMMIT_BYTES
+        if large:  # room for the whole transaction in the page cache (see init_file)
+            conn.execute(f"PRAGMA cache_size={LARGE_CACHE_SIZE}")
+        for begin, end in req.clear_ranges:
+            conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+        clears = [(k,) for k, v in req.writes if v is None]
+        if clears:
+            conn.executemany("DELETE FROM kv WHERE key = ?", clears)
+        if len(clears) < len(req.writes):
+            conn.executemany(
+                "INSERT INTO kv(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(k, v) for k, v in req.writes if v is not None],
+            )
+        now = time.time()
+        conn.execute(
+            "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)",
+            (version, now, encode_ranges(req.write_ranges)),
+        )
+        if now >= self._next_prune:
+            self._prune(conn, now)
+        if large and conn is not self._writer:
+            conn.execute("PRAGMA cache_size=-2000")  # a pooled reader's default again
 
     def _prune(self, conn: apsw.Connection, now: float) -> None:
         """Drop conflict-log rows older than the window; raise ``floor`` past them."""
@@ -286,10 +345,13 @@ def _logged_after(conn: apsw.Connection, read_version: int) -> Iterator[bytes]:
 class _EmbeddedSnapshot(Snapshot):
     """A read transaction on one pooled connection, at ``read_version``."""
 
-    def __init__(self, store: EmbeddedStore, conn: apsw.Connection, read_version: int) -> None:
+    def __init__(
+        self, store: EmbeddedStore, conn: apsw.Connection, read_version: int, checkpoints: int
+    ) -> None:
         self._store = store
         self._conn: apsw.Connection | None = conn
         self.read_version = read_version
+        self.checkpoints_seen = checkpoints  # Checkpoints.completed when it began
 
     def _c(self) -> apsw.Connection:
         if self._conn is None:
@@ -326,11 +388,14 @@ class _EmbeddedSnapshot(Snapshot):
 
     def commit(self, request: CommitRequest) -> None:
         self._c()
-        # End the read transaction first: a reader open across the commit pins the WAL,
-        # so the checkpoint after it could never finish (the WAL then grows without end
-        # and every commit pays a checkpoint's fsync).
-        self.close()
-        self._store._commit(self.read_version, request)
+        self._store._commit(self, request)
+
+    def detach(self) -> apsw.Connection:
+        """Hand the connection (inside its read transaction) to the commit, which checks
+        it back in: this snapshot is closed from now on."""
+        conn = self._c()
+        self._conn = None
+        return conn
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

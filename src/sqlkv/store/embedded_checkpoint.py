@@ -4,7 +4,7 @@ Checkpoints (copying the WAL back into the file) run on a thread of their own on
 holds ``checkpoint_bytes`` (16 MiB), in two passes (``_Checkpointer``), so that commits do
 not wait for them and the WAL stays bounded (truncated to 32 MiB after a reset). A
 snapshot held open for long makes the WAL grow meanwhile; it shrinks back afterwards.
-``Checkpoints.wal_hook`` replaces SQLite's autocheckpoint on the store's writer connection.
+``Checkpoints.wal_hook`` replaces SQLite's autocheckpoint on every connection of the store.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class Checkpoints:
         self.write_lock = write_lock
         self.closed = closed
         self.wal_frames = 0  # frames in the WAL after this store's last commit
+        # Bumped by each checkpoint that copied the whole WAL back: a snapshot begun before
+        # it must not become its commit's write transaction, because only a write
+        # transaction that began after it starts the WAL over (embedded.py).
+        self.completed = 0
         self._frames = frames
         self._thread: _Checkpointer | None = None
 
@@ -95,10 +99,14 @@ class _Checkpointer(threading.Thread):
                 # Busy: another process is checkpointing; the next commit wakes us again.
                 # Other errors (I/O, disk full) reach the commits themselves.
                 with contextlib.suppress(apsw.Error):
-                    _, copied = conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                    log, copied = conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
                     if owner.wal_frames > copied:  # our commits landed meanwhile
                         with owner.write_lock:
                             if not owner.closed():
-                                conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                                log, copied = conn.wal_checkpoint(
+                                    mode=apsw.SQLITE_CHECKPOINT_PASSIVE
+                                )
+                    if copied >= log:
+                        owner.completed += 1
         finally:
             conn.close()

@@ -100,8 +100,8 @@ are in ``postgres_conn.py``, the error table and connection-loss tests in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar, cast
 
 import psycopg
 from psycopg import pq, sql
@@ -283,23 +283,26 @@ class _PgSnapshot(Snapshot):
             )
         sets = [(k, v) for k, v in request.writes if v is not None]
         clears = [k for k, v in request.writes if v is None]
+
+        def send(pipeline: psycopg.Pipeline) -> None:
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                conn.execute(_BEGIN, prepare=False)
+            # Not prepared: psycopg would count a Parse that an earlier error in the
+            # pipeline made the server skip as done ("prepared statement does not exist").
+            cur = conn.cursor(binary=True)
+            if request.clear_ranges:
+                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=False)
+            if sets:
+                cur.execute(sql_.upsert, _columns(sets), prepare=False)
+            if clears:
+                cur.execute(sql_.clear_keys, (clears,), prepare=False)
+            if request.read_ranges:
+                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=False)
+            conn.execute("COMMIT", prepare=False)
+            pipeline.sync()
+
         try:
-            with conn.pipeline() as pipeline:
-                if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                    conn.execute(_BEGIN, prepare=False)
-                # Not prepared: psycopg would count a Parse that an earlier error in the
-                # pipeline made the server skip as done ("prepared statement does not exist").
-                cur = conn.cursor(binary=True)
-                if request.clear_ranges:
-                    cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=False)
-                if sets:
-                    cur.execute(sql_.upsert, _columns(sets), prepare=False)
-                if clears:
-                    cur.execute(sql_.clear_keys, (clears,), prepare=False)
-                if request.read_ranges:
-                    cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=False)
-                conn.execute("COMMIT", prepare=False)
-                pipeline.sync()
+            _pipelined(conn, send)
         except psycopg.Error as exc:
             lost = CommitUnknown(
                 f"the connection to PostgreSQL at {store._where} was lost while a commit "
@@ -345,7 +348,8 @@ class _PgSnapshot(Snapshot):
                 cur = conn.cursor(binary=True)
                 cur.execute(*statements[0])
                 return [cur.fetchall()]
-            with conn.pipeline() as pipeline:
+
+            def send(pipeline: psycopg.Pipeline) -> list[list[Any]]:
                 if begin:
                     conn.execute(_BEGIN, prepare=False)
                 cursors = []
@@ -355,6 +359,8 @@ class _PgSnapshot(Snapshot):
                     cursors.append(cur)
                 pipeline.sync()
                 return [cur.fetchall() for cur in cursors]
+
+            return _pipelined(conn, send)
         except psycopg.Error as exc:
             lost = StoreUnavailable(
                 f"lost the connection to PostgreSQL at {self._store._where} during a read; "
@@ -380,6 +386,33 @@ class _PgSnapshot(Snapshot):
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+
+T = TypeVar("T")
+
+
+def _pipelined(conn: Connection, send: Callable[[psycopg.Pipeline], T]) -> T:
+    """``send(pipeline)`` inside a pipeline, leaving it cleanly when a statement fails.
+
+    After an error the statements queued behind it are aborted, and ending the pipeline
+    reports that again ("pipeline aborted"). Leaving the ``with`` block by the first error
+    made psycopg log that second one as a warning ("error ignored terminating
+    <psycopg.Pipeline [INERROR]>") on every conflict; here the first error is held while
+    the pipeline ends, the echo is dropped, and the first error is raised to be translated.
+    """
+    first: psycopg.Error | None = None
+    result: T | None = None
+    try:
+        with conn.pipeline() as pipeline:
+            try:
+                result = send(pipeline)
+            except psycopg.Error as exc:
+                first = exc
+    except psycopg.Error:
+        if first is None:
+            raise
+    if first is not None:
+        raise first
+    return cast(T, result)
 
 
 def _columns(pairs: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:

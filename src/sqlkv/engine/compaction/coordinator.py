@@ -11,11 +11,12 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError, DatabaseNotFound, SqlkvError
+from sqlkv.logs import failure_fields
 
 if TYPE_CHECKING:
     from sqlkv.engine.engine import Engine
@@ -55,15 +56,10 @@ class CompactionConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CompactionConfig:
-        valid = {f.name for f in fields(cls)}
-        unknown = set(values) - valid
-        if unknown:
-            raise ConfigError(
-                f"unknown compaction setting(s) {sorted(unknown)}; valid: {sorted(valid)}"
-            )
-        config = cls(**values)
-        config.validate()
-        return config
+        """Settings from a config file's ``[compaction]`` table (``settings_from_dict``)."""
+        from sqlkv.engine.config import settings_from_dict
+
+        return settings_from_dict(cls, values, "compaction")
 
 
 class CompactionCoordinator:
@@ -129,9 +125,21 @@ class CompactionCoordinator:
         except DatabaseNotFound:
             self._last_commit.pop(db, None)
         except SqlkvError as exc:
-            log.warning("compaction failed", extra={"db": db, "error": str(exc)})
-        except Exception:  # a bug: log it loudly, keep the coordinator alive
-            log.exception("compaction crashed", extra={"db": db})
+            log.warning(
+                "compaction failed for database %r: %s: %s (retried on the next commit)",
+                db,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, db=db),
+            )
+        except Exception as exc:  # a bug: log it loudly, keep the coordinator alive
+            log.exception(
+                "compaction crashed for database %r: %s: %s",
+                db,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, db=db),
+            )
         with self._lock:
             self._running.discard(db)
             self._again.discard(db)

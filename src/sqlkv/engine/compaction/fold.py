@@ -10,7 +10,8 @@ commit. A pass given ``expected_generation`` is fenced (``FenceMismatch``, nothi
 when a takeover happened since the caller looked.
 
 A pass that changes anything bumps ``fold_epoch`` in META, which invalidates every
-engine's PIDX cache for the database.
+engine's PIDX cache for the database. Every value it reads is checked first (``seal``);
+a damaged one raises ``CorruptionError`` and the pass writes nothing.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import struct
 from dataclasses import dataclass
 from functools import partial
 
-from sqlkv.engine.apply import check_generation, read_blob_rows, read_head
+from sqlkv.engine.apply import check_generation, decode_shard, read_head
 from sqlkv.engine.blobs import encode_pages, read_blob, write_blob
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxCache, PidxMap, pidx_row_bytes
-from sqlkv.errors import EngineError
-from sqlkv.ltx import decode, read_page, read_page_index
+from sqlkv.engine.seal import corrupt, unseal
+from sqlkv.errors import CorruptionError, LtxError
+from sqlkv.ltx import read_page, read_page_index
 from sqlkv.ltx.header import PageIndexEntry
 from sqlkv.store import Transaction
 
@@ -53,15 +55,24 @@ class _DeltaReader:
         self._parts: dict[tuple[int, int], tuple[bytes, dict[int, PageIndexEntry]]] = {}
 
     def page(self, pgno: int, loc: tuple[int, int]) -> bytes:
+        where = f"txid {loc[0]} part {loc[1]}"
+        name = self._keys.name
         entry = self._parts.get(loc)
-        if entry is None:
-            blob = read_blob(self._tr, self._keys.delta_part_range(*loc))
-            if blob is None:
-                raise EngineError(f"page {pgno} points at missing delta {loc}; reopen the database")
-            entry = self._parts[loc] = (blob, read_page_index(blob))
-        page = read_page(entry[0], pgno, entry[1])
+        try:
+            if entry is None:
+                blob = read_blob(self._tr, self._keys, self._keys.delta_part_range(*loc))
+                if blob is None:
+                    raise CorruptionError(
+                        name, "DELTA", where, f"page {pgno}'s PIDX row names it; it is missing"
+                    )
+                entry = self._parts[loc] = (blob, read_page_index(blob))
+            page = read_page(entry[0], pgno, entry[1])
+        except LtxError as exc:
+            raise CorruptionError(name, "DELTA", where, f"its LTX file: {exc}") from exc
         if page is None:
-            raise EngineError(f"delta {loc} does not hold page {pgno} its PIDX row names")
+            raise CorruptionError(
+                name, "DELTA", where, f"it does not hold page {pgno}, which its PIDX row names"
+            )
         return page
 
 
@@ -95,13 +106,15 @@ def fold_pass(
     deltas = _DeltaReader(tr, keys)
     row_bytes = pidx_row_bytes(keys)
     shard_txid = max(2, head.head_txid)
+    shard_count = head.shard_count
     for sid, pgnos in _choose_shards(pidx, head.shard_size, shards_per_pass).items():
         old = tr.get_range(*keys.shard_range(sid, sid + 1), snapshot=True)
         pages: dict[int, bytes] = {}
         if old:
             used -= sum(len(k) + len(v) for k, v in old)
-            pages.update(decode(read_blob_rows(old)).pages)
+            pages.update(decode_shard(keys, old).pages)
             tr.clear_range(*keys.shard_range(sid, sid + 1))
+            shard_count -= 1
         for pgno in pgnos:
             pages[pgno] = deltas.page(pgno, pidx.pop(pgno))
             tr.clear(keys.pidx(pgno))
@@ -110,6 +123,7 @@ def fold_pass(
         if kept:
             blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size)
             used += write_blob(tr, partial(keys.shard_chunk, sid), blob, chunk)
+            shard_count += 1
         out.shards_written += 1
         out.pages_folded += len(pgnos)
         out.bytes_folded += len(pgnos) * head.page_size
@@ -121,7 +135,10 @@ def fold_pass(
         *keys.delta_dir_range(head.materialized_txid + 1, first_live), snapshot=True
     ):
         txid = keys.delta_dir_txid(key)
-        (size,) = struct.unpack(">Q", value)
+        payload = unseal(keys, key, value)
+        if len(payload) != 8:
+            raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
+        (size,) = struct.unpack(">Q", payload)
         tr.clear_range(*keys.delta_txid_range(txid))
         tr.clear(key)
         freed_delta += size
@@ -135,6 +152,8 @@ def fold_pass(
             delta_bytes=head.delta_bytes - freed_delta,
             delta_count=head.delta_count - out.deltas_deleted,
             fold_epoch=head.fold_epoch + 1,
+            pidx_count=len(pidx),
+            shard_count=shard_count,
         )
         tr.set(keys.meta, out.head.encode())
     return out

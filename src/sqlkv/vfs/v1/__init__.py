@@ -21,6 +21,7 @@ from typing import Any
 import apsw
 
 from sqlkv.errors import ConfigError
+from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store
 from sqlkv.vfs.v1.keys import CHUNK_SIZE
 from sqlkv.vfs.v1.stats import V1Stats
@@ -80,6 +81,7 @@ def connect_v1(
     New databases get 4 KiB pages; the journal mode is DELETE and temporary files live
     in memory. Options: see ``V1Options``.
     """
+    check_database_name(name)
     options = V1Options.from_kwargs(cache_pages=cache_pages, **opts)
     vfs = get_vfs()
     mount = vfs.mount(store, name, cache_chunks=options.cache_pages)

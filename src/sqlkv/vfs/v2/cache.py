@@ -1,14 +1,57 @@
-"""The page cache: a bounded LRU of committed page bodies.
+"""The page cache: a bounded LRU of committed page bodies, and the process-wide memory budget
+every connection's cache shares.
 
 It only ever holds pages as the engine has them (fetched, preloaded, or committed by this
-connection), never uncommitted writes: those live in the write buffer. The bound is in whole
-pages; ``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
+connection), never uncommitted writes: those live in the write buffer. Two bounds apply, in
+whole pages: the connection's own ``capacity_bytes`` and the process's ``MemoryBudget``
+(``PROCESS_BUDGET``). The default of both is a quarter of the machine's physical memory, at
+least 64 MiB (``default_cache_bytes``), so a database that fits in memory is cached whole
+without tuning, and many connections together still hold about that quarter at most: a
+cache that grows past the shared budget evicts its own least recently used pages (down to
+``MIN_PAGES``, 1 MiB, which each connection keeps whatever the others hold).
+``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
+
+Hot-path costs: a hit is a dict lookup and an LRU move; a commit never scans the cache
+(``discard_above`` returns at once unless the database shrank below a cached page).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+
+MiB = 1024 * 1024
+MIN_DEFAULT_BYTES = 64 * MiB
+MIN_PAGES = 256  # a cache over the shared budget keeps at least this many pages (1 MiB)
+
+
+def default_cache_bytes() -> int:
+    """A quarter of physical memory, at least 64 MiB (64 MiB when it cannot be known)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return MIN_DEFAULT_BYTES
+    return max(MIN_DEFAULT_BYTES, total // 4)
+
+
+class MemoryBudget:
+    """Bytes all the page caches sharing this budget may hold together."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.used_bytes = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> bool:
+        """Count ``n`` more bytes (negative: fewer); True while within the limit."""
+        with self._lock:
+            self.used_bytes += n
+            return self.used_bytes <= self.limit_bytes
+
+
+PROCESS_BUDGET = MemoryBudget(default_cache_bytes())
 
 
 class PageCache:
@@ -17,12 +60,15 @@ class PageCache:
         capacity_bytes: int,
         page_size: int = 4096,
         on_evict: Callable[[int, bytes], None] | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
-        """``on_evict(pgno, page)`` is called for each page pushed out by the bound."""
+        """``on_evict(pgno, page)`` is called for each page pushed out by a bound."""
         self.page_size = page_size
         self.on_evict = on_evict
         self.capacity_pages = capacity_bytes // page_size
+        self.budget = budget if budget is not None else PROCESS_BUDGET
         self._pages: OrderedDict[int, bytes] = OrderedDict()
+        self._max_pgno = 0  # no cached page is numbered above it
         self.evictions = 0
         self.peak_bytes = 0
 
@@ -55,10 +101,21 @@ class PageCache:
         pages = self._pages
         if pgno in pages:
             pages.move_to_end(pgno)
+            pages[pgno] = page
+            return
+        if not self.capacity_pages:
+            if self.on_evict is not None:
+                self.on_evict(pgno, page)
+            self.evictions += 1
+            return
         pages[pgno] = page
-        while len(pages) > self.capacity_pages:
+        if pgno > self._max_pgno:
+            self._max_pgno = pgno
+        within = self.budget.add(self.page_size)
+        while len(pages) > self.capacity_pages or (not within and len(pages) > MIN_PAGES):
             old, data = pages.popitem(last=False)
             self.evictions += 1
+            within = self.budget.add(-self.page_size)
             if self.on_evict is not None:
                 self.on_evict(old, data)
         used = len(pages) * self.page_size
@@ -70,12 +127,20 @@ class PageCache:
             self.put(pgno, page)
 
     def discard(self, pgno: int) -> None:
-        self._pages.pop(pgno, None)
+        if self._pages.pop(pgno, None) is not None:
+            self.budget.add(-self.page_size)
 
     def discard_above(self, size_pages: int) -> None:
         """Drop every page numbered above ``size_pages`` (after the database shrank)."""
-        for pgno in [p for p in self._pages if p > size_pages]:
+        if size_pages >= self._max_pgno:
+            return
+        doomed = [p for p in self._pages if p > size_pages]
+        for pgno in doomed:
             del self._pages[pgno]
+        self.budget.add(-self.page_size * len(doomed))
+        self._max_pgno = size_pages
 
     def clear(self) -> None:
+        self.budget.add(-self.page_size * len(self._pages))
         self._pages.clear()
+        self._max_pgno = 0

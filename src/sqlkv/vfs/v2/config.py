@@ -2,60 +2,31 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlkv.errors import ConfigError
+from sqlkv.sizes import parse_size
+from sqlkv.vfs.v2.cache import default_cache_bytes
 
 PAGE_SIZE = 4096
 KiB = 1024
 MiB = 1024 * KiB
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": KiB,
-    "kb": 1000,
-    "kib": KiB,
-    "m": MiB,
-    "mb": 1000**2,
-    "mib": MiB,
-    "g": 1024 * MiB,
-    "gb": 1000**3,
-    "gib": 1024 * MiB,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
-
 
 def parse_cache_size(value: int | str) -> int:
     """Cache size in bytes from an int (bytes) or a string: ``"64MiB"``, ``"2000 pages"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"cache_size must be bytes or a size string, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(f"cache_size must be >= 0 bytes, got {value}")
-        return value
-    if isinstance(value, str):
-        m = _SIZE_RE.match(value.lower())
-        if m:
-            number, unit = float(m.group(1)), m.group(2)
-            if unit in ("page", "pages", "p"):
-                return int(number) * PAGE_SIZE
-            if unit in _UNITS:
-                return int(number * _UNITS[unit])
-    raise ConfigError(
-        f"cache_size {value!r} is not a size: give bytes (an int) or a string such as "
-        "'64MiB', '512KiB', '1GB' or '2000 pages'"
-    )
+    return parse_size(value, "cache_size", page_size=PAGE_SIZE)
 
 
 @dataclass(frozen=True)
 class VfsConfig:
     """Tunables of one sqlkv v2 connection.
 
-    - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). SQLite's own
-      pager cache (``PRAGMA cache_size``) comes on top of it.
+    - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). The default
+      is a quarter of physical memory, at least 64 MiB, and every cache of the process also
+      shares one budget of that size (``cache.PROCESS_BUDGET``). SQLite's own pager cache
+      (``PRAGMA cache_size``) comes on top of it.
     - ``preload_bytes``: pages asked for at open (page 1 onwards), so a cold start of a small
       database costs one round trip.
     - ``readahead_max_bytes``: largest read-ahead window; it is also capped at half the cache.
@@ -66,7 +37,7 @@ class VfsConfig:
       errors, with exponential backoff, before an I/O error surfaces.
     """
 
-    cache_bytes: int = 64 * MiB
+    cache_bytes: int = default_cache_bytes()
     preload_bytes: int = 1 * MiB
     readahead_max_bytes: int = 4 * MiB
     fast_path_bytes: int = 4 * MiB

@@ -16,6 +16,12 @@ database: an owner that opened it since would be fenced out by the owner it repl
 engine cannot be reached even for that, the outcome is unknown and the connection dies
 rather than guess (a new connection sees the commit if it landed).
 
+Every head the connection sees is compared with the newest it acknowledged: an older one
+(a smaller ``head_txid``, or a smaller generation) means the store lost acknowledged
+commits. That is reported as ``StoreRewound`` (``RewoundIOError``, an apsw I/O error too)
+and the connection dies; it is never mistaken for a takeover, whose generation is higher
+and whose head is not older.
+
 Methods raise ``apsw.Error`` for a fenced or dead connection, ``Unreachable`` when retries ran
 out, and the engine's own non-retryable ``SqlkvError`` (quota, invalid request) unchanged.
 """
@@ -31,7 +37,16 @@ import apsw
 
 from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, Pages
 from sqlkv.engine.head import Head
-from sqlkv.errors import CommitTooLarge, CommitUnknown, ConnectionFenced, FenceMismatch, SqlkvError
+from sqlkv.errors import (
+    CommitTooLarge,
+    CommitUnknown,
+    ConnectionFenced,
+    FenceMismatch,
+    SqlkvError,
+    StoreRewound,
+    dual_error,
+    sqlkv_kind,
+)
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 
@@ -44,10 +59,24 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     """Raised by every call on a fenced connection: an apsw I/O error (SQLite sees
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
 
+    _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
+
 
 def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
-    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it)."""
+    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it).
+
+    With a sqlkv ``cause`` (``QuotaExceeded``, ``TransportError``, ...) the exception is also
+    of the cause's class (``errors.dual_error``), so ``except QuotaExceeded`` catches the
+    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``.
+    """
     exc = apsw.exception_for(code)
+    if cause is not None and sqlkv_kind(cause) is not None:
+        dual = dual_error(type(exc), cause, message)
+        assert isinstance(dual, Exception)
+        # what apsw reads to tell SQLite the error code
+        setattr(dual, "result", code & 0xFF)  # noqa: B010
+        setattr(dual, "extendedresult", code)  # noqa: B010
+        exc = dual
     exc.args = (message,)
     exc.__cause__ = cause
     return exc
@@ -59,6 +88,20 @@ def fenced_error(cause: BaseException | None = None) -> FencedIOError:
     setattr(exc, "result", apsw.SQLITE_IOERR)  # noqa: B010
     setattr(exc, "extendedresult", apsw.SQLITE_IOERR)  # noqa: B010
     exc.__cause__ = cause
+    return exc
+
+
+class RewoundIOError(apsw.IOError, StoreRewound):
+    """Raised by every call once the store was seen to lose acknowledged commits: an apsw
+    I/O error that is also a ``sqlkv.errors.StoreRewound``."""
+
+    _sqlkv_dual = True  # its sqlkv class is StoreRewound (errors.sqlkv_kind)
+
+
+def rewound_error(db: str, acknowledged_txid: int, found_txid: int) -> RewoundIOError:
+    exc = RewoundIOError(db, acknowledged_txid, found_txid)
+    setattr(exc, "result", apsw.SQLITE_IOERR)  # noqa: B010
+    setattr(exc, "extendedresult", apsw.SQLITE_IOERR)  # noqa: B010
     return exc
 
 
@@ -82,9 +125,21 @@ class RemoteDb:
         self.head_txid = 0
         self.size_pages = 0  # committed size, as the engine knows it
         self.storage_used = 0
-        self.dead: BaseException | None = None  # set once: the connection is unusable
+        self._dead: BaseException | None = None
+        self.on_dead: Callable[[], None] | None = None  # called when ``dead`` is set
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def dead(self) -> BaseException | None:
+        """Why the connection is unusable (set once), or None while it is usable."""
+        return self._dead
+
+    @dead.setter
+    def dead(self, exc: BaseException | None) -> None:
+        self._dead = exc
+        if exc is not None and self.on_dead is not None:
+            self.on_dead()
 
     @property
     def fenced(self) -> bool:
@@ -97,18 +152,34 @@ class RemoteDb:
     def dead_error(self) -> Exception:
         if isinstance(self.dead, FenceMismatch):
             return fenced_error(self.dead)
+        if isinstance(self.dead, RewoundIOError):
+            return self.dead
+        # of the class of what killed it (the transport error), like the failure itself
+        cause = self.dead.cause if isinstance(self.dead, Unreachable) else self.dead
         return sqlite_error(
             apsw.SQLITE_IOERR,
             f"this connection to database {self.name!r} is unusable after an earlier "
             f"failure ({self.dead}); open a new connection",
-            self.dead,
+            cause,
         )
 
     def _fence(self, exc: FenceMismatch) -> NoReturn:
+        if isinstance(exc.head, Head):
+            self._check_rewind(exc.head)
         self.dead = exc
         raise fenced_error(exc)
 
+    def _check_rewind(self, head: Head) -> None:
+        """Raise (and die) when ``head`` is older than the newest this connection saw."""
+        if self.generation == 0:
+            return  # not open yet: nothing acknowledged
+        if head.head_txid < self.head_txid or head.generation < self.generation:
+            exc = rewound_error(self.name, self.head_txid, head.head_txid)
+            self.dead = exc
+            raise exc
+
     def _learn(self, head: Head) -> None:
+        self._check_rewind(head)
         self.head_txid = head.head_txid
         self.size_pages = head.db_size_pages
         self.storage_used = head.storage_used
@@ -126,6 +197,9 @@ class RemoteDb:
                 return fn()
             except FenceMismatch as exc:
                 self._fence(exc)
+            except StoreRewound as exc:  # the engine saw it first
+                self.dead = rewound_error(self.name, exc.acknowledged_txid, exc.found_txid)
+                raise self.dead from exc
             except SqlkvError as exc:
                 lost = isinstance(exc, CommitUnknown)
                 if not (exc.retryable or (lost and lost_ok)):
@@ -153,6 +227,7 @@ class RemoteDb:
         result = self._call(
             "get_pages", lambda: self.engine.get_pages(self.name, self.generation, pgnos)
         )
+        self._check_rewind(result.head)  # pages of an older state must not be served
         got = [p for p in result.pages.values() if p is not None]
         self.counters.pages_fetched += len(got)
         self.counters.bytes_received += sum(len(p) for p in got)
@@ -246,8 +321,8 @@ class RemoteDb:
                 # delayed copy of the request (which expects the old head) can never land.
                 # Not a takeover: that would fence out an owner who opened since head().
                 head = self._barrier(barrier_id)
-        except FencedIOError:
-            raise  # another owner took over: fenced, not "cannot be reached"
+        except (FencedIOError, RewoundIOError):
+            raise  # another owner took over, or the store lost commits: not "unreachable"
         except (Unreachable, SqlkvError) as exc:
             self.dead = exc
             raise sqlite_error(

@@ -1,0 +1,642 @@
+"""Every goal of the core-path issue, measured in one run against its anchor.
+
+Usage:
+    python bench/bench_core.py [--quick] [--pg-url URL] [--only GROUP ...]
+
+Anchors, measured in the same run (medians of interleaved repeats):
+- plain SQLite WAL + synchronous=NORMAL: the same durability class as the embedded store
+  (survives a killed process, not a power loss); DELETE + FULL is shown beside it;
+- psycopg straight to the same PostgreSQL server, for the PostgreSQL goal
+  (``--pg-url`` or ``$SQLKV_TEST_PG_URL``; without one those rows are left out);
+- ``memory://?latency_ms=N`` (``MemoryStore(latency_s=...)``): N ms injected into every
+  store operation, for the round-trip goals and the plot.
+
+Groups (``--only``): small (autocommit inserts, 10k-row txn, 10% updates), scan (warm
+scans, cold open, live deltas, learned preload), rtt (20 ms goals and the plot), pg,
+scale (processes, server, open latency), compaction (250 commits/s on PostgreSQL).
+
+Writes ``bench/results/core.md`` (environment + table) and ``bench/results/core.png``
+(latency per operation against store round-trip time: sqlkv, plain SQLite, PostgreSQL).
+``--quick`` scales sizes and durations down (about 1-2 minutes); its rows say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import apsw
+import core_support as cs
+from core_support import Row, median_ms, plain, timed
+
+import sqlkv
+from sqlkv.engine import Engine, EngineConfig
+from sqlkv.errors import CompactionBehind
+from sqlkv.store import MemoryStore, Store, open_store
+
+PAYLOAD = "x" * 100
+
+
+def insert_rows(conn: apsw.Connection, n: int) -> None:
+    for _ in range(n):
+        conn.execute("INSERT INTO t(v) VALUES (?)", (PAYLOAD,))
+
+
+def one_txn(conn: apsw.Connection, n: int) -> None:
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t(v) VALUES (?)", ((PAYLOAD,) for _ in range(n)))
+    conn.execute("COMMIT")
+
+
+def fill(conn: apsw.Connection, mb: float, row_bytes: int = 1000) -> int:
+    """Rows of ``row_bytes`` random bytes up to about ``mb`` MB, 20 MB per transaction."""
+    conn.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
+    rows = int(mb * 1e6 / (row_bytes + 40))
+    done = 0
+    while done < rows:
+        n = min(rows - done, int(20e6 / row_bytes))
+        conn.execute(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+            "INSERT INTO t(v) SELECT randomblob(?) FROM c",
+            (n, row_bytes),
+        )
+        done += n
+    return rows
+
+
+def scan(conn: apsw.Connection) -> None:
+    conn.execute("SELECT sum(length(v)) FROM t").fetchall()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, where: Path) -> None:
+        self.args, self.where, self.quick = args, where, args.quick
+        self.rows: list[Row] = []
+        self.curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        self.embedded = open_store(str(where / "embedded"))
+        self.repeats = 3 if self.quick else 5
+
+    def row(self, row: Row) -> None:
+        self.rows.append(row)
+        ratio = f" ratio {row.ratio:.2f}x" if row.ratio is not None else ""
+        print(
+            f"  {row.goal}: {cs.fmt(row.measured, row.unit)}{ratio} target {row.target} "
+            f"{'met' if row.met else 'NOT met'}",
+            flush=True,
+        )
+
+    def sqlkv(self, name: str, store: Store | None = None, **kw: object) -> apsw.Connection:
+        return sqlkv.connect(name, store if store is not None else self.embedded, **kw)
+
+    def fresh(self, kind: str) -> apsw.Connection:
+        tag = f"{kind}_{uuid.uuid4().hex[:8]}"
+        if kind == "sqlkv":
+            conn = self.sqlkv(tag)
+        else:
+            conn = plain(self.where / f"{tag}.db", wal=kind == "wal")
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+        return conn
+
+    # ------------------------------------------------------------------ small commits
+
+    def small(self) -> None:
+        print("small commits (embedded store vs plain SQLite)", flush=True)
+        kinds = ["wal", "delete", "sqlkv"]
+        res: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}
+        updates_n = 20_000 if self.quick else 100_000
+        for _ in range(self.repeats):
+            for kind in kinds:
+                r = res[kind]
+                conn = self.fresh(kind)
+                r.setdefault("ins", []).append(timed(lambda c=conn: insert_rows(c, 1000)))
+                conn.close()
+                conn = self.fresh(kind)
+                r.setdefault("txn", []).append(timed(lambda c=conn: one_txn(c, 10_000)))
+                one_txn(conn, updates_n - 10_000)
+                sc = "UPDATE t SET v = v || '' WHERE id % 10 = 0"
+                r.setdefault("scat", []).append(timed(lambda c=conn, s=sc: c.execute(s)))
+                co = f"UPDATE t SET v = v || '' WHERE id <= {updates_n // 10}"
+                r.setdefault("cont", []).append(timed(lambda c=conn, s=co: c.execute(s)))
+                conn.close()
+        scale = "" if updates_n == 100_000 else f" ({updates_n // 1000}k rows, --quick)"
+        for key, goal, limit in [
+            ("ins", "1,000 autocommit inserts", 3.0),
+            ("txn", "one 10k-row transaction", 1.3),
+            ("scat", f"scattered 10% UPDATE of 100k rows{scale}", 1.5),
+            ("cont", f"contiguous 10% UPDATE of 100k rows{scale}", 3.0),
+        ]:
+            wal = median_ms(res["wal"][key])
+            delete = median_ms(res["delete"][key])
+            self.row(
+                Row(
+                    goal,
+                    median_ms(res["sqlkv"][key]),
+                    "ms",
+                    wal,
+                    "WAL/NORMAL",
+                    f"<= {limit}x",
+                    limit,
+                    note=f"(DELETE/FULL {delete:.1f} ms)",
+                )
+            )
+
+    # ------------------------------------------------------------------ scans and opens
+
+    def scans(self) -> None:
+        print("warm scans, cold opens, learned preload", flush=True)
+        sizes = [2, 10, 40] if self.quick else [5, 50, 200]
+        big = sizes[-1]
+        for mb in sizes:
+            path = self.where / f"scan{mb}.db"
+            p = plain(path, wal=True)
+            fill(p, mb)
+            s = self.sqlkv(f"scan{mb}")
+            fill(s, mb)
+            scan(p), scan(s)  # warm both
+            pt, st = [], []
+            for _ in range(max(self.repeats, 7)):  # cheap, and sensitive to stalls
+                pt.append(timed(lambda c=p: scan(c)))
+                st.append(timed(lambda c=s: scan(c)))
+            p.close(), s.close()
+            self.row(
+                Row(
+                    f"warm full scan {mb} MB",
+                    median_ms(st),
+                    "ms",
+                    median_ms(pt),
+                    "WAL/NORMAL",
+                    "<= 1.2x",
+                    1.2,
+                )
+            )
+        self.cold_open(big)
+        self.preload(sizes[1])
+
+    def _cold(self, name: str, rows: int, **kw: object) -> float:
+        rng = random.Random(7)
+        samples = []
+        for _ in range(self.repeats):
+            key = rng.randint(1, rows)
+
+            def go(key: int = key) -> None:
+                c = self.sqlkv(name, **kw)
+                c.execute("SELECT length(v) FROM t WHERE id = ?", (key,)).fetchall()
+                c.close()
+
+            samples.append(timed(go))
+        return median_ms(samples)
+
+    def cold_open(self, mb: int) -> None:
+        name = f"scan{mb}"
+        path = self.where / f"{name}.db"
+        p = plain(path, wal=True)
+        rows = p.execute("SELECT max(id) FROM t").fetchall()[0][0]
+        p.close()
+        rng = random.Random(7)
+        plain_s = []
+        for _ in range(self.repeats):
+            key = rng.randint(1, rows)
+
+            def go(key: int = key) -> None:
+                c = plain(path, wal=True)
+                c.execute("SELECT length(v) FROM t WHERE id = ?", (key,)).fetchall()
+                c.close()
+
+            plain_s.append(timed(go))
+        engine = Engine(self.embedded)
+        engine.compact_until_done(name)
+        compacted = self._cold(name, rows, compaction=False)
+        self.row(
+            Row(
+                f"cold open + point query, {mb} MB",
+                compacted,
+                "ms",
+                median_ms(plain_s),
+                "WAL/NORMAL open",
+                "<= 3x",
+                3.0,
+            )
+        )
+        c = self.sqlkv(name, compaction=False)
+        rng = random.Random(3)
+        for _ in range(30):
+            with c:
+                for _ in range(5):
+                    c.execute(
+                        "UPDATE t SET v = randomblob(1000) WHERE id = ?", (rng.randint(1, rows),)
+                    )
+        c.close()
+        deltas = engine.head(name).delta_count
+        live = self._cold(name, rows, compaction=False)
+        self.row(
+            Row(
+                f"cold open + point query, {deltas} live deltas",
+                live,
+                "ms",
+                compacted,
+                "after compaction",
+                "<= 1.2x",
+                1.2,
+            )
+        )
+        engine.compact_until_done(name)
+
+    def preload(self, mb: int) -> None:
+        name = f"scan{mb}"
+        c = self.sqlkv(name, compaction=False)
+        rows = c.execute("SELECT max(id) FROM t").fetchall()[0][0]
+        rng = random.Random(11)
+        keys = [rng.randint(1, rows) for _ in range(10)]
+        for k in keys:
+            c.execute("SELECT length(v) FROM t WHERE id = ?", (k,)).fetchall()
+        c.close()
+        c = self.sqlkv(name, compaction=False)
+        for k in keys:
+            c.execute("SELECT length(v) FROM t WHERE id = ?", (k,)).fetchall()
+        calls = c.sqlkv_stats.round_trips  # type: ignore[attr-defined]
+        c.close()
+        self.row(
+            Row(
+                f"learned preload: reopen + 10 point queries, {mb} MB",
+                calls,
+                "engine calls",
+                None,
+                "",
+                "<= 3 calls",
+                3,
+                kind="abs<=",
+            )
+        )
+
+    # ------------------------------------------------------------------ round trips
+
+    def rtt(self) -> None:
+        print("injected store latency (memory store)", flush=True)
+        rtts = [0, 5, 20] if self.quick else [0, 1, 2, 5, 10, 20]
+        commit: dict[str, list[tuple[float, float]]] = {}
+        read: dict[str, list[tuple[float, float]]] = {}
+        # plain SQLite: no store, the same at every RTT
+        p = plain(self.where / "rtt.db", wal=True)
+        p.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+        pc = median_ms([timed(lambda: insert_rows(p, 1)) for _ in range(20)])
+        pr = median_ms(
+            [timed(lambda: p.execute("SELECT v FROM t WHERE id=1").fetchall()) for _ in range(20)]
+        )
+        p.close()
+        commit["plain SQLite WAL/NORMAL"] = [(r, pc) for r in rtts]
+        read["plain SQLite WAL/NORMAL"] = [(r, pr) for r in rtts]
+        for r in rtts:
+            store = MemoryStore(latency_s=r / 1000)
+            c = self.sqlkv("rtt", store)
+            c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+            insert_rows(c, 1)
+            cm = median_ms([timed(lambda c=c: insert_rows(c, 1)) for _ in range(self.repeats)])
+            c.close()
+            engine = Engine(store)
+            gen = engine.open("rtt").head.generation
+            gp = median_ms(
+                [
+                    timed(lambda e=engine, g=gen: e.get_pages("rtt", g, [2]))
+                    for _ in range(self.repeats)
+                ]
+            )
+            cold = []
+            for _ in range(self.repeats):
+
+                def go(s: Store = store) -> None:
+                    x = self.sqlkv("rtt", s, compaction=False)
+                    x.execute("SELECT v FROM t WHERE id = 1").fetchall()
+                    x.close()
+
+                cold.append(timed(go))
+            commit.setdefault("sqlkv (memory store + RTT)", []).append((r, cm))
+            read.setdefault("sqlkv get_pages (cache miss)", []).append((r, gp))
+            read.setdefault("sqlkv cold open + point query", []).append((r, median_ms(cold)))
+            if r == 20:
+                for goal, value, limit in [
+                    ("1-row commit at 20 ms store RTT", cm, 22),
+                    ("get_pages at 20 ms store RTT", gp, 22),
+                    ("cold open + first point query at 20 ms RTT", median_ms(cold), 45),
+                ]:
+                    self.row(
+                        Row(goal, value, "ms", None, "", f"<= {limit} ms", limit, kind="abs<=")
+                    )
+        self.curves["1-row autocommit insert"] = commit
+        self.curves["point read that misses every cache"] = read
+
+    # ------------------------------------------------------------------ PostgreSQL
+
+    def pg(self) -> None:
+        url = self.args.pg_url
+        if not url:
+            print("no --pg-url / SQLKV_TEST_PG_URL: PostgreSQL rows left out", flush=True)
+            return
+        import psycopg
+
+        from sqlkv.store.postgres import PostgresStore
+
+        print("PostgreSQL store vs psycopg direct", flush=True)
+        n = 200 if self.quick else 1000
+        table = f"bench_core_{uuid.uuid4().hex[:8]}"
+        store = PostgresStore(url, table=f"kv_{table}")
+        direct, through = [], []
+        try:
+            with psycopg.connect(url, autocommit=True) as pgc:
+                pgc.execute(f"CREATE TABLE {table}(id serial PRIMARY KEY, v text)")
+                one = median_ms(
+                    [
+                        timed(
+                            lambda: pgc.execute(f"INSERT INTO {table}(v) VALUES (%s)", (PAYLOAD,))
+                        )
+                        for _ in range(20)
+                    ]
+                )
+                point = median_ms(
+                    [
+                        timed(
+                            lambda: pgc.execute(
+                                f"SELECT v FROM {table} WHERE id = %s", (1,)
+                            ).fetchall()
+                        )
+                        for _ in range(20)
+                    ]
+                )
+                for i in range(self.repeats):
+                    direct.append(
+                        timed(
+                            lambda: [
+                                pgc.execute(f"INSERT INTO {table}(v) VALUES (%s)", (PAYLOAD,))
+                                for _ in range(n)
+                            ]
+                        )
+                    )
+                    c = self.sqlkv(f"pg{i}", store)
+                    c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+                    through.append(timed(lambda c=c: insert_rows(c, n)))
+                    c.close()
+                pgc.execute(f"DROP TABLE {table}")
+            self.row(
+                Row(
+                    f"{n:,} autocommit inserts on PostgreSQL",
+                    median_ms(through),
+                    "ms",
+                    median_ms(direct),
+                    "psycopg direct",
+                    "<= 2x",
+                    2.0,
+                )
+            )
+            for panel, base in [
+                ("1-row autocommit insert", one),
+                ("point read that misses every cache", point),
+            ]:
+                curve = self.curves.get(panel)
+                if curve is not None:  # PostgreSQL's own: one round trip per statement
+                    rtts = [r for r, _ in next(iter(curve.values()))]
+                    curve["PostgreSQL direct (model: loopback + 1 RTT)"] = [
+                        (r, base + r) for r in rtts
+                    ]
+        finally:
+            store.drop()
+            store.close()
+
+    # ------------------------------------------------------------------ scale
+
+    def scale(self) -> None:
+        print("scaling: processes, one server, many open databases", flush=True)
+        secs = 3.0 if self.quick else 10.0
+        url = str(self.where / "scale")
+        one = run_procs(url, 1, secs)
+        two = run_procs(url, 2, secs)
+        self.row(
+            Row(
+                "commits/s over distinct databases, 2 processes vs 1",
+                two,
+                "commits/s",
+                one,
+                "1 process",
+                ">= 1.6x",
+                1.6,
+                kind="ratio>=",
+            )
+        )
+        served = run_server(self.where, secs)
+        self.row(
+            Row(
+                "commits/s through one `sqlkv serve`, 8 client threads",
+                served,
+                "commits/s",
+                None,
+                "",
+                ">= 4,000/s",
+                4000,
+                kind="abs>=",
+            )
+        )
+        lo, hi = (200, 2000) if self.quick else (1000, 10_000)
+        a, b = open_latency(lo, hi)
+        self.row(
+            Row(
+                f"open latency at {hi:,} vs {lo:,} open databases",
+                b,
+                "ms",
+                a,
+                f"at {lo:,}",
+                "<= 1.2x",
+                1.2,
+            )
+        )
+
+    # ------------------------------------------------------------------ compaction
+
+    def compaction(self) -> None:
+        url = self.args.pg_url
+        if not url:
+            return
+        from sqlkv.store.postgres import PostgresStore
+
+        secs = 10.0 if self.quick else 120.0
+        print(f"compaction at 250 commits/s on PostgreSQL for {secs:.0f} s", flush=True)
+        store = PostgresStore(url, table=f"kv_bench_core_{uuid.uuid4().hex[:8]}")
+        try:
+            c = self.sqlkv("steady", store)
+            c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+            peak, behind, done = 0, 0, 0
+            start = time.perf_counter()
+            while (now := time.perf_counter()) - start < secs:
+                wait = start + done / 250 - now
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    c.execute("INSERT INTO t(v) VALUES (?)", (PAYLOAD,))
+                except apsw.Error as exc:
+                    if isinstance(exc.__cause__, CompactionBehind):
+                        behind += 1
+                    else:
+                        raise
+                done += 1
+                if done % 50 == 0:
+                    peak = max(peak, c.sqlkv_head().delta_count)  # type: ignore[attr-defined]
+            rate = done / (time.perf_counter() - start)
+            c.close()
+            note = f"({rate:.0f} commits/s for {secs:.0f} s, CompactionBehind {behind})"
+            self.row(
+                Row(
+                    "live deltas under 250 commits/s on PostgreSQL",
+                    peak,
+                    "deltas",
+                    None,
+                    "",
+                    "<= 64",
+                    64,
+                    kind="abs<=",
+                    note=note,
+                )
+            )
+        finally:
+            store.drop()
+            store.close()
+
+
+# ---------------------------------------------------------------------- scale workers
+
+
+def _proc_worker(url: str, tag: str, secs: float, start_at: float, out: mp.Queue) -> None:
+    store = open_store(url)
+    engine = Engine(store, EngineConfig())
+    conns = []
+    for i in range(4):
+        c = sqlkv.connect(f"{tag}_{i}", engine=engine)
+        c.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
+        conns.append(c)
+    time.sleep(max(0.0, start_at - time.time()))
+    n, end = 0, time.time() + secs
+    while time.time() < end:
+        conns[n % 4].execute("INSERT INTO t(v) VALUES (?)", (PAYLOAD,))
+        n += 1
+    out.put(n)
+    for c in conns:
+        c.close()
+    store.close()
+
+
+def run_procs(url: str, procs: int, secs: float) -> float:
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()
+    start_at = time.time() + 3.0
+    ps = [
+        ctx.Process(target=_proc_worker, args=(url, f"p{procs}_{i}", secs, start_at, q))
+        for i in range(procs)
+    ]
+    for p in ps:
+        p.start()
+    total = sum(q.get(timeout=120) for _ in ps)
+    for p in ps:
+        p.join()
+    return total / secs
+
+
+def run_server(where: Path, secs: float) -> float:
+    from bench_server import start_server
+
+    proc, url = start_server(str(where / "served"), where)
+    counts = [0] * 8
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        c = sqlkv.connect(f"srv{i}", engine=url)
+        c.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)")
+        barrier.wait()
+        while not stop.is_set():
+            c.execute("INSERT INTO t(v) VALUES (?)", (PAYLOAD,))
+            counts[i] += 1
+        c.close()
+
+    barrier = threading.Barrier(9)
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        barrier.wait()
+        time.sleep(secs)
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return sum(counts) / secs
+
+
+def open_latency(lo: int, hi: int) -> tuple[float, float]:
+    """Median ms to open (and close) a database while ``lo`` / ``hi`` others are open."""
+    engine = Engine(MemoryStore())
+    held: list[apsw.Connection] = []
+
+    def probe() -> float:
+        samples = []
+        for i in range(50):
+            samples.append(timed(lambda i=i: sqlkv.connect(f"probe{i}", engine=engine).close()))
+        return statistics.median(samples) * 1000
+
+    try:
+        while len(held) < lo:
+            held.append(sqlkv.connect(f"held{len(held)}", engine=engine))
+        a = probe()
+        while len(held) < hi:
+            held.append(sqlkv.connect(f"held{len(held)}", engine=engine))
+        b = probe()
+    finally:
+        for c in held:
+            c.close()
+    return a, b
+
+
+# ---------------------------------------------------------------------- main
+
+GROUPS = ["small", "scan", "rtt", "pg", "scale", "compaction"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
+    ap.add_argument("--pg-url", default=os.environ.get("SQLKV_TEST_PG_URL"))
+    ap.add_argument("--only", nargs="*", choices=GROUPS, default=GROUPS)
+    ap.add_argument("--out", default=str(cs.RESULTS), help="directory for core.md/core.png")
+    args = ap.parse_args()
+    env = cs.environment(f"quick={args.quick}")
+    print(env, flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
+        b = Bench(args, Path(tmp))
+        try:
+            for group in GROUPS:
+                if group in args.only:
+                    {
+                        "small": b.small,
+                        "scan": b.scans,
+                        "rtt": b.rtt,
+                        "pg": b.pg,
+                        "scale": b.scale,
+                        "compaction": b.compaction,
+                    }[group]()
+        finally:
+            b.embedded.close()
+    md = f"```\n{env}\n```\n\n{cs.table(b.rows)}\n"
+    (out / "core.md").write_text(md)
+    plotted = b.curves and cs.plot(b.curves, out / "core.png")
+    print("\n" + cs.table(b.rows))
+    print(f"\nwrote {out / 'core.md'}" + (f" and {out / 'core.png'}" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()

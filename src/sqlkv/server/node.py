@@ -1,0 +1,176 @@
+"""The client's side of one engine node: ``sqlkv://`` URLs, one framed socket
+(``NodeConnection``) and the progress watch that tells a stalled node from a slow one.
+
+``RemoteEngine`` (``client.py``) pools these connections and owns retries and failover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import select
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlkv.errors import ConfigError, ProtocolError
+from sqlkv.server.protocol import LENGTH, MsgType, check_length, split_header
+
+SCHEME = "sqlkv://"
+DEFAULT_PORT = 7878
+
+
+@dataclass(frozen=True)
+class Node:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_engine_url(url: str) -> list[Node]:
+    """The nodes of ``sqlkv://host:port[,host2:port2...]`` (port defaults to 7878)."""
+    if not isinstance(url, str) or not url.lower().startswith(SCHEME):
+        raise ConfigError(f"engine URL {url!r} must look like sqlkv://host:port[,host2:port2...]")
+    rest = url[len(SCHEME) :].rstrip("/")
+    nodes: list[Node] = []
+    for part in rest.split(","):
+        part = part.strip()
+        if part.startswith("["):
+            host, _, tail = part[1:].partition("]")
+            port_text = tail[1:] if tail.startswith(":") else ""
+        else:
+            host, _, port_text = part.partition(":")
+        try:
+            port = int(port_text) if port_text else DEFAULT_PORT
+        except ValueError:
+            port = -1
+        if not host or not 0 < port < 65536:
+            raise ConfigError(f"engine URL {url!r}: {part!r} is not host:port")
+        nodes.append(Node(host, port))
+    return nodes
+
+
+class Lost(Exception):
+    """The connection failed; ``sent`` says whether the whole request had been sent."""
+
+    def __init__(self, cause: BaseException, sent: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.sent = sent
+
+
+class Watch:
+    """Progress watch of one exchange: socket timeouts are cut at ``stall`` seconds, and a
+    timeout asks whether the node still responds (see the module docstring)."""
+
+    def __init__(
+        self,
+        node: Node,
+        deadline: float,
+        timeout: float,
+        stall: float | None,
+        responsive: Callable[[], bool] | None,
+    ) -> None:
+        self.node = node
+        self.deadline = deadline
+        self.timeout = timeout
+        self.stall = stall
+        self.responsive = responsive
+
+    def slice(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer from engine node {self.node} within {self.timeout}s")
+        return min(left, self.stall) if self.stall else left
+
+    def no_progress(self) -> None:
+        """A socket operation timed out: raise unless the node shows it is alive."""
+        if time.monotonic() >= self.deadline:
+            raise TimeoutError(f"no answer from engine node {self.node} within {self.timeout}s")
+        if self.responsive is not None and not self.responsive():
+            raise TimeoutError(
+                f"engine node {self.node} made no progress for {self.stall}s and did not "
+                "answer a health probe: treated as down"
+            )
+
+
+class NodeConnection:
+    """One socket to one node, after a successful HELLO. Not thread-safe: pooled."""
+
+    def __init__(self, node: Node, sock: socket.socket, max_frame: int) -> None:
+        self.node = node
+        self.sock = sock
+        self.max_frame = max_frame
+        self.server = ""
+        self.version = 0
+        self._ids = itertools.count(1)
+
+    def call(
+        self,
+        msg_type: int,
+        payload: bytes,
+        timeout: float,
+        stall: float | None = None,
+        responsive: Callable[[], bool] | None = None,
+    ) -> tuple[int, memoryview]:
+        """Send one request frame and read its answer: (answer type, body).
+
+        ``timeout`` bounds the whole exchange. When ``stall`` seconds pass without progress,
+        ``responsive()`` is asked whether the node is still working; False ends the call
+        with a ``TimeoutError`` (the node is treated as down)."""
+        rid = next(self._ids) & 0xFFFFFFFF
+        data = payload[: LENGTH.size + 1] + rid.to_bytes(4, "big") + payload[LENGTH.size + 5 :]
+        watch = Watch(self.node, time.monotonic() + timeout, timeout, stall, responsive)
+        sent = False
+        try:
+            self._send(data, watch)
+            sent = True
+            (length,) = LENGTH.unpack(self._recv(LENGTH.size, watch))
+            check_length(length, self.max_frame)
+            answer = self._recv(length, watch)
+        except (OSError, EOFError) as exc:
+            raise Lost(exc, sent) from exc
+        got_type, got_rid, body = split_header(answer)
+        if got_rid != rid and got_type != MsgType.ERROR:
+            raise ProtocolError(f"answer to request {got_rid} arrived for request {rid}")
+        return got_type, body
+
+    def _send(self, data: bytes, watch: Watch) -> None:
+        view = memoryview(data)
+        off = 0
+        while off < len(view):
+            self.sock.settimeout(watch.slice())
+            try:
+                off += self.sock.send(view[off : off + (1 << 20)])
+            except TimeoutError:
+                watch.no_progress()
+
+    def _recv(self, n: int, watch: Watch) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            self.sock.settimeout(watch.slice())
+            try:
+                chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+            except TimeoutError:
+                watch.no_progress()
+                continue
+            if not chunk:
+                raise EOFError(f"{self.node} closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def alive(self) -> bool:
+        """False when the server has closed this idle connection (or sent unasked bytes)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable  # an idle connection has nothing to read
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
