@@ -1,7 +1,8 @@
 """Fixtures of the server tests: ``servers`` starts real server processes and always kills
 them; ``store_dir`` is a fresh embedded store directory several servers may share;
 ``shared_store`` is that, PostgreSQL (``SQLKV_TEST_PG_URL``, marked ``postgres``: required
-in CI) or the etcd test cluster (``SQLKV_TEST_ETCD_URL``, required in CI), and ``db`` a database name of the test, removed from PostgreSQL afterwards."""
+in CI) or the etcd test cluster (``SQLKV_TEST_ETCD_URL``, required in CI), and ``db`` a
+database name of the test, removed from a server store afterwards."""
 
 from __future__ import annotations
 
@@ -52,9 +53,7 @@ def _postgres_url() -> str:
     return str(url)
 
 
-@pytest.fixture(
-    params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres), "etcd"]
-)
+@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres), "etcd"])
 def shared_store(request: pytest.FixtureRequest, store_dir: str) -> str:
     """A store URL that several server processes share."""
     if request.param == "postgres":
