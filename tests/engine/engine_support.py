@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlkv.engine import CommitResult, Engine
-from sqlkv.engine.blobs import encode_pages, range_bytes, write_blob
+from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.engine.ledger import Ledger
 from sqlkv.store import Store, Transaction
 
 PAGE = 4096
@@ -87,14 +88,13 @@ def write_shard(store: Store, name: str, shard_id: int, pages: Mapping[int, byte
     ordered = sorted(pages.items())
 
     def fn(tr: Transaction) -> int:
-        head = Head.decode(tr.get(keys.meta) or b"")
+        ledger = Ledger(tr, name, keys)  # the engine's own accounted writes
+        head = ledger.read_head()
         data = encode_pages(ordered, max(2, head.head_txid), head.db_size_pages, head.page_size)
-        old = range_bytes(tr, keys.shard_range(shard_id, shard_id + 1))
-        tr.clear_range(*keys.shard_range(shard_id, shard_id + 1))
-        used = write_blob(
-            tr, lambda i: keys.shard_chunk(shard_id, i), data, tr.limits.max_value_bytes
-        )
-        tr.set(keys.meta, head.with_changes(storage_used=head.storage_used - old + used).encode())
+        shard = keys.shard_range(shard_id, shard_id + 1)
+        ledger.drop_range(shard, tr.get_range(*shard, snapshot=True))
+        used = ledger.put_blob(lambda i: keys.shard_chunk(shard_id, i), data)
+        ledger.write_head(head)
         return used
 
     return store.transact(fn)

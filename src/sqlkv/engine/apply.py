@@ -1,33 +1,23 @@
-"""What commit and commit_finalize share: fence checks, page validation, the shrink rule,
-PIDX updates, exact storage accounting and the quota check."""
+"""What commit and commit_finalize share: fence checks, page validation, the shrink rule and
+PIDX updates. Every write goes through the operation's ``Ledger`` (exact accounting)."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
 
-from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import NO_COMMIT_ID, Head
-from sqlkv.engine.keys import DbKeys, pack_pidx
-from sqlkv.engine.pidx import PidxMap, pidx_row_bytes
+from sqlkv.engine.keys import pack_pidx
+from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, pidx_row_bytes
 from sqlkv.errors import (
     CompactionBehind,
-    DatabaseNotFound,
     FenceMismatch,
     InvalidRequest,
-    QuotaExceeded,
 )
 from sqlkv.ltx import decode, lock_pgno
-from sqlkv.store import Transaction
-
-
-def read_head(tr: Transaction, db: str, keys: DbKeys) -> Head:
-    """META, read serializably: any concurrent writer of META makes one of us retry."""
-    raw = tr.get(keys.meta)
-    if raw is None:
-        raise DatabaseNotFound(db)
-    return Head.decode(raw)
 
 
 def check_generation(db: str, head: Head, generation: int) -> None:
@@ -67,9 +57,7 @@ def check_head(db: str, head: Head, expected_head_txid: int) -> None:
 
 
 def fence_commit(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     config: EngineConfig,
     generation: int,
     expected_head_txid: int,
@@ -81,7 +69,8 @@ def fence_commit(
     """The checks every commit path makes first, in order: META read serializably, the
     generation, an already applied retry, the expected head, back-pressure (only for a
     commit that adds a delta) and the new size. Returns (head, already applied)."""
-    head = read_head(tr, db, keys)
+    db = ledger.db
+    head = ledger.read_head()
     check_generation(db, head, generation)
     if already_applied(head, expected_head_txid, commit_id):
         return head, True
@@ -122,64 +111,50 @@ def check_db_size(db_size_pages: int) -> None:
         raise InvalidRequest(f"db_size_pages {db_size_pages!r} is out of range")
 
 
-def shrink(tr: Transaction, keys: DbKeys, head: Head, new_size: int, pidx: PidxMap) -> int:
-    """Drop PIDX rows and shard pages above ``new_size``; returns the bytes freed.
+def shrink(ledger: Ledger, head: Head, new_size: int, pidx: dict[int, Location]) -> None:
+    """Drop PIDX rows (from ``pidx`` too) and shard pages above ``new_size``.
 
     The shard holding ``new_size`` is rewritten without the pages above it; shards wholly
     above it are deleted. DELTAs keep their bytes until compaction finds them unreferenced.
     """
     if new_size >= head.db_size_pages:
-        return 0
-    freed = 0
+        return
+    keys = ledger.keys
     above = [p for p in pidx if p > new_size]
     for pgno in above:
         del pidx[pgno]
     if above:
-        tr.clear_range(*keys.pidx_range(new_size + 1))
-        freed += len(above) * pidx_row_bytes(keys)
+        stored = len(above) * pidx_row_bytes(keys)
+        ledger.drop_counted_range(keys.pidx_range(new_size + 1), stored)
     first_shard = new_size // head.shard_size
-    rows = tr.get_range(*keys.shard_range(first_shard), snapshot=True)
+    rows = ledger.get_range(*keys.shard_range(first_shard), snapshot=True, point="read_shard")
     if not rows:
-        return freed
-    freed += sum(len(k) + len(v) for k, v in rows)
-    tr.clear_range(*keys.shard_range(first_shard))
+        return
+    ledger.drop_range(keys.shard_range(first_shard), rows)
     partial = [(k, v) for k, v in rows if keys.shard_id(k) == first_shard]
     if partial:
         blob = read_blob_rows(partial)
         kept = [(p, d) for p, d in decode(blob).pages if p <= new_size]
         if kept:
             data = encode_pages(kept, max(2, head.materialized_txid), new_size, head.page_size)
-            freed -= write_blob(
-                tr, lambda i: keys.shard_chunk(first_shard, i), data, tr.limits.max_value_bytes
-            )
-    return freed
+            ledger.put_blob(lambda i: keys.shard_chunk(first_shard, i), data)
 
 
 def read_blob_rows(rows: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join(v for _, v in rows)
 
 
-def set_pidx_rows(
-    tr: Transaction, keys: DbKeys, pidx: PidxMap, located: dict[int, tuple[int, int]]
-) -> int:
-    """Point each page at its new (txid, part); returns bytes added by rows that are new."""
-    added = 0
-    row = pidx_row_bytes(keys)
+def set_pidx_rows(ledger: Ledger, pidx: dict[int, Location], located: dict[int, Location]) -> None:
+    """Point each page at its new (txid, part), in the store and in ``pidx``."""
+    keys = ledger.keys
     for pgno, loc in located.items():
-        if pgno not in pidx:
-            added += row
+        if pgno in pidx:
+            ledger.replace(keys.pidx(pgno), pack_pidx(*loc), PIDX_VALUE_BYTES)
+        else:
+            ledger.put(keys.pidx(pgno), pack_pidx(*loc))
         pidx[pgno] = loc
-        tr.set(keys.pidx(pgno), pack_pidx(*loc))
-    return added
 
 
-def record_delta(tr: Transaction, keys: DbKeys, txid: int, delta_bytes: int) -> int:
-    """Write the directory row of a new delta; returns the bytes the row occupies."""
-    key = keys.delta_dir(txid)
-    tr.set(key, struct.pack(">Q", delta_bytes))
-    return len(key) + 8
-
-
-def check_quota(db: str, head: Head, new_used: int) -> None:
-    if head.storage_quota and new_used > head.storage_quota and new_used > head.storage_used:
-        raise QuotaExceeded(db, new_used, head.storage_quota)
+def record_delta(ledger: Ledger, txid: int, delta_bytes: int) -> None:
+    """Write the directory row of a new delta (its stored bytes)."""
+    ledger.put(ledger.keys.delta_dir(txid), struct.pack(">Q", delta_bytes))

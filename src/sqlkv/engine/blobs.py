@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlkv.ltx import HEADER_FLAG_NO_CHECKSUM, LtxHeader, encode
 from sqlkv.store import Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.ledger import StoreReader
 
 
 def encode_pages(
@@ -29,32 +33,23 @@ def chunks(data: bytes, chunk_size: int) -> list[bytes]:
     return [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
 
 
-def write_blob(
-    tr: Transaction, key_of: Callable[[int], bytes], data: bytes, chunk_size: int
-) -> int:
-    """Store ``data`` as chunk keys ``key_of(0..n-1)``; returns the bytes it occupies."""
-    used = 0
-    for i, piece in enumerate(chunks(data, chunk_size)):
-        key = key_of(i)
-        tr.set(key, piece)
-        used += len(key) + len(piece)
-    return used
+def blob_rows(
+    key_of: Callable[[int], bytes], data: bytes, chunk_size: int
+) -> list[tuple[bytes, bytes]]:
+    """``data`` as chunk rows ``key_of(0..n-1)`` (``Ledger.put_blob`` writes them)."""
+    return [(key_of(i), piece) for i, piece in enumerate(chunks(data, chunk_size))]
 
 
 def blob_size(data: bytes, key_len: int, chunk_size: int) -> int:
-    """Bytes ``write_blob`` would occupy for ``data`` with keys of ``key_len`` bytes."""
+    """Bytes the rows of ``data`` occupy with keys of ``key_len`` bytes."""
     n = len(chunks(data, chunk_size))
     return len(data) + n * key_len
 
 
-def read_blob(tr: Transaction, key_range: tuple[bytes, bytes]) -> bytes | None:
+def read_blob(tr: StoreReader, key_range: tuple[bytes, bytes], point: str) -> bytes | None:
     """The chunks in ``key_range`` joined (a snapshot read), or None when there are none."""
-    rows = tr.get_range(*key_range, snapshot=True)
+    rows = tr.get_range(*key_range, snapshot=True, point=point)
     if not rows:
         return None
     return b"".join(v for _, v in rows)
 
-
-def range_bytes(tr: Transaction, key_range: tuple[bytes, bytes]) -> int:
-    """Bytes (keys + values) stored in ``key_range`` (a snapshot read)."""
-    return sum(len(k) + len(v) for k, v in tr.get_range(*key_range, snapshot=True))

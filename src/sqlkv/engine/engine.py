@@ -22,6 +22,7 @@ from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, Pas
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
@@ -89,7 +90,8 @@ class Engine:
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
         out = self.store.transact(
-            lambda tr: open_database(tr, db, keys, self.config, preload, budget, create)
+            lambda tr: open_database(Ledger(tr, db, keys), self.config, preload, budget, create),
+            name="open",
         )
         self.pidx.publish(db, out.head, out.pidx)
         if not out.created:
@@ -125,7 +127,7 @@ class Engine:
 
         m = self.metrics
         with self._observed(m.get_pages_seconds.observe):
-            head, pages = self.store.transact(read)
+            head, pages = self.store.transact(read, name="get_pages")
         m.get_pages_pages.observe(len(wanted))
         if sources:
             m.pages_served.labels("delta").inc(sources[0].from_deltas)
@@ -147,9 +149,7 @@ class Engine:
         with self._observed(self.metrics.commit_seconds.labels("fast").observe):
             out = self.store.transact(
                 lambda tr: commit_pages(
-                    tr,
-                    db,
-                    keys,
+                    Ledger(tr, db, keys),
                     self.config,
                     self.pidx,
                     generation,
@@ -157,7 +157,8 @@ class Engine:
                     pages,
                     db_size_pages,
                     cid,
-                )
+                ),
+                name="commit",
             )
         return self._landed(db, out, "fast")
 
@@ -167,7 +168,10 @@ class Engine:
         keys = self.keys(db)
         with self._observed(self.metrics.commit_seconds.labels("stage").observe):
             txid_out, parts = self.store.transact(
-                lambda tr: stage_pages(tr, db, keys, self.config, generation, txid, seq, pages)
+                lambda tr: stage_pages(
+                    Ledger(tr, db, keys), self.config, generation, txid, seq, pages
+                ),
+                name="stage",
             )
         return StageResult(txid_out, parts)
 
@@ -186,9 +190,7 @@ class Engine:
         with self._observed(self.metrics.commit_seconds.labels("large").observe):
             out = self.store.transact(
                 lambda tr: finalize(
-                    tr,
-                    db,
-                    keys,
+                    Ledger(tr, db, keys),
                     self.config,
                     self.pidx,
                     generation,
@@ -196,13 +198,14 @@ class Engine:
                     txid,
                     db_size_pages,
                     cid,
-                )
+                ),
+                name="finalize",
             )
         return self._landed(db, out, "large")
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
-        return self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
+        return self.store.transact(lambda tr: self._head_snapshot(tr, db, keys), name="head")
 
     # ------------------------------------------------------------------ compaction
 
@@ -210,7 +213,10 @@ class Engine:
         """Run one compaction pass on ``db`` (one store transaction)."""
         keys = self.keys(db)
         out = self.store.transact(
-            lambda tr: fold_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation)
+            lambda tr: fold_pass(
+                Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
+            ),
+            name="compact",
         )
         self.pidx.publish(db, out.head, out.pidx)
         m = self.metrics
@@ -282,7 +288,7 @@ class Engine:
 
     @staticmethod
     def _head_snapshot(tr: Transaction, db: str, keys: DbKeys) -> Head:
-        raw = tr.get(keys.meta, snapshot=True)
+        raw = tr.get(keys.meta, snapshot=True, point="read_meta")
         if raw is None:
             raise DatabaseNotFound(db)
         return Head.decode(raw)

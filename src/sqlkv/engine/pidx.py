@@ -4,8 +4,9 @@ unfolded copy, so reads and commits do not re-read the PIDX rows from the store.
 An entry is valid only for the head it was loaded or produced at: it is tagged with
 (generation, head_txid, fold_epoch), one of which every change of PIDX (takeover, commit,
 compaction pass) also changes in META. A reader that finds a different head reloads the rows
-inside its own store transaction, so the cache can never serve a stale mapping. Maps are
-never mutated once published (copy on write).
+inside its own store transaction, so the cache can never serve a stale mapping. A published
+map is read-only (``freeze``: a ``MappingProxyType``, so a mutation raises ``TypeError``); an
+operation that changes PIDX builds a new dict from it and freezes that.
 
 The cache is bounded by its total number of rows (``EngineConfig.pidx_cache_rows``): an
 engine serving many databases keeps the most recently used ones and reloads the others.
@@ -15,16 +16,29 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys, unpack_pidx
-from sqlkv.store import Transaction
 
-PidxMap = dict[int, tuple[int, int]]
+if TYPE_CHECKING:
+    from sqlkv.engine.ledger import StoreReader
+
+Location = tuple[int, int]
+"""(txid, part) of the DELTA part holding a page."""
+PidxMap = Mapping[int, Location]
+"""A published PIDX map: page number -> location, read-only."""
 Tag = tuple[int, int, int]
 
 PIDX_VALUE_BYTES = 12
+
+
+def freeze(rows: dict[int, Location]) -> PidxMap:
+    """``rows`` as a read-only map (the caller drops its own reference to the dict)."""
+    return MappingProxyType(rows)
 
 
 def tag_of(head: Head) -> Tag:
@@ -50,19 +64,23 @@ class PidxCache:
         """Rows held now, over every database."""
         return self._rows
 
-    def rows_for(self, tr: Transaction, db: str, keys: DbKeys, head: Head) -> PidxMap:
+    def rows_for(
+        self, tr: StoreReader, db: str, keys: DbKeys, head: Head, point: str = "read_pidx"
+    ) -> PidxMap:
         """The PIDX rows as of ``head``: from the cache, or read inside ``tr``."""
         with self._lock:
             entry = self._entries.get(db)
             if entry is not None and entry.tag == tag_of(head):
                 self._entries.move_to_end(db)
                 return entry.rows
-        rows = load_rows(tr, keys)
+        rows = load_rows(tr, keys, point)
         self.loads += 1
         return rows
 
     def publish(self, db: str, head: Head, rows: PidxMap) -> None:
         """Remember ``rows`` as the PIDX at ``head`` (call only after the commit landed)."""
+        if not isinstance(rows, MappingProxyType):
+            raise TypeError("only a frozen PIDX map is published (pidx.freeze)")
         with self._lock:
             self._drop(db)
             if len(rows) > self.max_rows:
@@ -82,12 +100,12 @@ class PidxCache:
             self._rows -= len(entry.rows)
 
 
-def load_rows(tr: Transaction, keys: DbKeys) -> PidxMap:
-    return parse_rows(keys, tr.get_range(*keys.pidx_range(), snapshot=True))
+def load_rows(tr: StoreReader, keys: DbKeys, point: str) -> PidxMap:
+    return freeze(parse_rows(keys, tr.get_range(*keys.pidx_range(), snapshot=True, point=point)))
 
 
-def parse_rows(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> PidxMap:
-    """page number -> (txid, part) from PIDX key/value rows."""
+def parse_rows(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> dict[int, Location]:
+    """page number -> (txid, part) from PIDX key/value rows (a new, mutable dict)."""
     return {keys.pidx_pgno(key): unpack_pidx(value) for key, value in rows}
 
 

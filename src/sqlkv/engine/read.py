@@ -9,13 +9,16 @@ the requested frames are decompressed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
 from sqlkv.errors import EngineError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page, read_page_index
-from sqlkv.store import Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.ledger import StoreReader
 
 
 def check_pgnos(pgnos: Iterable[int]) -> list[int]:
@@ -37,7 +40,9 @@ class PageSource:
         self.from_deltas = 0
         self.from_shards = 0
 
-    def read(self, tr: Transaction, pgnos: Iterable[int]) -> dict[int, bytes | None]:
+    def read(
+        self, tr: StoreReader, pgnos: Iterable[int], point: str = "read_pages"
+    ) -> dict[int, bytes | None]:
         head = self.head
         out: dict[int, bytes | None] = {}
         groups: dict[tuple[str, int, int], list[int]] = {}
@@ -56,6 +61,7 @@ class PageSource:
         blobs = tr.get_ranges(
             [(*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in located],
             snapshot=True,
+            point=point,
         )
         for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
             if kind == "delta":

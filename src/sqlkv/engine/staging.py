@@ -2,15 +2,14 @@
 dropping staged parts that no commit will finalize.
 
 Staged parts count in ``storage_used`` from the moment they are staged, so dropping them
-returns their bytes (chunks and manifest) to the caller's accounting.
+returns their bytes (chunks, as the manifest recorded them, and the manifest) to the ledger.
 """
 
 from __future__ import annotations
 
 import struct
 
-from sqlkv.engine.keys import DbKeys
-from sqlkv.store import Transaction
+from sqlkv.engine.ledger import Ledger
 
 
 def manifest(used: int, pgnos: list[int]) -> bytes:
@@ -24,24 +23,17 @@ def read_manifest(raw: bytes) -> tuple[int, list[int]]:
     return used, list(struct.unpack_from(f">{count}I", raw, 8))
 
 
-def staged_bytes(key: bytes, value: bytes) -> int:
-    """Bytes a staged part occupies (its chunks and its manifest), from its manifest row."""
-    part_used, _ = read_manifest(value)
-    return part_used + len(key) + len(value)
-
-
-def drop_staged_rows(tr: Transaction, keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> int:
-    """Remove the staged parts named by these manifest rows; returns the bytes freed."""
-    freed = 0
+def drop_staged_rows(ledger: Ledger, rows: list[tuple[bytes, bytes]]) -> None:
+    """Remove the staged parts named by ``rows``: every manifest of the database."""
+    keys = ledger.keys
     for key, value in rows:
         txid, part = keys.stage_txid_part(key)
-        tr.clear_range(*keys.delta_part_range(txid, part))
-        freed += staged_bytes(key, value)
+        part_used, _ = read_manifest(value)
+        ledger.drop_counted_range(keys.delta_part_range(txid, part), part_used)
     if rows:
-        tr.clear_range(*keys.stage_range())
-    return freed
+        ledger.drop_range(keys.stage_range(), rows)
 
 
-def drop_all_staged(tr: Transaction, keys: DbKeys) -> int:
-    """Remove every staged part of the database; returns the bytes freed."""
-    return drop_staged_rows(tr, keys, tr.get_range(*keys.stage_range()))
+def drop_all_staged(ledger: Ledger) -> None:
+    """Remove every staged part of the database."""
+    drop_staged_rows(ledger, ledger.get_range(*ledger.keys.stage_range(), point="read_staged"))

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import apsw
 
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.errors import ConfigError, MigrationError
 from sqlkv.ltx import lock_pgno
 from sqlkv.migrate.state import MigrationRecord, Progress, now_ms
@@ -18,7 +19,6 @@ from sqlkv.store import Store, Transaction
 from sqlkv.vfs.v1 import connect_v1
 from sqlkv.vfs.v1.keys import CHUNK_SIZE, ROLES, FileKeys, migration_state_key
 
-PAGE_SIZE = 4096
 LOCK_PAGE = lock_pgno(PAGE_SIZE)
 ZERO_PAGE = bytes(PAGE_SIZE)
 

@@ -72,6 +72,7 @@ class CompactionCoordinator:
         self.config = config or CompactionConfig()
         self.config.validate()
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="sqlkv-compact")
+        # Guards the three fields below: commit threads, workers and the idle timer share them.
         self._lock = threading.Lock()
         self._running: set[str] = set()
         self._again: set[str] = set()
@@ -84,7 +85,8 @@ class CompactionCoordinator:
 
     def notify(self, db: str, head: Head) -> None:
         """Called after every commit: wake the worker when a threshold is crossed."""
-        self._last_commit[db] = time.monotonic()
+        with self._lock:
+            self._last_commit[db] = time.monotonic()
         cfg = self.config
         if (
             head.delta_count >= cfg.delta_count_threshold
@@ -127,7 +129,8 @@ class CompactionCoordinator:
                         return
                     self._again.discard(db)
         except DatabaseNotFound:
-            self._last_commit.pop(db, None)
+            with self._lock:
+                self._last_commit.pop(db, None)
         except SqlkvError as exc:
             log.warning("compaction failed", extra={"db": db, "error": str(exc)})
         except Exception:  # a bug: log it loudly, keep the coordinator alive
@@ -140,7 +143,9 @@ class CompactionCoordinator:
         period = self.config.idle_seconds
         while not self._stop.wait(period / 2):
             now = time.monotonic()
-            for db, last in list(self._last_commit.items()):
-                if now - last >= period:
-                    self._last_commit.pop(db, None)
-                    self.schedule(db)
+            with self._lock:
+                idle = [db for db, last in self._last_commit.items() if now - last >= period]
+                for db in idle:
+                    del self._last_commit[db]
+            for db in idle:
+                self.schedule(db)

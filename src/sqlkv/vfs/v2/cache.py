@@ -8,7 +8,7 @@ pages; ``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 
 class PageCache:
@@ -64,13 +64,6 @@ class PageCache:
         used = len(pages) * self.page_size
         if used > self.peak_bytes:
             self.peak_bytes = used
-
-    def put_many(self, pages: Iterable[tuple[int, bytes]]) -> None:
-        for pgno, page in pages:
-            self.put(pgno, page)
-
-    def discard(self, pgno: int) -> None:
-        self._pages.pop(pgno, None)
 
     def discard_above(self, size_pages: int) -> None:
         """Drop every page numbered above ``size_pages`` (after the database shrank)."""

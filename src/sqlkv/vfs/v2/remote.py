@@ -32,6 +32,7 @@ import apsw
 from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, Pages
 from sqlkv.engine.head import Head
 from sqlkv.errors import CommitTooLarge, CommitUnknown, ConnectionFenced, FenceMismatch, SqlkvError
+from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 
@@ -43,14 +44,6 @@ FENCED_MESSAGE = "another owner took this database over; open a new connection"
 class FencedIOError(apsw.IOError, ConnectionFenced):
     """Raised by every call on a fenced connection: an apsw I/O error (SQLite sees
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
-
-
-def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
-    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it)."""
-    exc = apsw.exception_for(code)
-    exc.args = (message,)
-    exc.__cause__ = cause
-    return exc
 
 
 def fenced_error(cause: BaseException | None = None) -> FencedIOError:

@@ -1,0 +1,194 @@
+"""The ledger: the one writer of a database's keys, and the one home of ``storage_used``.
+
+Every engine operation that writes (open, commit, stage, finalize, compaction) gets a
+``Ledger`` instead of the store transaction. Its write methods are the only code of the
+engine that sets or clears keys, and each one adds the change in stored bytes (key + value
+lengths, as the store counts them) to ``delta``. ``write_head`` writes META last, with
+``storage_used`` = the old head's + ``delta`` (+ META itself when it is new), after the quota
+check; ``Head`` validates its invariants when it is built. A key written without its term in
+``storage_used`` would need a write that is not here.
+
+What a write replaces is stated by the caller from what it read or knows for sure (a row
+read in this transaction, a manifest's or directory row's recorded size, the PIDX map);
+``tests/engine/test_accounting.py`` compares the result with a scan of the stored bytes
+after every step of every engine path. docs/accounting.md has the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from sqlkv.engine.blobs import blob_rows
+from sqlkv.engine.head import Head
+from sqlkv.engine.keys import DbKeys
+from sqlkv.errors import DatabaseNotFound, QuotaExceeded
+from sqlkv.store import Limits, Transaction
+from sqlkv.store.ranges import RangeRead
+
+Rows = list[tuple[bytes, bytes]]
+
+
+class StoreReader(Protocol):
+    """The reads of a store transaction (``Transaction`` and ``Ledger`` both offer them)."""
+
+    def get(self, key: bytes, *, snapshot: bool = ..., point: str = ...) -> bytes | None: ...
+
+    def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = ..., point: str = ...
+    ) -> list[bytes | None]: ...
+
+    def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        *,
+        limit: int = ...,
+        reverse: bool = ...,
+        snapshot: bool = ...,
+        point: str = ...,
+    ) -> Rows: ...
+
+    def get_ranges(
+        self, ranges: Sequence[RangeRead], *, snapshot: bool = ..., point: str = ...
+    ) -> list[Rows]: ...
+
+
+def row_bytes(rows: Rows) -> int:
+    """Bytes ``rows`` occupy in the store (keys and values)."""
+    return sum(len(k) + len(v) for k, v in rows)
+
+
+class Ledger:
+    """The writes of one engine operation on one database, with their exact size.
+
+    The operation reads META first (``read_head``): ``write_head`` counts from that head.
+    """
+
+    def __init__(self, tr: Transaction, db: str, keys: DbKeys) -> None:
+        self._tr = tr
+        self.db = db
+        self.keys = keys
+        self.head: Head | None = None
+        """META as read in this transaction (None: absent, the database is being created)."""
+        self.delta = 0
+        """Bytes added (negative: freed) by the writes so far."""
+
+    # ------------------------------------------------------------------ reads
+
+    def read_head(self) -> Head:
+        """META, read serializably (any concurrent writer of META makes one of us retry)."""
+        head = self.read_head_if_any()
+        if head is None:
+            raise DatabaseNotFound(self.db)
+        return head
+
+    def read_head_if_any(self) -> Head | None:
+        """META read serializably, or None when the database does not exist."""
+        raw = self._tr.get(self.keys.meta, point="read_meta")
+        self.head = None if raw is None else Head.decode(raw)
+        return self.head
+
+    def get(self, key: bytes, *, snapshot: bool = False, point: str = "") -> bytes | None:
+        return self._tr.get(key, snapshot=snapshot, point=point)
+
+    def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False, point: str = ""
+    ) -> list[bytes | None]:
+        return self._tr.get_many(keys, snapshot=snapshot, point=point)
+
+    def get_range(
+        self,
+        begin: bytes,
+        end: bytes,
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        snapshot: bool = False,
+        point: str = "",
+    ) -> Rows:
+        return self._tr.get_range(
+            begin, end, limit=limit, reverse=reverse, snapshot=snapshot, point=point
+        )
+
+    def get_ranges(
+        self, ranges: Sequence[RangeRead], *, snapshot: bool = False, point: str = ""
+    ) -> list[Rows]:
+        return self._tr.get_ranges(ranges, snapshot=snapshot, point=point)
+
+    @property
+    def limits(self) -> Limits:
+        return self._tr.limits
+
+    @property
+    def size(self) -> int:
+        """Bytes of mutations so far, as the store counts them against its limit."""
+        return self._tr.size
+
+    # ------------------------------------------------------------------ writes
+
+    def put(self, key: bytes, value: bytes) -> int:
+        """Write a key that does not exist; returns the bytes it adds."""
+        self._tr.set(key, value)
+        return self._count(len(key) + len(value))
+
+    def replace(self, key: bytes, value: bytes, old_value_bytes: int) -> int:
+        """Overwrite a key that exists with a value of ``old_value_bytes``."""
+        self._tr.set(key, value)
+        return self._count(len(value) - old_value_bytes)
+
+    def put_blob(self, key_of: Callable[[int], bytes], data: bytes) -> int:
+        """Write ``data`` as new chunk keys ``key_of(0..n-1)``; returns the bytes they add."""
+        return sum(
+            self.put(key, piece)
+            for key, piece in blob_rows(key_of, data, self._tr.limits.max_value_bytes)
+        )
+
+    def drop(self, key: bytes, value_bytes: int) -> int:
+        """Clear one key known to hold ``value_bytes``; returns the bytes freed."""
+        self._tr.clear(key)
+        return -self._count(-(len(key) + value_bytes))
+
+    def drop_rows(self, rows: Rows) -> int:
+        """Clear each of ``rows`` (read in this transaction); returns the bytes freed."""
+        for key, _ in rows:
+            self._tr.clear(key)
+        return -self._count(-row_bytes(rows))
+
+    def drop_range(self, key_range: tuple[bytes, bytes], rows: Rows) -> int:
+        """Clear ``key_range``, whose whole content is ``rows`` (read in this transaction)."""
+        return self.drop_counted_range(key_range, row_bytes(rows))
+
+    def drop_counted_range(self, key_range: tuple[bytes, bytes], stored: int) -> int:
+        """Clear ``key_range``, known to hold ``stored`` bytes (from a manifest, a directory
+        row or the PIDX map); returns the bytes freed."""
+        self._tr.clear_range(*key_range)
+        return -self._count(-stored)
+
+    def drop_uncounted_range(self, key_range: tuple[bytes, bytes]) -> None:
+        """Clear keys that ``storage_used`` never counted: what a delete or a crashed owner
+        left where no head refers to it (a DELTA above head without a manifest)."""
+        self._tr.clear_range(*key_range)
+
+    def write_head(self, head: Head, *, check_quota: bool = False) -> Head:
+        """Write META as ``head`` with the exact ``storage_used``; returns what was written.
+
+        ``check_quota``: refuse (``QuotaExceeded``, nothing written) an operation that grows
+        the database over its quota; one that frees space always passes.
+        """
+        old = self.head
+        if old is None:
+            meta_bytes = len(self.keys.meta) + len(head.encode())
+            used = meta_bytes + self.delta
+        else:
+            used = old.storage_used + self.delta
+            quota = old.storage_quota if check_quota else 0
+            if quota and used > quota and used > old.storage_used:
+                raise QuotaExceeded(self.db, used, quota)
+        new = head.with_changes(storage_used=used)
+        self._tr.set(self.keys.meta, new.encode())
+        return new
+
+    def _count(self, n: int) -> int:
+        self.delta += n
+        return n
