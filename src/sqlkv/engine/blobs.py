@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlkv.ltx import HEADER_FLAG_NO_CHECKSUM, LtxHeader, encode
-from sqlkv.store import Transaction
 
 if TYPE_CHECKING:
     from sqlkv.engine.ledger import StoreReader
@@ -52,4 +51,3 @@ def read_blob(tr: StoreReader, key_range: tuple[bytes, bytes], point: str) -> by
     if not rows:
         return None
     return b"".join(v for _, v in rows)
-
