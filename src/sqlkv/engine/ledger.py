@@ -73,6 +73,11 @@ class Ledger:
         """META as read in this transaction (None: absent, the database is being created)."""
         self.delta = 0
         """Bytes added (negative: freed) by the writes so far."""
+        # The transaction's reads, as they are (the ledger only guards the writes).
+        self.get = tr.get
+        self.get_many = tr.get_many
+        self.get_range = tr.get_range
+        self.get_ranges = tr.get_ranges
 
     # ------------------------------------------------------------------ reads
 
@@ -88,33 +93,6 @@ class Ledger:
         raw = self._tr.get(self.keys.meta, point="read_meta")
         self.head = None if raw is None else Head.decode(raw)
         return self.head
-
-    def get(self, key: bytes, *, snapshot: bool = False, point: str = "") -> bytes | None:
-        return self._tr.get(key, snapshot=snapshot, point=point)
-
-    def get_many(
-        self, keys: Sequence[bytes], *, snapshot: bool = False, point: str = ""
-    ) -> list[bytes | None]:
-        return self._tr.get_many(keys, snapshot=snapshot, point=point)
-
-    def get_range(
-        self,
-        begin: bytes,
-        end: bytes,
-        *,
-        limit: int = 0,
-        reverse: bool = False,
-        snapshot: bool = False,
-        point: str = "",
-    ) -> Rows:
-        return self._tr.get_range(
-            begin, end, limit=limit, reverse=reverse, snapshot=snapshot, point=point
-        )
-
-    def get_ranges(
-        self, ranges: Sequence[RangeRead], *, snapshot: bool = False, point: str = ""
-    ) -> list[Rows]:
-        return self._tr.get_ranges(ranges, snapshot=snapshot, point=point)
 
     @property
     def limits(self) -> Limits:
