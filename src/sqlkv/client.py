@@ -1,10 +1,18 @@
 """``sqlkv.connect``: open a SQLite database whose pages live in a sqlkv store.
 
+    import contextlib
     import sqlkv
-    with sqlkv.connect("orders") as conn:             # embedded store: $SQLKV_STORE or ./sqlkv-data
+
+    # embedded store: $SQLKV_STORE, else ./sqlkv-data
+    with contextlib.closing(sqlkv.connect("orders")) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS t(x)")
-        conn.execute("INSERT INTO t VALUES (1)")
+        with conn:                                   # one transaction = one engine commit
+            conn.execute("INSERT INTO t VALUES (1)")
         print(conn.sqlkv_stats.round_trips)
+
+``with conn:`` is a transaction (as in apsw and the ``sqlite3`` module): it commits or rolls
+back, and does not close the connection. ``contextlib.closing`` (or ``conn.close()``) closes
+it, and with it the engine and store that ``connect`` opened for it.
 
 Opening takes the database over: a connection that had it before is fenced out.
 """

@@ -1,4 +1,5 @@
-"""The store contract (DESIGN §2), run against every driver through the ``store`` fixture."""
+"""The store contract (docs/design.md §2, docs/kv-contract.md), run against every driver
+through the ``store`` fixture."""
 
 from __future__ import annotations
 

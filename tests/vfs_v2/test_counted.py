@@ -1,4 +1,5 @@
-"""Round trips asserted with the client counters (DESIGN §5 acceptance checks)."""
+"""Round trips asserted with the client counters: the costs listed at the end of
+docs/design.md §5."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ UNSAFE_PRAGMAS = [
     "PRAGMA synchronous=OFF",  # SQLite never calls xSync: no commit reaches the engine
     "PRAGMA main.synchronous = 0",
     "PRAGMA journal_mode=WAL",  # commits stay in an in-memory WAL; the database stops opening
-    "PRAGMA journal_mode=OFF",  # a spilled transaction cannot roll back (DESIGN §5)
+    "PRAGMA journal_mode=OFF",  # a spilled transaction cannot roll back (docs/design.md §5)
     "PRAGMA main.journal_mode=delete",
     "PRAGMA page_size=8192",  # with the next VACUUM the database stops opening
 ]

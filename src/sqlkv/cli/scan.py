@@ -245,7 +245,7 @@ def delete_database(
     """Remove every key of database ``name`` in format ``fmt`` and nothing else.
 
     First, in one transaction, the keys that make it a database (the v2 head; the v1 files'
-    metadata, per DESIGN §6), so no client can read or commit to it any more; then the rest
+    metadata, per docs/design.md §6), so no client can read or commit to it any more; then the rest
     of its range, ``DELETE_ROWS`` keys per transaction. A crash in between leaves orphaned
     keys that ``sqlkv list`` shows as incomplete and a new ``delete`` removes. If a client
     opens (re-creates) the database meanwhile, ``Recreated`` is raised.

@@ -1,4 +1,4 @@
-"""The storage engine (DESIGN §3, §4): one module per operation, one module for the keys."""
+"""The storage engine (docs/design.md §3, §4): one module per operation, one module for the keys."""
 
 from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, PagesResult, StageResult
 from sqlkv.engine.config import EngineConfig

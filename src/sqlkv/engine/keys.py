@@ -1,4 +1,4 @@
-"""The engine's key layout (DESIGN §3). Nothing else builds engine keys.
+"""The engine's key layout (docs/design.md §3). Nothing else builds engine keys.
 
 Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
 

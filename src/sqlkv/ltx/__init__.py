@@ -1,6 +1,6 @@
 """LTX v3 page codec: encode a set of pages into one LTX file, and read it back.
 
-The byte format is described in ``shared/ltx-v3-format.md``; files are what superfly/ltx >= v0.5.2
+The byte format is described in ``docs/ltx-v3-format.md``; files are what superfly/ltx >= v0.5.2
 writes (LZ4 block pages, page index, CRC-64 file checksum) and are read by Litestream and the ltx
 tools. Legacy v0.5.0/v0.5.1 LZ4-frame pages are read too. Every error is ``sqlkv.errors.LtxError``.
 

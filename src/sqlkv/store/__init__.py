@@ -1,4 +1,5 @@
-"""The store layer: transactional ordered key-value stores behind one contract (DESIGN §2)."""
+"""The store layer: transactional ordered key-value stores behind one contract
+(docs/design.md §2, docs/kv-contract.md)."""
 
 from sqlkv.store.base import (
     CommitRequest,

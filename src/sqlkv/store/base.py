@@ -1,4 +1,4 @@
-"""The KV store contract (DESIGN §2): transactions, limits, retries, counters.
+"""The KV store contract (docs/design.md §2): transactions, limits, retries, counters.
 
 Every driver has the same narrow shape: it opens a *snapshot* (consistent point-in-time
 reads) and applies a *commit request* atomically, refusing it with ``ConflictError`` when

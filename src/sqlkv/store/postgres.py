@@ -1,4 +1,4 @@
-"""The PostgreSQL store: one table on a shared server (DESIGN §2), on psycopg 3.
+"""The PostgreSQL store: one table on a shared server (docs/design.md §2), on psycopg 3.
 
 ``PostgresStore("postgresql://user:password@host:port/dbname", table="sqlkv_kv")``.
 Several processes on several machines may share one table.

@@ -1,4 +1,4 @@
-"""The workloads of DESIGN §7, shared by tests, benchmarks and ``sqlkv demo``.
+"""The workloads of docs/design.md §7, shared by tests, benchmarks and ``sqlkv demo``.
 
 ``WORKLOADS`` maps each name to a ``Workload`` in the §7 order. Use one of three ways::
 

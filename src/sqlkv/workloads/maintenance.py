@@ -1,4 +1,4 @@
-"""Schema and space workloads of DESIGN §7: VACUUM, many tables, index creation, churn,
+"""Schema and space workloads of docs/design.md §7: VACUUM, many tables, index creation, churn,
 truncate and regrow, and the two cold-cache workloads."""
 
 from __future__ import annotations

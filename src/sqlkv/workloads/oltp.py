@@ -1,4 +1,4 @@
-"""Mixed OLTP workloads of DESIGN §7: small and large bank-like databases.
+"""Mixed OLTP workloads of docs/design.md §7: small and large bank-like databases.
 
 Each transaction is, at random: a balance read (50%), a transfer that updates two
 accounts and appends two history rows (35%), a statement of an account's recent history

@@ -1,4 +1,4 @@
-"""Query workloads of DESIGN §7: JSON, aggregation, subqueries, joins, CTEs and windows."""
+"""Query workloads of docs/design.md §7: JSON, aggregation, subqueries, joins, CTEs and windows."""
 
 from __future__ import annotations
 

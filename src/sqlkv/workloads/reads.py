@@ -1,4 +1,5 @@
-"""Read workloads of DESIGN §7: point reads, full scans, indexed and unindexed range scans."""
+"""Read workloads of docs/design.md §7: point reads, full scans, indexed and unindexed range
+scans."""
 
 from __future__ import annotations
 

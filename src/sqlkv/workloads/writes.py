@@ -1,4 +1,4 @@
-"""Write workloads of DESIGN §7: inserts of every shape, bulk changes, large payloads and
+"""Write workloads of docs/design.md §7: inserts of every shape, bulk changes, large payloads and
 large transactions."""
 
 from __future__ import annotations

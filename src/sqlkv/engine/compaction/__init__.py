@@ -1,4 +1,4 @@
-"""Background compaction (DESIGN §4): fold deltas into shards, delete what nothing uses."""
+"""Background compaction (docs/design.md §4): fold deltas into shards, delete what nothing uses."""
 
 from sqlkv.engine.compaction.coordinator import CompactionConfig, CompactionCoordinator
 from sqlkv.engine.compaction.fold import PassOutcome, fold_pass

@@ -1,4 +1,4 @@
-"""The v1 format (DESIGN §6): SQLite files as chunked keys, written straight to the store.
+"""The v1 format (docs/design.md §6): SQLite files as chunked keys, written straight to the store.
 
 ``connect_v1(name, store)`` opens database ``name`` kept in ``store``. Each SQLite file of
 the database (the main file and its rollback journal) is a metadata key and one key per

@@ -1,4 +1,4 @@
-"""The v1 key layout (DESIGN §6). Nothing else in the v1 format builds keys.
+"""The v1 key layout (docs/design.md §6). Nothing else in the v1 format builds keys.
 
 Every file of database ``name`` (its role: ``db``, ``journal`` or ``wal``) is a metadata
 key holding the file's size and one key per 4 KiB chunk, under the database's v1 prefix::

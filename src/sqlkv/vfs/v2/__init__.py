@@ -1,4 +1,5 @@
-"""The v2 client: an apsw VFS whose database pages live behind the storage engine (DESIGN §5).
+"""The v2 client: an apsw VFS whose database pages live behind the storage engine
+(docs/design.md §5; call order and threading model: docs/vfs.md).
 
 ``connect_v2`` (used by ``sqlkv.connect``) opens the database through an ``EngineApi`` and
 returns a ``Connection``: an ``apsw.Connection`` with ``sqlkv_stats`` counters.

@@ -11,7 +11,7 @@
   ``FencedIOError`` (an ``apsw.IOError`` and a ``sqlkv.errors.ConnectionFenced``) saying so,
   even one SQLite could answer from its own cache. (It learns of the takeover at its next
   engine round trip: a commit, or a read that misses every cache.)
-- pragmas that would break the guarantees of DESIGN §5 on the main database are refused
+- pragmas that would break the guarantees of docs/design.md §5 on the main database are refused
   with an ``apsw.AuthError`` saying why (``UNSAFE_PRAGMAS``): ``synchronous=OFF`` (SQLite
   would never call xSync, so no commit would reach the engine), a ``journal_mode`` other than
   MEMORY (WAL keeps commits in an in-memory log and leaves a database that no longer opens;
@@ -38,7 +38,7 @@ from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
 
-# DESIGN §5. page_size and auto_vacuum must precede the first write; never journal_mode=OFF
+# docs/design.md §5. page_size and auto_vacuum must precede the first write; never journal_mode=OFF
 # (it cannot roll back a transaction whose pages were spilled before COMMIT).
 PRAGMAS: tuple[tuple[str, str, object], ...] = (
     ("page_size", "4096", None),

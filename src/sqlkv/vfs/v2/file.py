@@ -14,7 +14,7 @@ fetched), then the page cache, then one ``get_pages`` for the miss plus the read
 Writes go to the buffer; a full-page write never fetches. SQLite truncates a shrinking
 database (VACUUM) after the commit's xSync; that truncation is sent at once as a size-only
 commit, so the engine frees the pages now, not at some later commit. ``xSync`` is the commit point
-(DESIGN §5): the buffer is sent as one commit, minus pages identical to their committed
+(docs/design.md §5): the buffer is sent as one commit, minus pages identical to their committed
 copy (a ROLLBACK after a cache spill writes the original pages back, then syncs). Whether a
 page is unchanged is decided from the cached copy when there is one, else from a 16-byte
 SHA-256 prefix of the committed copy, made when the page left the cache (16 bytes per page
