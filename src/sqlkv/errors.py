@@ -195,3 +195,44 @@ class ProtocolError(SqlkvError):
 
 class AuthError(SqlkvError):
     """The token is missing, wrong, or does not allow this database."""
+
+
+# --------------------------------------------------------------------------- two classes at once
+
+_dual_classes: dict[tuple[type[BaseException], type[BaseException]], type[BaseException]] = {}
+
+
+def sqlkv_kind(error: BaseException) -> type[SqlkvError] | None:
+    """The sqlkv class ``error`` carries: its own, or the one it was built from by
+    ``dual_error`` (the first ``SqlkvError`` class of its MRO that is not a dual class)."""
+    for cls in type(error).__mro__:
+        if issubclass(cls, SqlkvError) and not getattr(cls, "_sqlkv_dual", False):
+            return cls
+    return None
+
+
+def dual_error(base: type[BaseException], error: BaseException, message: str) -> BaseException:
+    """An exception that is a ``base`` AND of ``error``'s sqlkv class, saying ``message``.
+
+    Binding layers (apsw, the DB-API module) must raise their own classes (``apsw.FullError``,
+    ``sqlite3.OperationalError``); callers must still be able to catch ``QuotaExceeded`` or
+    ``ConnectionFenced``. The class is built once per pair (``FullError`` + ``QuotaExceeded``
+    is named ``QuotaExceeded(FullError)``), and the instance carries ``error``'s attributes
+    (``quota``, ``head``, ...). An ``error`` without a sqlkv class gives a plain ``base``.
+    """
+    kind = sqlkv_kind(error)
+    if kind is None or issubclass(kind, base):
+        exc = base(message)
+    else:
+        cls = _dual_classes.get((base, kind))
+        if cls is None:
+            cls = type(
+                f"{kind.__name__}({base.__name__})",
+                (base, kind),
+                {"_sqlkv_dual": True, "__module__": kind.__module__},
+            )
+            _dual_classes[(base, kind)] = cls
+        exc = cls.__new__(cls, message)  # not __init__: sqlkv classes take other arguments
+        exc.args = (message,)
+    exc.__dict__.update({k: v for k, v in vars(error).items() if k not in exc.__dict__})
+    return exc

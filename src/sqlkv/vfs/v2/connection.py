@@ -6,7 +6,10 @@
 - ``close()`` also closes the engine and store that ``connect`` opened for it (and so does
   dropping the connection without closing it). ``with conn:``
   keeps apsw's meaning (a transaction), so code written for apsw (the §7 workloads) runs
-  unchanged; to close at the end of a block use ``with contextlib.closing(connect(...))``;
+  unchanged, but a commit that fails at the end of the block raises its own error
+  (``ConnectionFenced``, ``QuotaExceeded``, the transport error) where apsw's C
+  implementation would report ``AuthError: not authorized`` (see ``__exit__``);
+  to close at the end of a block use ``with contextlib.closing(connect(...))``;
 - once another owner has taken the database over, every statement fails with
   ``FencedIOError`` (an ``apsw.IOError`` and a ``sqlkv.errors.ConnectionFenced``) saying so,
   even one SQLite could answer from its own cache. (It learns of the takeover at its next
@@ -23,8 +26,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import apsw
 
@@ -37,6 +41,8 @@ from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
+
+log = logging.getLogger("sqlkv.client")
 
 # docs/design.md §5. page_size and auto_vacuum must precede the first write; never journal_mode=OFF
 # (it cannot roll back a transaction whose pages were spilled before COMMIT).
@@ -90,6 +96,7 @@ class Connection(apsw.Connection):
         self._sqlkv_remote = remote
         self._sqlkv_closers = closers
         self._sqlkv_closed = False
+        self._sqlkv_savepoints = 0  # open ``with conn:`` blocks
         self._user_exec_trace: ExecTracer | None = None
         self._user_authorizer: Authorizer | None = None
         base_exec_trace: Any = vars(apsw.Connection)["exec_trace"]
@@ -166,6 +173,49 @@ class Connection(apsw.Connection):
 
     def set_authorizer(self, callable: Authorizer | None) -> None:
         self._user_authorizer = callable
+
+    # ------------------------------------------------------------------ with conn:
+
+    def __enter__(self) -> Connection:
+        """A transaction (a savepoint, so blocks nest), as apsw's own ``with conn:``."""
+        name = f'"_sqlkv-{self._sqlkv_savepoints}"'
+        self.execute(f"SAVEPOINT {name}")
+        self._sqlkv_savepoints += 1
+        return self
+
+    def __exit__(self, etype: type[BaseException] | None, *exc: object) -> Literal[False]:
+        """Release the savepoint (the outermost one commits), or roll back to it.
+
+        Done here rather than in apsw's C ``__exit__``: that one runs its ROLLBACK TO while
+        the failed RELEASE's exception is still pending, and apsw's authorizer callback
+        answers "deny" to any statement prepared with an exception pending, so a commit that
+        failed (fenced, over quota, engine unreachable) surfaced as ``apsw.AuthError: not
+        authorized`` and left the transaction open. Here the rollback runs after the
+        exception was caught, and the commit's own error is what propagates.
+        """
+        self._sqlkv_savepoints -= 1
+        name = f'"_sqlkv-{self._sqlkv_savepoints}"'
+        if etype is None:
+            try:
+                self.execute(f"RELEASE SAVEPOINT {name}")
+            except BaseException:
+                self._rollback_savepoint(name)
+                raise
+            return False
+        self._rollback_savepoint(name)
+        return False
+
+    def _rollback_savepoint(self, name: str) -> None:
+        # SQLite may already have rolled the transaction back (a failed commit), and a dead
+        # connection refuses every statement: either way the error to report is the first one
+        for sql in (f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}"):
+            try:
+                self.execute(sql)
+            except apsw.Error as exc:
+                log.debug(
+                    "with-block rollback step failed",
+                    extra={"db": self.sqlkv_name, "sql": sql, "error": str(exc)},
+                )
 
     # ------------------------------------------------------------------ lifetime
 

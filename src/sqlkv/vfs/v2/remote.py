@@ -31,7 +31,13 @@ import apsw
 
 from sqlkv.engine.api import CommitResult, EngineApi, OpenResult, Pages
 from sqlkv.engine.head import Head
-from sqlkv.errors import CommitTooLarge, CommitUnknown, ConnectionFenced, FenceMismatch, SqlkvError
+from sqlkv.errors import (
+    CommitTooLarge,
+    CommitUnknown,
+    ConnectionFenced,
+    FenceMismatch,
+    SqlkvError,
+)
 from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
@@ -44,6 +50,8 @@ FENCED_MESSAGE = "another owner took this database over; open a new connection"
 class FencedIOError(apsw.IOError, ConnectionFenced):
     """Raised by every call on a fenced connection: an apsw I/O error (SQLite sees
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
+
+    _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
 
 
 def fenced_error(cause: BaseException | None = None) -> FencedIOError:
@@ -90,11 +98,13 @@ class RemoteDb:
     def dead_error(self) -> Exception:
         if isinstance(self.dead, FenceMismatch):
             return fenced_error(self.dead)
+        # of the class of what killed it (the transport error), like the failure itself
+        cause = self.dead.cause if isinstance(self.dead, Unreachable) else self.dead
         return sqlite_error(
             apsw.SQLITE_IOERR,
             f"this connection to database {self.name!r} is unusable after an earlier "
             f"failure ({self.dead}); open a new connection",
-            self.dead,
+            cause,
         )
 
     def _fence(self, exc: FenceMismatch) -> NoReturn:

@@ -1,0 +1,420 @@
+"""``sqlkv.dbapi2.Cursor``: the stdlib ``sqlite3.Cursor`` over one apsw cursor.
+
+Checks come in the stdlib's order (closed cursor, wrong thread, closed connection), then
+the statement is checked (one statement only; ``executemany`` only for statements that
+write), the legacy transaction mode opens its transaction before DML, and apsw runs it.
+``rowcount`` counts ``changes()`` of DML statements (summed by ``executemany``);
+``lastrowid`` is ``last_insert_rowid()`` after each ``execute``; ``description`` is read
+from the statement when it is asked for (re-prepared with the same bindings if the
+statement has finished), so a query that is never asked pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from threading import get_ident
+from typing import TYPE_CHECKING, Any
+
+import apsw
+
+from sqlkv.dbapi2 import statement
+from sqlkv.dbapi2.exceptions import Error, ProgrammingError, translate
+from sqlkv.dbapi2.types import FLAGS, Converter, Row, adapt_parameters, convert_row, converters
+
+if TYPE_CHECKING:
+    from sqlkv.dbapi2.connection import Connection
+
+PARSE_DECLTYPES = 1
+PARSE_COLNAMES = 2
+
+_UNKNOWN: Any = object()
+_INFO = statement.cache
+_STDLIB_ROW: Any = sqlite3.Row
+_BASE_EXEC_TRACE: Any = vars(apsw.Connection)["exec_trace"]
+
+
+class _Probe(Exception):
+    pass
+
+
+# sqlkv.dbapi2.connection.Connection, set when that module is imported (it imports this one)
+connection_class: type = object
+
+
+class Cursor:
+    """A cursor of a ``sqlkv.dbapi2.Connection`` (see the module docstring)."""
+
+    __slots__ = (
+        "__dict__",
+        "_apsw",
+        "_closed",
+        "_connection",
+        "_converters",
+        "_description",
+        "_dml_pending",
+        "_params",
+        "_rows",
+        "_sql",
+        "arraysize",
+        "lastrowid",
+        "row_factory",
+        "rowcount",
+    )
+
+    def __init__(self, connection: Connection, /) -> None:
+        if not isinstance(connection, connection_class):
+            raise TypeError(
+                f"Cursor() argument 1 must be sqlkv.dbapi2.Connection, "
+                f"not {type(connection).__name__}"
+            )
+        self._connection = connection
+        self._apsw: apsw.Cursor | None = None
+        self._rows: apsw.Cursor | None = None
+        self._closed = False
+        self._sql: str | None = None
+        self._params: Any = ()
+        self._description: Any = None
+        self._converters: list[Converter | None] | None = None
+        self._dml_pending = False
+        self.arraysize = 1
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = connection.row_factory
+
+    # ------------------------------------------------------------------ checks
+
+    def _check(self) -> apsw.Connection:
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        return self._connection._check()
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    def _cursor(self, conn: apsw.Connection) -> apsw.Cursor:
+        cur = self._apsw
+        if cur is None:
+            cur = self._apsw = conn.cursor()
+        return cur
+
+    # ------------------------------------------------------------------ execute
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        # the hot path of every query: checks and lookups inlined
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        connection = self._connection
+        conn = connection._apsw
+        if conn is None or (connection._check_same_thread and get_ident() != connection._thread):
+            conn = connection._check()  # raises
+        info = _INFO.get(sql) if type(sql) is str else None
+        if info is None or not info.single:
+            info = self._prepare(sql)
+        self._converters = None
+        params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
+        if connection._check_same_thread:  # one thread only: nobody to take turns with
+            return self._run(conn, info, sql, params)
+        with connection._lock:
+            return self._run(conn, info, sql, params)
+
+    def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
+        if info.is_dml and not conn.in_transaction:
+            self._connection._begin_implicitly()
+        cur = self._apsw
+        if cur is None:
+            cur = self._apsw = conn.cursor()
+        self.rowcount = -1
+        self._description = None
+        try:
+            cur.execute(sql, params)
+        except BaseException as exc:
+            self._rows = None
+            raise _binding_error(exc) from exc
+        self._rows = cur
+        self._sql = sql
+        self._params = params
+        if info.is_dml:
+            if info.returning:
+                self._description = _UNKNOWN
+                self._dml_pending = True
+                self.rowcount = 0
+            else:
+                self._dml_pending = False
+                self.rowcount = conn.changes()
+        else:
+            self._description = _UNKNOWN
+            self._dml_pending = False
+        self.lastrowid = conn.last_insert_rowid()
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Cursor:
+        conn = self._check()
+        info = self._prepare(sql)
+        with self._connection._lock:
+            return self._run_many(conn, info, sql, seq_of_parameters)
+
+    def _run_many(
+        self, conn: apsw.Connection, info: statement.Info, sql: str, seq_of_parameters: Any
+    ) -> Cursor:
+        if info.is_dml:
+            self._connection._begin_implicitly()
+        if FLAGS.native_adapted:
+            seq_of_parameters = map(adapt_parameters, seq_of_parameters)
+        # a cursor of its own: apsw never goes back to the connection's tracer (sqlkv's
+        # fencing guard) on a cursor that once had a tracer of its own
+        cur = conn.cursor()
+        # the connection's own tracer (sqlkv's fencing guard, then the user's): the guard
+        # runs before the first row (a fence found later comes from a VFS call, which raises
+        # by itself); a user's tracer (set_trace_callback) sees every row, as in the stdlib
+        base_trace = _BASE_EXEC_TRACE.__get__(conn)
+        per_row = base_trace if conn.exec_trace is not None else None
+        counted = [0, False]  # changes of the executions so far, whether one has started
+
+        def trace(traced: apsw.Cursor, sql_text: str, bindings: Any) -> bool:
+            if counted[1]:
+                counted[0] += conn.changes()
+                return True if per_row is None else bool(per_row(traced, sql_text, bindings))
+            counted[1] = True
+            if traced.is_readonly:
+                raise ProgrammingError("executemany() can only execute DML statements.")
+            return True if base_trace is None else bool(base_trace(traced, sql_text, bindings))
+
+        self._rows = None
+        self._description = None
+        self._dml_pending = False
+        self.rowcount = -1
+        cur.exec_trace = trace
+        try:
+            for _row in cur.executemany(sql, seq_of_parameters):
+                raise ProgrammingError("executemany() can only execute DML statements.")
+        except BaseException as exc:
+            raise _binding_error(exc) from exc
+        finally:
+            cur.close()
+        if counted[1]:
+            counted[0] += conn.changes()
+        self.rowcount = counted[0] if info.is_dml else -1
+        return self
+
+    def executescript(self, sql_script: str, /) -> Cursor:
+        conn = self._check()
+        if not isinstance(sql_script, str):
+            raise TypeError(
+                f"executescript() argument must be str, not {type(sql_script).__name__}"
+            )
+        with self._connection._lock:
+            self._connection._commit_before_script()
+            cur = self._cursor(conn)
+            self._rows = None
+            self._description = None
+            try:
+                for _row in cur.execute(sql_script):
+                    pass
+            except BaseException as exc:
+                raise _binding_error(exc) from exc
+        return self
+
+    def _prepare(self, sql: Any) -> statement.Info:
+        if not isinstance(sql, str):
+            raise TypeError(f"execute() argument 1 must be str, not {type(sql).__name__}")
+        info = statement.info(sql)
+        if not info.single:
+            raise ProgrammingError("You can only execute one statement at a time.")
+        self._converters = None
+        return info
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def description(self) -> tuple[tuple[Any, ...], ...] | None:
+        if self._description is _UNKNOWN:
+            self._description = self._read_description()
+        result: tuple[tuple[Any, ...], ...] | None = self._description
+        return result
+
+    def _columns(self) -> tuple[tuple[str, str | None], ...]:
+        """(name, declared type) of each result column; () for a statement without rows."""
+        cur = self._rows
+        if cur is not None:
+            try:
+                return tuple(cur.get_description())
+            except apsw.ExecutionCompleteError:
+                pass
+        if self._sql is None:
+            return ()
+        return self._probe_columns(self._sql, self._params)
+
+    def _probe_columns(self, sql: str, params: Any) -> tuple[tuple[str, str | None], ...]:
+        # the statement has finished: prepare it again (never run) to read its columns
+        conn = self._connection._check()
+        probe = conn.cursor()
+        found: list[tuple[tuple[str, str | None], ...]] = []
+
+        def capture(traced: apsw.Cursor, sql_text: str, bindings: Any) -> bool:
+            found.append(tuple(traced.get_description()))
+            raise _Probe
+
+        probe.exec_trace = capture
+        try:
+            with self._connection._lock:
+                probe.execute(sql, params)
+        except (_Probe, apsw.Error, TypeError, KeyError):
+            pass
+        finally:
+            probe.close()
+        return found[0] if found else ()
+
+    def _read_description(self) -> tuple[tuple[Any, ...], ...] | None:
+        columns = self._columns()
+        if not columns:
+            return None
+        strip = bool(self._connection._detect_types & PARSE_COLNAMES)
+        return tuple(
+            (_strip_colname(name) if strip else name, None, None, None, None, None, None)
+            for name, _decl in columns
+        )
+
+    def _row_converters(self) -> list[Converter | None]:
+        found = self._converters
+        if found is None:
+            found = self._converters = _column_converters(
+                self._columns(), self._connection._detect_types
+            )
+        return found
+
+    def _shape(self, row: tuple[Any, ...]) -> Any:
+        conn = self._connection
+        text = conn.text_factory
+        if conn._detect_types or text is not str:
+            row = convert_row(
+                row, self._row_converters() if conn._detect_types else [None] * len(row), text
+            )
+        factory = self.row_factory
+        if factory is not None:
+            if factory is _STDLIB_ROW:  # the stdlib's class, set by code that imports sqlite3
+                factory = Row
+            return factory(self, row)
+        return row
+
+    def _finished(self) -> None:
+        self._rows = None
+        if self._dml_pending:
+            self._dml_pending = False
+            self.rowcount = self._connection._check().changes()
+
+    def fetchone(self) -> Any:
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        connection = self._connection
+        if connection._apsw is None or (
+            connection._check_same_thread and get_ident() != connection._thread
+        ):
+            connection._check()  # raises
+        cur = self._rows
+        if cur is None:
+            return None
+        try:
+            if connection._check_same_thread:
+                row = next(cur)
+            else:
+                with connection._lock:
+                    row = next(cur)
+        except StopIteration:
+            self._finished()
+            return None
+        except BaseException as exc:
+            self._rows = None
+            raise translate(exc) from exc
+        if (
+            self.row_factory is None
+            and not connection._detect_types
+            and connection.text_factory is str
+        ):
+            return row
+        return self._shape(row)
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        """Up to ``size`` rows (default ``arraysize``); as in the stdlib, a size of 0 or less
+        fetches every remaining row."""
+        count = self.arraysize if size is None else size
+        out: list[Any] = []
+        while True:
+            row = self.fetchone()
+            if row is None:
+                return out
+            out.append(row)
+            if len(out) == count:
+                return out
+
+    def fetchall(self) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            row = self.fetchone()
+            if row is None:
+                return out
+            out.append(row)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        self._connection._check()
+        if self._apsw is not None:
+            self._apsw.close()
+            self._apsw = None
+        self._rows = None
+        self._closed = True
+
+    def setinputsizes(self, sizes: Any, /) -> None:
+        """PEP 249; does nothing, as in the stdlib."""
+
+    def setoutputsize(self, size: Any, column: Any = None, /) -> None:
+        """PEP 249; does nothing, as in the stdlib."""
+
+
+def _binding_error(exc: BaseException) -> BaseException:
+    """What the stdlib raises where apsw raised ``exc`` while binding or running."""
+    if isinstance(exc, Error):
+        return exc
+    if isinstance(exc, KeyError) and exc.args:
+        return ProgrammingError(f"You did not supply a value for binding parameter :{exc.args[0]}.")
+    if isinstance(exc, TypeError) and "dict or a sequence" in str(exc):
+        return ProgrammingError("parameters are of unsupported type")
+    return translate(exc)
+
+
+def _strip_colname(name: str) -> str:
+    cut = name.find("[")
+    if cut < 0:
+        return name
+    if cut > 0 and name[cut - 1] == " ":
+        cut -= 1
+    return name[:cut]
+
+
+def _column_converters(
+    columns: tuple[tuple[str, str | None], ...], detect_types: int
+) -> list[Converter | None]:
+    out: list[Converter | None] = []
+    for name, decltype in columns:
+        convert: Converter | None = None
+        if detect_types & PARSE_COLNAMES:
+            start = name.find("[")
+            end = name.find("]", start + 1)
+            if start >= 0 and end > start:
+                convert = converters.get(name[start + 1 : end].upper())
+        if convert is None and detect_types & PARSE_DECLTYPES and decltype:
+            word = decltype.split("(", 1)[0].split(" ", 1)[0]
+            convert = converters.get(word.upper())
+        out.append(convert)
+    return out

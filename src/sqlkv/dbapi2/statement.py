@@ -1,0 +1,96 @@
+"""What ``sqlkv.dbapi2`` must know of a SQL string before running it, as the stdlib decides
+it: whether it holds more than one statement (``execute`` refuses that) and whether it is
+DML (INSERT/UPDATE/DELETE/REPLACE: the legacy transaction mode opens a transaction before
+it). Results are cached per SQL text (the text alone decides both).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import apsw
+
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_CACHE_LIMIT = 4096
+
+
+class Info(NamedTuple):
+    single: bool  # at most one statement (comments and whitespace may follow it)
+    is_dml: bool
+    returning: bool  # DML that may return rows (a RETURNING clause)
+
+
+cache: dict[str, Info] = {}
+
+
+def complete_statement(statement: str) -> bool:
+    """Whether ``statement`` holds one or more complete SQL statements (``sqlite3_complete``)."""
+    if not isinstance(statement, str):
+        kind = type(statement).__name__
+        raise TypeError(f"complete_statement() argument must be str, not {kind}")
+    return bool(apsw.complete(statement))
+
+
+def info(sql: str) -> Info:
+    found = cache.get(sql)
+    if found is None:
+        found = _analyse(sql)
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[sql] = found
+    return found
+
+
+def _analyse(sql: str) -> Info:
+    start = skip_space_and_comments(sql, 0)
+    word = sql[start : start + 7].upper()
+    is_dml = word.startswith(_DML)
+    returning = is_dml and _RETURNING.search(sql) is not None
+    if ";" not in sql:
+        return Info(True, is_dml, returning)
+    end = _first_statement_end(sql, start)
+    single = end is None or skip_space_and_comments(sql, end) >= len(sql)
+    return Info(single, is_dml, returning)
+
+
+def skip_space_and_comments(sql: str, i: int) -> int:
+    """The index of the first character at or after ``i`` that is not space or a comment."""
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            nl = sql.find("\n", i)
+            i = n if nl < 0 else nl + 1
+        elif sql.startswith("/*", i):
+            close = sql.find("*/", i + 2)
+            i = n if close < 0 else close + 2
+        else:
+            break
+    return i
+
+
+_CLOSERS = {"'": "'", '"': '"', "`": "`", "[": "]"}
+
+
+def _first_statement_end(sql: str, i: int) -> int | None:
+    """The index just past the ``;`` that ends the first statement (triggers included)."""
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        closer = _CLOSERS.get(c)
+        if closer is not None:
+            close = sql.find(closer, i + 1)
+            i = n if close < 0 else close + 1
+        elif sql.startswith("--", i) or sql.startswith("/*", i):
+            i = skip_space_and_comments(sql, i)
+        elif c == ";":
+            i += 1
+            if apsw.complete(sql[:i]):
+                return i
+        else:
+            i += 1
+    return None

@@ -1,0 +1,277 @@
+"""Cursor behaviour, differentially against the stdlib ``sqlite3``: execute, executemany,
+executescript, the fetch methods, rowcount, lastrowid, description, arraysize, connection,
+close and iteration, on success and error paths."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from differential import Compare, Trace
+
+
+def _table(t: Trace) -> tuple[object, object]:
+    conn = t.connect()
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, n REAL, b BLOB)")
+    return conn, cur
+
+
+def execute_and_state(t: Trace) -> None:
+    conn, cur = _table(t)
+    t.state("fresh", conn, conn.cursor())
+    t.state("after DDL", conn, cur)
+    t("insert", cur.execute, "INSERT INTO t(v, n, b) VALUES (?, ?, ?)", ("a", 1.5, b"\x00\x01"))
+    t.state("after insert", conn, cur)
+    t("named", cur.execute, "INSERT INTO t(v) VALUES (:v)", {"v": "b"})
+    t("select", lambda: cur.execute("SELECT * FROM t ORDER BY id").fetchall())
+    t.state("after select", conn, cur)
+    t("update", cur.execute, "UPDATE t SET n = 2")
+    t.state("after update", conn, cur)
+    t("delete nothing", cur.execute, "DELETE FROM t WHERE id > 100")
+    t.state("after empty delete", conn, cur)
+    t("replace", cur.execute, "REPLACE INTO t(id, v) VALUES (1, 'r')")
+    t.state("after replace", conn, cur)
+    t("empty select", cur.execute, "SELECT v FROM t WHERE 0")
+    t.state("after empty select", conn, cur)
+    t("fetch empty", cur.fetchall)
+    t("comment only", lambda: conn.execute("-- nothing").fetchall())
+    t("empty string", lambda: conn.execute("").fetchall())
+    t("trailing semicolon", lambda: conn.execute("SELECT 1; -- done").fetchall())
+    t("returning", lambda: conn.execute("INSERT INTO t(v) VALUES ('x') RETURNING id, v").fetchall())
+    c2 = conn.cursor()
+    c2.execute("INSERT INTO t(v) VALUES ('y') RETURNING id")
+    t.state("returning before fetch", conn, c2)
+    t("returning fetch", c2.fetchall)
+    t.state("returning after fetch", conn, c2)
+    t("types", lambda: conn.execute("SELECT 1, 1.5, 'x', x'00ff', NULL").fetchone())
+    t("bool and int subclass", lambda: conn.execute("SELECT ?, ?", (True, False)).fetchone())
+    t("memoryview", lambda: conn.execute("SELECT ?", (memoryview(b"ab"),)).fetchone())
+    t("bytearray", lambda: conn.execute("SELECT ?", (bytearray(b"ab"),)).fetchone())
+    t("list params", lambda: conn.execute("SELECT ?, ?", [1, 2]).fetchone())
+    t("big int", lambda: conn.execute("SELECT ?", (2**63 - 1,)).fetchone())
+    t("description names", lambda: conn.execute('SELECT 1 AS a, 2 AS "B c"').description)
+
+
+def execute_errors(t: Trace) -> None:
+    conn, cur = _table(t)
+    t("two statements", cur.execute, "SELECT 1; SELECT 2")
+    for sql in [
+        "SELECT 1;;",
+        "SELECT 1; ;",
+        "SELECT ';'",
+        "SELECT 1 -- ; x",
+        "/* ; */ SELECT 1",
+        "SELECT 1; /* c */",
+        "SELECT [a;b] FROM (SELECT 1 AS [a;b])",
+        "SELECT 1;\n\t",
+    ]:
+        t(f"text {sql!r}", lambda sql=sql: conn.execute(sql).fetchall())
+    t("syntax error", cur.execute, "SELEC 1")
+    t("no such table", cur.execute, "SELECT * FROM missing")
+    t("too few bindings", cur.execute, "SELECT ?, ?", (1,))
+    t("too many bindings", cur.execute, "SELECT ?", (1, 2))
+    t("dict for qmark", cur.execute, "SELECT ?", {"a": 1})
+    t("missing name", cur.execute, "SELECT :a", {"b": 1})
+    t("unsupported parameters", cur.execute, "SELECT ?", object())
+    t("unsupported type", cur.execute, "SELECT ?", (object(),))
+    t("decimal is not supported", cur.execute, "SELECT ?", (__import__("decimal").Decimal(1),))
+    t("int too big", cur.execute, "SELECT ?", (2**64,))
+    t("sql not a string", cur.execute, 42)
+    cur.execute("INSERT INTO t(id, v) VALUES (1, 'a')")
+    t("primary key", cur.execute, "INSERT INTO t(id, v) VALUES (1, 'b')")
+    conn.execute("CREATE TABLE u(x NOT NULL CHECK (x > 0))")
+    t("not null", conn.execute, "INSERT INTO u VALUES (NULL)")
+    t("check", conn.execute, "INSERT INTO u VALUES (-1)")
+    t.state("after errors", conn, cur)
+    t("still usable", lambda: conn.execute("SELECT count(*) FROM t").fetchone())
+
+
+def executemany_paths(t: Trace) -> None:
+    conn, cur = _table(t)
+    t("many", cur.executemany, "INSERT INTO t(v) VALUES (?)", [("a",), ("b",), ("c",)])
+    t.state("after many", conn, cur)
+    t("generator", cur.executemany, "INSERT INTO t(v) VALUES (?)", ((str(i),) for i in range(4)))
+    t.state("after generator", conn, cur)
+    t("update many", cur.executemany, "UPDATE t SET n = ? WHERE v = ?", [(1, "a"), (2, "zz")])
+    t.state("after update many", conn, cur)
+    t("empty", cur.executemany, "INSERT INTO t(v) VALUES (?)", [])
+    t.state("after empty", conn, cur)
+    t("select refused", cur.executemany, "SELECT ?", [(1,)])
+    t("bad row", cur.executemany, "INSERT INTO t(v) VALUES (?)", [("ok",), (1, 2)])
+    t.state("after bad row", conn, cur)
+    t("duplicate", cur.executemany, "INSERT INTO t(id) VALUES (?)", [(100,), (100,)])
+    t.state("after duplicate", conn, cur)
+    t("two statements", cur.executemany, "INSERT INTO t(v) VALUES (?); SELECT 1", [("x",)])
+    t("ddl", cur.executemany, "CREATE TABLE IF NOT EXISTS w(x)", [()])
+    t("rows", lambda: conn.execute("SELECT id, v, n FROM t ORDER BY id").fetchall())
+
+
+def executescript_paths(t: Trace) -> None:
+    conn, cur = _table(t)
+    cur.execute("INSERT INTO t(v) VALUES ('pending')")
+    t.state("pending", conn, cur)
+    t(
+        "script",
+        cur.executescript,
+        "CREATE TABLE s(x); INSERT INTO s VALUES (1); -- c\nINSERT INTO s VALUES (2);",
+    )
+    t.state("after script", conn, cur)
+    t("script rows", lambda: conn.execute("SELECT x FROM s").fetchall())
+    t("script with select", conn.executescript, "SELECT 1; SELECT 2;")
+    t("script error", conn.executescript, "INSERT INTO s VALUES (3); BOGUS;")
+    t.state("after script error", conn)
+    t("rows after error", lambda: conn.execute("SELECT x FROM s").fetchall())
+    t("script not str", conn.executescript, 42)
+    t("transaction script", conn.executescript, "BEGIN; INSERT INTO s VALUES (4);")
+    t.state("inside script transaction", conn)
+    conn.rollback()
+    t("after rollback", lambda: conn.execute("SELECT x FROM s").fetchall())
+
+
+def fetching(t: Trace) -> None:
+    conn, cur = _table(t)
+    cur.executemany("INSERT INTO t(v) VALUES (?)", [(str(i),) for i in range(7)])
+    cur.execute("SELECT v FROM t ORDER BY id")
+    t("fetchone", cur.fetchone)
+    t("fetchmany default", cur.fetchmany)
+    cur.arraysize = 2
+    t("arraysize", lambda: cur.arraysize)
+    t("fetchmany arraysize", cur.fetchmany)
+    t("fetchmany 2", cur.fetchmany, 2)
+    t("fetchmany rest", cur.fetchmany, 10)
+    t("fetchone done", cur.fetchone)
+    t("fetchmany done", cur.fetchmany)
+    cur.execute("SELECT v FROM t ORDER BY id")
+    t("fetchmany 0", cur.fetchmany, 0)
+    cur.execute("SELECT v FROM t ORDER BY id")
+    t("fetchmany -1", cur.fetchmany, -1)
+    t("iteration", lambda: list(cur.execute("SELECT v FROM t WHERE id < 3")))
+    t("iter is self", lambda: iter(cur) is cur)
+    t("fetch before execute", conn.cursor().fetchone)
+    t("fetchall before execute", conn.cursor().fetchall)
+    t("connection attribute", lambda: cur.connection is conn)
+    t(
+        "description after fetchall",
+        lambda: (cur.execute("SELECT id AS i FROM t"), cur.fetchall(), cur.description)[2],
+    )
+    t("description of DML", lambda: conn.execute("UPDATE t SET v = v").description)
+    t("setinputsizes", cur.setinputsizes, [1])
+    t("setoutputsize", cur.setoutputsize, 1)
+
+
+def closed_cursor(t: Trace) -> None:
+    conn, cur = _table(t)
+    cur.execute("SELECT 1")
+    t("close", cur.close)
+    t("close again", cur.close)
+    for name, call in [
+        ("execute", lambda: cur.execute("SELECT 1")),
+        ("executemany", lambda: cur.executemany("INSERT INTO t(v) VALUES (?)", [("a",)])),
+        ("executescript", lambda: cur.executescript("SELECT 1;")),
+        ("fetchone", cur.fetchone),
+        ("fetchmany", cur.fetchmany),
+        ("fetchall", cur.fetchall),
+        ("next", lambda: next(cur)),
+    ]:
+        t(f"closed cursor {name}", call)
+    t("attributes", lambda: (cur.rowcount, cur.arraysize, cur.connection is conn))
+
+
+def closed_connection(t: Trace) -> None:
+    conn, cur = _table(t)
+    t("close", conn.close)
+    t("close again", conn.close)
+    for name, call in [
+        ("cursor", conn.cursor),
+        ("execute", lambda: conn.execute("SELECT 1")),
+        ("cursor execute", lambda: cur.execute("SELECT 1")),
+        ("cursor fetchone", cur.fetchone),
+        ("cursor close", cur.close),
+        ("commit", conn.commit),
+        ("rollback", conn.rollback),
+        ("in_transaction", lambda: conn.in_transaction),
+        ("total_changes", lambda: conn.total_changes),
+        ("isolation_level", lambda: conn.isolation_level),
+        ("create_function", lambda: conn.create_function("f", 0, lambda: 1)),
+        ("blobopen", lambda: conn.blobopen("t", "b", 1)),
+        ("iterdump", lambda: list(conn.iterdump())),
+        ("interrupt", conn.interrupt),
+        ("set_authorizer", lambda: conn.set_authorizer(None)),
+        ("with", lambda: conn.__enter__()),
+    ]:
+        t(f"closed connection {name}", call)
+    t("row_factory still readable", lambda: conn.row_factory)
+
+
+def wrong_thread(t: Trace) -> None:
+    conn, cur = _table(t)
+    cur.execute("SELECT 1")
+    for name, call in [
+        ("cursor", conn.cursor),
+        ("execute", lambda: conn.execute("SELECT 1")),
+        ("cursor execute", lambda: cur.execute("SELECT 1")),
+        ("cursor fetchone", cur.fetchone),
+        ("commit", conn.commit),
+        ("rollback", conn.rollback),
+        ("create_function", lambda: conn.create_function("f", 0, lambda: 1)),
+        ("close", conn.close),
+        ("in_transaction", lambda: conn.in_transaction),
+        ("total_changes", lambda: conn.total_changes),
+        ("isolation_level", lambda: conn.isolation_level),
+        ("interrupt", conn.interrupt),
+    ]:
+        t.in_thread(f"other thread {name}", call)
+    t("still open", lambda: conn.execute("SELECT 1").fetchone())
+    shared = t.connect("shared", check_same_thread=False)
+    t.in_thread("check_same_thread=False", lambda: shared.execute("SELECT 2").fetchone())
+
+
+def shared_across_threads(t: Trace) -> None:
+    conn = t.connect("shared", check_same_thread=False)
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, worker INTEGER, i INTEGER)")
+    errors: list[str] = []
+
+    def work(worker: int) -> None:
+        try:
+            cur = conn.cursor()
+            for i in range(150):
+                cur.execute("INSERT INTO t(worker, i) VALUES (?, ?)", (worker, i))
+                cur.execute("SELECT count(*) FROM t WHERE worker = ?", (worker,))
+                cur.fetchall()
+                cur.executemany("UPDATE t SET i = ? WHERE id = ?", [(i, 1)])
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    t.note("errors", errors)
+    t("commit", conn.commit)
+    t(
+        "rows per worker",
+        lambda: conn.execute(
+            "SELECT worker, count(*) FROM t GROUP BY worker ORDER BY worker"
+        ).fetchall(),
+    )
+
+
+SCENARIOS = [
+    shared_across_threads,
+    execute_and_state,
+    execute_errors,
+    executemany_paths,
+    executescript_paths,
+    fetching,
+    closed_cursor,
+    closed_connection,
+    wrong_thread,
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+def test_cursor_behaves_as_the_stdlib(compare: Compare, scenario: object) -> None:
+    events = compare(scenario)  # type: ignore[arg-type]
+    assert len(events) >= 3
