@@ -80,7 +80,8 @@ def open_database(
         ledger.drop_uncounted_range(keys.deltas_from(old.head_txid + 1))
     pidx = parse_rows(keys, pidx_rows)
     dangling = set(_dangling_rows(ledger, pidx))
-    ledger.drop_rows([(k, v) for k, v in pidx_rows if keys.pidx_pgno(k) in dangling])
+    if dangling:
+        ledger.drop_rows([(k, v) for k, v in pidx_rows if keys.pidx_pgno(k) in dangling])
     for pgno in dangling:
         del pidx[pgno]
     orphans += len(dangling)
