@@ -3,7 +3,9 @@
 Every engine operation that writes (open, commit, stage, finalize, compaction) gets a
 ``Ledger`` instead of the store transaction. Its write methods are the only code of the
 engine that sets or clears keys, and each one adds the change in stored bytes (key + value
-lengths, as the store counts them) to ``delta``. ``write_head`` writes META last, with
+lengths, as the store counts them) to ``delta``. Values are written as stored: sealed
+(``seal.seal``, or ``put_blob``'s chunks with their count), so the bytes counted are the
+sealed sizes. ``write_head`` writes META last, with
 ``storage_used`` = the old head's + ``delta`` (+ META itself when it is new), after the quota
 check; ``Head`` validates its invariants when it is built. A key written without its term in
 ``storage_used`` would need a write that is not here.
