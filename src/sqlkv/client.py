@@ -25,11 +25,11 @@ from typing import Any, Literal, overload
 import apsw
 
 from sqlkv.engine.api import EngineApi
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.errors import ConfigError
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, open_store
 from sqlkv.vfs.v2 import Connection, VfsConfig, connect_v2, parse_cache_size
-from sqlkv.vfs.v2.config import PAGE_SIZE
 
 FORMATS = ("v2", "v1")
 

@@ -87,24 +87,6 @@ class NotSupported(StoreError):
     """The driver does not offer this optional feature."""
 
 
-class InjectedFault(StoreError):
-    """A fault injected by the memory store's fault plan (tests only)."""
-
-    retryable = True
-
-
-class SimulatedCrash(BaseException):
-    """The memory store simulated a process crash at a named point (tests only).
-
-    A BaseException so that no ``except Exception`` handler swallows it, as no handler
-    survives a real crash.
-    """
-
-    def __init__(self, point: str) -> None:
-        super().__init__(f"simulated crash at {point}")
-        self.point = point
-
-
 # --------------------------------------------------------------------------- LTX codec
 
 

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlkv.engine import CommitResult, Engine
-from sqlkv.engine.blobs import encode_pages, range_bytes, write_blob
+from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.verify import verify_database
 from sqlkv.store import Store, Transaction
 
@@ -88,16 +89,14 @@ def write_shard(store: Store, name: str, shard_id: int, pages: Mapping[int, byte
     ordered = sorted(pages.items())
 
     def fn(tr: Transaction) -> int:
-        head = Head.decode(tr.get(keys.meta) or b"")
+        ledger = Ledger(tr, name, keys)  # the engine's own accounted writes
+        head = ledger.read_head()
         data = encode_pages(ordered, max(2, head.head_txid), head.db_size_pages, head.page_size)
-        old = range_bytes(tr, keys.shard_range(shard_id, shard_id + 1))
-        tr.clear_range(*keys.shard_range(shard_id, shard_id + 1))
-        used = write_blob(
-            tr, lambda i: keys.shard_chunk(shard_id, i), data, tr.limits.max_value_bytes
-        )
-        shards = head.shard_count + (0 if old else 1)
-        head = head.with_changes(storage_used=head.storage_used - old + used, shard_count=shards)
-        tr.set(keys.meta, head.encode())
+        shard = keys.shard_range(shard_id, shard_id + 1)
+        old = tr.get_range(*shard, snapshot=True)
+        ledger.drop_range(shard, old)
+        used = ledger.put_blob(lambda i: keys.shard_chunk(shard_id, i), data)
+        ledger.write_head(head.with_changes(shard_count=head.shard_count + (0 if old else 1)))
         return used
 
     return store.transact(fn)

@@ -1,18 +1,34 @@
 """Storage accounting: ``head.storage_used`` is exactly the bytes the database's key range
 holds, after every step of a random sequence of commits, shrinks, stages, takeovers, shards
-written by hand and compaction passes."""
+written by hand and compaction passes, and after each engine path that writes (checked
+against a scan of the store, never against numbers written in the test); only the ledger
+(``sqlkv.engine.ledger``) writes keys, and published PIDX maps are read-only."""
 
 from __future__ import annotations
 
 import random
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
-from engine_support import Owner, check_invariants, page_of, random_page, read_head, write_shard
+from engine_support import (
+    Owner,
+    check_invariants,
+    page_of,
+    random_page,
+    read_head,
+    stored_bytes,
+    write_shard,
+)
 
+import sqlkv.engine
 from sqlkv.engine import Engine, EngineConfig
+from sqlkv.engine.blobs import blob_rows
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.ledger import Ledger
 from sqlkv.errors import InvalidRequest
-from sqlkv.store import MemoryStore
+from sqlkv.store import MemoryStore, Store, Transaction
 
 S = 64
 
@@ -133,3 +149,114 @@ def test_storage_used_stays_exact_when_another_engine_compacts() -> None:
     owner.commit({1: page_of(100)})  # page 1's row was folded away: the commit adds it back
     owner.assert_reads_back()
     assert_exact(mem, "db")
+
+
+# ---------------------------------------------------------------------- every path, every writer
+
+LEDGER_WRITES = [
+    "put",
+    "replace",
+    "put_blob",
+    "drop",
+    "drop_rows",
+    "drop_range",
+    "drop_counted_range",
+    "drop_uncounted_range",
+    "write_head",
+]
+
+
+def test_every_engine_path_and_every_ledger_write_keeps_storage_used_exact(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step writes through one engine path; after it, ``storage_used`` must equal a scan
+    of the bytes stored (no expected number is written here). The ledger records which of
+    its writes each operation used: every operation that writes and every kind of write
+    must have been checked."""
+    used: set[tuple[str, str]] = set()
+    for method in LEDGER_WRITES:
+        original = getattr(Ledger, method)
+
+        def recorded(
+            self: Ledger, *args: object, _m: str = method, _f: Any = original, **kw: Any
+        ) -> Any:
+            used.add((self._tr.name, _m))
+            return _f(self, *args, **kw)
+
+        monkeypatch.setattr(Ledger, method, recorded)
+
+    config = EngineConfig(part_pages=16)
+    owner = Owner.open(Engine(store, config), "db")
+    e = owner.engine
+    keys = DbKeys("db")
+
+    def check(step: str) -> None:
+        head = check_invariants(store, "db", settled=False)
+        assert head.storage_used == stored_bytes(store, "db"), step
+        owner.assert_reads_back(extra=3)
+
+    check("open (create)")
+    owner.commit({p: page_of(p) for p in range(1, 201)})
+    check("commit, several parts")
+    owner.commit({p: page_of(p + 1) for p in range(1, 201, 5)})
+    check("commit over existing PIDX rows")
+    e.compact_until_done("db")
+    check("compaction: shards written, PIDX rows and deltas dropped")
+    owner.commit({p: page_of(p + 2) for p in range(60, 80)})
+    e.compact("db")
+    check("compaction into existing shards")
+    owner.commit({5: page_of(55)}, size=150)
+    check("shrink: PIDX rows above the end, shards rewritten and dropped")
+    txid = e.commit_stage("db", owner.generation, None, 0, {2: page_of(22)}).txid
+    check("stage")
+    e.commit_stage("db", owner.generation, txid, 0, {3: page_of(33), 4: page_of(44)})
+    check("stage again with the same seq (replaces it)")
+    owner.commit({6: page_of(66)})
+    check("commit over an abandoned staged commit")
+    owner.stage_commit([{7: page_of(77)}, {140: page_of(140)}], size=140)
+    check("stage and finalize, with a shrink")
+    e.commit_stage("db", owner.generation, None, 0, {8: page_of(88)})
+
+    def dangle(tr: Transaction) -> None:  # behind the engine's back: what a crash may leave
+        for key, value in blob_rows(
+            lambda i: keys.delta_chunk(owner.head_txid + 5, 0, i), b"orphan", 100
+        ):
+            tr.set(key, value)
+
+    store.transact(dangle)
+    owner.reopen(Engine(store, config))
+    check("takeover: a staged commit and an uncounted DELTA above head removed")
+    e = owner.engine
+    owner.commit({}, size=0)
+    e.compact_until_done("db")
+    check("shrink to nothing, then compaction")
+
+    writes = {op for op, _ in used}
+    assert writes == {"open", "commit", "stage", "finalize", "compact"}, writes
+    assert {m for _, m in used} == set(LEDGER_WRITES), set(LEDGER_WRITES) - {m for _, m in used}
+
+
+def test_only_the_ledger_writes_keys_in_the_engine() -> None:
+    """No engine module but the ledger calls a store transaction's set or clear."""
+    engine_dir = Path(sqlkv.engine.__file__).parent
+    writers = re.compile(r"\btr\.(set|clear|clear_range)\(")
+    offenders = [
+        f"{path.relative_to(engine_dir)}:{n}"
+        for path in sorted(engine_dir.rglob("*.py"))
+        if path.name != "ledger.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if writers.search(line)
+    ]
+    assert offenders == []
+
+
+def test_a_published_pidx_map_cannot_be_changed(owner: Owner) -> None:
+    owner.commit({1: page_of(1)})
+    keys = DbKeys("db")
+    head = owner.engine.head("db")
+    rows = owner.engine.store.transact(lambda tr: owner.engine.pidx.rows_for(tr, "db", keys, head))
+    assert dict(rows) == {1: (head.head_txid, 0)}
+    with pytest.raises(TypeError):
+        rows[2] = (1, 0)  # type: ignore[index]
+    with pytest.raises(TypeError, match="frozen"):
+        owner.engine.pidx.publish("db", head, {1: (1, 0)})  # type: ignore[arg-type]

@@ -1,11 +1,13 @@
-"""Crash at every store operation of every engine operation (memory store fault plan).
+"""Crash at every named store operation of every engine operation (memory store faults).
 
-For each scenario: count the driver operations of the engine operation on a dry run, then
-for every index i, restore the store, arm ``crash_nth(i)`` (the process dies before op i)
-and ``crash_nth(i, after_commit=True)`` (for a commit op: it applied, the answer is lost),
-run the operation, and restart: a NEW Engine opens the database. It must be exactly in the
+For each scenario: record the named store operations (fault points, ``sqlkv.store.faults``)
+of the engine operation on a dry run; then for each of its crash points — before every
+operation, by name and occurrence (``commit.read_meta #1``), and after every commit
+(``commit.apply``: it applied, the answer is lost) — restore the store, arm the point, run
+the operation, and restart: a NEW Engine opens the database. It must be exactly in the
 state before or exactly in the state after the operation (db size, every page, head_txid),
 never between, and its stored DELTAs, PIDX rows and accounting must agree with its head.
+``crash_plan`` is what ``test_fault_points.py`` checks against the registry.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import pytest
 from engine_support import Owner, check_invariants, database_state, page_of, write_shard
 
 from sqlkv.engine import Engine, EngineConfig
-from sqlkv.errors import SimulatedCrash
 from sqlkv.store import MemoryStore
+from sqlkv.store.faults import CrashPoint, SimulatedCrash, crash_points
 
 CONFIG = EngineConfig(part_pages=16)  # several LTX parts per delta: more store operations
 NAME = "db"
@@ -63,12 +65,32 @@ def _prep_staged(o: Owner, mem: MemoryStore) -> dict[str, int]:
     return {**_owner_args(o), "txid": txid}
 
 
+def _prep_staged_low(o: Owner, mem: MemoryStore) -> dict[str, int]:
+    """A staged commit whose pages all lie below 100 (it may shrink the database to 100)."""
+    _history(o, mem)
+    e = o.engine
+    txid = e.commit_stage(NAME, o.generation, None, 0, {p: page_of(-p) for p in range(1, 40)}).txid
+    return {**_owner_args(o), "txid": txid}
+
+
 def _prep_leftovers(o: Owner, mem: MemoryStore) -> dict[str, int]:
     """What a crashed owner leaves: an abandoned staged commit."""
     args = _prep_staged(o, mem)
     o.commit({3: page_of(33)})  # overtakes the staged txid
     o.engine.commit_stage(NAME, o.generation, None, 0, {5: page_of(55)})
     return _owner_args(o) | {"txid": args["txid"]}
+
+
+def _prep_staged_then_abandoned(o: Owner, mem: MemoryStore) -> dict[str, int]:
+    """A staged commit its owner gives up: the next commit removes its parts."""
+    _prep_staged(o, mem)
+    return _owner_args(o)
+
+
+def _prep_nothing(o: Owner, mem: MemoryStore) -> dict[str, int]:
+    """No database at all: the operation creates it."""
+    mem.restore_state({})
+    return {"g": 0, "h": 1}
 
 
 CID = uuid.UUID(int=7).bytes
@@ -79,6 +101,10 @@ SCENARIOS = {
         lambda e, a: e.commit(
             NAME, a["g"], a["h"], {p: page_of(p * 7) for p in range(1, 120, 2)}, 180, commit_id=CID
         ),
+    ),
+    "commit-over-staged": Scenario(
+        _prep_staged_then_abandoned,
+        lambda e, a: e.commit(NAME, a["g"], a["h"], {4: page_of(444)}, 180, commit_id=CID),
     ),
     "commit-shrink": Scenario(
         _prep_plain,
@@ -102,6 +128,10 @@ SCENARIOS = {
         _prep_staged,
         lambda e, a: e.commit_finalize(NAME, a["g"], a["h"], a["txid"], 189, commit_id=CID),
     ),
+    "finalize-truncate": Scenario(
+        _prep_staged_low,
+        lambda e, a: e.commit_finalize(NAME, a["g"], a["h"], a["txid"], 100, commit_id=CID),
+    ),
     "compact": Scenario(
         _prep_plain,
         lambda e, a: e.compact(NAME),
@@ -112,14 +142,34 @@ SCENARIOS = {
         lambda e, a: e.open(NAME, preload=range(1, 100)),
         changes_pages=False,
     ),
+    "open-create": Scenario(
+        _prep_nothing,
+        lambda e, a: e.open(NAME),
+        changes_pages=False,
+    ),
+    "get_pages": Scenario(
+        _prep_plain,
+        lambda e, a: e.get_pages(NAME, a["g"], range(1, 190)),
+        changes_pages=False,
+    ),
+    "head": Scenario(
+        _prep_plain,
+        lambda e, a: e.head(NAME),
+        changes_pages=False,
+    ),
+    "verify": Scenario(
+        _prep_plain,
+        lambda e, a: e.verify(NAME),
+        changes_pages=False,
+    ),
 }
 
 
 @dataclass
 class Outcome:
-    ops: int
-    fired: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
-    landed: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
+    points: list[CrashPoint]
+    fired: set[CrashPoint] = field(default_factory=set)
+    landed: set[CrashPoint] = field(default_factory=set)
 
 
 def restart_and_read(mem: MemoryStore, base: int) -> State:
@@ -131,41 +181,56 @@ def restart_and_read(mem: MemoryStore, base: int) -> State:
     return head.head_txid - base, size, pages
 
 
+def _prepared(name: str) -> tuple[MemoryStore, dict[str, int], dict[bytes, bytes]]:
+    mem = MemoryStore()
+    owner = Owner.open(Engine(mem, CONFIG), NAME)
+    args = SCENARIOS[name].prepare(owner, mem)
+    return mem, args, mem.snapshot_state()
+
+
+@functools.cache
+def dry_run(name: str) -> list[str]:
+    """The fault point names of scenario ``name``'s store operations, in order."""
+    mem, args, _ = _prepared(name)
+    with mem.recording() as ops:
+        SCENARIOS[name].run(Engine(mem, CONFIG), args)
+    return [op.point for op in ops]
+
+
+def crash_plan() -> set[str]:
+    """Every fault point this suite crashes at (``test_fault_points.py``)."""
+    return {p.point for name in SCENARIOS for p in crash_points(dry_run(name))}
+
+
 @functools.cache
 def explore(name: str) -> Outcome:
-    """Crash at every op of scenario ``name`` (asserting before-or-after); what was covered."""
+    """Crash at every point of scenario ``name`` (asserting before-or-after); what fired."""
     scenario = SCENARIOS[name]
-    mem = MemoryStore(record_ops=True)
-    owner = Owner.open(Engine(mem, CONFIG), NAME)
-    args = scenario.prepare(owner, mem)
-    start = mem.snapshot_state()
+    mem, args, start = _prepared(name)
     base = args["h"]
 
     before = restart_and_read(mem, base)
     mem.restore_state(start)
-    first = mem.op_count
     scenario.run(Engine(mem, CONFIG), args)
-    out = Outcome(ops=mem.op_count - first)
     after = restart_and_read(mem, base)
     assert (before != after) == scenario.changes_pages
+    out = Outcome(crash_points(dry_run(name)))
 
-    for i in range(1, out.ops + 1):
-        for after_commit in (False, True):
-            mem.restore_state(start)
-            mem.faults.fired.clear()
-            mem.faults.crash_nth(i, after_commit=after_commit)
-            with pytest.raises(SimulatedCrash):
-                scenario.run(Engine(mem, CONFIG), args)
-            mem.faults.clear()
-            assert len(mem.faults.fired) == 1, f"crash at op {i} did not fire exactly once"
-            out.fired[after_commit].add(i)
-            state = restart_and_read(mem, base)
-            assert state in (before, after), (
-                f"{name}: crash {'after' if after_commit else 'before'} op {i} of {out.ops} "
-                f"left a state that is neither before nor after ({mem.faults.fired})"
-            )
-            if state == after and before != after:
-                out.landed[after_commit].add(i)
+    for point in out.points:
+        mem.restore_state(start)
+        mem.faults.fired.clear()
+        mem.faults.arm(point)
+        with pytest.raises(SimulatedCrash):
+            scenario.run(Engine(mem, CONFIG), args)
+        mem.faults.clear()
+        assert mem.faults.fired == [str(point)], f"{point} did not fire exactly once"
+        out.fired.add(point)
+        state = restart_and_read(mem, base)
+        assert state in (before, after), (
+            f"{name}: {point} left a state that is neither before nor after"
+        )
+        if state == after and before != after:
+            out.landed.add(point)
     return out
 
 
@@ -173,31 +238,29 @@ def explore(name: str) -> Outcome:
 def test_crash_at_every_store_operation_leaves_before_or_after(name: str) -> None:
     out = explore(name)
     if SCENARIOS[name].changes_pages:
-        # Only a crash after the commit op (the last op) can land the operation.
-        assert out.landed == {False: set(), True: {out.ops}}
+        # Only a crash after the commit (the last operation) can land the operation.
+        (apply,) = [p for p in out.points if p.after_commit]
+        assert out.points[-1] == apply
+        assert out.landed == {apply}
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_every_crash_point_is_exercised(name: str) -> None:
     out = explore(name)
-    every = set(range(1, out.ops + 1))
-    assert out.ops >= 2
-    assert out.fired[False] == every, "some crash points before an op were never exercised"
-    assert out.fired[True] == every, "some crash points after an op were never exercised"
+    assert len(dry_run(name)) >= (2 if name != "head" else 1)
+    assert out.fired == set(out.points), "some crash points were never exercised"
+    assert len(out.points) == len(set(out.points))
 
 
 def test_a_commit_whose_answer_was_lost_is_resolvable_after_restart() -> None:
-    mem = MemoryStore(record_ops=True)
+    mem = MemoryStore()
     owner = Owner.open(Engine(mem, CONFIG), NAME)
     owner.commit({1: page_of(1)})
     cid = uuid.uuid4().bytes
-    first = mem.op_count
-    owner.engine.commit(NAME, owner.generation, owner.head_txid, {2: page_of(2)}, 2, commit_id=cid)
-    ops = mem.op_count - first
     for after_commit, landed in ((False, False), (True, True)):
         engine = Engine(mem, CONFIG)
         o = Owner.open(engine, NAME)
-        mem.faults.crash_nth(ops, after_commit=after_commit)
+        mem.faults.crash_at("commit.apply", after_commit=after_commit)
         with pytest.raises(SimulatedCrash):
             engine.commit(NAME, o.generation, o.head_txid, {2: page_of(22)}, 2, commit_id=cid)
         head = Engine(mem, CONFIG).head(NAME)
@@ -206,14 +269,15 @@ def test_a_commit_whose_answer_was_lost_is_resolvable_after_restart() -> None:
 
 
 def test_a_commit_retried_by_the_same_owner_after_a_lost_answer_applies_once() -> None:
-    mem = MemoryStore(record_ops=True)
+    mem = MemoryStore()
     owner = Owner.open(Engine(mem, CONFIG), NAME)
     cid = uuid.uuid4().bytes
     e, g, h = owner.engine, owner.generation, owner.head_txid
-    mem.faults.crash_nth(2, after_commit=True)  # get META, then the commit applies: answer lost
-    with pytest.raises(SimulatedCrash):
+    mem.faults.crash_at("commit.apply", after_commit=True)  # it applies: the answer is lost
+    with mem.recording() as ops, pytest.raises(SimulatedCrash):
         e.commit(NAME, g, h, {1: page_of(1)}, 1, commit_id=cid)
-    assert mem.faults.fired == ["crash after commit #2"]
+    assert [op.point for op in ops] == ["commit.read_meta", "commit.apply"]
+    assert mem.faults.fired == ["crash after commit.apply #1"]
     landed = mem.dump()
     retry = e.commit(NAME, g, h, {1: page_of(1)}, 1, commit_id=cid)
     assert retry.already_applied

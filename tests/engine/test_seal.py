@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.blobs import blob_rows, encode_pages
 from sqlkv.engine.head import HEAD_SIZE, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.seal import join_chunks, seal, unseal
@@ -33,7 +33,8 @@ def _blob_rows(pages: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     store = MemoryStore(limits=Limits(max_value_bytes=2_000))
     data = [(p, random.Random(p).randbytes(4096)) for p in range(1, pages + 1)]
     ltx = encode_pages(data, 5, pages, 4096)
-    store.transact(lambda tr: write_blob(tr, partial(KEYS.delta_chunk, 5, 0), ltx, 2_000))
+    rows = blob_rows(partial(KEYS.delta_chunk, 5, 0), ltx, 2_000)
+    store.transact(lambda tr: [tr.set(k, v) for k, v in rows])
     return ltx, store.transact(lambda tr: tr.get_range(*KEYS.delta_part_range(5, 0)))
 
 

@@ -1,7 +1,7 @@
 """Shrinking a database: nothing above the new end survives, and growing again reads zeros.
 
 Compaction does not exist yet, so shard blobs are written by hand (``write_shard``: LTX
-via ``encode_pages`` + ``write_blob`` under ``keys.shard_chunk``, counted in storage_used).
+via ``encode_pages`` + ``Ledger.put_blob`` under ``keys.shard_chunk``, counted in storage_used).
 """
 
 from __future__ import annotations

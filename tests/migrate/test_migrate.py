@@ -1,8 +1,9 @@
 """v1 -> v2 migration (``sqlkv.migrate``, ``sqlkv migrate``): copies that dump like their
 source, crashes at every store operation followed by a rerun, refusals that change nothing.
 
-Crash tests run on the memory store (its fault plan); a "crash" ends the call with
+Crash tests run on the memory store (its named fault points); a "crash" ends the call with
 ``SimulatedCrash`` and the rerun is a new call with a new engine, as a new process would be.
+``crash_plan`` is what ``test_fault_points.py`` checks against the registry.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import apsw
 import pytest
+from crash_support import crash, crash_in_chain, plan_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,9 +24,10 @@ import sqlkv
 from sqlkv.cli.main import main
 from sqlkv.engine import Engine, EngineConfig
 from sqlkv.engine.keys import DbKeys
-from sqlkv.errors import ConfigError, SimulatedCrash, SqlkvError
+from sqlkv.errors import ConfigError, SqlkvError
 from sqlkv.migrate import MigrationRecord, MigrationReport, Outcome, _Migration, migrate_v1_to_v2
 from sqlkv.store import MemoryStore, Store, open_store
+from sqlkv.store.faults import CrashPoint
 from sqlkv.vfs.v1 import connect_v1
 from sqlkv.vfs.v1.check import inspect
 from sqlkv.vfs.v1.keys import database_range, migration_state_key
@@ -107,12 +110,7 @@ def record(store: Store) -> MigrationRecord | None:
 
 def crash_chain(exc: BaseException) -> bool:
     """Whether ``exc`` is the simulated crash, or an error it caused (SQLite wraps it)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, SimulatedCrash):
-            return True
-        seen = seen.__context__ or seen.__cause__
-    return False
+    return crash_in_chain(exc) is not None
 
 
 class Phases:
@@ -248,12 +246,15 @@ def test_rerun_after_completion_changes_nothing() -> None:
     assert v1_dump(store) == source
 
 
-def test_hot_journal_is_rolled_back_before_the_copy() -> None:
+def _hot_journal() -> tuple[MemoryStore, str]:
+    """A v1 database whose last transaction crashed: its journal is hot (and the db file
+    partly overwritten). Returns the store and the dump of the last committed state."""
     store = MemoryStore()
     committed = build_v1(store, small)
     before = inspect(store, NAME)["db"].content()
     conn = connect_v1(NAME, store)
-    store.faults.crash_nth(70)  # the journal is complete and some db pages are overwritten
+    # the journal is complete and some db pages are overwritten (the 70th store operation)
+    store.faults.crash_at("v1.write.apply", 58)
     with pytest.raises(BaseException) as info, conn:
         conn.execute("UPDATE t SET v = v || v")
         conn.execute("INSERT INTO t(v) SELECT v FROM t")
@@ -265,6 +266,11 @@ def test_hot_journal_is_rolled_back_before_the_copy() -> None:
     journal = files["journal"].content()
     assert journal is not None and journal[:8] == JOURNAL_MAGIC, "the journal is hot"
     assert files["db"].content() != before, "the crashed transaction changed the db file"
+    return store, committed
+
+
+def test_hot_journal_is_rolled_back_before_the_copy() -> None:
+    store, committed = _hot_journal()
     report = migrate_v1_to_v2(NAME, store)
     assert report.journal_rolled_back
     assert v2_dump(store) == committed
@@ -357,27 +363,88 @@ def crash_bench() -> Iterator[tuple[MemoryStore, dict[bytes, bytes], str]]:
     yield store, store.snapshot_state(), source
 
 
-def _points(store: MemoryStore, run: Callable[[], object]) -> list[tuple[int, bool]]:
-    """Every (n, after_commit) crash point of ``run``'s store operations; runs it once."""
-    store.record_ops, store.ops = True, []
-    run()
-    ops = [op.op for op in store.ops]
-    store.record_ops = False
-    return [(n, False) for n in range(1, len(ops) + 1)] + [
-        (n, True) for n, op in enumerate(ops, 1) if op == "commit"
-    ]
+def _at_op(points: list[CrashPoint], n: int, *, after_commit: bool = False) -> CrashPoint:
+    """The crash point before (or after) the ``n``-th store operation of a plan."""
+    before = [p for p in points if not p.after_commit][n - 1]
+    if not after_commit:
+        return before
+    (after,) = [p for p in points if p == CrashPoint(before.point, before.occurrence, True)]
+    return after
 
 
-def _crash(store: MemoryStore, point: tuple[int, bool], run: Callable[[], object]) -> None:
-    fired = len(store.faults.fired)
-    store.faults.crash_nth(point[0], after_commit=point[1])
-    try:
-        with pytest.raises(BaseException) as info:
-            run()
-    finally:
-        store.faults.clear()
-    assert len(store.faults.fired) == fired + 1, point
-    assert crash_chain(info.value), f"{point}: {info.value!r} was not caused by the crash"
+def _crash(store: MemoryStore, point: CrashPoint, run: Callable[[], object]) -> None:
+    exc = crash(store, point, run)
+    assert crash_chain(exc), f"{point}: {exc!r} was not caused by the crash"
+
+
+def _run(
+    store: MemoryStore, delete_source: bool, progress: Phases | None = None
+) -> MigrationReport:
+    return migrate_v1_to_v2(
+        NAME, store, batch_pages=8, delete_source=delete_source, progress=progress
+    )
+
+
+def _refused_copy(monkeypatch: pytest.MonkeyPatch) -> tuple[MemoryStore, Callable[[], None]]:
+    """A store and a migration whose copy always fails verification (so it is undone)."""
+    monkeypatch.setattr(_Migration, "verify", lambda self, source, pages: (False, "forced", 0))
+    store = MemoryStore()
+    build_v1(store, small)
+
+    def run() -> None:
+        with pytest.raises(SqlkvError, match=r"failed verification \(forced\)"):
+            migrate_v1_to_v2(NAME, store, batch_pages=32)
+
+    return store, run
+
+
+def crash_plan() -> set[str]:
+    """Every fault point this suite crashes at (``test_fault_points.py``)."""
+    points: list[CrashPoint] = []
+    for delete_source in (False, True):
+        store = MemoryStore()
+        build_v1(store, shop)
+        points += plan_of(store, lambda: _run(store, delete_source))  # noqa: B023
+    store, _ = _hot_journal()
+    points += plan_of(store, lambda: migrate_v1_to_v2(NAME, store, batch_pages=32))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        store, refused = _refused_copy(monkeypatch)
+        points += plan_of(store, refused)
+    return {p.point for p in points}
+
+
+def test_crash_anywhere_in_a_migration_that_rolls_a_hot_journal_back_then_rerun() -> None:
+    store, committed = _hot_journal()
+    hot = store.snapshot_state()
+
+    def run() -> MigrationReport:
+        return migrate_v1_to_v2(NAME, store, batch_pages=32)
+
+    points = plan_of(store, run)
+    assert "migrate.journal.read_meta" in {p.point for p in points}
+    for point in points:
+        store.restore_state(hot)
+        _crash(store, point, run)
+        run()
+        assert v2_dump(store) == committed, point
+        journal = inspect(store, NAME).get("journal")
+        # no journal left, or only chunks of one whose deletion crashed (never read back)
+        assert journal is None or journal.size is None, point
+
+
+def test_crash_anywhere_in_removing_a_refused_copy_leaves_the_store_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, refused = _refused_copy(monkeypatch)
+    before = store.snapshot_state()
+    points = plan_of(store, refused)
+    assert store.dump() == before
+    assert {"migrate.undo.read_meta", "migrate.undo.apply"} <= {p.point for p in points}
+    for point in points:
+        store.restore_state(before)
+        _crash(store, point, lambda: migrate_v1_to_v2(NAME, store, batch_pages=32))
+        refused()  # the rerun copies again, is refused again and removes everything
+        assert store.dump() == before, point
 
 
 @pytest.mark.parametrize("delete_source", [False, True], ids=["keep", "delete-source"])
@@ -386,19 +453,18 @@ def test_crash_at_every_store_operation_then_rerun_completes(
 ) -> None:
     store, base, source = crash_bench
 
-    def run(progress: Phases | None = None) -> MigrationReport:
-        return migrate_v1_to_v2(
-            NAME, store, batch_pages=8, delete_source=delete_source, progress=progress
-        )
+    def run() -> MigrationReport:
+        return _run(store, delete_source)
 
     phases = Phases(store)
     start = store.op_count
-    points = _points(store, lambda: run(phases))
-    finalize = phases.op_after("finalize") - start
+    points = plan_of(store, lambda: _run(store, delete_source, phases))
+    finalize = _at_op(points, phases.op_after("finalize") - start, after_commit=True)
     done_marker = phases.op_after("record") - start
-    assert (finalize, True) in points and (done_marker, False) in points
+    assert finalize.point == "finalize.apply"
+    assert _at_op(points, done_marker).point == "migrate.record_done.apply"
     assert len(points) > 40
-    outcomes: dict[tuple[int, bool], MigrationReport] = {}
+    outcomes: dict[CrashPoint, MigrationReport] = {}
     for point in points:
         store.restore_state(base)
         _crash(store, point, run)
@@ -415,10 +481,10 @@ def test_crash_at_every_store_operation_then_rerun_completes(
         else:
             assert v1_dump(store) == source, point
     # A crash once the copy was finalized is finished by verifying, never by a second copy.
-    for point in [(finalize, True), (done_marker, False), (done_marker - 1, False)]:
+    for point in [finalize, _at_op(points, done_marker), _at_op(points, done_marker - 1)]:
         assert outcomes[point].outcome is Outcome.VERIFIED, point
         assert outcomes[point].attempts == 1 and outcomes[point].stage_calls == 0, point
-    assert outcomes[(1, False)].outcome is Outcome.MIGRATED
+    assert outcomes[points[0]].outcome is Outcome.MIGRATED
     assert {r.outcome for r in outcomes.values()} == set(Outcome)
 
 
@@ -430,13 +496,12 @@ def test_two_crashes_in_a_row_then_a_rerun_completes(
     def run() -> MigrationReport:
         return migrate_v1_to_v2(NAME, store, batch_pages=8)
 
-    points = _points(store, run)
+    points = plan_of(store, run)
     r = random.Random(3)
     for _ in range(15):
         store.restore_state(base)
         _crash(store, r.choice(points), run)
-        second = r.choice(points)
-        store.faults.crash_nth(second[0], after_commit=second[1])
+        store.faults.arm(r.choice(points))
         with contextlib.suppress(BaseException):
             run()  # may crash, or finish before the armed point
         store.faults.clear()
@@ -451,10 +516,10 @@ def test_source_changed_after_an_interrupted_finalized_copy_is_copied_again(
     store, base, _ = crash_bench
     phases = Phases(store)
     start = store.op_count
-    migrate_v1_to_v2(NAME, store, batch_pages=8, progress=phases)
-    finalize = phases.op_after("finalize") - start
+    points = plan_of(store, lambda: migrate_v1_to_v2(NAME, store, batch_pages=8, progress=phases))
+    finalize = _at_op(points, phases.op_after("finalize") - start, after_commit=True)
     store.restore_state(base)
-    _crash(store, (finalize, True), lambda: migrate_v1_to_v2(NAME, store, batch_pages=8))
+    _crash(store, finalize, lambda: migrate_v1_to_v2(NAME, store, batch_pages=8))
     conn = connect_v1(NAME, store)
     conn.execute("DELETE FROM items WHERE id < 50")
     changed = dump(conn)
@@ -470,10 +535,10 @@ def test_v2_written_after_an_interrupted_copy_is_refused_and_nothing_changes(
     store, base, _ = crash_bench
     phases = Phases(store)
     start = store.op_count
-    migrate_v1_to_v2(NAME, store, batch_pages=8, progress=phases)
-    finalize = phases.op_after("finalize") - start
+    points = plan_of(store, lambda: migrate_v1_to_v2(NAME, store, batch_pages=8, progress=phases))
+    finalize = _at_op(points, phases.op_after("finalize") - start, after_commit=True)
     store.restore_state(base)
-    _crash(store, (finalize, True), lambda: migrate_v1_to_v2(NAME, store, batch_pages=8))
+    _crash(store, finalize, lambda: migrate_v1_to_v2(NAME, store, batch_pages=8))
     conn = sqlkv.connect(NAME, store, compaction=False)
     conn.execute("CREATE TABLE written_too_early(x)")
     conn.close()

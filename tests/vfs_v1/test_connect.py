@@ -8,6 +8,7 @@ import pytest
 from sqlkv.errors import ConfigError
 from sqlkv.keyspace import MAX_NAME_BYTES
 from sqlkv.store import MemoryStore, Store
+from sqlkv.store.faults import crash_points
 from sqlkv.vfs.v1 import V1Options, connect_v1
 from sqlkv.vfs.v1.check import inspect
 from sqlkv.vfs.v1.vfs import VFS_NAME, get_vfs
@@ -113,9 +114,15 @@ def test_retryable_store_failures_are_retried_invisibly() -> None:
     store = MemoryStore()
     conn = connect_v1("flaky", store)
     conn.execute("CREATE TABLE t(x)")
-    for n in range(1, 12):
-        store.faults.fail_nth(n)
+    with store.recording() as ops:
+        conn.execute("INSERT INTO t VALUES (0)")
+    points = [p for p in crash_points([op.point for op in ops]) if not p.after_commit]
+    assert len(points) >= 4
+    for n, point in enumerate(points, 1):  # each store operation of an insert fails once
+        store.faults.fail_at(point.point, point.occurrence)
         conn.execute("INSERT INTO t VALUES (?)", (n,))
-    store.faults.clear()
-    assert conn.execute("SELECT count(*) FROM t").fetchall() == [(11,)]
+        assert store.faults.fired[-1] == f"fail {point.point} #{point.occurrence}"
+        store.faults.clear()
+    assert len(store.faults.fired) == len(points)
+    assert conn.execute("SELECT count(*) FROM t").fetchall() == [(len(points) + 1,)]
     conn.close()

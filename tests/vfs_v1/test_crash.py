@@ -1,9 +1,10 @@
-"""Crashes at every store operation of the v1 format (memory store fault injection).
+"""Crashes at every named store operation of the v1 format (memory store fault points).
 
-A crash (``SimulatedCrash``, before or after a commit point) kills the process's state
-of the database; "reopening" is a new mount or connection over the same MemoryStore.
-After it: no metadata points at a missing chunk, and SQLite rolls a hot journal back to
-exactly the last committed state.
+A crash (``SimulatedCrash``, before a store operation or after a commit) kills the
+process's state of the database; "reopening" is a new mount or connection over the same
+MemoryStore. After it: no metadata points at a missing chunk, and SQLite rolls a hot journal
+back to exactly the last committed state. ``crash_plan`` is what ``test_fault_points.py``
+checks against the registry: the points of the same actions the tests crash.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import apsw
 import pytest
+from crash_support import crash, plan_of
 
-from sqlkv.errors import SimulatedCrash
 from sqlkv.store import MemoryStore
+from sqlkv.store.faults import CrashPoint, SimulatedCrash
 from sqlkv.vfs.v1 import connect_v1
 from sqlkv.vfs.v1.check import check, inspect
 from sqlkv.vfs.v1.file import V1File
 from sqlkv.vfs.v1.keys import CHUNK_SIZE
-from sqlkv.vfs.v1.vfs import get_vfs
+from sqlkv.vfs.v1.vfs import Mount, get_vfs
 from sqlkv.workloads import dump, integrity_ok
 
 FileOpener = Callable[..., V1File]
@@ -31,36 +33,18 @@ ORIGINAL = 10 * C + 123
 BODY = random.Random(11).randbytes(ORIGINAL)
 
 
-def _crash_points(store: MemoryStore, action: Callable[[], object]) -> list[tuple[int, bool]]:
-    """(n, after_commit) for every store operation ``action`` performs; it runs once here."""
-    store.record_ops, store.ops = True, []
-    action()
-    ops = [op.op for op in store.ops]
-    store.record_ops = False
-    points = [(n, False) for n in range(1, len(ops) + 1)]
-    points += [(n, True) for n, op in enumerate(ops, 1) if op == "commit"]
-    return points
-
-
-def _crash(store: MemoryStore, point: tuple[int, bool], action: Callable[[], object]) -> None:
+def _crash(store: MemoryStore, point: CrashPoint, action: Callable[[], object]) -> None:
     """Run ``action`` with a crash armed at ``point``; it must end in that crash.
 
     Through SQLite the crash may surface as the I/O error of a later VFS call of the same
     statement (the dead connection refuses it), with the crash as its context.
     """
-    fired = len(store.faults.fired)
-    store.faults.crash_nth(point[0], after_commit=point[1])
-    try:
-        with pytest.raises(BaseException) as info:
-            action()
-    finally:
-        store.faults.clear()
-    assert len(store.faults.fired) == fired + 1, point
-    exc: BaseException | None = info.value
+    exc: BaseException | None = crash(store, point, action)
+    first = exc
     while exc is not None and not isinstance(exc, SimulatedCrash):
         assert isinstance(exc, apsw.Error), exc
         exc = exc.__context__
-    assert exc is not None, f"{point}: {info.value!r} was not caused by the crash"
+    assert exc is not None, f"{point}: {first!r} was not caused by the crash"
 
 
 def _close_dead(conn: apsw.Connection) -> None:
@@ -74,6 +58,28 @@ def _close_dead(conn: apsw.Connection) -> None:
 # --------------------------------------------------------------------------- files
 
 
+@contextlib.contextmanager
+def _files() -> Iterator[FileOpener]:
+    """What the ``open_file`` fixture gives, outside a test (for ``crash_plan``)."""
+    opened: list[tuple[Mount, V1File]] = []
+    vfs = get_vfs()
+
+    def opener(store: MemoryStore, name: str = "t") -> V1File:
+        mount = vfs.mount(store, name, cache_chunks=64)
+        flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_MAIN_DB
+        file = vfs.xOpen(mount.path, [flags, 0])
+        assert isinstance(file, V1File)
+        opened.append((mount, file))
+        return file
+
+    try:
+        yield opener
+    finally:
+        for mount, file in reversed(opened):
+            file.xClose()
+            mount.close()
+
+
 def _stored_file(open_file: FileOpener) -> tuple[MemoryStore, dict[bytes, bytes]]:
     store = MemoryStore()
     f = open_file(store)
@@ -82,10 +88,33 @@ def _stored_file(open_file: FileOpener) -> tuple[MemoryStore, dict[bytes, bytes]
     return store, store.snapshot_state()
 
 
+def _truncate_plan(open_file: FileOpener, size: int, warm: bool) -> list[CrashPoint]:
+    store, _ = _stored_file(open_file)
+    f = open_file(store)
+    if warm:
+        f.xRead(ORIGINAL, 0)
+    return plan_of(store, lambda: f.xTruncate(size))
+
+
+def _delete_plan(open_file: FileOpener) -> list[CrashPoint]:
+    store, _ = _stored_file(open_file)
+    f = open_file(store)
+    return plan_of(store, lambda: get_vfs().xDelete(f.mount.path, False))
+
+
+def _patch_plan(open_file: FileOpener) -> list[CrashPoint]:
+    """A write into the middle of chunks a cold file has not read (merged, not covered)."""
+    store, _ = _stored_file(open_file)
+    f = open_file(store)
+    return plan_of(store, lambda: f.xWrite(PATCH, PATCH_AT))
+
+
+SIZES = [0, C, 3 * C, 2 * C + 777]
+PATCH, PATCH_AT = b"patched across a chunk boundary", 2 * C - 9
+
+
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
-@pytest.mark.parametrize(
-    "size", [0, C, 3 * C, 2 * C + 777], ids=["zero", "one", "multiple", "inside"]
-)
+@pytest.mark.parametrize("size", SIZES, ids=["zero", "one", "multiple", "inside"])
 def test_crash_anywhere_in_truncate_keeps_metadata_on_existing_chunks(
     open_file: FileOpener, size: int, warm: bool
 ) -> None:
@@ -98,9 +127,7 @@ def test_crash_anywhere_in_truncate_keeps_metadata_on_existing_chunks(
             f.xRead(ORIGINAL, 0)
         return f
 
-    f = prepared()
-    points = _crash_points(store, lambda: f.xTruncate(size))
-    f.xClose()
+    points = _truncate_plan(open_file, size, warm)
     assert len(points) >= 3
     for point in points:
         f = prepared()
@@ -121,6 +148,28 @@ def test_crash_anywhere_in_truncate_keeps_metadata_on_existing_chunks(
         g.xClose()
 
 
+def test_crash_anywhere_in_a_partial_write_leaves_the_old_or_the_new_bytes(
+    open_file: FileOpener,
+) -> None:
+    store, base = _stored_file(open_file)
+    patched = BODY[:PATCH_AT] + PATCH + BODY[PATCH_AT + len(PATCH) :]
+    points = _patch_plan(open_file)
+    assert "v1.write.read_chunks" in {p.point for p in points}
+    seen = set()
+    for point in points:
+        store.restore_state(base)
+        f = open_file(store)
+        _crash(store, point, functools.partial(f.xWrite, PATCH, PATCH_AT))
+        f.xClose()
+        assert check(store, "t") == [], point
+        g = open_file(store)
+        now = g.xRead(ORIGINAL, 0)
+        g.xClose()  # the next round starts cold again
+        assert now in (BODY, patched), point
+        seen.add(now == patched)
+    assert seen == {False, True}
+
+
 def test_crash_anywhere_in_delete_leaves_the_file_whole_or_gone(open_file: FileOpener) -> None:
     store, base = _stored_file(open_file)
     vfs = get_vfs()
@@ -129,9 +178,7 @@ def test_crash_anywhere_in_delete_leaves_the_file_whole_or_gone(open_file: FileO
         store.restore_state(base)
         return open_file(store)
 
-    f = prepared()
-    points = _crash_points(store, lambda: vfs.xDelete(f.mount.path, False))
-    f.xClose()
+    points = _delete_plan(open_file)
     assert len(points) >= 2
     outcomes = set()
     for point in points:
@@ -208,7 +255,7 @@ def _reopen_state(store: MemoryStore) -> str:
     return text
 
 
-def _crash_transaction(store: MemoryStore, statements: list[str], point: tuple[int, bool]) -> None:
+def _crash_transaction(store: MemoryStore, statements: list[str], point: CrashPoint) -> None:
     conn = connect_v1("db", store)
     _crash(store, point, lambda: _run(conn, statements))
     ops = store.op_count
@@ -222,27 +269,31 @@ def test_crash_anywhere_in_a_transaction_reopens_at_before_or_after(txn: str) ->
     statements = TRANSACTIONS[txn]
     store, base, before = _database()
     conn = connect_v1("db", store)
-    points = _crash_points(store, lambda: _run(conn, statements))
+    points = plan_of(store, lambda: _run(conn, statements))
     after = dump(conn)
     conn.close()
     assert before != after and len(points) > 20
-    outcomes = []
+    flags = []
     for point in points:
         store.restore_state(base)
         _crash_transaction(store, statements, point)
         state = _reopen_state(store)
         assert state in (before, after), point
-        outcomes.append((point[0], state == after))
+        flags.append(state == after)
     # One switch point, in operation order: before until the commit point, after from it.
-    flags = [done for _, done in sorted(outcomes)]
     assert flags == sorted(flags) and flags[0] is False and flags[-1] is True
 
 
-def test_crash_during_hot_journal_recovery_recovers_on_the_next_open() -> None:
+HotJournal = tuple[MemoryStore, dict[bytes, bytes], str, Callable[[], None], list[apsw.Connection]]
+
+
+def _hot_journal() -> HotJournal:
+    """A store left with a hot journal by a crash (its state, the dump before the crashed
+    transaction); ``recover`` opens it (into ``opened``)."""
     statements = TRANSACTIONS["update_insert_delete"]
     store, base, before = _database()
     conn = connect_v1("db", store)
-    points = _crash_points(store, lambda: _run(conn, statements))
+    points = plan_of(store, lambda: _run(conn, statements))
     conn.close()
     store.restore_state(base)
     _crash_transaction(store, statements, points[len(points) * 3 // 4])
@@ -254,7 +305,12 @@ def test_crash_during_hot_journal_recovery_recovers_on_the_next_open() -> None:
         opened.append(connect_v1("db", store))
         integrity_ok(opened[-1])
 
-    recovery = _crash_points(store, recover)
+    return store, hot, before, recover, opened
+
+
+def test_crash_during_hot_journal_recovery_recovers_on_the_next_open() -> None:
+    store, hot, before, recover, opened = _hot_journal()
+    recovery = plan_of(store, recover)
     opened.pop().close()
     for point in recovery:
         store.restore_state(hot)
@@ -264,3 +320,23 @@ def test_crash_during_hot_journal_recovery_recovers_on_the_next_open() -> None:
         opened.clear()
         assert check(store, "db") == [], point
         assert _reopen_state(store) == before, point
+
+
+def crash_plan() -> set[str]:
+    """Every fault point this suite crashes at (``test_fault_points.py``)."""
+    points: list[CrashPoint] = []
+    with _files() as open_file:
+        for size in SIZES:
+            for warm in (True, False):
+                points += _truncate_plan(open_file, size, warm)
+        points += _delete_plan(open_file)
+        points += _patch_plan(open_file)
+    for statements in TRANSACTIONS.values():
+        store, _, _ = _database()
+        conn = connect_v1("db", store)
+        points += plan_of(store, lambda: _run(conn, statements))  # noqa: B023 - runs now
+        conn.close()
+    store, _, _, recover, opened = _hot_journal()
+    points += plan_of(store, recover)
+    opened.pop().close()
+    return {p.point for p in points}

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import apsw
 
-from sqlkv.cli.source import LOCK_PGNO, PAGE_SIZE
+from sqlkv.cli.source import LOCK_PGNO
 from sqlkv.engine.api import EngineApi
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.engine.head import Head
 from sqlkv.errors import CommandFailed, FenceMismatch
 

@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlkv.cli.source import LOCK_PGNO, PAGE_SIZE, SourceDb
+from sqlkv.cli.source import LOCK_PGNO, SourceDb
 from sqlkv.engine.api import EngineApi
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import pidx_row_bytes

@@ -28,9 +28,9 @@ from types import TracebackType
 
 import apsw
 
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.errors import CommandFailed
 
-PAGE_SIZE = 4096
 MAGIC = b"SQLite format 3\x00"
 LOCK_PGNO = (1 << 30) // PAGE_SIZE + 1
 """SQLite's lock-byte page at 4 KiB pages: never written by SQLite, never stored by sqlkv."""

@@ -29,9 +29,10 @@ from sqlkv.cli.common import (
 from sqlkv.cli.exporter import atomic_target, check_file, check_target, export_v1, export_v2
 from sqlkv.cli.importer import ImportOptions, import_pages
 from sqlkv.cli.progress import Progress
-from sqlkv.cli.source import PAGE_SIZE, SourceDb
+from sqlkv.cli.source import SourceDb
 from sqlkv.config import FORMATS, ClientConfig
 from sqlkv.engine import Engine
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.engine.head import Head
 from sqlkv.errors import DatabaseNotFound
 

@@ -1,36 +1,26 @@
-"""What commit and commit_finalize share: fence checks, page validation, the shrink rule,
-PIDX updates, exact storage accounting and the quota check."""
+"""What commit and commit_finalize share: fence checks, page validation, the shrink rule and
+PIDX updates. Every write goes through the operation's ``Ledger`` (exact accounting)."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
 
-from sqlkv.engine.blobs import encode_pages, write_blob
+from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import NO_COMMIT_ID, Head
 from sqlkv.engine.keys import DbKeys, pack_pidx
-from sqlkv.engine.pidx import PidxMap, pidx_row_bytes
+from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, pidx_row_bytes
 from sqlkv.engine.seal import join_chunks, seal
 from sqlkv.errors import (
     CompactionBehind,
     CorruptionError,
-    DatabaseNotFound,
     FenceMismatch,
     InvalidRequest,
     LtxError,
-    QuotaExceeded,
 )
 from sqlkv.ltx import LtxFile, decode, lock_pgno
-from sqlkv.store import Transaction
-
-
-def read_head(tr: Transaction, db: str, keys: DbKeys) -> Head:
-    """META, read serializably: any concurrent writer of META makes one of us retry."""
-    raw = tr.get(keys.meta)
-    if raw is None:
-        raise DatabaseNotFound(db)
-    return Head.decode(raw, db)
 
 
 def check_generation(db: str, head: Head, generation: int) -> None:
@@ -70,9 +60,7 @@ def check_head(db: str, head: Head, expected_head_txid: int) -> None:
 
 
 def fence_commit(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     config: EngineConfig,
     generation: int,
     expected_head_txid: int,
@@ -84,7 +72,8 @@ def fence_commit(
     """The checks every commit path makes first, in order: META read serializably, the
     generation, an already applied retry, the expected head, back-pressure (only for a
     commit that adds a delta) and the new size. Returns (head, already applied)."""
-    head = read_head(tr, db, keys)
+    db = ledger.db
+    head = ledger.read_head()
     check_generation(db, head, generation)
     if already_applied(head, expected_head_txid, commit_id):
         return head, True
@@ -125,42 +114,37 @@ def check_db_size(db_size_pages: int) -> None:
         raise InvalidRequest(f"db_size_pages {db_size_pages!r} is out of range")
 
 
-def shrink(
-    tr: Transaction, keys: DbKeys, head: Head, new_size: int, pidx: PidxMap
-) -> tuple[int, int]:
-    """Drop PIDX rows and shard pages above ``new_size``; returns (bytes freed, shards
-    removed).
+def shrink(ledger: Ledger, head: Head, new_size: int, pidx: dict[int, Location]) -> int:
+    """Drop PIDX rows (from ``pidx`` too) and shard pages above ``new_size``; returns the
+    number of shards removed (the caller's head keeps ``shard_count`` exact).
 
     The shard holding ``new_size`` is rewritten without the pages above it; shards wholly
     above it are deleted. DELTAs keep their bytes until compaction finds them unreferenced.
     """
     if new_size >= head.db_size_pages:
-        return 0, 0
-    freed = 0
+        return 0
+    keys = ledger.keys
     above = [p for p in pidx if p > new_size]
     for pgno in above:
         del pidx[pgno]
     if above:
-        tr.clear_range(*keys.pidx_range(new_size + 1))
-        freed += len(above) * pidx_row_bytes(keys)
+        stored = len(above) * pidx_row_bytes(keys)
+        ledger.drop_counted_range(keys.pidx_range(new_size + 1), stored)
     first_shard = new_size // head.shard_size
-    rows = tr.get_range(*keys.shard_range(first_shard), snapshot=True)
+    rows = ledger.get_range(*keys.shard_range(first_shard), snapshot=True, point="read_shard")
     if not rows:
-        return freed, 0
-    freed += sum(len(k) + len(v) for k, v in rows)
+        return 0
     removed = len({keys.shard_id(k) for k, _ in rows})
     partial = [(k, v) for k, v in rows if keys.shard_id(k) == first_shard]
     kept = []
     if partial:  # checked before anything is cleared
         kept = [(p, d) for p, d in decode_shard(keys, partial).pages if p <= new_size]
-    tr.clear_range(*keys.shard_range(first_shard))
+    ledger.drop_range(keys.shard_range(first_shard), rows)
     if kept:
         data = encode_pages(kept, max(2, head.materialized_txid), new_size, head.page_size)
-        freed -= write_blob(
-            tr, lambda i: keys.shard_chunk(first_shard, i), data, tr.limits.max_value_bytes
-        )
+        ledger.put_blob(lambda i: keys.shard_chunk(first_shard, i), data)
         removed -= 1
-    return freed, removed
+    return removed
 
 
 def decode_shard(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> LtxFile:
@@ -174,56 +158,20 @@ def decode_shard(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> LtxFile:
         ) from exc
 
 
-def set_pidx_rows(
-    tr: Transaction, keys: DbKeys, pidx: PidxMap, located: dict[int, tuple[int, int]]
-) -> int:
-    """Point each page at its new (txid, part); returns bytes added by rows that are new."""
-    added = 0
-    row = pidx_row_bytes(keys)
+def set_pidx_rows(ledger: Ledger, pidx: dict[int, Location], located: dict[int, Location]) -> None:
+    """Point each page at its new (txid, part), in the store and in ``pidx``."""
+    keys = ledger.keys
     for pgno, loc in located.items():
-        if pgno not in pidx:
-            added += row
-        pidx[pgno] = loc
         key = keys.pidx(pgno)
-        tr.set(key, seal(key, pack_pidx(*loc)))
-    return added
+        value = seal(key, pack_pidx(*loc))
+        if pgno in pidx:
+            ledger.replace(key, value, PIDX_VALUE_BYTES)
+        else:
+            ledger.put(key, value)
+        pidx[pgno] = loc
 
 
-def record_delta(tr: Transaction, keys: DbKeys, txid: int, delta_bytes: int) -> int:
-    """Write the directory row of a new delta; returns the bytes the row occupies."""
-    key = keys.delta_dir(txid)
-    value = seal(key, struct.pack(">Q", delta_bytes))
-    tr.set(key, value)
-    return len(key) + len(value)
-
-
-def check_quota(
-    db: str,
-    head: Head,
-    new_used: int,
-    *,
-    db_size_pages: int | None = None,
-    pages: int = 0,
-    delta_bytes: int = 0,
-) -> None:
-    """Refuse a commit that would take the database over its quota *and grow it*.
-
-    Accepted whatever the quota: a commit that uses no more bytes than before, and a commit
-    that does not grow the database: no more pages than it has (``db_size_pages``), and new
-    copies no larger on average than the database's stored bytes per page (``pages`` pages
-    in ``delta_bytes``). Its delta holds the bytes until compaction reclaims the copies it
-    replaces (back-pressure bounds that overshoot), so DELETE, DROP, VACUUM and truncation
-    always work at the quota. A stage passes ``db_size_pages=None`` (its final size is not
-    known yet): it may overshoot by at most one rewrite of the whole database, and the
-    finalize decides.
-    """
-    quota = head.storage_quota
-    if not quota or new_used <= quota or new_used <= head.storage_used:
-        return
-    per_page = head.storage_used / max(1, head.db_size_pages)
-    if db_size_pages is None:
-        if new_used <= quota + per_page * head.db_size_pages:
-            return
-    elif db_size_pages <= head.db_size_pages and delta_bytes <= pages * per_page:
-        return
-    raise QuotaExceeded(db, new_used, quota)
+def record_delta(ledger: Ledger, txid: int, delta_bytes: int) -> None:
+    """Write the directory row of a new delta (its stored bytes)."""
+    key = ledger.keys.delta_dir(txid)
+    ledger.put(key, seal(key, struct.pack(">Q", delta_bytes)))

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.seal import CHUNK_OVERHEAD, chunk_payload_size, join_chunks, seal_chunk
 from sqlkv.ltx import HEADER_FLAG_NO_CHECKSUM, LtxHeader, encode
-from sqlkv.store import Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.ledger import StoreReader
 
 
 def encode_pages(
@@ -34,35 +37,30 @@ def chunks(data: bytes, chunk_size: int) -> list[bytes]:
     return [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
 
 
-def write_blob(
-    tr: Transaction, key_of: Callable[[int], bytes], data: bytes, max_value_bytes: int
-) -> int:
-    """Store ``data`` as sealed chunk keys ``key_of(0..n-1)``; returns the bytes they occupy."""
-    used = 0
+def blob_rows(
+    key_of: Callable[[int], bytes], data: bytes, max_value_bytes: int
+) -> list[tuple[bytes, bytes]]:
+    """``data`` as sealed chunk rows ``key_of(0..n-1)``, each carrying the chunk count
+    (``Ledger.put_blob`` writes them)."""
     pieces = chunks(data, chunk_payload_size(max_value_bytes))
-    for i, piece in enumerate(pieces):
-        key = key_of(i)
-        value = seal_chunk(key, piece, len(pieces))
-        tr.set(key, value)
-        used += len(key) + len(value)
-    return used
+    return [
+        (key, seal_chunk(key, piece, len(pieces)))
+        for key, piece in ((key_of(i), piece) for i, piece in enumerate(pieces))
+    ]
 
 
 def blob_size(data: bytes, key_len: int, max_value_bytes: int) -> int:
-    """Bytes ``write_blob`` would occupy for ``data`` with keys of ``key_len`` bytes."""
+    """Bytes the rows of ``data`` occupy with keys of ``key_len`` bytes."""
     n = len(chunks(data, chunk_payload_size(max_value_bytes)))
     return len(data) + n * (key_len + CHUNK_OVERHEAD)
 
 
-def read_blob(tr: Transaction, keys: DbKeys, key_range: tuple[bytes, bytes]) -> bytes | None:
+def read_blob(
+    tr: StoreReader, keys: DbKeys, key_range: tuple[bytes, bytes], point: str
+) -> bytes | None:
     """The chunks in ``key_range`` checked and joined (a snapshot read), or None when there
     are none (``CorruptionError`` when a chunk is damaged or missing)."""
-    rows = tr.get_range(*key_range, snapshot=True)
+    rows = tr.get_range(*key_range, snapshot=True, point=point)
     if not rows:
         return None
     return join_chunks(keys, rows)
-
-
-def range_bytes(tr: Transaction, key_range: tuple[bytes, bytes]) -> int:
-    """Bytes (keys + values) stored in ``key_range`` (a snapshot read)."""
-    return sum(len(k) + len(v) for k, v in tr.get_range(*key_range, snapshot=True))

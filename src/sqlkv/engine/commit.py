@@ -10,22 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from sqlkv.engine.apply import (
-    check_pages,
-    check_quota,
-    fence_commit,
-    record_delta,
-    set_pidx_rows,
-    shrink,
-)
-from sqlkv.engine.blobs import blob_size, encode_pages, write_blob
+from sqlkv.engine.apply import check_pages, fence_commit, record_delta, set_pidx_rows, shrink
+from sqlkv.engine.blobs import blob_size, encode_pages
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
-from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxCache, PidxMap, pidx_row_bytes
+from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import PidxCache, PidxMap, freeze, pidx_row_bytes
 from sqlkv.engine.staging import drop_all_staged
 from sqlkv.errors import CommitTooLarge
-from sqlkv.store import Transaction
 
 TRANSACTION_OVERHEAD = 4096
 """Room kept for META, the delta directory row and shrink clears in a commit."""
@@ -51,9 +43,7 @@ def encode_parts(
 
 
 def commit_pages(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     config: EngineConfig,
     cache: PidxCache,
     generation: int,
@@ -64,9 +54,7 @@ def commit_pages(
 ) -> CommitOutcome:
     # A commit that adds no delta (a shrink, a fence probe) is never held back.
     head, applied = fence_commit(
-        tr,
-        db,
-        keys,
+        ledger,
         config,
         generation,
         expected_head_txid,
@@ -85,50 +73,49 @@ def commit_pages(
     if encoded > config.max_delta_bytes:
         raise CommitTooLarge(encoded, config.max_delta_bytes)
     # The PIDX rows go into the same store transaction: many small pages can fill it too.
-    chunk = tr.limits.max_value_bytes
+    keys = ledger.keys
+    limits = ledger.limits
     key_len = len(keys.delta_chunk(0, 0, 0))
     needed = (
-        tr.size
-        + sum(blob_size(p, key_len, chunk) for p in parts)
+        ledger.size
+        + sum(blob_size(p, key_len, limits.max_value_bytes) for p in parts)
         + len(ordered) * pidx_row_bytes(keys)
         + TRANSACTION_OVERHEAD
     )
-    if needed > tr.limits.max_transaction_bytes:
-        raise CommitTooLarge(needed, tr.limits.max_transaction_bytes)
+    if needed > limits.max_transaction_bytes:
+        raise CommitTooLarge(needed, limits.max_transaction_bytes)
 
-    pidx = dict(cache.rows_for(tr, db, keys, head))
-    used = head.storage_used
+    pidx = dict(cache.rows_for(ledger, ledger.db, keys, head))
     if head.next_txid > head.head_txid + 1:
         # A txid was reserved by commit_stage and never finalized: the owner gave that large
         # commit up (it commits something else now), so its staged parts go.
-        used -= drop_all_staged(tr, keys)
-    freed, shards_removed = shrink(tr, keys, head, db_size_pages, pidx)
-    used -= freed
+        drop_all_staged(ledger)
+    shards_removed = shrink(ledger, head, db_size_pages, pidx)
     located: dict[int, tuple[int, int]] = {}
     step = config.part_pages
     delta_bytes = 0
     for n, data in enumerate(parts):
-        delta_bytes += write_blob(tr, partial(keys.delta_chunk, txid, n), data, chunk)
+        delta_bytes += ledger.put_blob(partial(keys.delta_chunk, txid, n), data)
         for pgno, _ in ordered[n * step : (n + 1) * step]:
             located[pgno] = (txid, n)
-    used += delta_bytes + set_pidx_rows(tr, keys, pidx, located)
+    set_pidx_rows(ledger, pidx, located)
     live = 0
     if parts:
-        used += record_delta(tr, keys, txid, delta_bytes)
+        record_delta(ledger, txid, delta_bytes)
         live = 1
-    check_quota(
-        db, head, used, db_size_pages=db_size_pages, pages=len(ordered), delta_bytes=delta_bytes
+    new_head = ledger.write_head(
+        head.with_changes(
+            head_txid=txid,
+            next_txid=txid + 1,
+            db_size_pages=db_size_pages,
+            last_commit_id=commit_id,
+            delta_bytes=head.delta_bytes + delta_bytes,
+            delta_count=head.delta_count + live,
+            pidx_count=len(pidx),
+            shard_count=head.shard_count - shards_removed,
+        ),
+        check_quota=True,
+        pages=len(ordered),
+        delta_bytes=delta_bytes,
     )
-    new_head = head.with_changes(
-        head_txid=txid,
-        next_txid=txid + 1,
-        db_size_pages=db_size_pages,
-        storage_used=used,
-        last_commit_id=commit_id,
-        delta_bytes=head.delta_bytes + delta_bytes,
-        delta_count=head.delta_count + live,
-        pidx_count=len(pidx),
-        shard_count=head.shard_count - shards_removed,
-    )
-    tr.set(keys.meta, new_head.encode())
-    return CommitOutcome(new_head, pidx, pages=len(ordered))
+    return CommitOutcome(new_head, freeze(pidx), pages=len(ordered))

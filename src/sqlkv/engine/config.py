@@ -19,6 +19,8 @@ _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
 MiB = 1024 * 1024
+PAGE_SIZE = 4096
+"""The page size of every v2 database (the client, the engine and the importers use it)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class EngineConfig:
     preload_bytes: int = 1 * MiB
     part_pages: int = 64
     default_quota_bytes: int = 0
-    page_size: int = 4096
+    page_size: int = PAGE_SIZE
     shard_size: int = 64
     max_unfolded_bytes: int = 256 * MiB
     max_live_deltas: int = 4096
@@ -57,9 +59,9 @@ class EngineConfig:
             raise ConfigError(f"part_pages must be within 1..65536, got {self.part_pages}")
         if self.default_quota_bytes < 0:
             raise ConfigError("default_quota_bytes must be >= 0 (0 means no quota)")
-        if self.page_size != 4096:
+        if self.page_size != PAGE_SIZE:
             raise ConfigError(
-                f"page_size must be 4096 (the client's page size), got {self.page_size}"
+                f"page_size must be {PAGE_SIZE} (the client's page size), got {self.page_size}"
             )
         if self.max_unfolded_bytes < self.max_delta_bytes:
             raise ConfigError("max_unfolded_bytes must be at least max_delta_bytes")

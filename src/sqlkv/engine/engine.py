@@ -22,6 +22,7 @@ from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, Pas
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
@@ -94,7 +95,8 @@ class Engine:
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
         since = self.acked.now()
         out = self.store.transact(
-            lambda tr: open_database(tr, db, keys, self.config, preload, budget, create)
+            lambda tr: open_database(Ledger(tr, db, keys), self.config, preload, budget, create),
+            name="open",
         )
         self.pidx.publish(db, out.head, out.pidx)
         if not out.created:
@@ -134,7 +136,7 @@ class Engine:
 
         m = self.metrics
         with self._observed(m.get_pages_seconds.observe):
-            head, pages = self.store.transact(read)
+            head, pages = self.store.transact(read, name="get_pages")
         self.acked.ack(db, head)
         m.get_pages_pages.observe(len(wanted))
         if sources:
@@ -157,9 +159,7 @@ class Engine:
         with self._observed(self.metrics.commit_seconds.labels("fast").observe, db):
             out = self.store.transact(
                 lambda tr: commit_pages(
-                    tr,
-                    db,
-                    keys,
+                    Ledger(tr, db, keys),
                     self.config,
                     self.pidx,
                     generation,
@@ -167,7 +167,8 @@ class Engine:
                     pages,
                     db_size_pages,
                     cid,
-                )
+                ),
+                name="commit",
             )
         return self._landed(db, out, "fast")
 
@@ -177,7 +178,10 @@ class Engine:
         keys = self.keys(db)
         with self._observed(self.metrics.commit_seconds.labels("stage").observe):
             txid_out, parts = self.store.transact(
-                lambda tr: stage_pages(tr, db, keys, self.config, generation, txid, seq, pages)
+                lambda tr: stage_pages(
+                    Ledger(tr, db, keys), self.config, generation, txid, seq, pages
+                ),
+                name="stage",
             )
         return StageResult(txid_out, parts)
 
@@ -196,9 +200,7 @@ class Engine:
         with self._observed(self.metrics.commit_seconds.labels("large").observe, db):
             out = self.store.transact(
                 lambda tr: finalize(
-                    tr,
-                    db,
-                    keys,
+                    Ledger(tr, db, keys),
                     self.config,
                     self.pidx,
                     generation,
@@ -206,14 +208,15 @@ class Engine:
                     txid,
                     db_size_pages,
                     cid,
-                )
+                ),
+                name="finalize",
             )
         return self._landed(db, out, "large")
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
         since = self.acked.now()
-        head = self.store.transact(lambda tr: self._head_snapshot(tr, db, keys))
+        head = self.store.transact(lambda tr: self._head_snapshot(tr, db, keys), name="head")
         self.acked.check(db, head, since=since)
         self.acked.ack(db, head)
         return head
@@ -221,7 +224,7 @@ class Engine:
     def verify(self, db: str) -> VerifyReport:
         """Check every key of ``db`` from one snapshot (read-only); see ``engine/verify.py``."""
         keys = self.keys(db)
-        return self.store.transact(lambda tr: verify_database(tr, keys))
+        return self.store.transact(lambda tr: verify_database(tr, keys), name="verify")
 
     # ------------------------------------------------------------------ compaction
 
@@ -229,7 +232,10 @@ class Engine:
         """Run one compaction pass on ``db`` (one store transaction)."""
         keys = self.keys(db)
         out = self.store.transact(
-            lambda tr: fold_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation)
+            lambda tr: fold_pass(
+                Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
+            ),
+            name="compact",
         )
         self.pidx.publish(db, out.head, out.pidx)
         m = self.metrics
@@ -306,7 +312,7 @@ class Engine:
 
     @staticmethod
     def _head_snapshot(tr: Transaction, db: str, keys: DbKeys) -> Head:
-        raw = tr.get(keys.meta, snapshot=True)
+        raw = tr.get(keys.meta, snapshot=True, point="read_meta")
         if raw is None:
             raise DatabaseNotFound(db)
         return Head.decode(raw, db)

@@ -1,6 +1,7 @@
 """The head record (``META``): the one key every commit, takeover and compaction rewrites.
 
-Invariants, checked by ``Head.validate`` and kept by every engine operation:
+Invariants, checked by ``Head.validate`` whenever a head is built (so on decode, and on every
+``with_changes`` an operation makes before writing it) and kept by every engine operation:
 
 - ``head_txid < next_txid``: txids are handed out from ``next_txid`` and never reused, even
   when a staged commit is abandoned;
@@ -8,7 +9,8 @@ Invariants, checked by ``Head.validate`` and kept by every engine operation:
 - ``generation`` is bumped by every open (takeover), and only by it: a caller whose
   generation differs has been fenced out;
 - ``delta_count``/``delta_bytes`` are the number and stored bytes of the live deltas,
-  one directory row (``X``) each, all with txids in ``(materialized_txid, head_txid]``;
+  one directory row (``X``) each, all with txids in ``(materialized_txid, head_txid]``
+  (never negative, and no delta bytes without a live delta);
 - ``storage_used`` is the exact number of key and value bytes the database occupies in the
   store, META included (the encoding has a fixed size so that this stays exact).
 
@@ -106,11 +108,30 @@ class Head:
             )
         raise CorruptionError(db, "META", "", f"a head record of {len(raw)} bytes is malformed")
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Raise ``EngineError`` when the head breaks one of the invariants above."""
+        broken = self._broken()
+        if broken:
+            raise EngineError(
+                f"head invariant broken: {broken}; the head record is damaged or an engine "
+                "operation has a bug. Nothing was written; report it with the database name"
+            )
+
+    def _broken(self) -> str:
+        if not self.generation >= 0 or min(self.storage_used, self.storage_quota) < 0:
+            return "negative generation or storage"
         if not self.head_txid < self.next_txid:
-            raise EngineError(f"head invariant broken: head_txid {self.head_txid} >= next_txid")
+            return f"head_txid {self.head_txid} >= next_txid {self.next_txid}"
         if not self.materialized_txid <= self.head_txid:
-            raise EngineError("head invariant broken: materialized_txid > head_txid")
+            return f"materialized_txid {self.materialized_txid} > head_txid {self.head_txid}"
+        if self.delta_count < 0 or self.delta_bytes < 0:
+            return f"{self.delta_bytes} delta bytes in {self.delta_count} live deltas"
+        if self.delta_bytes > 0 and self.delta_count == 0:
+            return f"{self.delta_bytes} delta bytes for {self.delta_count} live deltas"
+        return ""
 
     def with_changes(self, **changes: object) -> Head:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -5,8 +5,9 @@ Loads are cached too (``offer``), when there is room. An entry is valid only for
 it was loaded or produced at: it is tagged with
 (generation, head_txid, fold_epoch), one of which every change of PIDX (takeover, commit,
 compaction pass) also changes in META. A reader that finds a different head reloads the rows
-inside its own store transaction, so the cache can never serve a stale mapping. Maps are
-never mutated once published (copy on write).
+inside its own store transaction, so the cache can never serve a stale mapping. A published
+map is read-only (``freeze``: a ``MappingProxyType``, so a mutation raises ``TypeError``); an
+operation that changes PIDX builds a new dict from it and freezes that.
 
 The cache is bounded by its total number of rows (``EngineConfig.pidx_cache_rows``): an
 engine serving many databases keeps the most recently used ones and reloads the others.
@@ -17,7 +18,10 @@ from __future__ import annotations
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from xxhash import xxh3_128_digest
 
@@ -25,14 +29,24 @@ from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.seal import TAG_SIZE, corrupt, unseal
 from sqlkv.errors import CorruptionError
-from sqlkv.store import Transaction
 
-PidxMap = dict[int, tuple[int, int]]
+if TYPE_CHECKING:
+    from sqlkv.engine.ledger import StoreReader
+
+Location = tuple[int, int]
+"""(txid, part) of the DELTA part holding a page."""
+PidxMap = Mapping[int, Location]
+"""A published PIDX map: page number -> location, read-only."""
 Tag = tuple[int, int, int]
 
 PIDX_VALUE_BYTES = 12 + TAG_SIZE  # (txid, part), sealed
 _LOC = struct.Struct(">QI")
 _PGNO = struct.Struct(">I")
+
+
+def freeze(rows: dict[int, Location]) -> PidxMap:
+    """``rows`` as a read-only map (the caller drops its own reference to the dict)."""
+    return MappingProxyType(rows)
 
 
 def tag_of(head: Head) -> Tag:
@@ -58,14 +72,16 @@ class PidxCache:
         """Rows held now, over every database."""
         return self._rows
 
-    def rows_for(self, tr: Transaction, db: str, keys: DbKeys, head: Head) -> PidxMap:
+    def rows_for(
+        self, tr: StoreReader, db: str, keys: DbKeys, head: Head, point: str = "read_pidx"
+    ) -> PidxMap:
         """The PIDX rows as of ``head``: from the cache, or read inside ``tr``."""
         with self._lock:
             entry = self._entries.get(db)
             if entry is not None and entry.tag == tag_of(head):
                 self._entries.move_to_end(db)
                 return entry.rows
-        rows = load_rows(tr, keys, head)
+        rows = load_rows(tr, keys, head, point)
         self.loads += 1
         self.offer(db, head, rows)
         return rows
@@ -96,6 +112,8 @@ class PidxCache:
 
     def publish(self, db: str, head: Head, rows: PidxMap) -> None:
         """Remember ``rows`` as the PIDX at ``head`` (call only after the commit landed)."""
+        if not isinstance(rows, MappingProxyType):
+            raise TypeError("only a frozen PIDX map is published (pidx.freeze)")
         with self._lock:
             self._drop(db)
             if len(rows) > self.max_rows:
@@ -115,14 +133,16 @@ class PidxCache:
             self._rows -= len(entry.rows)
 
 
-def load_rows(tr: Transaction, keys: DbKeys, head: Head) -> PidxMap:
-    return parse_rows(keys, head, tr.get_range(*keys.pidx_range(), snapshot=True))
+def load_rows(tr: StoreReader, keys: DbKeys, head: Head, point: str = "read_pidx") -> PidxMap:
+    rows = tr.get_range(*keys.pidx_range(), snapshot=True, point=point)
+    return freeze(parse_rows(keys, head, rows))
 
 
-def parse_rows(keys: DbKeys, head: Head, rows: list[tuple[bytes, bytes]]) -> PidxMap:
-    """page number -> (txid, part) from PIDX key/value rows, each checked, and as many as
-    ``head.pidx_count`` says (a row the store lost is ``CorruptionError``)."""
-    out: PidxMap = {}
+def parse_rows(keys: DbKeys, head: Head, rows: list[tuple[bytes, bytes]]) -> dict[int, Location]:
+    """page number -> (txid, part) from PIDX key/value rows (a new, mutable dict), each
+    checked, and as many as ``head.pidx_count`` says (a row the store lost is
+    ``CorruptionError``)."""
+    out: dict[int, Location] = {}
     at = len(keys.prefix) + 1
     check, loc, pgno_of = xxh3_128_digest, _LOC.unpack_from, _PGNO.unpack_from
     for key, value in rows:  # the hot loop of a cold start: kept to a few calls per row

@@ -11,6 +11,7 @@ hold the page its row names raises ``CorruptionError`` and is never returned as 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
@@ -18,7 +19,9 @@ from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.seal import join_chunks
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page, read_page_index
-from sqlkv.store import Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.ledger import StoreReader
 
 
 def check_pgnos(pgnos: Iterable[int]) -> list[int]:
@@ -40,7 +43,9 @@ class PageSource:
         self.from_deltas = 0
         self.from_shards = 0
 
-    def read(self, tr: Transaction, pgnos: Iterable[int]) -> dict[int, bytes | None]:
+    def read(
+        self, tr: StoreReader, pgnos: Iterable[int], point: str = "read_pages"
+    ) -> dict[int, bytes | None]:
         head = self.head
         out: dict[int, bytes | None] = {}
         groups: dict[tuple[str, int, int], list[int]] = {}
@@ -59,6 +64,7 @@ class PageSource:
         blobs = tr.get_ranges(
             [(*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in located],
             snapshot=True,
+            point=point,
         )
         for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
             where = f"txid {a} part {b}" if kind == "delta" else f"shard {a}"

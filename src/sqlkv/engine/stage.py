@@ -20,21 +20,18 @@ from functools import partial
 from sqlkv.engine.apply import (
     check_generation,
     check_pages,
-    check_quota,
     fence_commit,
-    read_head,
     record_delta,
     set_pidx_rows,
     shrink,
 )
-from sqlkv.engine.blobs import blob_size, write_blob
+from sqlkv.engine.blobs import blob_size
 from sqlkv.engine.commit import TRANSACTION_OVERHEAD, CommitOutcome, encode_parts
 from sqlkv.engine.config import EngineConfig
-from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxCache
+from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import PidxCache, freeze
 from sqlkv.engine.staging import manifest, read_manifest
 from sqlkv.errors import CommitTooLarge, InvalidRequest
-from sqlkv.store import Transaction
 
 MAX_SEQ = 1 << 16
 
@@ -48,9 +45,7 @@ def _check_reserved(db: str, head_txid: int, next_txid: int, txid: int) -> None:
 
 
 def stage_pages(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     config: EngineConfig,
     generation: int,
     txid: int | None,
@@ -62,7 +57,8 @@ def stage_pages(
     Staged bytes count in ``storage_used`` (and against the quota) from this moment; a
     repeated ``seq`` replaces what that seq staged before.
     """
-    head = read_head(tr, db, keys)
+    db, keys = ledger.db, ledger.keys
+    head = ledger.read_head()
     check_generation(db, head, generation)
     if not 0 <= seq < MAX_SEQ:
         raise InvalidRequest(f"stage seq {seq} is out of range 0..{MAX_SEQ - 1}")
@@ -83,54 +79,49 @@ def stage_pages(
     # CommitTooLarge makes the client split this one, before anything is written.
     key_len = len(keys.delta_chunk(txid, 0, 0))
     needed = (
-        tr.size
-        + sum(blob_size(p, key_len, tr.limits.max_value_bytes) for p in parts)
+        ledger.size
+        + sum(blob_size(p, key_len, ledger.limits.max_value_bytes) for p in parts)
         + len(ordered) * 4
         + len(parts) * (len(keys.stage(txid, 0)) + 8)
         + TRANSACTION_OVERHEAD
     )
-    if needed > tr.limits.max_transaction_bytes:
-        raise CommitTooLarge(needed, tr.limits.max_transaction_bytes)
+    if needed > ledger.limits.max_transaction_bytes:
+        raise CommitTooLarge(needed, ledger.limits.max_transaction_bytes)
     first, end = seq << 16, (seq + 1) << 16
-    used = head.storage_used - _drop_staged(tr, keys, txid, first, end)
-    chunk = tr.limits.max_value_bytes
+    _drop_staged(ledger, txid, first, end)
     step = config.part_pages
     for k, data in enumerate(parts):
         part = first | k
-        part_used = write_blob(tr, partial(keys.delta_chunk, txid, part), data, chunk)
+        part_used = ledger.put_blob(partial(keys.delta_chunk, txid, part), data)
         manifest_key = keys.stage(txid, part)
         row = manifest(manifest_key, part_used, [p for p, _ in ordered[k * step : (k + 1) * step]])
-        tr.set(manifest_key, row)
-        used += part_used + len(manifest_key) + len(row)
-    check_quota(db, head, used)
-    tr.set(keys.meta, head.with_changes(next_txid=next_txid, storage_used=used).encode())
+        ledger.put(manifest_key, row)
+    ledger.write_head(head.with_changes(next_txid=next_txid), check_quota=True, staged=True)
     return txid, len(parts)
 
 
-def _drop_staged(tr: Transaction, keys: DbKeys, txid: int, first: int, end: int) -> int:
-    """Remove staged parts ``[first, end)`` of ``txid``; returns the bytes they occupied."""
-    freed = 0
-    for key, value in tr.get_range(*keys.stage_parts_range(txid, first, end)):
-        part_used, _ = read_manifest(keys, key, value)
-        freed += part_used + len(key) + len(value)
-    if freed:
-        tr.clear_range(*keys.stage_parts_range(txid, first, end))
-        tr.clear_range(*keys.delta_parts_range(txid, first, end))
-    return freed
+def _drop_staged(ledger: Ledger, txid: int, first: int, end: int) -> None:
+    """Remove staged parts ``[first, end)`` of ``txid`` (what this seq staged before)."""
+    keys = ledger.keys
+    rows = ledger.get_range(*keys.stage_parts_range(txid, first, end), point="read_staged")
+    if rows:
+        chunks = sum(read_manifest(keys, key, value)[0] for key, value in rows)  # all checked
+        ledger.drop_range(keys.stage_parts_range(txid, first, end), rows)
+        ledger.drop_counted_range(keys.delta_parts_range(txid, first, end), chunks)
 
 
-def _staged(tr: Transaction, keys: DbKeys, txid: int) -> Iterator[tuple[int, int, int, list[int]]]:
-    """(part, chunk bytes, manifest bytes, page numbers) of each staged part of ``txid``."""
-    for key, value in tr.get_range(*keys.stage_range(txid)):
-        _, part = keys.stage_txid_part(key)
-        used, pgnos = read_manifest(keys, key, value)
-        yield part, used, len(key) + len(value), pgnos
+def _staged(
+    rows: list[tuple[bytes, bytes]], ledger: Ledger
+) -> Iterator[tuple[int, int, list[int]]]:
+    """(part, chunk bytes, page numbers) of each staging manifest row."""
+    for key, value in rows:
+        _, part = ledger.keys.stage_txid_part(key)
+        used, pgnos = read_manifest(ledger.keys, key, value)
+        yield part, used, pgnos
 
 
 def finalize(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     config: EngineConfig,
     cache: PidxCache,
     generation: int,
@@ -139,10 +130,9 @@ def finalize(
     db_size_pages: int,
     commit_id: bytes,
 ) -> CommitOutcome:
+    db, keys = ledger.db, ledger.keys
     head, applied = fence_commit(
-        tr,
-        db,
-        keys,
+        ledger,
         config,
         generation,
         expected_head_txid,
@@ -153,14 +143,13 @@ def finalize(
     if applied:
         return CommitOutcome(head, None, already_applied=True)
     _check_reserved(db, head.head_txid, head.next_txid, txid)
-    staged = list(_staged(tr, keys, txid))
-    if not staged:
+    manifests = ledger.get_range(*keys.stage_range(txid), point="read_staged")
+    if not manifests:
         raise InvalidRequest(f"nothing is staged for txid {txid} of database {db!r}")
     located: dict[int, tuple[int, int]] = {}
-    delta_bytes = manifest_bytes = 0
-    for part, part_used, manifest_size, pgnos in staged:
+    delta_bytes = 0
+    for part, part_used, pgnos in list(_staged(manifests, ledger)):  # all checked first
         delta_bytes += part_used
-        manifest_bytes += manifest_size
         for pgno in pgnos:
             located[pgno] = (txid, part)
     top = max(located)
@@ -168,25 +157,24 @@ def finalize(
         raise InvalidRequest(
             f"page {top} was staged but is above the stated database size of {db_size_pages}"
         )
-    pidx = dict(cache.rows_for(tr, db, keys, head))
-    # The staged chunks are counted already; their manifests go now.
-    freed, shards_removed = shrink(tr, keys, head, db_size_pages, pidx)
-    used = head.storage_used - manifest_bytes - freed
-    used += set_pidx_rows(tr, keys, pidx, located)
-    used += record_delta(tr, keys, txid, delta_bytes)
-    check_quota(
-        db, head, used, db_size_pages=db_size_pages, pages=len(located), delta_bytes=delta_bytes
+    pidx = dict(cache.rows_for(ledger, db, keys, head))
+    # The staged chunks are counted already (they become the delta); their manifests go now.
+    shards_removed = shrink(ledger, head, db_size_pages, pidx)  # checks before it writes
+    ledger.drop_range(keys.stage_range(txid), manifests)
+    set_pidx_rows(ledger, pidx, located)
+    record_delta(ledger, txid, delta_bytes)
+    new_head = ledger.write_head(
+        head.with_changes(
+            head_txid=txid,
+            db_size_pages=db_size_pages,
+            last_commit_id=commit_id,
+            delta_bytes=head.delta_bytes + delta_bytes,
+            delta_count=head.delta_count + 1,
+            pidx_count=len(pidx),
+            shard_count=head.shard_count - shards_removed,
+        ),
+        check_quota=True,
+        pages=len(located),
+        delta_bytes=delta_bytes,
     )
-    tr.clear_range(*keys.stage_range(txid))
-    new_head = head.with_changes(
-        head_txid=txid,
-        db_size_pages=db_size_pages,
-        storage_used=used,
-        last_commit_id=commit_id,
-        delta_bytes=head.delta_bytes + delta_bytes,
-        delta_count=head.delta_count + 1,
-        pidx_count=len(pidx),
-        shard_count=head.shard_count - shards_removed,
-    )
-    tr.set(keys.meta, new_head.encode())
-    return CommitOutcome(new_head, pidx, pages=len(located))
+    return CommitOutcome(new_head, freeze(pidx), pages=len(located))

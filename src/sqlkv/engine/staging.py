@@ -1,8 +1,8 @@
-"""Staging manifests: one row per staged LTX part (its stored bytes and page numbers), and
-dropping staged parts that no commit will finalize.
+"""Staging manifests: one sealed row per staged LTX part (its stored bytes and page numbers),
+and dropping staged parts that no commit will finalize.
 
 Staged parts count in ``storage_used`` from the moment they are staged, so dropping them
-returns their bytes (chunks and manifest) to the caller's accounting.
+returns their bytes (chunks, as the manifest recorded them, and the manifest) to the ledger.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.seal import corrupt, seal, unseal
-from sqlkv.store import Transaction
 
 
 def manifest(key: bytes, used: int, pgnos: list[int]) -> bytes:
@@ -29,23 +29,17 @@ def read_manifest(keys: DbKeys, key: bytes, value: bytes) -> tuple[int, list[int
     return used, list(struct.unpack_from(f">{count}I", raw, 8))
 
 
-def staged_bytes(keys: DbKeys, key: bytes, value: bytes) -> int:
-    """Bytes a staged part occupies (its chunks and its manifest), from its manifest row."""
-    part_used, _ = read_manifest(keys, key, value)
-    return part_used + len(key) + len(value)
-
-
-def drop_staged_rows(tr: Transaction, keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> int:
-    """Remove the staged parts named by these manifest rows; returns the bytes freed."""
-    freed = sum(staged_bytes(keys, key, value) for key, value in rows)  # all checked first
-    for key, _ in rows:
-        txid, part = keys.stage_txid_part(key)
-        tr.clear_range(*keys.delta_part_range(txid, part))
+def drop_staged_rows(ledger: Ledger, rows: list[tuple[bytes, bytes]]) -> None:
+    """Remove the staged parts named by ``rows``: every manifest of the database (all are
+    checked before anything is cleared)."""
+    keys = ledger.keys
+    parts = [(keys.stage_txid_part(key), read_manifest(keys, key, value)[0]) for key, value in rows]
+    for (txid, part), part_used in parts:
+        ledger.drop_counted_range(keys.delta_part_range(txid, part), part_used)
     if rows:
-        tr.clear_range(*keys.stage_range())
-    return freed
+        ledger.drop_range(keys.stage_range(), rows)
 
 
-def drop_all_staged(tr: Transaction, keys: DbKeys) -> int:
-    """Remove every staged part of the database; returns the bytes freed."""
-    return drop_staged_rows(tr, keys, tr.get_range(*keys.stage_range()))
+def drop_all_staged(ledger: Ledger) -> None:
+    """Remove every staged part of the database."""
+    drop_staged_rows(ledger, ledger.get_range(*ledger.keys.stage_range(), point="read_staged"))

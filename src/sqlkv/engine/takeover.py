@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import CREATION_TXID, Head
-from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxMap, parse_rows
+from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import Location, PidxMap, freeze, parse_rows
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
-from sqlkv.store import Transaction
 
 
 @dataclass
@@ -38,55 +37,53 @@ class TakeoverOutcome:
 
 
 def open_database(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     config: EngineConfig,
     preload: Sequence[int],
     preload_bytes: int,
     create: bool,
 ) -> TakeoverOutcome:
-    raw = tr.get(keys.meta)
-    if raw is None:
+    db, keys = ledger.db, ledger.keys
+    old = ledger.read_head_if_any()
+    if old is None:
         if not create:
             raise DatabaseNotFound(db)
-        head = Head(
-            generation=1,
-            head_txid=CREATION_TXID,
-            next_txid=CREATION_TXID + 1,
-            materialized_txid=CREATION_TXID,
-            db_size_pages=0,
-            page_size=config.page_size,
-            shard_size=config.shard_size,
-            created_ms=int(time.time() * 1000),
-            storage_quota=config.default_quota_bytes,
-        )
-        head = head.with_changes(storage_used=len(keys.meta) + len(head.encode()))
         # Leftovers of an interrupted delete (META goes first) must not join the new head.
-        tr.clear_range(*keys.all_range())
-        tr.set(keys.meta, head.encode())
-        return TakeoverOutcome(head, {}, {}, created=True)
+        ledger.drop_uncounted_range(keys.all_range())
+        head = ledger.write_head(
+            Head(
+                generation=1,
+                head_txid=CREATION_TXID,
+                next_txid=CREATION_TXID + 1,
+                materialized_txid=CREATION_TXID,
+                db_size_pages=0,
+                page_size=config.page_size,
+                shard_size=config.shard_size,
+                created_ms=int(time.time() * 1000),
+                storage_quota=config.default_quota_bytes,
+            )
+        )
+        return TakeoverOutcome(head, {}, freeze({}), created=True)
 
-    old = Head.decode(raw, db)
     orphans = 0
-    used = old.storage_used
     # One round trip: staging manifests, any DELTA above head, and the PIDX rows.
-    staged, above, pidx_rows = tr.get_ranges(
+    staged, above, pidx_rows = ledger.get_ranges(
         [
             (*keys.stage_range(), 0, False),
             (*keys.deltas_from(old.head_txid + 1), 1, False),
             (*keys.pidx_range(), 0, False),
-        ]
+        ],
+        point="read_leftovers",
     )
     # Staged parts (manifest + DELTA chunks) that were never finalized belong to no commit.
-    used -= drop_staged_rows(tr, keys, staged)
+    drop_staged_rows(ledger, staged)
     orphans += len(staged)
     # Any other DELTA above head was never committed (nor counted: it has no manifest).
     if above:
         orphans += 1
-        tr.clear_range(*keys.deltas_from(old.head_txid + 1))
+        ledger.drop_uncounted_range(keys.deltas_from(old.head_txid + 1))
     pidx = parse_rows(keys, old, pidx_rows)
-    dangling = _dangling_rows(tr, keys, pidx)
+    dangling = _dangling_rows(ledger, pidx)
     if dangling:
         txid, part = pidx[dangling[0]]
         raise CorruptionError(
@@ -97,23 +94,26 @@ def open_database(
             "parts that are missing from the store",
         )
 
-    head = old.with_changes(generation=old.generation + 1, storage_used=used)
-    tr.set(keys.meta, head.encode())
+    head = ledger.write_head(old.with_changes(generation=old.generation + 1))
 
     wanted = [1] + [p for p in check_pgnos(preload) if p != 1]
     budget = max(1, preload_bytes // head.page_size)
     wanted = [p for p in wanted if p <= head.db_size_pages][:budget]
-    pages = PageSource(keys, head, pidx).read(tr, wanted) if wanted else {}
+    frozen = freeze(pidx)
+    pages = PageSource(keys, head, frozen).read(ledger, wanted, "read_pages") if wanted else {}
     return TakeoverOutcome(
-        head, {p: v for p, v in pages.items() if v is not None}, pidx, orphans_removed=orphans
+        head, {p: v for p, v in pages.items() if v is not None}, frozen, orphans_removed=orphans
     )
 
 
-def _dangling_rows(tr: Transaction, keys: DbKeys, pidx: PidxMap) -> list[int]:
+def _dangling_rows(ledger: Ledger, pidx: dict[int, Location]) -> list[int]:
     """PIDX rows whose DELTA part has no first chunk."""
     locations = sorted(set(pidx.values()))
     if not locations:
         return []
-    firsts = tr.get_many([keys.delta_chunk(t, p, 0) for t, p in locations], snapshot=True)
+    keys = ledger.keys
+    firsts = ledger.get_many(
+        [keys.delta_chunk(t, p, 0) for t, p in locations], snapshot=True, point="check_deltas"
+    )
     missing = {loc for loc, v in zip(locations, firsts, strict=True) if v is None}
     return [pgno for pgno, loc in pidx.items() if loc in missing]

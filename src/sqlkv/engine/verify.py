@@ -86,7 +86,7 @@ class VerifyReport:
 
 def verify_database(tr: Transaction, keys: DbKeys) -> VerifyReport:
     """Check database ``keys.name`` in ``tr``'s snapshot (``DatabaseNotFound`` if no META)."""
-    raw = tr.get(keys.meta, snapshot=True)
+    raw = tr.get(keys.meta, snapshot=True, point="read_meta")
     if raw is None:
         raise DatabaseNotFound(keys.name)
     head: Head | None
@@ -151,7 +151,7 @@ class _Scan:
     def _rows(self) -> Iterator[tuple[bytes, bytes]]:
         begin, end = self.keys.all_range()
         while True:
-            rows = self.tr.get_range(begin, end, limit=SCAN_ROWS, snapshot=True)
+            rows = self.tr.get_range(begin, end, limit=SCAN_ROWS, snapshot=True, point="scan")
             yield from rows
             if len(rows) < SCAN_ROWS:
                 return

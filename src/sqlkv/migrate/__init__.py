@@ -196,7 +196,7 @@ def migrate_v1_to_v2(
         raise ConfigError(f"batch_pages must be within 1..{MAX_BATCH_PAGES}, got {batch_pages!r}")
     start = time.perf_counter()
     run = _Migration(name, store, engine, batch_pages, progress or _ignore)
-    survey = store.transact(lambda tr: read_survey(tr, name, snapshot=True))
+    survey = store.transact(lambda tr: read_survey(tr, name, snapshot=True), name="migrate.survey")
     action = survey.action(name)
 
     if action is Action.DONE:
@@ -256,7 +256,12 @@ def _report(
     rolled_back = survey.journal and outcome is not Outcome.ALREADY_DONE
     if rolled_back:
         rolled_back = (
-            run.store.transact(lambda tr: tr.get(FileKeys(run.name, "journal").meta, snapshot=True))
+            run.store.transact(
+                lambda tr: tr.get(
+                    FileKeys(run.name, "journal").meta, snapshot=True, point="read_meta"
+                ),
+                name="migrate.journal",
+            )
             is None
         )
     return MigrationReport(

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlkv.engine import EngineApi
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.engine.stage import MAX_SEQ
 from sqlkv.errors import CommitTooLarge, MigrationError
-from sqlkv.migrate.source import LOCK_PAGE, PAGE_SIZE, ZERO_PAGE, Digests, source_batches
+from sqlkv.migrate.source import LOCK_PAGE, ZERO_PAGE, Digests, source_batches
 from sqlkv.migrate.state import MigrationRecord, Progress
 from sqlkv.store import Store
 

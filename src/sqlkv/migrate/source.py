@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import apsw
 
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.errors import ConfigError, MigrationError
 from sqlkv.ltx import lock_pgno
 from sqlkv.migrate.state import MigrationRecord, Progress, now_ms
@@ -18,7 +19,6 @@ from sqlkv.store import Store, Transaction
 from sqlkv.vfs.v1 import connect_v1
 from sqlkv.vfs.v1.keys import CHUNK_SIZE, ROLES, FileKeys, migration_state_key
 
-PAGE_SIZE = 4096
 LOCK_PAGE = lock_pgno(PAGE_SIZE)
 ZERO_PAGE = bytes(PAGE_SIZE)
 
@@ -68,9 +68,9 @@ def source_batches(
         chunk_keys = [keys.chunk(p - 1) for p in range(first, min(first + batch_pages, pages + 1))]
 
         def read(tr: Transaction, chunk_keys: list[bytes] = chunk_keys) -> list[bytes | None]:
-            return tr.get_many(chunk_keys, snapshot=True)
+            return tr.get_many(chunk_keys, snapshot=True, point="read_chunks")
 
-        values = store.transact(read)
+        values = store.transact(read, name="migrate.read_source")
         pgnos = range(first, first + len(values))
         batch = []
         for pgno, value in zip(pgnos, values, strict=True):
@@ -132,7 +132,7 @@ def delete_v1_files(
             tr.clear_range(*FileKeys(name, role).chunks_from(0))
         tr.set(migration_state_key(name), deleted.encode())
 
-    store.transact(clear_meta)
-    store.transact(clear_chunks)
+    store.transact(clear_meta, name="migrate.delete_meta")
+    store.transact(clear_chunks, name="migrate.delete_chunks")
     progress("delete", 1, 1)
     return deleted

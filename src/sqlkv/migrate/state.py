@@ -144,6 +144,7 @@ def read_survey(tr: Transaction, name: str, *, snapshot: bool) -> Survey:
             migration_state_key(name),
         ],
         snapshot=snapshot,
+        point="read_state",
     )
     try:
         size = None if meta is None else decode_size(meta)
@@ -190,7 +191,7 @@ def claim(
             tr.clear_range(*DbKeys(name).all_range())
         tr.set(migration_state_key(name), record.encode())
 
-    store.transact(claim_it)
+    store.transact(claim_it, name="migrate.claim")
     return record
 
 
@@ -202,7 +203,7 @@ def record_done(
     key = migration_state_key(name)
 
     def mark(tr: Transaction) -> None:
-        raw = tr.get(key)
+        raw = tr.get(key, point="read_record")
         if raw is None or MigrationRecord.decode(raw).commit_id != record.commit_id:
             raise ConfigError(
                 f"the migration record of {name!r} changed under this migration "
@@ -211,7 +212,7 @@ def record_done(
         tr.set(key, done.encode())
 
     progress("record", 0, 1)
-    store.transact(mark)
+    store.transact(mark, name="migrate.record_done")
     progress("record", 1, 1)
     return done
 
@@ -221,10 +222,10 @@ def undo(store: Store, name: str, record: MigrationRecord) -> None:
     keys = DbKeys(name)
 
     def remove(tr: Transaction) -> None:
-        raw = tr.get(keys.meta)
+        raw = tr.get(keys.meta, point="read_meta")
         if raw is not None and Head.decode(raw, name).last_commit_id != record.commit_id:
             return  # someone committed since: not ours to remove
         tr.clear_range(*keys.all_range())
         tr.clear(migration_state_key(name))
 
-    store.transact(remove)
+    store.transact(remove, name="migrate.undo")

@@ -71,6 +71,7 @@ from sqlkv.errors import (
     ServerShuttingDown,
     TransportError,
 )
+from sqlkv.retry import backoff
 from sqlkv.server.node import Lost, Node, NodeConnection, parse_engine_url
 from sqlkv.server.protocol import (
     DEFAULT_MAX_FRAME,
@@ -342,7 +343,7 @@ class RemoteEngine:
                 self.stats.failovers += 1
         if attempt % len(self.nodes) == 0:  # every node failed once more: back off
             rounds = attempt // len(self.nodes)
-            time.sleep(min(self.max_backoff_s, self.backoff_s * 2 ** (rounds - 1)))
+            time.sleep(backoff(rounds, self.backoff_s, self.max_backoff_s))
 
     # ------------------------------------------------------------------ stalls
 

@@ -35,7 +35,6 @@ from sqlkv.errors import (
     DatabaseNotFound,
     EngineError,
     FenceMismatch,
-    InjectedFault,
     InvalidDatabaseName,
     InvalidRequest,
     LimitExceeded,
@@ -73,7 +72,7 @@ CODES: dict[int, type[SqlkvError]] = {
     25: StoreUnavailable,
     26: CommitUnknown,
     27: NotSupported,
-    28: InjectedFault,
+    # 28: retired (was a test-only error); never reuse it
     # 40..59: LTX and the engine
     40: LtxError,
     41: EngineError,

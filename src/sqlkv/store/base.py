@@ -18,7 +18,6 @@ Values are stored and returned byte for byte: no layer here looks inside them.
 from __future__ import annotations
 
 import bisect
-import random
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -29,6 +28,8 @@ from typing import TypeVar
 from sortedcontainers import SortedDict
 
 from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, StoreError
+from sqlkv.retry import backoff
+from sqlkv.store.faults import APPLY, point_name
 from sqlkv.store.ranges import (
     KeyRange,
     RangeRead,
@@ -66,8 +67,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to sleep after failed attempt number ``attempt`` (1-based), with full jitter."""
-        ceiling = min(self.max_backoff_s, self.initial_backoff_s * (2 ** (attempt - 1)))
-        return random.uniform(0, ceiling)
+        return backoff(attempt, self.initial_backoff_s, self.max_backoff_s, jitter=True)
 
 
 @dataclass
@@ -137,17 +137,23 @@ class Snapshot(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the snapshot (called exactly once, after commit or on abandon)."""
 
+    def at(self, point: str) -> None:  # noqa: B027 - optional hook
+        """The fault point name of the next driver call ("" when unnamed); only the memory
+        store uses it (``sqlkv.store.faults``)."""
+
 
 class Transaction:
     """One attempt at a transaction. Use ``Store.transact`` rather than making these.
 
     Writes are buffered until ``commit``; reads see them. A read is *serializable*
-    (joins the read-conflict set) unless ``snapshot=True`` is passed.
+    (joins the read-conflict set) unless ``snapshot=True`` is passed. ``name`` and each
+    read's ``point`` name the store operations for fault injection (``sqlkv.store.faults``).
     """
 
-    def __init__(self, store: Store, snapshot: Snapshot) -> None:
+    def __init__(self, store: Store, snapshot: Snapshot, name: str = "") -> None:
         self._store = store
         self._snap = snapshot
+        self.name = name
         self._limits = store.limits
         self._writes: SortedDict = SortedDict()  # key -> value, or None for a cleared key
         self._cleared: list[KeyRange] = []  # sorted, coalesced
@@ -160,7 +166,7 @@ class Transaction:
 
     # ------------------------------------------------------------------ reads
 
-    def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+    def get(self, key: bytes, *, snapshot: bool = False, point: str = "") -> bytes | None:
         self._check_open()
         self._check_key(key)
         if not snapshot:
@@ -170,11 +176,14 @@ class Transaction:
         if self._in_cleared(key):
             return None
         self._stats.round_trips += 1
+        self._snap.at(point_name(self.name, point))
         value = self._snap.get(key)
         self._count_read([value])
         return value
 
-    def get_many(self, keys: Sequence[bytes], *, snapshot: bool = False) -> list[bytes | None]:
+    def get_many(
+        self, keys: Sequence[bytes], *, snapshot: bool = False, point: str = ""
+    ) -> list[bytes | None]:
         """Values of ``keys`` in order (``None`` for an absent key), in one round trip."""
         self._check_open()
         result: list[bytes | None] = [None] * len(keys)
@@ -189,6 +198,7 @@ class Transaction:
                 missing.append(i)
         if missing:
             self._stats.round_trips += 1
+            self._snap.at(point_name(self.name, point))
             values = self._snap.get_many([keys[i] for i in missing])
             self._count_read(values)
             for i, value in zip(missing, values, strict=True):
@@ -203,6 +213,7 @@ class Transaction:
         limit: int = 0,
         reverse: bool = False,
         snapshot: bool = False,
+        point: str = "",
     ) -> list[tuple[bytes, bytes]]:
         """Pairs with ``begin <= key < end`` in key order (descending if ``reverse``).
 
@@ -216,13 +227,13 @@ class Transaction:
         self._check_key(end)
         if begin >= end:
             return []
-        result = self._merged_range(begin, end, limit, reverse)
+        result = self._merged_range(begin, end, limit, reverse, point)
         if not snapshot:
             self._read_ranges.append(range_read(begin, end, limit, reverse, result))
         return result
 
     def get_ranges(
-        self, ranges: Sequence[RangeRead], *, snapshot: bool = False
+        self, ranges: Sequence[RangeRead], *, snapshot: bool = False, point: str = ""
     ) -> list[list[tuple[bytes, bytes]]]:
         """Several ``get_range`` reads, ``(begin, end, limit, reverse)`` each, in one round
         trip when none of them overlaps this transaction's own writes."""
@@ -236,10 +247,12 @@ class Transaction:
             return []
         if any(self._touched(b, e) for b, e, _, _ in ranges):
             return [
-                self.get_range(b, e, limit=n, reverse=r, snapshot=snapshot) for b, e, n, r in ranges
+                self.get_range(b, e, limit=n, reverse=r, snapshot=snapshot, point=point)
+                for b, e, n, r in ranges
             ]
         wanted = [(b, e, n, r) for b, e, n, r in ranges if b < e]
         self._stats.round_trips += 1
+        self._snap.at(point_name(self.name, point))
         answers = iter(self._snap.get_ranges(wanted))
         out: list[list[tuple[bytes, bytes]]] = []
         for begin, end, limit, reverse in ranges:
@@ -257,7 +270,7 @@ class Transaction:
         return any(b < end and begin < e for b, e in self._cleared)
 
     def _merged_range(
-        self, begin: bytes, end: bytes, limit: int, reverse: bool
+        self, begin: bytes, end: bytes, limit: int, reverse: bool, point: str
     ) -> list[tuple[bytes, bytes]]:
         """Driver rows in the range overlaid with this transaction's own writes."""
         local = [
@@ -273,6 +286,7 @@ class Transaction:
             batch_limit = limit + len(local) if limit else 0
             if lo < hi:
                 self._stats.round_trips += 1
+                self._snap.at(point_name(self.name, point))
                 rows = self._snap.get_range(lo, hi, batch_limit, reverse)
                 self._count_read([v for _, v in rows])
             else:
@@ -358,6 +372,7 @@ class Transaction:
                     size=self._size,
                 )
                 self._stats.round_trips += 1
+                self._snap.at(point_name(self.name, APPLY))
                 self._snap.commit(request)
                 self._stats.writes += self._writes_count
                 self._stats.bytes_written += self._size
@@ -431,15 +446,22 @@ class Store(ABC):
     @abstractmethod
     def _open_snapshot(self) -> Snapshot: ...
 
-    def begin(self) -> Transaction:
+    def begin(self, name: str = "") -> Transaction:
         """Start one transaction attempt (for tests and tools; prefer ``transact``)."""
-        return Transaction(self, self._open_snapshot())
+        return Transaction(self, self._open_snapshot(), name)
 
-    def transact(self, fn: Callable[[Transaction], T], *, max_attempts: int | None = None) -> T:
+    def transact(
+        self,
+        fn: Callable[[Transaction], T],
+        *,
+        max_attempts: int | None = None,
+        name: str = "",
+    ) -> T:
         """Run ``fn(tr)`` and commit, retrying retryable errors with backoff.
 
         ``fn`` may run several times, so it must not have side effects outside ``tr``.
-        Raises ``RetriesExhausted`` after the bounded number of attempts.
+        Raises ``RetriesExhausted`` after the bounded number of attempts. ``name`` names the
+        transaction's store operations as fault points (``sqlkv.store.faults``).
         """
         if max_attempts is not None and max_attempts < 1:
             raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -448,7 +470,7 @@ class Store(ABC):
         for attempt in range(1, attempts + 1):
             tr: Transaction | None = None
             try:
-                tr = self.begin()
+                tr = self.begin(name)
                 result = fn(tr)
                 tr.commit()
                 return result

@@ -6,8 +6,8 @@ finds them: each commit's write ranges are logged with its version, and a commit
 read ranges overlap a write logged after its read version is refused.
 
 For tests it adds injected latency and jitter (per round trip), an operation log, and a
-fault plan: fail the Nth store operation, crash before or after a commit point, and
-snapshot/restore of the whole store.
+fault plan (``sqlkv.store.faults``): fail or crash at a named store operation, before or
+after a commit point, and snapshot/restore of the whole store.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from operator import itemgetter
 
 from sortedcontainers import SortedDict
 
-from sqlkv.errors import ConflictError, InjectedFault, SimulatedCrash
+from sqlkv.errors import ConflictError
 from sqlkv.store.base import (
     CommitRequest,
     Limits,
@@ -31,6 +32,7 @@ from sqlkv.store.base import (
     Snapshot,
     Store,
 )
+from sqlkv.store.faults import FaultPlan, SimulatedCrash, check_registered
 from sqlkv.store.ranges import KeyRange, RangeRead, ranges_intersect
 
 History = list[tuple[int, bytes | None]]
@@ -38,58 +40,13 @@ History = list[tuple[int, bytes | None]]
 
 @dataclass
 class OpRecord:
-    """One driver operation: its sequence number from the store's start, name and detail."""
+    """One driver operation: its sequence number from the store's start, name and detail,
+    and its fault point name ("" when the caller did not name it)."""
 
     seq: int
-    op: str  # "get", "get_many", "get_range", "commit"
+    op: str  # "get", "get_many", "get_range", "get_ranges", "commit"
     detail: str = ""
-
-
-@dataclass
-class FaultPlan:
-    """Faults armed against future operations, counted from when they are armed.
-
-    ``fail_nth(n)``: the n-th operation from now raises ``InjectedFault`` (retryable).
-    ``crash_nth(n, after_commit=...)``: the n-th operation raises ``SimulatedCrash``; when
-    that operation is a commit, ``after_commit=True`` applies it first (the commit point
-    passed, the answer is lost), ``False`` crashes before it.
-    """
-
-    _fail_at: int | None = None
-    _crash_at: int | None = None
-    _crash_after_commit: bool = False
-    _seen: int = 0
-    fired: list[str] = field(default_factory=list)
-
-    def fail_nth(self, n: int) -> None:
-        self._fail_at, self._seen = n, 0
-
-    def crash_nth(self, n: int, *, after_commit: bool = False) -> None:
-        self._crash_at, self._crash_after_commit, self._seen = n, after_commit, 0
-
-    def clear(self) -> None:
-        self._fail_at = self._crash_at = None
-        self._seen = 0
-
-    @property
-    def armed(self) -> bool:
-        return self._fail_at is not None or self._crash_at is not None
-
-    def _next(self, op: str) -> str | None:
-        """Count one operation; say which fault fires on it: 'fail', 'crash', 'crash-after'."""
-        if not self.armed:
-            return None
-        self._seen += 1
-        if self._fail_at == self._seen:
-            self._fail_at = None
-            self.fired.append(f"fail {op} #{self._seen}")
-            return "fail"
-        if self._crash_at == self._seen:
-            self._crash_at = None
-            after = self._crash_after_commit and op == "commit"
-            self.fired.append(f"crash {'after' if after else 'before'} {op} #{self._seen}")
-            return "crash-after" if after else "crash"
-        return None
+    point: str = ""
 
 
 class MemoryStore(Store):
@@ -156,6 +113,20 @@ class MemoryStore(Store):
             self._log.append((v, [(b"", b"\xff" * (self.limits.max_key_bytes + 1))]))
             self._prune()
 
+    @contextmanager
+    def recording(self) -> Iterator[list[OpRecord]]:
+        """Log the driver operations of the ``with`` body into the list it yields."""
+        before, self.record_ops = self.record_ops, True
+        first = len(self.ops)
+        log: list[OpRecord] = []
+        try:
+            yield log
+        finally:
+            log.extend(self.ops[first:])
+            self.record_ops = before
+            if not before:
+                del self.ops[first:]
+
     def stored_bytes(self, begin: bytes = b"", end: bytes | None = None) -> int:
         """Sum of key and value bytes of the live keys in ``[begin, end)``."""
         with self._lock:
@@ -168,20 +139,25 @@ class MemoryStore(Store):
 
     # ------------------------------------------------------------------ internals
 
-    def _round_trip(self, op: str, detail: str) -> str | None:
-        """Account for one driver operation: log, latency, injected faults."""
+    def _round_trip(self, op: str, detail: str, point: str) -> bool:
+        """Account for one driver operation: log, latency, injected faults. Returns True
+        when a crash is armed right after this (commit) operation."""
+        check_registered(point)
         with self._lock:
             self.op_count += 1
             if self.record_ops:
-                self.ops.append(OpRecord(self.op_count, op, detail))
-            fault = self.faults._next(op)
+                self.ops.append(OpRecord(self.op_count, op, detail, point))
+            fault = self.faults.reach(point) if point else None
         if self.latency_s or self.jitter_s:
             time.sleep(self.latency_s + random.uniform(0, self.jitter_s))
-        if fault == "fail":
-            raise InjectedFault(f"injected failure of {op} (fault plan); retry the transaction")
-        if fault == "crash":
-            raise SimulatedCrash(f"{op} #{self.op_count}")
-        return fault
+        if fault is None:
+            return False
+        kind, at, error = fault
+        if kind == "fail":
+            raise error(f"injected failure at {point} (fault plan); retry the transaction")
+        if not at.after_commit:
+            raise SimulatedCrash(str(at))
+        return True
 
     def _read(self, key: bytes, rv: int) -> bytes | None:
         hist: History | None = self._hist.get(key)
@@ -261,21 +237,27 @@ class _MemorySnapshot(Snapshot):
         self._store = store
         self._rv = read_version
         self._closed = False
+        self._point = ""
+
+    def at(self, point: str) -> None:
+        self._point = point
 
     def get(self, key: bytes) -> bytes | None:
-        self._store._round_trip("get", repr(key))
+        self._store._round_trip("get", repr(key), self._point)
         with self._store._lock:
             return self._store._read(key, self._rv)
 
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:  # type: ignore[override]
-        self._store._round_trip("get_many", f"{len(keys)} keys")
+        self._store._round_trip("get_many", f"{len(keys)} keys", self._point)
         with self._store._lock:
             return [self._store._read(k, self._rv) for k in keys]
 
     def get_range(
         self, begin: bytes, end: bytes, limit: int, reverse: bool
     ) -> list[tuple[bytes, bytes]]:
-        self._store._round_trip("get_range", f"{begin!r}..{end!r} limit={limit} rev={reverse}")
+        self._store._round_trip(
+            "get_range", f"{begin!r}..{end!r} limit={limit} rev={reverse}", self._point
+        )
         return self._range(begin, end, limit, reverse)
 
     def _range(
@@ -293,14 +275,15 @@ class _MemorySnapshot(Snapshot):
         return out
 
     def get_ranges(self, ranges: Sequence[RangeRead]) -> list[list[tuple[bytes, bytes]]]:
-        self._store._round_trip("get_ranges", f"{len(ranges)} ranges")
+        self._store._round_trip("get_ranges", f"{len(ranges)} ranges", self._point)
         return [self._range(*r) for r in ranges]
 
     def commit(self, request: CommitRequest) -> None:
-        fault = self._store._round_trip("commit", f"{len(request.writes)} writes")
+        point = self._point
+        crash_after = self._store._round_trip("commit", f"{len(request.writes)} writes", point)
         self._store._commit(self._rv, request)
-        if fault == "crash-after":
-            raise SimulatedCrash("after commit")
+        if crash_after:
+            raise SimulatedCrash(f"after {point} (the commit applied, its answer is lost)")
 
     def close(self) -> None:
         if not self._closed:

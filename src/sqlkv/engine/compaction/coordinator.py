@@ -68,6 +68,7 @@ class CompactionCoordinator:
         self.config = config or CompactionConfig()
         self.config.validate()
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="sqlkv-compact")
+        # Guards the three fields below: commit threads, workers and the idle timer share them.
         self._lock = threading.Lock()
         self._running: set[str] = set()
         self._again: set[str] = set()
@@ -80,7 +81,8 @@ class CompactionCoordinator:
 
     def notify(self, db: str, head: Head) -> None:
         """Called after every commit: wake the worker when a threshold is crossed."""
-        self._last_commit[db] = time.monotonic()
+        with self._lock:
+            self._last_commit[db] = time.monotonic()
         cfg = self.config
         if (
             head.delta_count >= cfg.delta_count_threshold
@@ -123,7 +125,8 @@ class CompactionCoordinator:
                         return
                     self._again.discard(db)
         except DatabaseNotFound:
-            self._last_commit.pop(db, None)
+            with self._lock:
+                self._last_commit.pop(db, None)
         except SqlkvError as exc:
             log.warning(
                 "compaction failed for database %r: %s: %s (retried on the next commit)",
@@ -148,7 +151,9 @@ class CompactionCoordinator:
         period = self.config.idle_seconds
         while not self._stop.wait(period / 2):
             now = time.monotonic()
-            for db, last in list(self._last_commit.items()):
-                if now - last >= period:
-                    self._last_commit.pop(db, None)
-                    self.schedule(db)
+            with self._lock:
+                idle = [db for db, last in self._last_commit.items() if now - last >= period]
+                for db in idle:
+                    del self._last_commit[db]
+            for db in idle:
+                self.schedule(db)

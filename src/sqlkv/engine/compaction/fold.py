@@ -20,16 +20,16 @@ import struct
 from dataclasses import dataclass
 from functools import partial
 
-from sqlkv.engine.apply import check_generation, decode_shard, read_head
-from sqlkv.engine.blobs import encode_pages, read_blob, write_blob
+from sqlkv.engine.apply import check_generation, decode_shard
+from sqlkv.engine.blobs import encode_pages, read_blob
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.pidx import PidxCache, PidxMap, pidx_row_bytes
+from sqlkv.engine.ledger import Ledger, StoreReader
+from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, PidxCache, PidxMap, freeze
 from sqlkv.engine.seal import corrupt, unseal
 from sqlkv.errors import CorruptionError, LtxError
 from sqlkv.ltx import read_page, read_page_index
 from sqlkv.ltx.header import PageIndexEntry
-from sqlkv.store import Transaction
 
 
 @dataclass
@@ -49,18 +49,20 @@ class PassOutcome:
 class _DeltaReader:
     """Delta parts fetched once per pass, with their page index."""
 
-    def __init__(self, tr: Transaction, keys: DbKeys) -> None:
+    def __init__(self, tr: StoreReader, keys: DbKeys) -> None:
         self._tr = tr
         self._keys = keys
-        self._parts: dict[tuple[int, int], tuple[bytes, dict[int, PageIndexEntry]]] = {}
+        self._parts: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]] = {}
 
-    def page(self, pgno: int, loc: tuple[int, int]) -> bytes:
+    def page(self, pgno: int, loc: Location) -> bytes:
         where = f"txid {loc[0]} part {loc[1]}"
         name = self._keys.name
         entry = self._parts.get(loc)
         try:
             if entry is None:
-                blob = read_blob(self._tr, self._keys, self._keys.delta_part_range(*loc))
+                blob = read_blob(
+                    self._tr, self._keys, self._keys.delta_part_range(*loc), "read_delta"
+                )
                 if blob is None:
                     raise CorruptionError(
                         name, "DELTA", where, f"page {pgno}'s PIDX row names it; it is missing"
@@ -89,71 +91,70 @@ def _choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list
 
 
 def fold_pass(
-    tr: Transaction,
-    db: str,
-    keys: DbKeys,
+    ledger: Ledger,
     cache: PidxCache,
     shards_per_pass: int,
     expected_generation: int | None,
 ) -> PassOutcome:
-    head = read_head(tr, db, keys)
+    db, keys = ledger.db, ledger.keys
+    head = ledger.read_head()
     if expected_generation is not None:
         check_generation(db, head, expected_generation)
-    pidx = dict(cache.rows_for(tr, db, keys, head))
-    out = PassOutcome(head, pidx)
-    used = head.storage_used
-    chunk = tr.limits.max_value_bytes
-    deltas = _DeltaReader(tr, keys)
-    row_bytes = pidx_row_bytes(keys)
+    published = cache.rows_for(ledger, db, keys, head)
+    pidx = dict(published)
+    deltas = _DeltaReader(ledger, keys)
     shard_txid = max(2, head.head_txid)
+    shards_written = pages_folded = 0
     shard_count = head.shard_count
-    for sid, pgnos in _choose_shards(pidx, head.shard_size, shards_per_pass).items():
-        old = tr.get_range(*keys.shard_range(sid, sid + 1), snapshot=True)
+    for sid, pgnos in _choose_shards(published, head.shard_size, shards_per_pass).items():
+        shard = keys.shard_range(sid, sid + 1)
+        old = ledger.get_range(*shard, snapshot=True, point="read_shard")
         pages: dict[int, bytes] = {}
         if old:
-            used -= sum(len(k) + len(v) for k, v in old)
-            pages.update(decode_shard(keys, old).pages)
-            tr.clear_range(*keys.shard_range(sid, sid + 1))
+            pages.update(decode_shard(keys, old).pages)  # checked before it is cleared
+            ledger.drop_range(shard, old)
             shard_count -= 1
         for pgno in pgnos:
             pages[pgno] = deltas.page(pgno, pidx.pop(pgno))
-            tr.clear(keys.pidx(pgno))
-        used -= len(pgnos) * row_bytes
+            ledger.drop(keys.pidx(pgno), PIDX_VALUE_BYTES)
         kept = sorted((p, d) for p, d in pages.items() if p <= head.db_size_pages)
         if kept:
             blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size)
-            used += write_blob(tr, partial(keys.shard_chunk, sid), blob, chunk)
+            ledger.put_blob(partial(keys.shard_chunk, sid), blob)
             shard_count += 1
-        out.shards_written += 1
-        out.pages_folded += len(pgnos)
-        out.bytes_folded += len(pgnos) * head.page_size
+        shards_written += 1
+        pages_folded += len(pgnos)
 
     # Every delta older than the oldest one still referenced is dead.
     first_live = min((t for t, _ in pidx.values()), default=head.head_txid + 1)
-    freed_delta = 0
-    for key, value in tr.get_range(
-        *keys.delta_dir_range(head.materialized_txid + 1, first_live), snapshot=True
+    freed_delta = deleted = 0
+    for key, value in ledger.get_range(
+        *keys.delta_dir_range(head.materialized_txid + 1, first_live),
+        snapshot=True,
+        point="read_delta_dir",
     ):
         txid = keys.delta_dir_txid(key)
         payload = unseal(keys, key, value)
         if len(payload) != 8:
             raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
         (size,) = struct.unpack(">Q", payload)
-        tr.clear_range(*keys.delta_txid_range(txid))
-        tr.clear(key)
+        ledger.drop_counted_range(keys.delta_txid_range(txid), size)
+        ledger.drop_rows([(key, value)])
         freed_delta += size
-        used -= size + len(key) + len(value)
-        out.deltas_deleted += 1
+        deleted += 1
+    out = PassOutcome(
+        head, freeze(pidx), shards_written, pages_folded, deleted, pages_folded * head.page_size
+    )
     materialized = max(head.materialized_txid, first_live - 1)
     if out.changed or materialized != head.materialized_txid:
-        out.head = head.with_changes(
-            materialized_txid=materialized,
-            storage_used=used,
-            delta_bytes=head.delta_bytes - freed_delta,
-            delta_count=head.delta_count - out.deltas_deleted,
-            fold_epoch=head.fold_epoch + 1,
-            pidx_count=len(pidx),
-            shard_count=shard_count,
+        out.head = ledger.write_head(
+            head.with_changes(
+                materialized_txid=materialized,
+                delta_bytes=head.delta_bytes - freed_delta,
+                delta_count=head.delta_count - deleted,
+                fold_epoch=head.fold_epoch + 1,
+                pidx_count=len(pidx),
+                shard_count=shard_count,
+            )
         )
-        tr.set(keys.meta, out.head.encode())
     return out

@@ -69,9 +69,9 @@ class ChunkedFile:
 
             def fetch(tr: Transaction) -> bytes | None:
                 stats.store_reads += 1
-                return tr.get(self.keys.meta, snapshot=True)
+                return tr.get(self.keys.meta, snapshot=True, point="read_meta")
 
-            value = self._transact(fetch)
+            value = self._transact(fetch, "v1.load")
             if value is None:
                 self._exists, self._size = False, 0
             else:
@@ -114,10 +114,12 @@ class ChunkedFile:
 
         def get(tr: Transaction) -> list[bytes | None]:
             stats.store_reads += 1
-            return tr.get_many([self.keys.chunk(i) for i in indexes], snapshot=True)
+            return tr.get_many(
+                [self.keys.chunk(i) for i in indexes], snapshot=True, point="read_chunks"
+            )
 
         out = {}
-        for i, value in zip(indexes, self._transact(get), strict=True):
+        for i, value in zip(indexes, self._transact(get, "v1.read"), strict=True):
             data = self._content(i, value, size)
             stats.chunks_read += 1
             stats.bytes_read += len(data)
@@ -161,7 +163,7 @@ class ChunkedFile:
                 fetched: dict[int, bytes] = {}
                 if need:
                     stats.store_reads += 1
-                    values = tr.get_many([self.keys.chunk(i) for i in need])
+                    values = tr.get_many([self.keys.chunk(i) for i in need], point="read_chunks")
                     fetched = {
                         i: self._content(i, v, old) for i, v in zip(need, values, strict=True)
                     }
@@ -183,7 +185,7 @@ class ChunkedFile:
                 stats.store_commits += 1
                 return out
 
-            written = self._transact(apply)
+            written = self._transact(apply, "v1.write")
             self._size, self._exists = new, True
             for i, value in written.items():
                 stats.chunks_written += 1
@@ -208,7 +210,7 @@ class ChunkedFile:
                 tr.set(self.keys.meta, encode_size(size))
                 stats.store_commits += 1
 
-            self._transact(set_size)
+            self._transact(set_size, "v1.truncate_size")
             self._size = size
             self.cache.drop_from(count)
             cached = self.cache.peek(count - 1) if tail else None
@@ -220,7 +222,7 @@ class ChunkedFile:
                 tr.clear_range(*self.keys.chunks_from(count))
                 stats.store_commits += 1
 
-            self._transact(clear_past_end)
+            self._transact(clear_past_end, "v1.truncate_clear")
             if not tail:
                 return
             key = self.keys.chunk(count - 1)
@@ -229,12 +231,12 @@ class ChunkedFile:
                 base = cached
                 if base is None:
                     stats.store_reads += 1
-                    base = self._content(count - 1, tr.get(key), size)
+                    base = self._content(count - 1, tr.get(key, point="read_chunk"), size)
                 tr.set(key, base)
                 stats.store_commits += 1
                 return base
 
-            self.cache.put(count - 1, self._transact(shorten_last))
+            self.cache.put(count - 1, self._transact(shorten_last, "v1.truncate_last"))
 
     def delete(self, stats: V1Stats) -> None:
         """Remove the file: its metadata key, then (second transaction) its chunks."""
@@ -250,16 +252,17 @@ class ChunkedFile:
                 tr.clear_range(*self.keys.chunks_from(0))
                 stats.store_commits += 1
 
-            self._transact(clear_meta)
+            self._transact(clear_meta, "v1.delete_meta")
             self._size, self._exists = 0, False
             self.cache.clear()
-            self._transact(clear_chunks)
+            self._transact(clear_chunks, "v1.delete_chunks")
 
     # ------------------------------------------------------------------ helpers
 
-    def _transact(self, fn: Callable[[Transaction], T]) -> T:
+    def _transact(self, fn: Callable[[Transaction], T], name: str) -> T:
+        """``fn`` in one store transaction named ``name`` (its fault points)."""
         try:
-            return self.store.transact(fn)
+            return self.store.transact(fn, name=name)
         except BaseException:
             self.invalidate()
             raise

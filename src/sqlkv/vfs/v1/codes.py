@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import apsw
 
+from sqlkv.vfs.sqlite_errors import sqlite_error
 
-def sqlite_error(code: int, message: str) -> apsw.Error:
-    """The apsw exception for SQLite (extended) ``code``, carrying ``message``."""
-    exc = apsw.exception_for(code)
-    assert isinstance(exc, apsw.Error)
-    exc.args = (message,)
-    return exc
+__all__ = ["corrupt", "sqlite_error"]
 
 
 def corrupt(message: str) -> apsw.Error:

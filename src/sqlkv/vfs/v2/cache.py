@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 MiB = 1024 * 1024
 MIN_DEFAULT_BYTES = 64 * MiB
@@ -121,14 +121,6 @@ class PageCache:
         used = len(pages) * self.page_size
         if used > self.peak_bytes:
             self.peak_bytes = used
-
-    def put_many(self, pages: Iterable[tuple[int, bytes]]) -> None:
-        for pgno, page in pages:
-            self.put(pgno, page)
-
-    def discard(self, pgno: int) -> None:
-        if self._pages.pop(pgno, None) is not None:
-            self.budget.add(-self.page_size)
 
     def discard_above(self, size_pages: int) -> None:
         """Drop every page numbered above ``size_pages`` (after the database shrank)."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from sqlkv.engine.config import PAGE_SIZE
 from sqlkv.errors import ConfigError
+from sqlkv.retry import backoff
 from sqlkv.sizes import parse_size
 from sqlkv.vfs.v2.cache import default_cache_bytes
 
-PAGE_SIZE = 4096
+__all__ = ["PAGE_SIZE", "VfsConfig", "parse_cache_size"]
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -87,4 +90,4 @@ class VfsConfig:
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based)."""
-        return float(min(self.retry_max_s, self.retry_base_s * (2 ** (attempt - 1))))
+        return backoff(attempt, self.retry_base_s, self.retry_max_s)

@@ -37,10 +37,11 @@ from sqlkv.engine.api import EngineApi
 from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError
 from sqlkv.logs import failure_fields
+from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
-from sqlkv.vfs.v2.remote import RemoteDb, Unreachable, sqlite_error
+from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
 
 log = logging.getLogger("sqlkv.client")

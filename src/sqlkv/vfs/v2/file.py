@@ -34,10 +34,11 @@ from xxhash import xxh3_128_digest
 
 from sqlkv.errors import QuotaExceeded, SqlkvError
 from sqlkv.ltx import lock_pgno
+from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.cache import PageCache
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.readahead import ReadAhead
-from sqlkv.vfs.v2.remote import RemoteDb, Unreachable, sqlite_error
+from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 
 ZERO_PAGE = bytes(PAGE_SIZE)
 DIGEST_SIZE = 16

@@ -44,9 +44,8 @@ from sqlkv.errors import (
     FenceMismatch,
     SqlkvError,
     StoreRewound,
-    dual_error,
-    sqlkv_kind,
 )
+from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 
@@ -60,26 +59,6 @@ class FencedIOError(apsw.IOError, ConnectionFenced):
     ``SQLITE_IOERR``) that is also a ``sqlkv.errors.ConnectionFenced``."""
 
     _sqlkv_dual = True  # its sqlkv class is ConnectionFenced (errors.sqlkv_kind)
-
-
-def sqlite_error(code: int, message: str, cause: BaseException | None = None) -> Exception:
-    """The apsw exception for SQLite ``code``, carrying ``message`` (VFS methods raise it).
-
-    With a sqlkv ``cause`` (``QuotaExceeded``, ``TransportError``, ...) the exception is also
-    of the cause's class (``errors.dual_error``), so ``except QuotaExceeded`` catches the
-    ``apsw.FullError`` that a refused commit raises from ``execute`` or ``with conn:``.
-    """
-    exc = apsw.exception_for(code)
-    if cause is not None and sqlkv_kind(cause) is not None:
-        dual = dual_error(type(exc), cause, message)
-        assert isinstance(dual, Exception)
-        # what apsw reads to tell SQLite the error code
-        setattr(dual, "result", code & 0xFF)  # noqa: B010
-        setattr(dual, "extendedresult", code)  # noqa: B010
-        exc = dual
-    exc.args = (message,)
-    exc.__cause__ = cause
-    return exc
 
 
 def fenced_error(cause: BaseException | None = None) -> FencedIOError:

@@ -17,8 +17,8 @@ from typing import Any
 
 import apsw
 
+from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.file import DbFile
-from sqlkv.vfs.v2.remote import sqlite_error
 
 _names = itertools.count(1)
 MAIN_DB_FILENAME = "sqlkv-main.db"  # what SQLite calls the database; the real name is ours
