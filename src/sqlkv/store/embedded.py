@@ -73,7 +73,7 @@ from sqlkv.store.directory import make_store_directory
 from sqlkv.store.embedded_checkpoint import CHECKPOINT_BYTES, Checkpoints
 from sqlkv.store.embedded_file import (
     DB_FILE,
-    PAGE_SIZE,
+    STORE_FILE_PAGE_SIZE,
     connect,
     has_carray,
     init_file,
@@ -141,8 +141,8 @@ class EmbeddedStore(Store):
         self._idle: list[apsw.Connection] = []
         self._closed = False
         self._next_prune = 0.0
-        checkpoint_frames = max(1, checkpoint_bytes // PAGE_SIZE)
-        self._journal_limit = 2 * checkpoint_frames * PAGE_SIZE
+        checkpoint_frames = max(1, checkpoint_bytes // STORE_FILE_PAGE_SIZE)
+        self._journal_limit = 2 * checkpoint_frames * STORE_FILE_PAGE_SIZE
         with _ERRORS.translating(self._where):
             self._writer = connect(self.file, self._busy_ms)
             try:
