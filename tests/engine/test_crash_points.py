@@ -142,6 +142,11 @@ SCENARIOS = {
         lambda e, a: e.open(NAME, preload=range(1, 100)),
         changes_pages=False,
     ),
+    "save_hint": Scenario(
+        _prep_plain,
+        lambda e, a: e.save_hint(NAME, a["g"], [1, 70, 9, 130]),
+        changes_pages=False,
+    ),
     "open-create": Scenario(
         _prep_nothing,
         lambda e, a: e.open(NAME),

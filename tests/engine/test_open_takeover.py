@@ -154,8 +154,17 @@ def test_open_without_create_does_not_create(engine: Engine, store: Store) -> No
 
 def test_open_returns_page_1_and_the_hinted_pages(owner: Owner, make_engine: EngineFactory) -> None:
     owner.commit({p: page_of(p) for p in range(1, 11)}, size=12)
-    pages = owner.reopen(make_engine(), preload=[3, 7, 12, 13, 500])
+    pages = owner.reopen(make_engine(), preload=[3, 7, 12, 13, 500], preload_bytes=4 * 4096)
     assert pages == {1: page_of(1), 3: page_of(3), 7: page_of(7), 12: ZERO}
+
+
+def test_a_database_within_the_preload_budget_arrives_whole(
+    owner: Owner, make_engine: EngineFactory
+) -> None:
+    owner.commit({p: page_of(p) for p in range(1, 11)}, size=12)
+    pages = owner.reopen(make_engine(), preload_bytes=12 * 4096)
+    assert pages == {p: page_of(p) for p in range(1, 11)} | {11: ZERO, 12: ZERO}
+    assert len(owner.reopen(make_engine(), preload_bytes=11 * 4096)) == 1  # page 1 only
 
 
 def test_open_preload_is_bounded_by_preload_bytes(owner: Owner) -> None:

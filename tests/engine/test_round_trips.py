@@ -95,8 +95,10 @@ def test_open_reads_in_a_bounded_number_of_round_trips(mem_owner: Owner, mem: Me
     _spread(mem_owner, 3000, 30)
     with counting(mem) as c:
         Engine(mem).open("db", preload=range(2, 200))
-    # META; staging + orphans + PIDX; the dangling-row check; the preloaded blobs; commit.
-    assert (c.reads, c.commits) == (4, 1)
+    # META, staging, newest deltas, PIDX, hint, directory, shard 0 at once; the preloaded
+    # pages found elsewhere; commit (docs/open-and-preload.md).
+    assert (c.reads, c.commits) == (2, 1)
+    assert [op.point for op in mem.ops[-3:]] == ["open.read_all", "open.read_pages", "open.apply"]
 
 
 def test_open_with_preload_is_one_store_transaction(mem_owner: Owner, mem: MemoryStore) -> None:

@@ -19,7 +19,7 @@ class OpenResult:
     """Answer to ``open``: the new owner's generation is ``head.generation``."""
 
     head: Head
-    pages: Pages = field(default_factory=dict)  # page 1 and the hinted pages that exist
+    pages: Pages = field(default_factory=dict)  # page 1, the hint's and the asked pages
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,11 @@ class EngineApi(Protocol):
         *,
         commit_id: bytes | None = None,
     ) -> CommitResult: ...
+
+    def save_hint(self, db: str, generation: int, pgnos: Sequence[int]) -> Head:
+        """Remember ``pgnos`` (the pages the owner read first) for the next open to return;
+        the head after it."""
+        ...
 
     def head(self, db: str) -> Head:
         """The current head (raises DatabaseNotFound); for lost-answer resolution and tools."""

@@ -21,6 +21,7 @@ from sqlkv.engine.commit import CommitOutcome, commit_pages
 from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
+from sqlkv.engine.hint import HintMemory, hint_pages, save_hint
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.metrics import EngineMetrics
@@ -28,7 +29,7 @@ from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
-from sqlkv.engine.takeover import open_database
+from sqlkv.engine.takeover import Guess, open_database
 from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
@@ -67,6 +68,7 @@ class Engine:
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
         self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
+        self._hints = HintMemory()  # each database's last hint seen: the open's guess
         self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
         if compaction:
@@ -94,11 +96,15 @@ class Engine:
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
         since = self.acked.now()
+        guess = Guess(self._hints.get(db, ()), self.pidx.peek(db))
         out = self.store.transact(
-            lambda tr: open_database(Ledger(tr, db, keys), self.config, preload, budget, create),
+            lambda tr: open_database(
+                Ledger(tr, db, keys), self.config, preload, budget, create, guess
+            ),
             name="open",
         )
         self.pidx.publish(db, out.head, out.pidx)
+        self._hints.put(db, out.hint)
         if not out.created:
             self.metrics.takeovers.inc()
             self.acked.check(db, out.head, since=since, taken_over=True)
@@ -212,6 +218,20 @@ class Engine:
                 name="finalize",
             )
         return self._landed(db, out, "large")
+
+    def save_hint(self, db: str, generation: int, pgnos: Sequence[int]) -> Head:
+        """Remember ``pgnos`` as the pages to return with the next open (``hint.py``)."""
+        keys = self.keys(db)
+        max_pages = max(1, self.config.preload_bytes // self.config.page_size)
+        since = self.acked.now()
+        head = self.store.transact(
+            lambda tr: save_hint(Ledger(tr, db, keys), generation, pgnos, max_pages),
+            name="hint",
+        )
+        self.acked.check(db, head, since=since)
+        self.acked.ack(db, head)
+        self._hints.put(db, hint_pages(pgnos, max_pages))
+        return head
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)

@@ -6,6 +6,7 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     P {pgno:u32}                        PIDX: (txid:u64, part:u32) of the newest unfolded copy
     D {txid:u64} {part:u32} {chunk:u32} chunks of one LTX file of a committed (or staged) txid
     S {shard:u32} {chunk:u32}           chunks of the LTX file of folded pages shard*S..shard*S+S-1
+    H                                   preload hint: the pages the last owner read first
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
     X {txid:u64}                        delta directory: stored bytes of that txid's delta
 
@@ -38,12 +39,13 @@ def unpack_pidx(raw: bytes) -> tuple[int, int]:
 class DbKeys:
     """Every key of one database."""
 
-    __slots__ = ("meta", "name", "prefix")
+    __slots__ = ("hint", "meta", "name", "prefix")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.prefix = db_prefix(FORMAT_V2, name)
         self.meta = self.prefix + b"M"
+        self.hint = self.prefix + b"H"
 
     # whole database
     def all_range(self) -> tuple[bytes, bytes]:
@@ -75,6 +77,10 @@ class DbKeys:
 
     def delta_txid_range(self, txid: int) -> tuple[bytes, bytes]:
         return self._span(b"D", ">Q", txid, txid + 1)
+
+    def delta_range(self) -> tuple[bytes, bytes]:
+        """Every DELTA key."""
+        return self._span(b"D", ">Q", 0, U64_END)
 
     def deltas_from(self, first_txid: int) -> tuple[bytes, bytes]:
         """Every DELTA key with txid >= ``first_txid``."""

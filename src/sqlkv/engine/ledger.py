@@ -96,6 +96,20 @@ class Ledger:
         self.head = None if raw is None else Head.decode(raw, self.db)
         return self.head
 
+    def read_head_with(self, key: bytes, *, point: str) -> tuple[Head, bytes | None]:
+        """META and ``key``, both read serializably, in one round trip."""
+        raw, value = self._tr.get_many([self.keys.meta, key], point=point)
+        self.use_head(raw)
+        if self.head is None:
+            raise DatabaseNotFound(self.db)
+        return self.head, value
+
+    def use_head(self, raw: bytes | None) -> Head | None:
+        """META as the operation read it itself (serializably, in this transaction, e.g. in
+        a multi-range read): ``write_head`` counts from it."""
+        self.head = None if raw is None else Head.decode(raw, self.db)
+        return self.head
+
     @property
     def limits(self) -> Limits:
         return self._tr.limits

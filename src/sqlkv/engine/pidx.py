@@ -123,6 +123,13 @@ class PidxCache:
             while self._rows > self.max_rows:
                 self._drop(next(iter(self._entries)))
 
+    def peek(self, db: str) -> PidxMap | None:
+        """The map held for ``db`` whatever its tag (possibly stale: only for guessing where
+        pages are before reading the head, as ``open`` does), or None."""
+        with self._lock:
+            entry = self._entries.get(db)
+        return None if entry is None else entry.rows
+
     def forget(self, db: str) -> None:
         with self._lock:
             self._drop(db)

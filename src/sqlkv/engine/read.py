@@ -10,7 +10,7 @@ hold the page its row names raises ``CorruptionError`` and is never returned as 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from sqlkv.engine.head import Head
@@ -22,6 +22,10 @@ from sqlkv.ltx import read_page, read_page_index
 
 if TYPE_CHECKING:
     from sqlkv.engine.ledger import StoreReader
+
+BlobId = tuple[str, int, int]
+"""``("delta", txid, part)`` or ``("shard", shard_id, 0)``: one LTX blob of the database."""
+Rows = list[tuple[bytes, bytes]]
 
 
 def check_pgnos(pgnos: Iterable[int]) -> list[int]:
@@ -44,11 +48,17 @@ class PageSource:
         self.from_shards = 0
 
     def read(
-        self, tr: StoreReader, pgnos: Iterable[int], point: str = "read_pages"
+        self,
+        tr: StoreReader,
+        pgnos: Iterable[int],
+        point: str = "read_pages",
+        have: Mapping[BlobId, Rows] | None = None,
     ) -> dict[int, bytes | None]:
+        """The pages (None above the size); ``have``: blobs already read in this snapshot
+        (their rows by ``blob_id``), which are not read again."""
         head = self.head
         out: dict[int, bytes | None] = {}
-        groups: dict[tuple[str, int, int], list[int]] = {}
+        groups: dict[BlobId, list[int]] = {}
         for pgno in pgnos:
             if pgno > head.db_size_pages:
                 out[pgno] = None
@@ -60,12 +70,23 @@ class PageSource:
                 groups.setdefault(("shard", pgno // head.shard_size, 0), []).append(pgno)
         zero = bytes(head.page_size)
         # Every blob this call needs, in one round trip (a snapshot read).
+        have = have or {}
         located = list(groups.items())
-        blobs = tr.get_ranges(
-            [(*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in located],
-            snapshot=True,
-            point=point,
+        missing = [blob for blob, _ in located if blob not in have]
+        fetched = dict(
+            zip(
+                missing,
+                tr.get_ranges(
+                    [(*self.blob_range(blob), 0, False) for blob in missing],
+                    snapshot=True,
+                    point=point,
+                )
+                if missing
+                else [],
+                strict=True,
+            )
         )
+        blobs = [have[blob] if blob in have else fetched[blob] for blob, _ in located]
         for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
             where = f"txid {a} part {b}" if kind == "delta" else f"shard {a}"
             if kind == "delta":
@@ -97,7 +118,9 @@ class PageSource:
                 ) from exc
         return out
 
-    def _blob_range(self, kind: str, a: int, b: int) -> tuple[bytes, bytes]:
+    def blob_range(self, blob: BlobId) -> tuple[bytes, bytes]:
+        """The key range of a blob: ``("delta", txid, part)`` or ``("shard", id, 0)``."""
+        kind, a, b = blob
         if kind == "delta":
             return self.keys.delta_part_range(a, b)
         return self.keys.shard_range(a, a + 1)

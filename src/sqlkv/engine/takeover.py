@@ -3,28 +3,59 @@
 One store transaction: read META serializably; create it if absent (and allowed), else
 bump the generation (fencing every earlier owner out) and remove what a crashed owner may
 have left: DELTAs above head_txid (abandoned staged commits), staging manifests and the
-DELTA parts they name. Page 1 and the hinted pages (bounded by ``preload_bytes``) are read
-in the same transaction, so a cold start costs one round trip.
+DELTA parts they name. Page 1, the pages of the database's hint (``hint.py``: what the
+last owner read first) and the requested ones are returned with it, up to
+``preload_bytes``; a database no larger than that arrives whole.
 
-No crash leaves a PIDX row naming a missing delta part (the row, the delta and META are
-written in one transaction; compaction drops rows before their deltas), so such a row
-means the store lost data: ``CorruptionError``, and nothing is "cleaned up" — removing
-the row would silently serve an older copy of the page. Every value read is checked.
+Store operations (docs/open-and-preload.md): the first is one multi-range read, serializable,
+of everything the open needs that does not depend on META: META, the staging manifests,
+the newest DELTA chunks (the probe for DELTAs above head, which also brings the newest
+delta's pages), every PIDX row, the hint, the delta directory, shard 0 (page 1 once
+compacted) and the blobs where the engine guesses the wanted pages are (``Guess``, from
+what this engine saw of the database before). Only pages found elsewhere cost a second
+read. Then the commit, which writes META: a cold open with preload is 2 operations when the
+guess was right, 3 otherwise.
+
+No crash leaves a PIDX row naming a missing delta (the row, the delta, its directory row
+and META are written in one transaction; compaction drops rows before their deltas), so a
+PIDX row whose txid has no directory row means the store lost data: ``CorruptionError``,
+and nothing is "cleaned up" — removing the row would silently serve an older copy of the
+page. (A delta part lost while its directory row stayed is found when the page is read,
+and by ``verify``.) Every value read is checked.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import CREATION_TXID, Head
+from sqlkv.engine.hint import decode_hint
+from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
-from sqlkv.engine.pidx import Location, PidxMap, freeze, parse_rows
-from sqlkv.engine.read import PageSource, check_pgnos
+from sqlkv.engine.pidx import PidxMap, freeze, parse_rows
+from sqlkv.engine.read import BlobId, PageSource, Rows, check_pgnos
+from sqlkv.engine.seal import unseal
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
+from sqlkv.store import key_after
+
+log = logging.getLogger("sqlkv.engine")
+
+PROBE_CHUNKS = 8
+"""Newest DELTA chunks read by the first operation (a small last commit comes whole)."""
+
+
+@dataclass(frozen=True)
+class Guess:
+    """What the engine remembers of a database, to read its pages in the first operation:
+    the pages to preload and where they were (a PIDX map of any age)."""
+
+    pgnos: Sequence[int] = ()
+    pidx: PidxMap | None = None
 
 
 @dataclass
@@ -32,6 +63,7 @@ class TakeoverOutcome:
     head: Head
     pages: dict[int, bytes]
     pidx: PidxMap
+    hint: list[int] = field(default_factory=list)
     orphans_removed: int = 0
     created: bool = False
 
@@ -42,9 +74,25 @@ def open_database(
     preload: Sequence[int],
     preload_bytes: int,
     create: bool,
+    guess: Guess = Guess(),
 ) -> TakeoverOutcome:
     db, keys = ledger.db, ledger.keys
-    old = ledger.read_head_if_any()
+    budget = max(1, preload_bytes // config.page_size)
+    asked = check_pgnos(preload)
+    guessed = _guessed_blobs(keys, config, [1, *guess.pgnos, *asked][:budget], guess.pidx)
+    meta, staged, newest, pidx_rows, hint_rows, directory, *blobs = ledger.get_ranges(
+        [
+            (keys.meta, key_after(keys.meta), 0, False),
+            (*keys.stage_range(), 0, False),
+            (*keys.delta_range(), PROBE_CHUNKS, True),
+            (*keys.pidx_range(), 0, False),
+            (keys.hint, key_after(keys.hint), 0, False),
+            (*keys.delta_dir_range(), 0, False),
+            *[(*_blob_range(keys, blob), 0, False) for blob in guessed],
+        ],
+        point="read_all",
+    )
+    old = ledger.use_head(meta[0][1] if meta else None)
     if old is None:
         if not create:
             raise DatabaseNotFound(db)
@@ -66,54 +114,96 @@ def open_database(
         return TakeoverOutcome(head, {}, freeze({}), created=True)
 
     orphans = 0
-    # One round trip: staging manifests, any DELTA above head, and the PIDX rows.
-    staged, above, pidx_rows = ledger.get_ranges(
-        [
-            (*keys.stage_range(), 0, False),
-            (*keys.deltas_from(old.head_txid + 1), 1, False),
-            (*keys.pidx_range(), 0, False),
-        ],
-        point="read_leftovers",
-    )
     # Staged parts (manifest + DELTA chunks) that were never finalized belong to no commit.
     drop_staged_rows(ledger, staged)
     orphans += len(staged)
     # Any other DELTA above head was never committed (nor counted: it has no manifest).
-    if above:
+    if newest and keys.delta_txid_part(newest[0][0])[0] > old.head_txid:
         orphans += 1
         ledger.drop_uncounted_range(keys.deltas_from(old.head_txid + 1))
     pidx = parse_rows(keys, old, pidx_rows)
-    dangling = _dangling_rows(ledger, pidx)
-    if dangling:
-        txid, part = pidx[dangling[0]]
-        raise CorruptionError(
-            db,
-            "DELTA",
-            f"txid {txid} part {part}",
-            f"the PIDX rows of {len(dangling)} page(s) (first: page {dangling[0]}) name delta "
-            "parts that are missing from the store",
-        )
+    _check_directory(keys, pidx, directory)
+    hint = _read_hint(keys, hint_rows)
 
     head = ledger.write_head(old.with_changes(generation=old.generation + 1))
 
-    wanted = [1] + [p for p in check_pgnos(preload) if p != 1]
-    budget = max(1, preload_bytes // head.page_size)
-    wanted = [p for p in wanted if p <= head.db_size_pages][:budget]
+    size = head.db_size_pages
+    whole = range(1, size + 1) if size <= budget else range(0)
+    wanted = list(dict.fromkeys(p for p in [1, *hint, *asked, *whole] if p <= size))
+    wanted = wanted[:budget]
     frozen = freeze(pidx)
-    pages = PageSource(keys, head, frozen).read(ledger, wanted, "read_pages") if wanted else {}
+    have = dict(zip(guessed, blobs, strict=True))
+    have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == PROBE_CHUNKS))
+    pages = (
+        PageSource(keys, head, frozen).read(ledger, wanted, "read_pages", have) if wanted else {}
+    )
     return TakeoverOutcome(
-        head, {p: v for p, v in pages.items() if v is not None}, frozen, orphans_removed=orphans
+        head,
+        {p: v for p, v in pages.items() if v is not None},
+        frozen,
+        hint=hint,
+        orphans_removed=orphans,
     )
 
 
-def _dangling_rows(ledger: Ledger, pidx: dict[int, Location]) -> list[int]:
-    """PIDX rows whose DELTA part has no first chunk."""
-    locations = sorted(set(pidx.values()))
-    if not locations:
+def _blob_range(keys: DbKeys, blob: BlobId) -> tuple[bytes, bytes]:
+    kind, a, b = blob
+    return keys.delta_part_range(a, b) if kind == "delta" else keys.shard_range(a, a + 1)
+
+
+def _guessed_blobs(
+    keys: DbKeys, config: EngineConfig, pgnos: Sequence[int], pidx: PidxMap | None
+) -> list[BlobId]:
+    """Blobs to read before knowing the head: shard 0 (page 1 once compacted), and where
+    ``pidx`` (if any) says the wanted pages were."""
+    out: dict[BlobId, None] = {("shard", 0, 0): None}
+    for p in pgnos:
+        loc = pidx.get(p) if pidx is not None else None
+        out.setdefault(("delta", *loc) if loc else ("shard", p // config.shard_size, 0))
+    return list(out)
+
+
+def _whole_parts(keys: DbKeys, newest: Rows, head_txid: int, cut: bool) -> dict[BlobId, Rows]:
+    """The DELTA parts at or below head that the probe (newest first) read whole; the
+    oldest one it reached may lack chunks when the read stopped at its limit (``cut``)."""
+    parts: dict[BlobId, Rows] = {}
+    for key, value in newest:
+        txid, part = keys.delta_txid_part(key)
+        if txid <= head_txid:
+            parts.setdefault(("delta", txid, part), []).append((key, value))
+    if cut and parts:
+        parts.popitem()  # insertion order: the last one is the oldest
+    return {blob: rows[::-1] for blob, rows in parts.items()}
+
+
+def _check_directory(keys: DbKeys, pidx: dict[int, tuple[int, int]], directory: Rows) -> None:
+    """Every PIDX row's txid must be a live delta, with its directory row."""
+    live = set()
+    for key, value in directory:
+        unseal(keys, key, value)
+        live.add(keys.delta_dir_txid(key))
+    dangling = [pgno for pgno, (txid, _) in pidx.items() if txid not in live]
+    if dangling:
+        txid, part = pidx[dangling[0]]
+        raise CorruptionError(
+            keys.name,
+            "DELTA",
+            f"txid {txid} part {part}",
+            f"the PIDX rows of {len(dangling)} page(s) (first: page {dangling[0]}) name deltas "
+            "that are missing from the store (no directory row)",
+        )
+
+
+def _read_hint(keys: DbKeys, rows: Rows) -> list[int]:
+    """The stored hint, or none when it is absent or damaged (a hint is not needed: a
+    damaged one is logged and ignored; ``verify`` reports it)."""
+    if not rows:
         return []
-    keys = ledger.keys
-    firsts = ledger.get_many(
-        [keys.delta_chunk(t, p, 0) for t, p in locations], snapshot=True, point="check_deltas"
-    )
-    missing = {loc for loc, v in zip(locations, firsts, strict=True) if v is None}
-    return [pgno for pgno, loc in pidx.items() if loc in missing]
+    try:
+        return decode_hint(keys, rows[0][1])
+    except CorruptionError as exc:
+        log.warning(
+            "preload hint ignored",
+            extra={"db": keys.name, "kind": exc.kind, "detail": exc.detail},
+        )
+        return []

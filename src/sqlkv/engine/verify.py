@@ -3,7 +3,7 @@
 ``verify_database`` reads META, then walks the database's whole key range in key order
 (snapshot reads, ``SCAN_ROWS`` keys at a time, one blob in memory at a time) and checks:
 
-- every value's check (``seal``), every blob's chunks (none missing) and its LTX file
+- every value's check (``seal``; the preload hint's too), every blob's chunks (none missing) and its LTX file
   (fully decoded, file checksum included; header txid, pages inside the shard's range);
 - META: its check, its invariants (``Head.validate``), and that its counters agree with
   the keys: ``pidx_count`` PIDX rows, ``shard_count`` shards, ``delta_count`` directory
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlkv.engine.head import Head
+from sqlkv.engine.hint import decode_hint
 from sqlkv.engine.keys import DbKeys, unpack_pidx
 from sqlkv.engine.seal import describe, join_chunks, unseal
 from sqlkv.engine.staging import read_manifest
@@ -38,7 +39,7 @@ SCAN_ROWS = 256
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # META, PIDX, DELTA, SHARD, T, X or unknown
+    kind: str  # META, PIDX, DELTA, SHARD, T, X, HINT or unknown
     location: str  # txid/part/chunk, shard/chunk, pgno; empty for the database as a whole
     message: str
 
@@ -219,6 +220,8 @@ class _Scan:
                 self.manifests[self.keys.stage_txid_part(key)] = read_manifest(
                     self.keys, key, value
                 )
+            elif tag == ord("H") and body == 0:
+                decode_hint(self.keys, value)
             elif tag == ord("X") and body == 8:
                 payload = unseal(self.keys, key, value)
                 if len(payload) != 8:

@@ -90,6 +90,7 @@ from sqlkv.server.protocol import (
     MsgType,
     OpenRequest,
     Request,
+    SaveHintRequest,
     StageRequest,
     decode_answer,
     encode_request,
@@ -240,6 +241,11 @@ class RemoteEngine:
 
     def head(self, db: str) -> Head:
         answer = self._request(HeadRequest(db))
+        assert isinstance(answer, Head)
+        return answer
+
+    def save_hint(self, db: str, generation: int, pgnos: Sequence[int]) -> Head:
+        answer = self._request(SaveHintRequest(db, generation, tuple(pgnos)))
         assert isinstance(answer, Head)
         return answer
 

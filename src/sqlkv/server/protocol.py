@@ -30,6 +30,7 @@ Requests and their answers (``->``)::
     COMMIT_FINALIZE  string db u64 generation u64 expected_head_txid u64 txid
                      u64 db_size_pages opt_id commit_id -> head u8 already_applied
     HEAD             string db -> head
+    SAVE_HINT        string db u64 generation pgnos -> head   (docs/open-and-preload.md)
     ERROR            u16 code text message ...class fields   (``codes.py``)
 
 ``opt_id`` is a presence byte then a ``u16``-length byte string (16 bytes for a valid
@@ -67,6 +68,7 @@ class MsgType(IntEnum):
     COMMIT_STAGE = 0x13
     COMMIT_FINALIZE = 0x14
     HEAD = 0x15
+    SAVE_HINT = 0x16
     ERROR = 0xFF
 
 
@@ -154,6 +156,13 @@ class HeadRequest:
     db: str
 
 
+@dataclass(frozen=True)
+class SaveHintRequest:
+    db: str
+    generation: int
+    pgnos: tuple[int, ...]
+
+
 Request = (
     Hello
     | Health
@@ -163,6 +172,7 @@ Request = (
     | StageRequest
     | FinalizeRequest
     | HeadRequest
+    | SaveHintRequest
 )
 Answer = HelloOk | HealthOk | OpenResult | PagesResult | CommitResult | StageResult | Head
 
@@ -175,6 +185,7 @@ REQUEST_TYPE: dict[type, MsgType] = {
     StageRequest: MsgType.COMMIT_STAGE,
     FinalizeRequest: MsgType.COMMIT_FINALIZE,
     HeadRequest: MsgType.HEAD,
+    SaveHintRequest: MsgType.SAVE_HINT,
 }
 
 
@@ -242,6 +253,8 @@ def _write_request(w: Writer, m: Request) -> None:
         _write_id(w, m.commit_id)
     elif isinstance(m, HeadRequest):
         w.string(m.db)
+    elif isinstance(m, SaveHintRequest):
+        w.string(m.db).u64(m.generation).pgnos(m.pgnos)
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not a request: {m!r}")
 
@@ -272,6 +285,8 @@ def decode_request(msg_type: int, body: bytes | memoryview) -> Request:
         m = FinalizeRequest(r.string(), r.u64(), r.u64(), r.u64(), r.u64(), _read_id(r))
     elif msg_type == MsgType.HEAD:
         m = HeadRequest(r.string())
+    elif msg_type == MsgType.SAVE_HINT:
+        m = SaveHintRequest(r.string(), r.u64(), tuple(r.pgnos()))
     else:
         raise ProtocolError(f"unknown request type 0x{msg_type:02x}")
     r.done()
@@ -342,7 +357,7 @@ def decode_answer(request_type: int, msg_type: int, body: bytes | memoryview) ->
         a = CommitResult(r.head(), r.flag())
     elif request_type == MsgType.COMMIT_STAGE:
         a = StageResult(r.u64(), r.u32())
-    elif request_type == MsgType.HEAD:
+    elif request_type in (MsgType.HEAD, MsgType.SAVE_HINT):
         a = r.head()
     else:
         raise ProtocolError(f"unknown request type 0x{request_type:02x}")

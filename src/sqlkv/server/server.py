@@ -62,6 +62,7 @@ from sqlkv.server.protocol import (
     MsgType,
     OpenRequest,
     Request,
+    SaveHintRequest,
     StageRequest,
     check_length,
     database_of,
@@ -447,6 +448,8 @@ class EngineServer:
             )
         if isinstance(m, HeadRequest):
             return e.head(m.db)
+        if isinstance(m, SaveHintRequest):
+            return e.save_hint(m.db, m.generation, m.pgnos)
         raise ProtocolError(f"{type(m).__name__} is not an engine request")
 
     # ------------------------------------------------------------------ bookkeeping

@@ -25,11 +25,13 @@ APPLY = "apply"
 
 POINTS: dict[str, str] = {
     # ---------------------------------------------------------------- engine: open / takeover
-    "open.read_meta": "META, serializably (absent: the database is created)",
-    "open.read_leftovers": "staging manifests, a DELTA above head and the PIDX rows, at once",
-    "open.check_deltas": "the first chunk of every DELTA part a PIDX row names",
-    "open.read_pages": "page 1 and the preload hints",
+    "open.read_all": "META, manifests, newest DELTA chunks, PIDX, hint, directory, guessed "
+    "blobs: one serializable multi-range read (META absent: the database is created)",
+    "open.read_pages": "the preloaded pages the first read did not bring",
     "open.apply": "new generation; leftovers of a crashed owner removed (or the new head)",
+    # ---------------------------------------------------------------- engine: preload hint
+    "hint.read_meta": "META (serializably) and the old hint",
+    "hint.apply": "the new hint and META (storage)",
     # ---------------------------------------------------------------- engine: reads
     "head.read_meta": "META (a snapshot read)",
     "get_pages.read_meta": "META (a snapshot read)",

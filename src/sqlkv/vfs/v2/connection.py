@@ -40,7 +40,7 @@ from sqlkv.logs import failure_fields
 from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
-from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
+from sqlkv.vfs.v2.file import DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
 
@@ -252,8 +252,26 @@ class Connection(apsw.Connection):
         try:
             super().close(force)
         finally:
+            self._leave_hint()
             self._sqlkv_vfs.unregister()
             _run_closers(self._sqlkv_closers)
+
+    def _leave_hint(self) -> None:
+        """Tell the engine which pages this connection read first, when they were not what
+        its open returned (docs/open-and-preload.md); a failure only costs the next open."""
+        remote = self._sqlkv_remote
+        pages = self._sqlkv_vfs.db_file.learned_hint() if remote.dead is None else None
+        if pages is None:
+            return
+        try:
+            remote.save_hint(pages)
+        except Exception as exc:
+            log.debug(
+                "preload hint not saved: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, db=self.sqlkv_name),
+            )
 
     def __del__(self) -> None:
         # dropped without close(): stop what connect started for it (compaction thread,
@@ -266,12 +284,6 @@ class Connection(apsw.Connection):
 def _run_closers(closers: list[Callable[[], None]]) -> None:
     while closers:
         closers.pop()()
-
-
-def preload_hints(config: VfsConfig) -> list[int]:
-    """Page 1 onwards, up to ``preload_bytes``: a small database arrives whole at open."""
-    count = max(1, config.preload_bytes // PAGE_SIZE)
-    return [p for p in range(1, count + 1) if p != LOCK_PAGE]
 
 
 def connect_v2(
@@ -294,7 +306,7 @@ def connect_v2(
     try:
         remote = RemoteDb(engine, name, config, ClientCounters())
         try:
-            opened = remote.open(preload_hints(config))
+            opened = remote.open(())
         except Unreachable as exc:
             raise exc.cause from exc
         if opened.head.page_size != PAGE_SIZE:

@@ -30,6 +30,7 @@ class ClientCounters:
     pages_committed: int = 0
     unchanged_pages_dropped: int = 0  # buffered pages identical to committed ones, not sent
     empty_syncs: int = 0  # xSync with nothing to send (a read transaction, a rollback)
+    hints_saved: int = 0  # preload hints left at close (docs/open-and-preload.md)
     bytes_sent: int = 0
     bytes_received: int = 0
 

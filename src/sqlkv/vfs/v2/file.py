@@ -92,8 +92,34 @@ class DbFile:
         self.local_size = remote.size_pages
         self.low_water = remote.size_pages
         self.lock_level = 0
+        self.learned: list[int] = []
         for pgno, page in sorted(preloaded.items()):
             self._known_committed(pgno, page)
+        self.preloaded = frozenset(preloaded)
+        # the first pages SQLite reads, in order: the hint this connection leaves (None
+        # once full: ``hint_pages``)
+        self.hint_pages = config.preload_bytes // PAGE_SIZE
+        self.first_read: dict[int, None] | None = {} if self.hint_pages else None
+
+    # ------------------------------------------------------------------ learned preload
+
+    def _note_read(self, pgno: int) -> None:
+        first = self.first_read
+        assert first is not None
+        first[pgno] = None
+        if len(first) >= self.hint_pages:
+            self.first_read = None
+            self.learned = list(first)
+
+    def learned_hint(self) -> list[int] | None:
+        """The pages SQLite read first (at most ``preload_bytes`` of them), when they are
+        not what the open returned: the hint to leave for the next open; else None."""
+        pages = self.learned if self.first_read is None else list(self.first_read)
+        if self.remote.size_pages <= self.hint_pages:
+            return None  # the open returns a database this small whole
+        if not set(pages) - self.preloaded:
+            return None
+        return pages
 
     # ------------------------------------------------------------------ pages
 
@@ -152,6 +178,8 @@ class DbFile:
     def xRead(self, amount: int, offset: int) -> bytes:
         self.remote.check_alive()
         first = offset // PAGE_SIZE + 1
+        if self.first_read is not None and first not in self.first_read:
+            self._note_read(first)
         start = offset % PAGE_SIZE
         if start + amount <= PAGE_SIZE:
             page = self._page(first)

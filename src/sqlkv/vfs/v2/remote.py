@@ -215,6 +215,14 @@ class RemoteDb:
     def head(self) -> Head:
         return self._call("head", lambda: self.engine.head(self.name))
 
+    def save_hint(self, pgnos: Sequence[int]) -> None:
+        """Leave ``pgnos`` as the pages the next open returns (one engine call, no retry:
+        a hint that does not land costs the next owner a few reads, nothing more)."""
+        self.check_alive()
+        self.counters.round_trips += 1
+        self.counters.hints_saved += 1
+        self.engine.save_hint(self.name, self.generation, pgnos)
+
     # ------------------------------------------------------------------ commit
 
     def commit(self, pages: Pages, size_pages: int) -> CommitResult:
