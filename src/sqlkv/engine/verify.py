@@ -3,8 +3,9 @@
 ``verify_database`` reads META, then walks the database's whole key range in key order
 (snapshot reads, ``SCAN_ROWS`` keys at a time, one blob in memory at a time) and checks:
 
-- every value's check (``seal``; the preload hint's too), every blob's chunks (none missing) and its LTX file
-  (fully decoded, file checksum included; header txid, pages inside the shard's range);
+- every value's check (``seal``; the preload hint's too), every blob's chunks (none
+  missing) and its LTX file (fully decoded, file checksum included; header txid, pages
+  inside the shard's range);
 - META: its check, its invariants (``Head.validate``), and that its counters agree with
   the keys: ``pidx_count`` PIDX rows, ``shard_count`` shards, ``delta_count`` directory
   rows whose sizes add up to ``delta_bytes``, and ``storage_used`` equal to the bytes stored;
