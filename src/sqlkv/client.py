@@ -121,12 +121,13 @@ def connect(
         engine = remote
     elif engine is None:
         from sqlkv.engine import Engine, EngineConfig
+        from sqlkv.engine.metrics import shared_metrics
 
         kv = open_store(store)
         if kv is not store:
             closers.append(kv.close)
         try:
-            built = Engine(kv, EngineConfig(), compaction=compaction)
+            built = Engine(kv, EngineConfig(), compaction=compaction, metrics=shared_metrics())
         except BaseException:
             for close in reversed(closers):
                 close()

@@ -76,12 +76,27 @@ def test_the_hint_follows_what_the_last_owner_read(open_mem: Opener) -> None:
         conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
         conn.executemany("INSERT INTO t(v) VALUES (randomblob(1000))", [()] * 4000)
     conn.close()
-    for keys in ([5, 3000], [1200, 3999]):
+    for keys in ([5, 3000, 1500], [1200, 3999, 2500]):
         reader = open_mem(compaction=False)
         _queries(reader, keys)
         reader.close()
-        assert reader.sqlkv_stats.hints_saved == 1  # new leaves: a new hint
+        assert reader.sqlkv_stats.hints_saved == 1  # three new leaves: a new hint
         follower = open_mem(compaction=False)
         _queries(follower, keys)
         assert follower.sqlkv_stats.round_trips == 1
         follower.close()
+
+
+def test_a_connection_that_missed_few_pages_leaves_the_hint_as_it_is(open_mem: Opener) -> None:
+    conn = open_mem(compaction=False)
+    with conn:
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+        conn.executemany("INSERT INTO t(v) VALUES (randomblob(1000))", [()] * 4000)
+    conn.close()
+    reader = open_mem(compaction=False)
+    _queries(reader, [5, 3000, 1500])
+    reader.close()
+    one = open_mem(compaction=False)
+    _queries(one, [5, 77])  # one leaf more than the hint: not worth a call
+    one.close()
+    assert (one.sqlkv_stats.get_pages_calls, one.sqlkv_stats.hints_saved) == (1, 0)

@@ -154,9 +154,9 @@ def _blob_range(keys: DbKeys, blob: BlobId) -> tuple[bytes, bytes]:
 def _guessed_blobs(
     keys: DbKeys, config: EngineConfig, pgnos: Sequence[int], pidx: PidxMap | None
 ) -> list[BlobId]:
-    """Blobs to read before knowing the head: shard 0 (page 1 once compacted), and where
-    ``pidx`` (if any) says the wanted pages were."""
-    out: dict[BlobId, None] = {("shard", 0, 0): None}
+    """Blobs to read before knowing the head: where ``pidx`` (if any) says the wanted pages
+    were, else their shards (so shard 0, for page 1, unless the engine knows better)."""
+    out: dict[BlobId, None] = {}
     for p in pgnos:
         loc = pidx.get(p) if pidx is not None else None
         out.setdefault(("delta", *loc) if loc else ("shard", p // config.shard_size, 0))

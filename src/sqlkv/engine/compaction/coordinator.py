@@ -74,15 +74,19 @@ class CompactionCoordinator:
         self._again: set[str] = set()
         self._last_commit: dict[str, float] = {}
         self._stop = threading.Event()
-        self._timer = threading.Thread(
-            target=self._idle_loop, name="sqlkv-compact-idle", daemon=True
-        )
-        self._timer.start()
+        # started by the first commit: an engine that only opens and reads (a cold
+        # connection, most of ``sqlkv.connect``'s) never pays for a thread
+        self._timer: threading.Thread | None = None
 
     def notify(self, db: str, head: Head) -> None:
         """Called after every commit: wake the worker when a threshold is crossed."""
         with self._lock:
             self._last_commit[db] = time.monotonic()
+            if self._timer is None and not self._stop.is_set():
+                self._timer = threading.Thread(
+                    target=self._idle_loop, name="sqlkv-compact-idle", daemon=True
+                )
+                self._timer.start()
         cfg = self.config
         if (
             head.delta_count >= cfg.delta_count_threshold
@@ -113,7 +117,10 @@ class CompactionCoordinator:
     def close(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True)
-        self._timer.join(timeout=5)
+        with self._lock:
+            timer = self._timer
+        if timer is not None:
+            timer.join(timeout=5)
 
     def _work(self, db: str) -> None:
         try:

@@ -43,6 +43,9 @@ from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 ZERO_PAGE = bytes(PAGE_SIZE)
 DIGEST_SIZE = 16
 LOCK_PAGE = lock_pgno(PAGE_SIZE)
+HINT_MIN_MISSES = 3
+"""A connection leaves a new hint when it read at least this many pages its open did not
+return (docs/open-and-preload.md)."""
 
 
 class Digests:
@@ -112,13 +115,14 @@ class DbFile:
             self.learned = list(first)
 
     def learned_hint(self) -> list[int] | None:
-        """The pages SQLite read first (at most ``preload_bytes`` of them), when they are
-        not what the open returned: the hint to leave for the next open; else None."""
+        """The pages SQLite read first (at most ``preload_bytes`` of them), when at least
+        ``HINT_MIN_MISSES`` of them were not returned by the open: the hint to leave for the
+        next open; else None (and None for a database the open returns whole)."""
         pages = self.learned if self.first_read is None else list(self.first_read)
         if self.remote.size_pages <= self.hint_pages:
             return None  # the open returns a database this small whole
-        if not set(pages) - self.preloaded:
-            return None
+        if len(set(pages) - self.preloaded) < HINT_MIN_MISSES:
+            return None  # saving costs a call at close: fewer misses do not pay for it
         return pages
 
     # ------------------------------------------------------------------ pages
