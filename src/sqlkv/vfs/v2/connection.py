@@ -42,7 +42,7 @@ from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
-from sqlkv.vfs.v2.vfs import MAIN_DB_FILENAME, SqlkvVfs
+from sqlkv.vfs.v2.vfs import VfsFile
 
 log = logging.getLogger("sqlkv.client")
 
@@ -97,9 +97,9 @@ def _weak_call(ref: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None
 class Connection(apsw.Connection):
     """An apsw connection to one sqlkv v2 database (see the module docstring)."""
 
-    def __init__(self, vfs: SqlkvVfs, remote: RemoteDb, closers: list[Callable[[], None]]) -> None:
+    def __init__(self, vfs: VfsFile, remote: RemoteDb, closers: list[Callable[[], None]]) -> None:
         super().__init__(
-            MAIN_DB_FILENAME,
+            vfs.filename,
             flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE,
             vfs=vfs.vfs_name,
         )
@@ -314,7 +314,7 @@ def connect_v2(
                 f"database {name!r} has {opened.head.page_size}-byte pages; "
                 f"this client uses {PAGE_SIZE}"
             )
-        vfs = SqlkvVfs(DbFile(remote, config, opened.pages))
+        vfs = VfsFile(DbFile(remote, config, opened.pages))
     except BaseException:
         _run_closers(closers)
         raise

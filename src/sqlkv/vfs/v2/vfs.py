@@ -1,18 +1,21 @@
-"""The apsw VFS of one v2 connection: the main database file is a ``DbFile``; every other
-file SQLite opens (a journal before ``journal_mode=MEMORY`` applies, temporary databases,
+"""The apsw VFS of v2 connections: a connection's main database file is a ``DbFile``; every
+other file SQLite opens (a journal before ``journal_mode=MEMORY`` applies, temporary databases,
 statement journals, VACUUM's scratch database) lives in memory and dies with its handle.
 
 SQLite opens an ATTACHed database file with the same main-database flag as the main one; it
 is refused (``apsw.CantOpenError``), or two pagers would share one ``DbFile`` and corrupt the
 database. ``ATTACH ''`` (a temporary database) and ``ATTACH ':memory:'`` still work.
 
-Each connection registers its own VFS under a unique name and unregisters it at close, so
-no state is shared between connections and nothing is global but the name counter.
+One VFS serves every connection of the process (``shared_vfs``, registered once as
+``sqlkv-v2``): each connection's main file has a unique name (``VfsFile``) that maps to its
+``DbFile`` and can be opened once. (A VFS per connection made every open and close walk
+SQLite's linked list of registered VFSes: open latency grew with the open connections.)
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any
 
 import apsw
@@ -21,7 +24,7 @@ from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.file import DbFile
 
 _names = itertools.count(1)
-MAIN_DB_FILENAME = "sqlkv-main.db"  # what SQLite calls the database; the real name is ours
+VFS_NAME = "sqlkv-v2"
 
 
 class MemoryFile:
@@ -74,27 +77,30 @@ class MemoryFile:
 
 
 class SqlkvVfs(apsw.VFS):
-    """Serves ``MAIN_DB_FILENAME`` from ``db_file``; everything else from memory."""
+    """The process's one v2 VFS (``VFS_NAME``): serves each connection's main database file
+    (``attach`` gives it a unique name) from its ``DbFile``; everything else from memory."""
 
-    def __init__(self, db_file: DbFile) -> None:
-        self.vfs_name = f"sqlkv-v2-{next(_names)}"
-        self.db_file = db_file
-        self._main_open = False
-        super().__init__(self.vfs_name, base="")
+    def __init__(self) -> None:
+        self._files: dict[str, DbFile | None] = {}  # name -> its file (None: opened)
+        self._lock = threading.Lock()  # xOpen of different connections runs on their threads
+        super().__init__(VFS_NAME, base="")
 
     def xOpen(self, name: Any, flags: list[int]) -> Any:
         if flags[0] & apsw.SQLITE_OPEN_MAIN_DB:
             filename = name.filename() if isinstance(name, apsw.URIFilename) else name
-            if filename != MAIN_DB_FILENAME or self._main_open:
+            with self._lock:
+                file = self._files.get(filename)
+                if file is not None:
+                    self._files[filename] = None  # a main database file is opened once
+            if file is None:
                 raise sqlite_error(
                     apsw.SQLITE_CANTOPEN,
                     f"cannot open {filename!r}: a sqlkv connection serves only its own "
                     "database, so ATTACH of a file (and VACUUM INTO) is not supported; "
                     "open that database with its own connection",
                 )
-            self._main_open = True
             flags[1] = flags[0]
-            return self.db_file
+            return file
         flags[1] = flags[0]
         return MemoryFile()
 
@@ -107,3 +113,39 @@ class SqlkvVfs(apsw.VFS):
 
     def xFullPathname(self, name: str) -> str:
         return name
+
+    def add(self, filename: str, db_file: DbFile) -> None:
+        with self._lock:
+            self._files[filename] = db_file
+
+    def remove(self, filename: str) -> None:
+        with self._lock:
+            self._files.pop(filename, None)
+
+
+_shared: SqlkvVfs | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_vfs() -> SqlkvVfs:
+    """The one ``SqlkvVfs`` of the process, registered on first use."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = SqlkvVfs()
+        return _shared
+
+
+class VfsFile:
+    """One connection's main database file in the shared VFS: the name SQLite opens it by
+    (``sqlkv-main-N.db``) and its ``DbFile``. ``unregister`` at close."""
+
+    def __init__(self, db_file: DbFile) -> None:
+        self.db_file = db_file
+        self.vfs_name = VFS_NAME
+        self.filename = f"sqlkv-main-{next(_names)}.db"
+        self._vfs = shared_vfs()
+        self._vfs.add(self.filename, db_file)
+
+    def unregister(self) -> None:
+        self._vfs.remove(self.filename)
