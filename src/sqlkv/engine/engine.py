@@ -43,7 +43,7 @@ from sqlkv.store import Store, Transaction
 log = logging.getLogger("sqlkv.engine")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 16)  # open databases of one engine: ~200 bytes each
 def _db_keys(db: str) -> DbKeys:
     return DbKeys(check_database_name(db))
 
