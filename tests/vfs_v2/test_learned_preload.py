@@ -8,6 +8,7 @@ import random
 from vfs_support import Opener, rows
 
 from sqlkv.store import Store
+from sqlkv.vfs.v2.learn import HINT_LEAVES, FirstReads
 
 MiB = 1024 * 1024
 
@@ -100,3 +101,27 @@ def test_a_connection_that_missed_few_pages_leaves_the_hint_as_it_is(open_mem: O
     _queries(one, [5, 77])  # one leaf more than the hint: not worth a call
     one.close()
     assert (one.sqlkv_stats.get_pages_calls, one.sqlkv_stats.hints_saved) == (1, 0)
+
+
+def _page(kind: int) -> bytes:
+    return bytes([kind]) + bytes(4095)
+
+
+def test_the_hint_puts_interior_pages_first_and_keeps_few_leaves() -> None:
+    reads = FirstReads(1000)
+    reads.note(1, bytes(100) + bytes([0x0D]) + bytes(3995))
+    for pgno in range(2, 200):
+        reads.note(pgno, _page(0x05 if pgno % 50 == 0 else 0x0D))
+    hint = reads.hint(frozenset({1}), size_pages=10_000)
+    assert hint is not None
+    assert hint[:5] == [1, 50, 100, 150, 2]
+    assert len(hint) == 4 + HINT_LEAVES
+
+
+def test_a_hint_mostly_unused_is_replaced_and_a_good_one_kept() -> None:
+    reads = FirstReads(256)
+    for pgno in (1, 2, 3):
+        reads.note(pgno, _page(0x0D))
+    assert reads.hint(frozenset({1, 2, 3, 4}), size_pages=10_000) is None
+    assert reads.hint(frozenset(range(1, 100)), size_pages=10_000) == [1, 2, 3]
+    assert reads.hint(frozenset(range(1, 100)), size_pages=200) is None  # arrives whole

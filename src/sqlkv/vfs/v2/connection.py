@@ -260,7 +260,8 @@ class Connection(apsw.Connection):
         """Tell the engine which pages this connection read first, when they were not what
         its open returned (docs/open-and-preload.md); a failure only costs the next open."""
         remote = self._sqlkv_remote
-        pages = self._sqlkv_vfs.db_file.learned_hint() if remote.dead is None else None
+        file = self._sqlkv_vfs.db_file
+        pages = None if remote.dead else file.first_reads.hint(file.preloaded, remote.size_pages)
         if pages is None:
             return
         try:

@@ -37,15 +37,13 @@ from sqlkv.ltx import lock_pgno
 from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.cache import PageCache
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
+from sqlkv.vfs.v2.learn import FirstReads
 from sqlkv.vfs.v2.readahead import ReadAhead
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 
 ZERO_PAGE = bytes(PAGE_SIZE)
 DIGEST_SIZE = 16
 LOCK_PAGE = lock_pgno(PAGE_SIZE)
-HINT_MIN_MISSES = 3
-"""A connection leaves a new hint when it read at least this many pages its open did not
-return (docs/open-and-preload.md)."""
 
 
 class Digests:
@@ -95,35 +93,10 @@ class DbFile:
         self.local_size = remote.size_pages
         self.low_water = remote.size_pages
         self.lock_level = 0
-        self.learned: list[int] = []
         for pgno, page in sorted(preloaded.items()):
             self._known_committed(pgno, page)
         self.preloaded = frozenset(preloaded)
-        # the first pages SQLite reads, in order: the hint this connection leaves (None
-        # once full: ``hint_pages``)
-        self.hint_pages = config.preload_bytes // PAGE_SIZE
-        self.first_read: dict[int, None] | None = {} if self.hint_pages else None
-
-    # ------------------------------------------------------------------ learned preload
-
-    def _note_read(self, pgno: int) -> None:
-        first = self.first_read
-        assert first is not None
-        first[pgno] = None
-        if len(first) >= self.hint_pages:
-            self.first_read = None
-            self.learned = list(first)
-
-    def learned_hint(self) -> list[int] | None:
-        """The pages SQLite read first (at most ``preload_bytes`` of them), when at least
-        ``HINT_MIN_MISSES`` of them were not returned by the open: the hint to leave for the
-        next open; else None (and None for a database the open returns whole)."""
-        pages = self.learned if self.first_read is None else list(self.first_read)
-        if self.remote.size_pages <= self.hint_pages:
-            return None  # the open returns a database this small whole
-        if len(set(pages) - self.preloaded) < HINT_MIN_MISSES:
-            return None  # saving costs a call at close: fewer misses do not pay for it
-        return pages
+        self.first_reads = FirstReads(config.preload_bytes // PAGE_SIZE)
 
     # ------------------------------------------------------------------ pages
 
@@ -182,11 +155,12 @@ class DbFile:
     def xRead(self, amount: int, offset: int) -> bytes:
         self.remote.check_alive()
         first = offset // PAGE_SIZE + 1
-        if self.first_read is not None and first not in self.first_read:
-            self._note_read(first)
         start = offset % PAGE_SIZE
         if start + amount <= PAGE_SIZE:
             page = self._page(first)
+            learning = self.first_reads
+            if learning.open and first not in learning.pages:
+                learning.note(first, page)
             return page if amount == PAGE_SIZE else page[start : start + amount]
         out = bytearray()
         pgno = first
