@@ -6,9 +6,10 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     P {pgno:u32}                        PIDX: (txid:u64, part:u32) of the newest unfolded copy
     D {txid:u64} {part:u32} {chunk:u32} chunks of one LTX file of a committed (or staged) txid
     S {shard:u32} {chunk:u32}           chunks of the LTX file of folded pages shard*S..shard*S+S-1
-    H                                   preload hint: the pages the last owner read first
+    L                                   preload hint: the pages the last owner read first
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
     X {txid:u64}                        delta directory: stored bytes of that txid's delta
+    H {txid:u64} {chunk:u32}            history facts of a committed txid (docs/history.md)
 
 A txid's pages may span several LTX *parts*: a large commit is staged in several requests,
 and even a one-request commit is cut into parts of a bounded number of pages so that a
@@ -45,7 +46,7 @@ class DbKeys:
         self.name = name
         self.prefix = db_prefix(FORMAT_V2, name)
         self.meta = self.prefix + b"M"
-        self.hint = self.prefix + b"H"
+        self.hint = self.prefix + b"L"
 
     # whole database
     def all_range(self) -> tuple[bytes, bytes]:
@@ -114,6 +115,18 @@ class DbKeys:
         return self._span(b"X", ">Q", first, end)
 
     def delta_dir_txid(self, key: bytes) -> int:
+        (txid,) = struct.unpack_from(">Q", key, len(self.prefix) + 1)
+        return int(txid)
+
+    # history facts (docs/history.md)
+    def history_chunk(self, txid: int, chunk: int) -> bytes:
+        return self.prefix + b"H" + struct.pack(">QI", txid, chunk)
+
+    def history_range(self, first: int = 0, end: int = U64_END) -> tuple[bytes, bytes]:
+        """History facts of txids in ``[first, end)`` (every chunk)."""
+        return self._span(b"H", ">Q", first, end)
+
+    def history_txid(self, key: bytes) -> int:
         (txid,) = struct.unpack_from(">Q", key, len(self.prefix) + 1)
         return int(txid)
 

@@ -30,6 +30,10 @@ Requests and their answers (``->``)::
     COMMIT_FINALIZE  string db u64 generation u64 expected_head_txid u64 txid
                      u64 db_size_pages opt_id commit_id -> head u8 already_applied
     HEAD             string db -> head
+    SNAPSHOT         string db opt_u64 at pgnos preload -> u64 txid u32 db_size_pages head pages
+    READ_AT          string db u64 txid pgnos -> head pages (absent = None)
+    CHANGES_SINCE    string db u64 txid -> u64 txid u32 db_size_pages head u8 known
+                     [pgnos changed, when known]
     SAVE_HINT        string db u64 generation pgnos -> head   (docs/open-and-preload.md)
     ERROR            u16 code text message ...class fields   (``codes.py``)
 
@@ -44,7 +48,14 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from sqlkv.engine.api import CommitResult, OpenResult, PagesResult, StageResult
+from sqlkv.engine.api import (
+    ChangesResult,
+    CommitResult,
+    OpenResult,
+    PagesResult,
+    SnapshotResult,
+    StageResult,
+)
 from sqlkv.engine.head import Head
 from sqlkv.errors import InvalidRequest, ProtocolError
 from sqlkv.server.codec import Reader, Writer
@@ -68,7 +79,10 @@ class MsgType(IntEnum):
     COMMIT_STAGE = 0x13
     COMMIT_FINALIZE = 0x14
     HEAD = 0x15
-    SAVE_HINT = 0x16
+    SNAPSHOT = 0x16
+    READ_AT = 0x17
+    CHANGES_SINCE = 0x18
+    SAVE_HINT = 0x19
     ERROR = 0xFF
 
 
@@ -157,6 +171,26 @@ class HeadRequest:
 
 
 @dataclass(frozen=True)
+class SnapshotRequest:
+    db: str
+    at: int | None = None
+    preload: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadAtRequest:
+    db: str
+    txid: int
+    pgnos: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ChangesRequest:
+    db: str
+    txid: int
+
+
+@dataclass(frozen=True)
 class SaveHintRequest:
     db: str
     generation: int
@@ -172,9 +206,22 @@ Request = (
     | StageRequest
     | FinalizeRequest
     | HeadRequest
+    | SnapshotRequest
+    | ReadAtRequest
+    | ChangesRequest
     | SaveHintRequest
 )
-Answer = HelloOk | HealthOk | OpenResult | PagesResult | CommitResult | StageResult | Head
+Answer = (
+    HelloOk
+    | HealthOk
+    | OpenResult
+    | PagesResult
+    | CommitResult
+    | StageResult
+    | Head
+    | SnapshotResult
+    | ChangesResult
+)
 
 REQUEST_TYPE: dict[type, MsgType] = {
     Hello: MsgType.HELLO,
@@ -185,6 +232,9 @@ REQUEST_TYPE: dict[type, MsgType] = {
     StageRequest: MsgType.COMMIT_STAGE,
     FinalizeRequest: MsgType.COMMIT_FINALIZE,
     HeadRequest: MsgType.HEAD,
+    SnapshotRequest: MsgType.SNAPSHOT,
+    ReadAtRequest: MsgType.READ_AT,
+    ChangesRequest: MsgType.CHANGES_SINCE,
     SaveHintRequest: MsgType.SAVE_HINT,
 }
 
@@ -253,6 +303,12 @@ def _write_request(w: Writer, m: Request) -> None:
         _write_id(w, m.commit_id)
     elif isinstance(m, HeadRequest):
         w.string(m.db)
+    elif isinstance(m, SnapshotRequest):
+        w.string(m.db).opt_u64(m.at).pgnos(m.preload)
+    elif isinstance(m, ReadAtRequest):
+        w.string(m.db).u64(m.txid).pgnos(m.pgnos)
+    elif isinstance(m, ChangesRequest):
+        w.string(m.db).u64(m.txid)
     elif isinstance(m, SaveHintRequest):
         w.string(m.db).u64(m.generation).pgnos(m.pgnos)
     else:  # pragma: no cover - the union is closed
@@ -285,6 +341,12 @@ def decode_request(msg_type: int, body: bytes | memoryview) -> Request:
         m = FinalizeRequest(r.string(), r.u64(), r.u64(), r.u64(), r.u64(), _read_id(r))
     elif msg_type == MsgType.HEAD:
         m = HeadRequest(r.string())
+    elif msg_type == MsgType.SNAPSHOT:
+        m = SnapshotRequest(r.string(), r.opt_u64(), tuple(r.pgnos()))
+    elif msg_type == MsgType.READ_AT:
+        m = ReadAtRequest(r.string(), r.u64(), tuple(r.pgnos()))
+    elif msg_type == MsgType.CHANGES_SINCE:
+        m = ChangesRequest(r.string(), r.u64())
     elif msg_type == MsgType.SAVE_HINT:
         m = SaveHintRequest(r.string(), r.u64(), tuple(r.pgnos()))
     else:
@@ -322,6 +384,13 @@ def encode_answer(request_id: int, request_type: int, answer: Answer) -> bytes:
         w.u64(answer.txid).u32(answer.parts)
     elif isinstance(answer, Head):
         w.head(answer)
+    elif isinstance(answer, SnapshotResult):
+        w.u64(answer.txid).u32(answer.db_size_pages).head(answer.head).pages(answer.pages)
+    elif isinstance(answer, ChangesResult):
+        w.u64(answer.txid).u32(answer.db_size_pages).head(answer.head)
+        w.u8(answer.changed is not None)
+        if answer.changed is not None:
+            w.pgnos(sorted(answer.changed))
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not an answer: {answer!r}")
     return frame(request_type | ANSWER_BIT, request_id, w.getvalue())
@@ -359,6 +428,13 @@ def decode_answer(request_type: int, msg_type: int, body: bytes | memoryview) ->
         a = StageResult(r.u64(), r.u32())
     elif request_type in (MsgType.HEAD, MsgType.SAVE_HINT):
         a = r.head()
+    elif request_type == MsgType.SNAPSHOT:
+        a = SnapshotResult(r.u64(), r.u32(), r.head(), r.pages())
+    elif request_type == MsgType.READ_AT:
+        a = PagesResult(r.head(), r.pages())
+    elif request_type == MsgType.CHANGES_SINCE:
+        txid, size, head = r.u64(), r.u32(), r.head()
+        a = ChangesResult(txid, size, head, frozenset(r.pgnos()) if r.flag() else None)
     else:
         raise ProtocolError(f"unknown request type 0x{request_type:02x}")
     r.done()
