@@ -8,7 +8,7 @@ import random
 from vfs_support import Opener, rows
 
 from sqlkv.store import Store
-from sqlkv.vfs.v2.learn import HINT_LEAVES, FirstReads
+from sqlkv.vfs.v2.learn import HINT_LEAVES, HINT_MAX_PAGES, FirstReads
 
 MiB = 1024 * 1024
 
@@ -116,6 +116,10 @@ def test_the_hint_puts_interior_pages_first_and_keeps_few_leaves() -> None:
     assert hint is not None
     assert hint[:5] == [1, 50, 100, 150, 2]
     assert len(hint) == 4 + HINT_LEAVES
+    many = FirstReads(1000)
+    for pgno in range(1, 500):
+        many.note(pgno, _page(0x05))
+    assert many.hint(frozenset({1}), size_pages=10_000) == list(range(1, HINT_MAX_PAGES + 1))
 
 
 def test_a_hint_mostly_unused_is_replaced_and_a_good_one_kept() -> None:

@@ -3,9 +3,13 @@
 ``FirstReads`` records the distinct pages SQLite reads from the main database file, in
 order, until the preload budget is full (``preload_bytes / 4096`` pages). ``hint`` orders
 them for the next owner: page 1, then B-tree interior pages (the schema and the upper levels
-of every tree read: what any query needs first), then at most ``HINT_LEAVES`` other pages
+of every tree read: what any query needs first), then at most ``HINT_LEAVES`` = 16 other pages
 (leaves and overflow pages, in read order: what these queries needed, so the same queries
-next time cost no fetch, while a scan does not fill the hint with its leaves).
+next time cost no fetch, while a scan or a burst of scattered updates does not fill the
+hint with leaves that the next owner would read for nothing: each costs about one blob
+read at the next open). The whole hint is at most ``HINT_MAX_PAGES`` = 64 pages (and the
+budget): what a wrong hint costs the next open is bounded, and the first connection that
+does not use most of it replaces it.
 
 The connection leaves the hint at close (``Connection._leave_hint``, one ``save_hint``
 engine call) only when it is worth that call: when its open missed at least
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 HINT_MIN_MISSES = 3
 HINT_MIN_UNUSED = 16
-HINT_LEAVES = 64
+HINT_LEAVES = 16
+HINT_MAX_PAGES = 64
 INTERIOR = (0x02, 0x05)  # B-tree page types: interior index, interior table
 
 
@@ -52,4 +57,4 @@ class FirstReads:
         first = [1] if 1 in self.pages else []
         interior = [p for p, inner in self.pages.items() if inner and p != 1]
         others = [p for p, inner in self.pages.items() if not inner and p != 1]
-        return (first + interior + others[:HINT_LEAVES])[: self.budget]
+        return (first + interior + others[:HINT_LEAVES])[: min(self.budget, HINT_MAX_PAGES)]
