@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from sqlkv.engine.blob_index import page_index
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.seal import join_chunks
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
-from sqlkv.ltx import read_page, read_page_index
+from sqlkv.ltx import read_page
 
 if TYPE_CHECKING:
     from sqlkv.engine.ledger import StoreReader
@@ -106,7 +107,7 @@ class PageSource:
                 continue
             blob = join_chunks(self.keys, rows)
             try:
-                index = read_page_index(blob)
+                index = page_index(rows, blob)
                 for pgno in wanted:
                     page = read_page(blob, pgno, index)
                     if page is None and kind == "delta":
