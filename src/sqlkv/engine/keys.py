@@ -53,6 +53,18 @@ class DbKeys:
         """Every key of this database and of no other (sub-keys never start with 0xFF)."""
         return self.prefix, self.prefix + b"\xff"
 
+    def hint_and_meta_range(self) -> tuple[bytes, bytes]:
+        """The hint ``L`` and META ``M`` (adjacent tags: nothing else lies between)."""
+        return self.hint, self.meta + b"\x00"
+
+    def stage_and_directory_range(self) -> tuple[bytes, bytes]:
+        """Every staging manifest ``T`` and directory row ``X`` (no other tag between)."""
+        return self.prefix + b"T", self.prefix + b"Y"
+
+    def tag(self, key: bytes) -> bytes:
+        """The one-letter kind of one of this database's keys."""
+        return key[len(self.prefix) : len(self.prefix) + 1]
+
     # PIDX
     def pidx(self, pgno: int) -> bytes:
         return self.prefix + b"P" + struct.pack(">I", pgno)

@@ -41,7 +41,6 @@ from sqlkv.engine.read import BlobId, PageSource, Rows, check_pgnos
 from sqlkv.engine.seal import unseal
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
-from sqlkv.store import key_after
 
 log = logging.getLogger("sqlkv.engine")
 
@@ -80,18 +79,20 @@ def open_database(
     budget = max(1, preload_bytes // config.page_size)
     asked = check_pgnos(preload)
     guessed = _guessed_blobs(keys, config, [1, *guess.pgnos, *asked][:budget], guess.pidx)
-    meta, staged, newest, pidx_rows, hint_rows, directory, *blobs = ledger.get_ranges(
+    hint_meta, newest, pidx_rows, stage_dir, *blobs = ledger.get_ranges(
         [
-            (keys.meta, key_after(keys.meta), 0, False),
-            (*keys.stage_range(), 0, False),
+            (*keys.hint_and_meta_range(), 0, False),
             (*keys.delta_range(), PROBE_CHUNKS, True),
             (*keys.pidx_range(), 0, False),
-            (keys.hint, key_after(keys.hint), 0, False),
-            (*keys.delta_dir_range(), 0, False),
+            (*keys.stage_and_directory_range(), 0, False),
             *[(*_blob_range(keys, blob), 0, False) for blob in guessed],
         ],
         point="read_all",
     )
+    meta = [row for row in hint_meta if row[0] == keys.meta]
+    hint_rows = [row for row in hint_meta if row[0] == keys.hint]
+    staged = [row for row in stage_dir if keys.tag(row[0]) == b"T"]
+    directory = [row for row in stage_dir if keys.tag(row[0]) == b"X"]
     old = ledger.use_head(meta[0][1] if meta else None)
     if old is None:
         if not create:
