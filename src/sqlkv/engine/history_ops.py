@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlkv.engine.api import ChangesResult, PagesResult, SnapshotResult
+from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.read import check_pgnos
+from sqlkv.engine.retention import check_window, read_window_ms, write_window
 from sqlkv.engine.timetravel import changes_since, read_at
-from sqlkv.errors import InvalidRequest
+from sqlkv.errors import DatabaseNotFound, InvalidRequest
 
 if TYPE_CHECKING:
     from sqlkv.engine.keys import DbKeys
@@ -55,6 +57,32 @@ class HistoryOps:
             return PagesResult(view.head, pages)
 
         return self.store.transact(fn, name="read_at")
+
+    def set_retention(self, db: str, window_s: float) -> float:
+        """Set ``db``'s retention window (seconds; 0 = none); returns it. Shortening it
+        frees the history outside the new window at the next compaction pass."""
+        keys = self.keys(db)
+        window_ms = check_window(window_s)
+
+        def fn(tr: Transaction) -> float:
+            ledger = Ledger(tr, db, keys)
+            head = ledger.read_head()
+            write_window(ledger, head, window_ms)
+            ledger.write_head(head)
+            return window_ms / 1000
+
+        return self.store.transact(fn, name="retention")
+
+    def retention(self, db: str) -> float:
+        """``db``'s retention window in seconds (one snapshot read)."""
+        keys = self.keys(db)
+
+        def fn(tr: Transaction) -> float:
+            if tr.get(keys.meta, snapshot=True, point="read_meta") is None:
+                raise DatabaseNotFound(db)
+            return read_window_ms(tr, keys) / 1000
+
+        return self.store.transact(fn, name="retention_get")
 
     def changes_since(self, db: str, txid: int) -> ChangesResult:
         """The newest head and the pages changed in ``(txid, head]``, one store operation."""

@@ -42,6 +42,11 @@ POINTS: dict[str, str] = {
     "read_at.read_pidx": "the PIDX rows (a read at the head, cache miss)",
     "read_at.read_pages": "every DELTA part and shard the pages live in, at once",
     "changes_since.read_history": "META and the history facts from the txid on, at once",
+    "retention.read_meta": "META, serializably (set_retention)",
+    "retention.read_retention": "the retention record it replaces",
+    "retention.apply": "the retention record and META (storage)",
+    "retention_get.read_meta": "META (a snapshot read)",
+    "retention_get.read_retention": "the retention record",
     "verify.read_meta": "META (a snapshot read; verify only reads)",
     "verify.scan": "one batch of the database's keys, checked (a snapshot read)",
     # ---------------------------------------------------------------- engine: commit
@@ -49,6 +54,7 @@ POINTS: dict[str, str] = {
     "commit.read_pidx": "the PIDX rows (cache miss)",
     "commit.read_staged": "staging manifests of an abandoned staged commit",
     "commit.read_shard": "the shard holding the new end (shrink)",
+    "commit.read_retention": "the retention window, when a shrink cuts shards",
     "commit.apply": "DELTA parts, PIDX rows, directory row and META",
     # ---------------------------------------------------------------- engine: stage / finalize
     "stage.read_meta": "META, serializably (the fence)",
@@ -58,6 +64,7 @@ POINTS: dict[str, str] = {
     "finalize.read_staged": "the staging manifests of the txid",
     "finalize.read_pidx": "the PIDX rows (cache miss)",
     "finalize.read_shard": "the shard holding the new end (shrink)",
+    "finalize.read_retention": "the retention window, when a shrink cuts shards",
     "finalize.apply": "PIDX rows, directory row, manifests dropped and META",
     # ---------------------------------------------------------------- engine: compaction
     "compact.read_meta": "META, serializably (the fence)",
@@ -65,7 +72,8 @@ POINTS: dict[str, str] = {
     "compact.read_shard": "a shard being folded into",
     "compact.read_delta": "a DELTA part holding pages being folded",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
-    "compact.read_history": "the history facts below the new materialized txid (deleted)",
+    "compact.read_history": "the history facts that date the window / are deleted",
+    "compact.read_retained": "the window, the retained deltas and the retired shard versions",
     "compact.apply": "shards written, PIDX rows and dead deltas removed, META",
     # ---------------------------------------------------------------- v1 VFS
     "v1.load.read_meta": "a file's size key",
