@@ -182,6 +182,21 @@ SCENARIOS = {
         lambda e, a: e.retention(NAME),
         changes_pages=False,
     ),
+    "label": Scenario(
+        _prep_plain,
+        lambda e, a: e.label(NAME, "restore-point", a["h"] - 1),
+        changes_pages=False,
+    ),
+    "resolve": Scenario(
+        _prep_plain,
+        lambda e, a: e.resolve(NAME, a["h"] - 1),
+        changes_pages=False,
+    ),
+    "history": Scenario(
+        _prep_plain,
+        lambda e, a: e.history(NAME, limit=5),
+        changes_pages=False,
+    ),
     "open": Scenario(
         _prep_leftovers,
         lambda e, a: e.open(NAME, preload=range(1, 100)),

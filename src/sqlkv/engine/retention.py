@@ -303,6 +303,7 @@ class Keeper:
         self._versions = list(zip(parse_versions(keys, versions), versions, strict=True))
         self.keep = keep_from(ledger, head, self.window_ms, since)
         self.retired = self.buried = self.deltas_trimmed = self.versions_trimmed = 0
+        self.retained_bytes = 0  # kept for past states after this pass (a lower bound)
         self._oldest_buried: int | None = None
 
     @property
@@ -317,7 +318,9 @@ class Keeper:
         valid_from = old.header.max_txid if old is not None else 0
         if self.active and valid_from < until:
             header = old.header if old is not None else None
-            retire(self.ledger, shard, until, rows, header, absent_from=self.keep)
+            self.retained_bytes += retire(
+                self.ledger, shard, until, rows, header, absent_from=self.keep
+            )
             self.retired += 1
 
     def keeps_delta(self) -> bool:
@@ -328,6 +331,7 @@ class Keeper:
     def bury(self, txid: int, stored: int) -> None:
         bury(self.ledger, self.head.head_txid, txid, stored)
         self.buried += 1
+        self.retained_bytes += stored
         if self._oldest_buried is None:
             self._oldest_buried = txid
 
@@ -336,6 +340,9 @@ class Keeper:
         needs; returns the txid below which history facts may go."""
         ledger, keys, keep = self.ledger, self.ledger.keys, self.keep
         oldest_stored = first_live if self._oldest_buried is None else self._oldest_buried
+        kept = [stored for (death, _, stored), _ in self._graves if death > keep]
+        kept += [v.stored for v, _ in self._versions if v.until > keep]
+        self.retained_bytes += sum(kept)
         for (death, txid, stored), row in self._graves:
             if death > keep:
                 oldest_stored = min(oldest_stored, txid)

@@ -42,6 +42,7 @@ KINDS = {
     ord("U"): "U",  # a retired shard version
     ord("V"): "V",  # a retired shard version's LTX chunks
     ord("G"): "G",  # a retained (folded) delta
+    ord("L"): "LABEL",  # a label naming a txid
 }
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlkv.engine.facts import Facts, parse_facts
-from sqlkv.engine.head import Head
+from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource
@@ -115,6 +115,8 @@ def check_txid(view: View, db: str, txid: int) -> None:
         )
     if txid == head.head_txid:
         return
+    if txid == CREATION_TXID and any(f.prev_txid == txid for f in view.facts.values()):
+        return  # the empty database, before the first commit (still described)
     if view.oldest is None or txid < view.oldest or not view.complete:
         oldest = "none" if view.oldest is None or not view.complete else str(view.oldest)
         raise SnapshotTooOld(
@@ -176,6 +178,8 @@ def read_at(
     if txid is None or txid == head.head_txid:
         source = PageSource(keys, head, cache.rows_for(tr, keys.name, keys, head))
         return view, head.db_size_pages, source.read(tr, pgnos, point) if pgnos else {}
+    if txid not in view.facts:  # txid 1: the empty database
+        return view, 0, dict.fromkeys(pgnos)
     return view, view.facts[txid].db_size_pages, _Past(keys, view, txid).read(tr, pgnos, point)
 
 

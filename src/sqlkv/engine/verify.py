@@ -32,6 +32,7 @@ from typing import Any
 from sqlkv.engine.facts import Facts, decode_facts
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.engine.labels import parse_labels
 from sqlkv.engine.retention import (
     Retired,
     parse_graves,
@@ -264,6 +265,8 @@ class _Scan:
             elif tag == ord("U") and body == 12:
                 (version,) = parse_versions(self.keys, [(key, value)])
                 self.versions[(version.until, version.shard)] = version
+            elif tag == ord("L") and body > 0:
+                parse_labels(self.keys, [(key, value)])
             elif tag == ord("G") and body == 16:
                 ((_, txid, stored),) = parse_graves(self.keys, [(key, value)])
                 self.graves[txid] = stored

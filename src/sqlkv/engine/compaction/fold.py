@@ -43,6 +43,7 @@ class PassOutcome:
     deltas_deleted: int = 0
     bytes_folded: int = 0
     history_changed: bool = False  # retention kept or trimmed history (docs/history.md)
+    retained_bytes: int = 0  # bytes kept only for past states after this pass
 
     @property
     def changed(self) -> bool:
@@ -169,6 +170,7 @@ def fold_pass(
     ):
         out.history_changed = True
     out.history_changed = out.history_changed or keeper.changed
+    out.retained_bytes = keeper.retained_bytes
     if out.changed or materialized != head.materialized_txid:
         out.head = ledger.write_head(
             head.with_changes(
