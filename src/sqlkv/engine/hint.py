@@ -1,6 +1,6 @@
 """save_hint: remember which pages the owner read first, so the next open returns them.
 
-The hint is one sealed row per database (``L``, docs/key-layout.md): a format byte and
+The hint is one sealed row per database (``N``, docs/key-layout.md): a format byte and
 the page numbers, in the order the owner first read them (page 1, the schema, the B-tree
 interior pages and whatever leaves its first queries touched). The client sends it when
 its connection closes (``vfs/v2/connection.py``), and only when the pages it read first

@@ -6,7 +6,7 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     P {pgno:u32}                        PIDX: (txid:u64, part:u32) of the newest unfolded copy
     D {txid:u64} {part:u32} {chunk:u32} chunks of one LTX file of a committed (or staged) txid
     S {shard:u32} {chunk:u32}           chunks of the LTX file of folded pages shard*S..shard*S+S-1
-    L                                   preload hint: the pages the last owner read first
+    N                                   preload hint: the pages the last owner read first
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
     X {txid:u64}                        delta directory: stored bytes of that txid's delta
     H {txid:u64} {chunk:u32}            history facts of a committed txid (docs/history.md)
@@ -46,24 +46,16 @@ class DbKeys:
         self.name = name
         self.prefix = db_prefix(FORMAT_V2, name)
         self.meta = self.prefix + b"M"
-        self.hint = self.prefix + b"L"
+        self.hint = self.prefix + b"N"
 
     # whole database
     def all_range(self) -> tuple[bytes, bytes]:
         """Every key of this database and of no other (sub-keys never start with 0xFF)."""
         return self.prefix, self.prefix + b"\xff"
 
-    def hint_and_meta_range(self) -> tuple[bytes, bytes]:
-        """The hint ``L`` and META ``M`` (adjacent tags: nothing else lies between)."""
-        return self.hint, self.meta + b"\x00"
-
-    def stage_and_directory_range(self) -> tuple[bytes, bytes]:
-        """Every staging manifest ``T`` and directory row ``X`` (no other tag between)."""
-        return self.prefix + b"T", self.prefix + b"Y"
-
-    def tag(self, key: bytes) -> bytes:
-        """The one-letter kind of one of this database's keys."""
-        return key[len(self.prefix) : len(self.prefix) + 1]
+    def meta_and_hint_range(self) -> tuple[bytes, bytes]:
+        """META ``M`` and the hint ``N`` (adjacent tags: no other key lies between)."""
+        return self.meta, self.hint + b"\x00"
 
     # PIDX
     def pidx(self, pgno: int) -> bytes:

@@ -38,6 +38,7 @@ from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxMap, freeze, parse_rows
 from sqlkv.engine.read import BlobId, PageSource, Rows, check_pgnos
+from sqlkv.engine.retention import put_window
 from sqlkv.engine.seal import unseal
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
@@ -79,26 +80,26 @@ def open_database(
     budget = max(1, preload_bytes // config.page_size)
     asked = check_pgnos(preload)
     guessed = _guessed_blobs(keys, config, [1, *guess.pgnos, *asked][:budget], guess.pidx)
-    hint_meta, newest, pidx_rows, stage_dir, *blobs = ledger.get_ranges(
+    meta_hint, staged, newest, pidx_rows, directory, *blobs = ledger.get_ranges(
         [
-            (*keys.hint_and_meta_range(), 0, False),
+            (*keys.meta_and_hint_range(), 0, False),
+            (*keys.stage_range(), 0, False),
             (*keys.delta_range(), PROBE_CHUNKS, True),
             (*keys.pidx_range(), 0, False),
-            (*keys.stage_and_directory_range(), 0, False),
+            (*keys.delta_dir_range(), 0, False),
             *[(*_blob_range(keys, blob), 0, False) for blob in guessed],
         ],
         point="read_all",
     )
-    meta = [row for row in hint_meta if row[0] == keys.meta]
-    hint_rows = [row for row in hint_meta if row[0] == keys.hint]
-    staged = [row for row in stage_dir if keys.tag(row[0]) == b"T"]
-    directory = [row for row in stage_dir if keys.tag(row[0]) == b"X"]
+    meta = [row for row in meta_hint if row[0] == keys.meta]
+    hint_rows = [row for row in meta_hint if row[0] == keys.hint]
     old = ledger.use_head(meta[0][1] if meta else None)
     if old is None:
         if not create:
             raise DatabaseNotFound(db)
         # Leftovers of an interrupted delete (META goes first) must not join the new head.
         ledger.drop_uncounted_range(keys.all_range())
+        put_window(ledger, round(config.retention_s * 1000))  # docs/history.md
         head = ledger.write_head(
             Head(
                 generation=1,
