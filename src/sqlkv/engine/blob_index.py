@@ -11,7 +11,8 @@ and bytes, already verified by ``seal.join_chunks``) and the blob's length: the 
 means the same bytes, so the index parsed from them is the same — exact under the same
 collision assumption that the seal itself makes. A blob rewritten under the same key (a
 shard refolded) has new checks, hence a new entry; old ones age out (LRU of
-``MAX_ENTRIES``, ~10 KiB each for a 64-page shard).
+``MAX_ENTRIES``, ~10 KiB each for a 64-page shard: small, so that a scan's memory stays
+bounded by the page cache, ``tests/vfs_v2/test_cache_bound.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlkv.engine.seal import TAG_SIZE
 from sqlkv.ltx import read_page_index
 from sqlkv.ltx.decoder import PageIndex
 
-MAX_ENTRIES = 512
+MAX_ENTRIES = 32
 
 _lock = threading.Lock()
 _indexes: OrderedDict[tuple[bytes, int], PageIndex] = OrderedDict()
