@@ -159,6 +159,15 @@ class StoreRewound(EngineError):
         self.found_txid = found_txid
 
 
+class SnapshotTooOld(EngineError):
+    """The committed state asked for is no longer readable (older than the database's
+    retention window): read a newer one."""
+
+
+class UnknownLabel(EngineError):
+    """No committed txid of the database carries this label."""
+
+
 class CompactionBehind(EngineError):
     """Too many unfolded delta bytes: the commit is refused until compaction catches up."""
 
