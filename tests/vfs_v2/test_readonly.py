@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import apsw
@@ -180,7 +180,7 @@ def test_at_label_and_time(connect: Open, fake: HistoryFake) -> None:
     fake.label("db", "before-b")
     w.execute("INSERT INTO t VALUES (2, 'b')")
     assert rows(connect(at="before-b")) == [(1, "a")]
-    assert rows(connect(at=datetime.now(timezone.utc) + timedelta(hours=1))) == rows(w)
+    assert rows(connect(at=datetime.now(UTC) + timedelta(hours=1))) == rows(w)
     with pytest.raises(UnknownLabel):
         connect(at="no-such-label")
 
@@ -269,8 +269,8 @@ def test_stamp_page1_sets_the_change_counter_and_keeps_the_header_size_valid() -
         ("42", 42),
         ("label:42", "42"),
         ("nightly", "nightly"),
-        ("2026-12-02T08:00:00Z", datetime(2026, 12, 2, 8, tzinfo=timezone.utc)),
-        ("2026-12-02 09:00:00+01:00", datetime(2026, 12, 2, 8, tzinfo=timezone.utc)),
+        ("2026-12-02T08:00:00Z", datetime(2026, 12, 2, 8, tzinfo=UTC)),
+        ("2026-12-02 09:00:00+01:00", datetime(2026, 12, 2, 8, tzinfo=UTC)),
     ],
 )
 def test_parse_at(text: str, expected: object) -> None:
