@@ -159,19 +159,20 @@ class StoreRewound(EngineError):
         self.found_txid = found_txid
 
 
-class SnapshotTooOld(EngineError):
-    """The committed state asked for is no longer readable (older than the database's
-    retention window): read a newer one."""
-
-
-class UnknownLabel(EngineError):
-    """No committed txid of the database carries this label."""
-
-
 class CompactionBehind(EngineError):
     """Too many unfolded delta bytes: the commit is refused until compaction catches up."""
 
     retryable = True
+
+
+class SnapshotTooOld(EngineError):
+    """The state asked for (a txid, a time, a label's txid) is older than what the database
+    still retains: compaction folded it away (docs/history.md). Not retryable: read a newer
+    state, or lengthen the database's retention window so that later states stay readable."""
+
+
+class UnknownLabel(EngineError):
+    """No label of that name exists in the database (labels: ``Engine.label``)."""
 
 
 class CorruptionError(EngineError):

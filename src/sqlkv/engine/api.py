@@ -37,6 +37,26 @@ class CommitResult:
 
 
 @dataclass(frozen=True)
+class SnapshotResult:
+    """Answer to ``snapshot``: a committed state, read without taking the database over."""
+
+    txid: int  # the committed txid this snapshot reads (exact)
+    db_size_pages: int  # the database size at that txid
+    head: Head  # the current head when the snapshot was taken (for lag metrics)
+    pages: dict[int, bytes | None] = field(default_factory=dict)  # page 1 + preload, at txid
+
+
+@dataclass(frozen=True)
+class ChangesResult:
+    """Answer to ``changes_since``: the newest committed txid and what changed up to it."""
+
+    txid: int  # the newest committed txid (the reader's next snapshot)
+    db_size_pages: int  # the size at that txid
+    head: Head
+    changed: frozenset[int] | None  # pages written or cut in (since, txid]; None = unknown
+
+
+@dataclass(frozen=True)
 class StageResult:
     txid: int  # the txid reserved for this large commit; pass it to later stage calls
     parts: int  # LTX parts written by this call
@@ -83,23 +103,3 @@ class EngineApi(Protocol):
     def head(self, db: str) -> Head:
         """The current head (raises DatabaseNotFound); for lost-answer resolution and tools."""
         ...
-
-
-@dataclass(frozen=True)
-class SnapshotResult:
-    """Answer to ``snapshot``: a committed state a read-only connection reads."""
-
-    txid: int  # the committed txid this snapshot reads (exact)
-    db_size_pages: int  # the database size at that txid
-    head: Head  # the current head when the snapshot was taken (for lag metrics)
-    pages: Pages = field(default_factory=dict)  # page 1 and the requested preload pages
-
-
-@dataclass(frozen=True)
-class ChangesResult:
-    """Answer to ``changes_since``: the newest committed state, and what changed since."""
-
-    txid: int  # the newest committed txid (the reader's next snapshot)
-    db_size_pages: int  # the size at that txid
-    head: Head
-    changed: frozenset[int] | None  # pages written in (since, txid]; None = unknown

@@ -171,7 +171,8 @@ def connect_reader(
                 f"database {name!r} has {snap.head.page_size}-byte pages; "
                 f"this client uses {PAGE_SIZE}"
             )
-        file = SnapshotFile(reader, config, snap.pages)
+        preloaded = {p: page for p, page in snap.pages.items() if page is not None}
+        file = SnapshotFile(reader, config, preloaded)
         vfs = SqlkvVfs(file)
     except BaseException:
         while closers:

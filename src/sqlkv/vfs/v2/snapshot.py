@@ -109,8 +109,9 @@ class SnapshotReader(RemoteDb):
         self.txid = result.txid
         self.size_pages = result.db_size_pages
         self._since = time.monotonic()
-        self.counters.pages_preloaded += len(result.pages)
-        self.counters.bytes_received += sum(len(p) for p in result.pages.values())
+        got = [p for p in result.pages.values() if p is not None]
+        self.counters.pages_preloaded += len(got)
+        self.counters.bytes_received += sum(len(p) for p in got)
         if self.pinned:
             self.metrics.pinned_lag_txids.observe(max(0, result.head.head_txid - result.txid))
         return result
