@@ -79,6 +79,12 @@ def test_four_readers_follow_a_writer_through_takeover_and_compaction(tmp_path: 
             store.close()
 
     for index, seen, counters, error in sorted(got):
+        print(
+            f"reader {index}: {len(seen)} read transactions, "
+            f"{len({t for t, _ in seen})} distinct txids, {counters['refreshes']} refreshes, "
+            f"{counters['pages_invalidated']} pages invalidated, "
+            f"{counters['cache_drops']} cache drops, {counters['get_pages_calls']} read_at"
+        )
         assert error is None, f"reader {index}: {error}"
         assert len({txid for txid, _ in seen}) >= 20, f"reader {index} saw too few commits"
         txids = [txid for txid, _ in seen]
