@@ -103,3 +103,21 @@ class EngineApi(Protocol):
     def head(self, db: str) -> Head:
         """The current head (raises DatabaseNotFound); for lost-answer resolution and tools."""
         ...
+
+    def snapshot(
+        self, db: str, *, at: int | None = None, preload: Sequence[int] = ()
+    ) -> SnapshotResult:
+        """A committed state (``at``: a txid; None: the head) with page 1 and ``preload``;
+        read-only: never takes over, never fences. ``SnapshotTooOld`` when that state is no
+        longer retained, ``InvalidRequest`` for a txid never committed (docs/history.md)."""
+        ...
+
+    def read_at(self, db: str, txid: int, pgnos: Sequence[int]) -> PagesResult:
+        """Pages exactly as of committed ``txid`` (None above its size), one store
+        transaction; ``SnapshotTooOld`` when that state is no longer readable."""
+        ...
+
+    def changes_since(self, db: str, txid: int) -> ChangesResult:
+        """The newest head and the pages written or cut since ``txid`` (one store
+        operation); ``changed`` is None when that is no longer known."""
+        ...
