@@ -167,3 +167,33 @@ class HistoryFake:
 
     def close(self) -> None:
         self.engine.close()
+
+
+class Recording:
+    """Any engine, with the name of every call made through it in ``calls``."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self.engine, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return target(*args, **kwargs)
+
+        return call
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def history_engine(kind: str) -> Any:
+    """``"fake"``: a ``HistoryFake``; ``"engine"``: the real ``Engine`` (no background
+    compaction) on a memory store, recording its calls."""
+    if kind == "fake":
+        return HistoryFake()
+    return Recording(Engine(MemoryStore(), EngineConfig(), compaction=False))

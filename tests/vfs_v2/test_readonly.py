@@ -10,7 +10,7 @@ from typing import Any
 
 import apsw
 import pytest
-from history_fake import HistoryFake
+from history_fake import HistoryFake, history_engine
 from prometheus_client import CollectorRegistry
 
 import sqlkv
@@ -28,12 +28,20 @@ def fake() -> Iterator[HistoryFake]:
     engine.close()
 
 
+@pytest.fixture(params=["fake", "engine"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An engine with history: the fake, or the real ``Engine`` (calls recorded)."""
+    engine = history_engine(request.param)
+    yield engine
+    engine.close()
+
+
 @pytest.fixture
-def connect(fake: HistoryFake) -> Iterator[Open]:
+def connect(backend: Any) -> Iterator[Open]:
     opened: list[apsw.Connection] = []
 
     def open_db(name: str = "db", **options: Any) -> Any:
-        conn = sqlkv.connect(name, engine=fake, **options)
+        conn = sqlkv.connect(name, engine=backend, **options)
         opened.append(conn)
         return conn
 
@@ -69,18 +77,18 @@ def test_live_reader_sees_each_new_commit(connect: Open) -> None:
 
 
 def test_reader_never_opens_or_commits_so_the_owner_is_never_fenced(
-    connect: Open, fake: HistoryFake
+    connect: Open, backend: Any
 ) -> None:
     w = writer_with_table(connect)
-    fake.calls.clear()
+    backend.calls.clear()
     r = connect(readonly=True)
     for i in range(3):
         w.execute("INSERT INTO t VALUES (?, 1)", (i,))
         rows(r)
     assert not w.sqlkv_fenced
     reader_calls = {"snapshot", "changes_since", "read_at", "resolve"}
-    assert set(fake.calls) - {"commit"} <= reader_calls
-    assert fake.calls.count("commit") == 3
+    assert set(backend.calls) - {"commit"} <= reader_calls
+    assert backend.calls.count("commit") == 3
 
 
 def test_each_read_transaction_refreshes_in_one_round_trip(connect: Open) -> None:
@@ -158,7 +166,7 @@ def test_reader_of_a_missing_database_raises_database_not_found(connect: Open) -
     assert type(info.value).__name__ == "DatabaseNotFound"
 
 
-def test_pinned_reader_reads_one_state_for_ever(connect: Open, fake: HistoryFake) -> None:
+def test_pinned_reader_reads_one_state_for_ever(connect: Open) -> None:
     w = writer_with_table(connect)
     w.execute("INSERT INTO t VALUES (1, 'old')")
     txid = w.sqlkv_txid
@@ -174,7 +182,9 @@ def test_pinned_reader_reads_one_state_for_ever(connect: Open, fake: HistoryFake
     assert p.sqlkv_stats.round_trips == before  # its caches stay valid: nothing to ask
 
 
-def test_at_label_and_time(connect: Open, fake: HistoryFake) -> None:
+@pytest.mark.parametrize("backend", ["fake"], indirect=True)
+def test_at_label_and_time(connect: Open, backend: HistoryFake) -> None:
+    fake = backend
     w = writer_with_table(connect)
     w.execute("INSERT INTO t VALUES (1, 'a')")
     fake.label("db", "before-b")
@@ -204,14 +214,25 @@ def test_bad_read_only_options_are_refused(
         connect(**options)
 
 
+def forget_history(backend: Any, w: apsw.Connection) -> None:
+    """Make the states before the head unreadable: the fake forgets them; the real engine
+    (no retention window) loses them when compaction folds pages rewritten since."""
+    if isinstance(backend, HistoryFake):
+        backend.forget_before("db", w.sqlkv_txid)
+        return
+    for _ in range(2):
+        w.execute("UPDATE t SET v = randomblob(length(v))")
+    backend.engine.compact_until_done("db")
+
+
 def test_pinned_state_past_retention_is_a_clear_error_never_wrong_data(
-    connect: Open, fake: HistoryFake
+    connect: Open, backend: Any
 ) -> None:
     w = writer_with_table(connect, n=100, size=1000)
     txid = w.sqlkv_txid
     p = connect(at=txid, preload_bytes=4096, cache_size="64 pages")
-    w.execute("DELETE FROM t")
-    fake.forget_before("db", w.sqlkv_txid)
+    w.execute("DELETE FROM t WHERE id % 2 = 0")
+    forget_history(backend, w)
     with pytest.raises(SnapshotTooOld) as info:
         rows(p)
     assert isinstance(info.value, apsw.IOError)
@@ -221,18 +242,19 @@ def test_pinned_state_past_retention_is_a_clear_error_never_wrong_data(
 
 
 def test_live_reader_past_retention_drops_its_cache_and_reads_the_head(
-    connect: Open, fake: HistoryFake
+    connect: Open, backend: Any
 ) -> None:
     w = writer_with_table(connect, n=100, size=1000)
     r = connect(readonly=True)
     assert len(rows(r)) == 100
     w.execute("DELETE FROM t WHERE id < 50")
-    fake.forget_before("db", w.sqlkv_txid)
+    forget_history(backend, w)
     assert rows(r) == rows(w)
     assert r.sqlkv_stats.cache_drops == 1
 
 
-def test_reader_metrics_record_lag(fake: HistoryFake) -> None:
+def test_reader_metrics_record_lag(backend: Any) -> None:
+    fake = backend
     metrics = ReaderMetrics(CollectorRegistry())
     w = sqlkv.connect("db", engine=fake)
     w.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
