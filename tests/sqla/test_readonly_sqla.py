@@ -88,3 +88,21 @@ def test_bad_url_arguments_are_refused(query: str) -> None:
 def test_the_owner_pool_still_refuses_more_than_one_connection() -> None:
     with pytest.raises(exc.ArgumentError, match="one owner"):
         create_engine("sqlite+sqlkv:///orders?store=memory://", pool_size=2)
+
+
+def test_readonly_url_on_a_store_follows_the_owner(store_url: str) -> None:
+    owner = create_engine(f"sqlite+sqlkv:///orders?store={store_url}")
+    readers = create_engine(f"sqlite+sqlkv:///orders?store={store_url}&readonly=1")
+    with owner.begin() as conn:
+        conn.execute(text("CREATE TABLE t(x)"))
+    with readers.connect() as a, readers.connect() as b:
+        for i in range(3):
+            with owner.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": i})
+            for reader in (a, b):
+                assert reader.execute(text("SELECT count(*) FROM t")).scalar() == i + 1
+                reader.rollback()  # end the read transaction: the next one sees the head
+    with owner.connect() as conn:  # the owner was never fenced by the readers
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 3
+    readers.dispose()
+    owner.dispose()
