@@ -108,6 +108,21 @@ def test_each_read_transaction_refreshes_in_one_round_trip(connect: Open) -> Non
     assert r.sqlkv_stats.refresh_max_round_trips == 1
 
 
+def test_a_scan_after_scattered_changes_fetches_them_in_one_read(connect: Open) -> None:
+    w = writer_with_table(connect, n=2000, size=900)
+    r = connect(readonly=True)
+    rows(r)
+    with w:
+        for k in range(0, 2000, 200):
+            w.execute("UPDATE t SET v = randomblob(900) WHERE id = ?", (k,))
+    before = r.sqlkv_stats.snapshot()
+    assert rows(r) == rows(w)
+    spent = r.sqlkv_stats - before
+    assert spent.pages_invalidated >= 10
+    assert spent.refresh_round_trips == 1 and spent.get_pages_calls == 1
+    assert spent.pages_fetched == spent.pages_invalidated
+
+
 def test_a_read_transaction_keeps_one_state_while_the_owner_commits(connect: Open) -> None:
     w = writer_with_table(connect, n=50, size=2000)
     r = connect(readonly=True)

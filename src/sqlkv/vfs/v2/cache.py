@@ -122,8 +122,8 @@ class PageCache:
         if used > self.peak_bytes:
             self.peak_bytes = used
 
-    def discard(self, pgnos: frozenset[int] | set[int]) -> int:
-        """Drop these pages (a newer commit changed them); how many were cached."""
+    def discard(self, pgnos: frozenset[int] | set[int]) -> list[int]:
+        """Drop these pages (a newer commit changed them); those that were cached."""
         pages = self._pages
         if len(pgnos) > len(pages):
             doomed = [p for p in pages if p in pgnos]
@@ -132,7 +132,7 @@ class PageCache:
         for pgno in doomed:
             del pages[pgno]
         self.budget.add(-self.page_size * len(doomed))
-        return len(doomed)
+        return doomed
 
     def discard_above(self, size_pages: int) -> None:
         """Drop every page numbered above ``size_pages`` (after the database shrank)."""

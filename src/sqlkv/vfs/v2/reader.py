@@ -64,12 +64,30 @@ class SnapshotFile(DbFile):
         self.reader = reader
         self.cache.on_evict = None  # digests serve writes only
         self.following = False  # refresh at each read transaction (set once the pragmas ran)
+        # cached pages a refresh dropped and no read has fetched again: hot pages, fetched
+        # together at the first miss on one of them (one read_at, not one per page)
+        self.stale: set[int] = set()
 
     def _page(self, pgno: int) -> bytes:
         page = super()._page(pgno)
         if pgno == 1 and not self.reader.pinned:
             return stamp_page1(page, self.reader.txid)
         return page
+
+    def _plan(self, pgno: int, last: int) -> list[int]:
+        wanted = super()._plan(pgno, last)
+        stale = self.stale
+        if pgno in stale:
+            room = self.config.readahead_max_pages - len(wanted) + 1
+            asked = set(wanted)
+            for p in sorted(stale):
+                if room <= 0 or p > last:
+                    break
+                if p not in asked and self._worth_fetching(p):
+                    wanted.append(p)
+                    room -= 1
+            stale.difference_update(wanted)
+        return wanted
 
     def xLock(self, level: int) -> None:
         self.remote.check_alive()
@@ -90,12 +108,16 @@ class SnapshotFile(DbFile):
             ) from exc
         if changed is None:
             self.cache.clear()
+            self.stale.clear()
             self.counters.cache_drops += 1
         elif changed:
             dropped = self.cache.discard(changed)
-            self.counters.pages_invalidated += dropped
-            self.reader.metrics.pages_invalidated.inc(dropped)
+            self.stale.update(dropped)
+            self.counters.pages_invalidated += len(dropped)
+            self.reader.metrics.pages_invalidated.inc(len(dropped))
         size = self.reader.size_pages
+        if self.stale and max(self.stale) > size:
+            self.stale = {p for p in self.stale if p <= size}
         self.cache.discard_above(size)
         self.local_size = self.low_water = size
 
