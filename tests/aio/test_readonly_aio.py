@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from history_fake import HistoryFake
+from history_fake import history_engine
 
 import sqlkv.aio
 import sqlkv.dbapi2 as dbapi2
 
 
-def test_async_reader_follows_the_head_and_refuses_writes() -> None:
-    fake = HistoryFake()
+@pytest.mark.parametrize("kind", ["fake", "engine"])
+def test_async_reader_follows_the_head_and_refuses_writes(kind: str) -> None:
+    fake = history_engine(kind)
 
     async def main() -> None:
         writer = dbapi2.connect("db", engine=fake, autocommit=True)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from history_fake import HistoryFake
+from history_fake import history_engine
 
 import sqlkv.dbapi2 as dbapi2
 
 
-@pytest.fixture
-def fake() -> Iterator[HistoryFake]:
-    engine = HistoryFake()
+@pytest.fixture(params=["fake", "engine"])
+def fake(request: pytest.FixtureRequest) -> Iterator[Any]:
+    engine = history_engine(request.param)
     yield engine
     engine.close()
 
@@ -31,7 +32,7 @@ WRITES = [
 
 @pytest.mark.parametrize("sql", WRITES)
 def test_a_write_raises_what_the_stdlib_raises_on_a_read_only_file(
-    tmp_path: Path, fake: HistoryFake, sql: str
+    tmp_path: Path, fake: Any, sql: str
 ) -> None:
     path = tmp_path / "ro.db"
     with sqlite3.connect(path) as setup:
@@ -52,7 +53,7 @@ def test_a_write_raises_what_the_stdlib_raises_on_a_read_only_file(
         conn.close()
 
 
-def test_a_pep249_transaction_reads_one_state_until_commit(fake: HistoryFake) -> None:
+def test_a_pep249_transaction_reads_one_state_until_commit(fake: Any) -> None:
     writer = dbapi2.connect("db", engine=fake, autocommit=True)
     writer.execute("CREATE TABLE t(x)")
     writer.execute("INSERT INTO t VALUES (1)")

@@ -99,6 +99,11 @@ class SnapshotReader(RemoteDb):
             if isinstance(at, int):
                 txid = at
             else:
+                if not callable(getattr(self.api, "resolve", None)):
+                    raise ConfigError(
+                        f"at={at!r}: this engine cannot resolve times or labels (an older "
+                        "sqlkv); give the txid instead"
+                    )
                 wanted = at
                 txid = self._call("resolve", lambda: self.api.resolve(self.name, wanted))
         result = self._call(
