@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, overload
 
 import apsw
 
@@ -166,9 +166,8 @@ def connect(
         raise ConfigError("give store= or engine=, not both: an engine brings its own store")
     if readonly:
         from sqlkv.vfs.v2.reader import connect_reader
-        from sqlkv.vfs.v2.snapshot import ReaderApi
 
-        return connect_reader(name, cast(ReaderApi, engine), config, at=at, closers=closers)
+        return connect_reader(name, engine, config, at=at, closers=closers)
     return connect_v2(name, engine, config, closers=closers)
 
 

@@ -4,6 +4,7 @@ readers pinned ``at=`` a past state, against an engine with history (``HistoryFa
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -197,14 +198,17 @@ def test_pinned_reader_reads_one_state_for_ever(connect: Open) -> None:
     assert p.sqlkv_stats.round_trips == before  # its caches stay valid: nothing to ask
 
 
-@pytest.mark.parametrize("backend", ["fake"], indirect=True)
-def test_at_label_and_time(connect: Open, backend: HistoryFake) -> None:
+def test_at_label_and_time(connect: Open, backend: Any) -> None:
     fake = backend
     w = writer_with_table(connect)
     w.execute("INSERT INTO t VALUES (1, 'a')")
     fake.label("db", "before-b")
+    time.sleep(0.01)
+    between = datetime.now(UTC)
+    time.sleep(0.01)
     w.execute("INSERT INTO t VALUES (2, 'b')")
     assert rows(connect(at="before-b")) == [(1, "a")]
+    assert rows(connect(at=between)) == [(1, "a")]
     assert rows(connect(at=datetime.now(UTC) + timedelta(hours=1))) == rows(w)
     with pytest.raises(UnknownLabel):
         connect(at="no-such-label")

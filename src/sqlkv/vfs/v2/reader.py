@@ -28,6 +28,7 @@ from datetime import datetime
 
 import apsw
 
+from sqlkv.engine.api import EngineApi
 from sqlkv.errors import ConfigError, SqlkvError
 from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
@@ -36,7 +37,7 @@ from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import DbFile
 from sqlkv.vfs.v2.reader_metrics import METRICS, ReaderMetrics
 from sqlkv.vfs.v2.remote import Unreachable
-from sqlkv.vfs.v2.snapshot import READONLY_MESSAGE, At, ReaderApi, SnapshotReader, check_at
+from sqlkv.vfs.v2.snapshot import READONLY_MESSAGE, At, SnapshotReader, check_at
 from sqlkv.vfs.v2.vfs import SqlkvVfs
 
 CHANGE_COUNTER = slice(24, 28)
@@ -165,7 +166,7 @@ class ReaderConnection(Connection):
 
 def connect_reader(
     name: str,
-    engine: ReaderApi,
+    engine: EngineApi,
     config: VfsConfig | None = None,
     *,
     at: At | None = None,

@@ -18,12 +18,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, cast
 
 import apsw
 
-from sqlkv.engine.api import ChangesResult, CommitResult, EngineApi, Pages, PagesResult
-from sqlkv.engine.api import SnapshotResult as SnapshotResult
+from sqlkv.engine.api import CommitResult, EngineApi, Pages, SnapshotResult
 from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError, SnapshotTooOld
 from sqlkv.vfs.sqlite_errors import sqlite_error
@@ -37,22 +35,6 @@ At = int | datetime | str
 a label."""
 
 READONLY_MESSAGE = "attempt to write a readonly database"
-
-
-class ReaderApi(Protocol):
-    """The engine calls a read-only connection makes (``EngineApi``'s read-only part)."""
-
-    def snapshot(
-        self, db: str, *, at: int | None = None, preload: Sequence[int] = ()
-    ) -> SnapshotResult: ...
-
-    def read_at(self, db: str, txid: int, pgnos: Sequence[int]) -> PagesResult: ...
-
-    def changes_since(self, db: str, txid: int) -> ChangesResult: ...
-
-    def resolve(self, db: str, at: int | datetime | str) -> int: ...
-
-    def head(self, db: str) -> Head: ...
 
 
 def check_at(at: object) -> At:
@@ -76,13 +58,13 @@ def check_at(at: object) -> At:
 class SnapshotReader(RemoteDb):
     def __init__(
         self,
-        engine: ReaderApi,
+        engine: EngineApi,
         name: str,
         config: VfsConfig,
         counters: ClientCounters,
         metrics: ReaderMetrics,
     ) -> None:
-        super().__init__(cast(EngineApi, engine), name, config, counters)
+        super().__init__(engine, name, config, counters)
         self.api = engine
         self.metrics = metrics
         self.txid = 0  # the committed state this connection reads
@@ -99,11 +81,6 @@ class SnapshotReader(RemoteDb):
             if isinstance(at, int):
                 txid = at
             else:
-                if not callable(getattr(self.api, "resolve", None)):
-                    raise ConfigError(
-                        f"at={at!r}: this engine cannot resolve times or labels (an older "
-                        "sqlkv); give the txid instead"
-                    )
                 wanted = at
                 txid = self._call("resolve", lambda: self.api.resolve(self.name, wanted))
         result = self._call(
