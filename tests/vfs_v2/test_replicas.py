@@ -23,16 +23,10 @@ COMMITS = 1000
 RETENTION_S = 3600
 
 
-# with a retention window every state a reader holds stays readable; before the engine
-# has one (history step 1), compaction may fold a state a slow read transaction still
-# reads: it must then get SnapshotTooOld, never wrong data
-RETAINS = "retention_s" in EngineConfig.__dataclass_fields__
-
-
 def _owner(store_url: str, name: str) -> tuple[Any, Engine, Any]:
     kv = open_store(store_url)
-    config = EngineConfig(retention_s=RETENTION_S) if RETAINS else EngineConfig()  # type: ignore[call-arg]
-    engine = Engine(kv, config, compaction=True)
+    # the retention window keeps every state a reader may still read while compaction runs
+    engine = Engine(kv, EngineConfig(retention_s=RETENTION_S), compaction=True)
     return sqlkv.connect(name, engine=engine), engine, kv
 
 
@@ -101,8 +95,5 @@ def test_four_readers_follow_a_writer_through_takeover_and_compaction(tmp_path: 
             assert oracle.digests.get(txid) == state, f"reader {index} txid {txid}: wrong state"
         assert counters["refresh_max_round_trips"] == 1, counters
         assert counters["refresh_round_trips"] == counters["refreshes"], counters
-        if RETAINS:
-            assert counters["too_old_transactions"] == 0, counters
-            assert counters["cache_drops"] == 0, counters
-        else:
-            assert counters["too_old_transactions"] <= len(seen) // 20, counters
+        assert counters["too_old_transactions"] == 0, counters
+        assert counters["cache_drops"] == 0, counters  # every refresh knew what changed
