@@ -11,6 +11,7 @@ import pytest
 from server_support import ServerFactory
 
 import sqlkv
+from sqlkv.server.client import connect_engine
 
 
 def test_readers_through_the_server(servers: ServerFactory, store_dir: str) -> None:
@@ -35,6 +36,13 @@ def test_readers_through_the_server(servers: ServerFactory, store_dir: str) -> N
             assert spent.refreshes == 1 and spent.refresh_round_trips == 1
             assert live.sqlkv_txid == w.sqlkv_txid
         assert past.execute("SELECT count(*) FROM t").fetchall() == [(1,)]
+        admin = stack.enter_context(connect_engine(server.url))
+        admin.label("db", "first", first)
+        labelled = stack.enter_context(
+            contextlib.closing(sqlkv.connect("db", engine=server.url, at="first"))
+        )
+        assert labelled.sqlkv_txid == first
+        assert labelled.execute("SELECT count(*) FROM t").fetchall() == [(1,)]
         with pytest.raises(apsw.ReadOnlyError):
             live.execute("DELETE FROM t")
         w.execute("INSERT INTO t VALUES (6)")
