@@ -112,7 +112,13 @@ class Connection:
         # (apsw would refuse a second concurrent call rather than wait, as SQLite's would)
         self._lock = threading.RLock()
         self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = None
-        self.text_factory: Any = str
+        self._text_factory: Any = str
+        # rows go out as apsw builds them (no text factory, no converters)
+        self._plain_text = not detect_types
+        # the legacy mode opens a transaction before DML (isolation_level is not None)
+        self._begins = self._isolation_level is not None and self._legacy
+        # a user callback was registered: it could run SQL of its own in a statement
+        self._callbacks = False
         name = names.resolve(database, uri)
         try:
             conn = names.open_apsw(name, store, engine, token, options)
@@ -202,6 +208,18 @@ class Connection:
         self._end("ROLLBACK")
 
     @property
+    def text_factory(self) -> Any:
+        return self._text_factory
+
+    @text_factory.setter
+    def text_factory(self, value: Any) -> None:
+        self._text_factory = value
+        self._plain_text = value is str and not self._detect_types
+
+    def _update_begins(self) -> None:
+        self._begins = self._isolation_level is not None and self._legacy
+
+    @property
     def in_transaction(self) -> bool:
         return bool(self._check_open().in_transaction)
 
@@ -220,9 +238,11 @@ class Connection:
         if level is None:
             self._check_open()
             self._isolation_level = None
+            self._update_begins()
             self._end("COMMIT")  # the stdlib commits to re-enable autocommit
             return
         self._isolation_level = level
+        self._update_begins()
 
     @property
     def autocommit(self) -> bool | int:
@@ -236,6 +256,7 @@ class Connection:
         if mode is True and self._check_open().in_transaction:
             self._execute_control("COMMIT")
         self._autocommit = mode
+        self._update_begins()
         if mode is False and not self._check_open().in_transaction:
             self._execute_control("BEGIN")
 
@@ -273,9 +294,7 @@ class Connection:
         return cursor
 
     # as the stdlib's, these make a plain Cursor (not through an overridden cursor())
-    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        # Cursor.execute makes the same checks (thread, then closed) before anything else
-        return Cursor(self).execute(sql, parameters)
+    execute = cursor_module.execute_on_new_cursor
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         self._check()
@@ -291,6 +310,7 @@ class Connection:
         self, name: str, narg: int, func: Callable[..., Any] | None, *, deterministic: bool = False
     ) -> None:
         conn = self._check()
+        self._callbacks = True
         try:
             if func is None:
                 conn.create_scalar_function(name, None, narg)
@@ -303,6 +323,7 @@ class Connection:
 
     def create_aggregate(self, name: str, n_arg: int, aggregate_class: Any) -> None:
         conn = self._check()
+        self._callbacks = True
         factory = None if aggregate_class is None else callbacks.aggregate(aggregate_class)
         try:
             conn.create_aggregate_function(name, factory, n_arg)
@@ -311,6 +332,7 @@ class Connection:
 
     def create_window_function(self, name: str, num_params: int, aggregate_class: Any, /) -> None:
         conn = self._check()
+        self._callbacks = True
         factory = None if aggregate_class is None else callbacks.window(aggregate_class)
         try:
             conn.create_window_function(name, factory, num_params)
@@ -319,6 +341,7 @@ class Connection:
 
     def create_collation(self, name: str, callable: Callable[[str, str], Any] | None, /) -> None:
         conn = self._check()
+        self._callbacks = True
         if not isinstance(name, str):
             raise TypeError(f"create_collation() argument 1 must be str, not {type(name).__name__}")
         if callable is not None and not hasattr(callable, "__call__"):  # noqa: B004
@@ -328,12 +351,14 @@ class Connection:
     def set_authorizer(self, authorizer_callback: Callable[..., Any] | None) -> None:
         """Runs after sqlkv's own safety authorizer (unsafe pragmas), never instead of it."""
         conn = self._check()
+        self._callbacks = True
         conn.authorizer = (
             None if authorizer_callback is None else callbacks.authorizer(authorizer_callback)
         )
 
     def set_progress_handler(self, progress_handler: Callable[[], Any] | None, n: int) -> None:
         conn = self._check()
+        self._callbacks = True
         if progress_handler is None:
             conn.set_progress_handler(None)
         else:

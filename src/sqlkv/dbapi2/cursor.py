@@ -50,11 +50,12 @@ class Cursor:
     # the state of a new cursor: class attributes, so that making one (a cursor per
     # ``Connection.execute``) sets two attributes; instances assign their own as they go
     _apsw: apsw.Cursor | None = None
-    _rows: apsw.Cursor | None = None
+    _rows: apsw.Cursor | None = None  # the statement, while it has rows left
+    _ahead: Any = None  # the row the next fetch returns (read one step ahead)
     _closed = False
-    _sql: str | None = None
+    _sql: str | None = None  # the last execute's SQL; "" after anything else ran
     _params: Any = ()
-    _description: Any = None
+    _description: Any = _UNKNOWN  # computed when asked
     _converters: list[Converter | None] | None = None
     _dml_pending = False
     arraysize = 1
@@ -92,7 +93,8 @@ class Cursor:
     # ------------------------------------------------------------------ execute
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        # the hot path of every query: checks and lookups inlined
+        # the hot path of every query: checks and lookups inlined, and only the state that
+        # differs from the class defaults of a new cursor is written
         if self._closed:
             raise ProgrammingError("Cannot operate on a closed cursor.")
         connection = self._connection
@@ -102,71 +104,91 @@ class Cursor:
         info = _INFO.get(sql) if type(sql) is str else None
         if info is None or not info.single:
             info = self._prepare(sql)
-        self._converters = None
         params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
         if not connection._check_same_thread:  # threads take turns on the connection
             with connection._lock:
                 return self._run(conn, info, sql, params)
         # one thread only: _run inlined (a frame less on every statement)
-        is_dml = info.is_dml
-        if is_dml and not conn.in_transaction:
+        if info.is_dml and connection._begins and not conn.in_transaction:
             connection._begin_implicitly()
         cur = self._apsw
         if cur is None:
             cur = self._apsw = conn.cursor()
-        self.rowcount = -1
-        self._description = None
+        if self._sql is not None:  # a cursor used before: back to a new cursor's state
+            self._reset()
         try:
             cur.execute(sql, params)
         except BaseException as exc:
-            self._rows = None
+            self._sql = ""
+            self._description = None
             raise _binding_error(exc) from exc
-        self._rows = cur
-        self._sql = sql
-        self._params = params
-        if is_dml:
-            if info.returning:
-                self._description = _UNKNOWN
-                self._dml_pending = True
-                self.rowcount = 0
-            else:
-                self._dml_pending = False
-                self.rowcount = conn.changes()
-        else:
-            self._description = _UNKNOWN
-            self._dml_pending = False
-        self.lastrowid = conn.last_insert_rowid()
-        return self
-
-    def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
-        if info.is_dml and not conn.in_transaction:
-            self._connection._begin_implicitly()
-        cur = self._apsw
-        if cur is None:
-            cur = self._apsw = conn.cursor()
-        self.rowcount = -1
-        self._description = None
-        try:
-            cur.execute(sql, params)
-        except BaseException as exc:
-            self._rows = None
-            raise _binding_error(exc) from exc
-        self._rows = cur
         self._sql = sql
         self._params = params
         if info.is_dml:
             if info.returning:
-                self._description = _UNKNOWN
-                self._dml_pending = True
-                self.rowcount = 0
+                self._started_returning(conn, cur)
             else:
-                self._dml_pending = False
+                self._description = None
                 self.rowcount = conn.changes()
         else:
-            self._description = _UNKNOWN
-            self._dml_pending = False
+            # one row read ahead, as the stdlib steps once more after each row it returns:
+            # apsw has stepped once in execute, so this reads the first row without a step
+            row = cur.fetchone()
+            if row is not None:
+                self._rows = cur
+                self._ahead = row
         self.lastrowid = conn.last_insert_rowid()
         return self
+
+    def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
+        connection = self._connection
+        if info.is_dml and connection._begins and not conn.in_transaction:
+            connection._begin_implicitly()
+        cur = self._apsw
+        if cur is None:
+            cur = self._apsw = conn.cursor()
+        if self._sql is not None:  # a cursor used before: back to a new cursor's state
+            self._reset()
+        try:
+            cur.execute(sql, params)
+        except BaseException as exc:
+            self._sql = ""
+            self._description = None
+            raise _binding_error(exc) from exc
+        self._sql = sql
+        self._params = params
+        if info.is_dml:
+            if info.returning:
+                self._started_returning(conn, cur)
+            else:
+                self._description = None
+                self.rowcount = conn.changes()
+        else:
+            row = cur.fetchone()
+            if row is not None:
+                self._rows = cur
+                self._ahead = row
+        self.lastrowid = conn.last_insert_rowid()
+        return self
+
+    def _reset(self) -> None:
+        self._rows = None
+        self._ahead = None
+        self._description = _UNKNOWN
+        self._dml_pending = False
+        self._converters = None
+        self.rowcount = -1
+
+    def _started_returning(self, conn: apsw.Connection, cur: apsw.Cursor) -> None:
+        """DML with RETURNING: rows, and ``rowcount`` once they are all read (the stdlib)."""
+        self.rowcount = 0
+        row = cur.fetchone()
+        if row is None:
+            self.rowcount = conn.changes()
+        else:
+            self._rows = cur
+            self._ahead = row
+            self._dml_pending = True
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Cursor:
         conn = self._check()
@@ -177,18 +199,42 @@ class Cursor:
     def _run_many(
         self, conn: apsw.Connection, info: statement.Info, sql: str, seq_of_parameters: Any
     ) -> Cursor:
+        connection = self._connection
         if info.is_dml:
-            self._connection._begin_implicitly()
+            connection._begin_implicitly()
         if FLAGS.native_adapted:
             seq_of_parameters = map(adapt_parameters, seq_of_parameters)
+        self._sql = ""
+        self._rows = None
+        self._ahead = None
+        self._description = None
+        self._dml_pending = False
+        self.rowcount = -1
         # a cursor of its own: apsw never goes back to the connection's tracer (sqlkv's
         # fencing guard) on a cursor that once had a tracer of its own
         cur = conn.cursor()
-        # the connection's own tracer (sqlkv's fencing guard, then the user's): the guard
-        # runs before the first row (a fence found later comes from a VFS call, which raises
-        # by itself); a user's tracer (set_trace_callback) sees every row, as in the stdlib
+        user_traced = conn.exec_trace is not None
+        if info.is_dml and not user_traced and statement.changes_are_direct(connection, conn):
+            # rowcount (the sum of changes() per row, as the stdlib counts) is the growth of
+            # total_changes(): nothing else changes rows while it runs (no triggers, foreign
+            # key actions or user callbacks); a DML statement is never read-only, and the
+            # connection's own tracer (sqlkv's fencing guard, when it needs one) runs per row
+            before = conn.total_changes()
+            try:
+                for _row in cur.executemany(sql, seq_of_parameters):
+                    raise ProgrammingError("executemany() can only execute DML statements.")
+            except BaseException as exc:
+                raise _binding_error(exc) from exc
+            finally:
+                cur.close()
+            self.rowcount = conn.total_changes() - before
+            return self
+        # else the changes of each row are summed by a tracer of the cursor. The connection's
+        # own tracer (sqlkv's fencing guard, then the user's) runs before the first row (a
+        # fence found later comes from a VFS call, which raises by itself); a user's tracer
+        # (set_trace_callback) sees every row, as in the stdlib
         base_trace = _BASE_EXEC_TRACE.__get__(conn)
-        per_row = base_trace if conn.exec_trace is not None else None
+        per_row = base_trace if user_traced else None
         counted = [0, False]  # changes of the executions so far, whether one has started
 
         def trace(traced: apsw.Cursor, sql_text: str, bindings: Any) -> bool:
@@ -200,10 +246,6 @@ class Cursor:
                 raise ProgrammingError("executemany() can only execute DML statements.")
             return True if base_trace is None else bool(base_trace(traced, sql_text, bindings))
 
-        self._rows = None
-        self._description = None
-        self._dml_pending = False
-        self.rowcount = -1
         cur.exec_trace = trace
         try:
             for _row in cur.executemany(sql, seq_of_parameters):
@@ -226,7 +268,9 @@ class Cursor:
         with self._connection._lock:
             self._connection._commit_before_script()
             cur = self._cursor(conn)
+            self._sql = ""
             self._rows = None
+            self._ahead = None
             self._description = None
             try:
                 for _row in cur.execute(sql_script):
@@ -249,6 +293,12 @@ class Cursor:
     @property
     def description(self) -> tuple[tuple[Any, ...], ...] | None:
         if self._description is _UNKNOWN:
+            sql = self._sql
+            if not sql:  # nothing executed yet, or not a single statement
+                return None
+            info = statement.info(sql)
+            if info.is_dml and not info.returning:
+                return None
             self._description = self._read_description()
         result: tuple[tuple[Any, ...], ...] | None = self._description
         return result
@@ -261,7 +311,7 @@ class Cursor:
                 return tuple(cur.get_description())
             except apsw.ExecutionCompleteError:
                 pass
-        if self._sql is None:
+        if not self._sql:
             return ()
         return self._probe_columns(self._sql, self._params)
 
@@ -317,11 +367,31 @@ class Cursor:
             return factory(self, row)
         return row
 
-    def _finished(self) -> None:
-        self._rows = None
-        if self._dml_pending:
-            self._dml_pending = False
-            self.rowcount = self._connection._check().changes()
+    def _step(self, connection: Connection, cur: apsw.Cursor) -> Any:
+        """The row to return now, after reading the next one: the stdlib steps the statement
+        right after building a row, so an error of the next step is raised by this fetch
+        (the row is lost) and the end is known with the last row (``rowcount`` of a DML
+        statement with RETURNING is set then)."""
+        row = self._ahead
+        try:
+            if connection._check_same_thread:
+                ahead = cur.fetchone()
+            else:
+                with connection._lock:
+                    ahead = cur.fetchone()
+        except BaseException as exc:
+            self._rows = None
+            self._ahead = None
+            raise translate(exc) from exc
+        if ahead is None:
+            self._rows = None
+            self._ahead = None
+            if self._dml_pending:
+                self._dml_pending = False
+                self.rowcount = connection._check().changes()
+        else:
+            self._ahead = ahead
+        return row
 
     def fetchone(self) -> Any:
         if self._closed:
@@ -334,24 +404,8 @@ class Cursor:
         cur = self._rows
         if cur is None:
             return None
-        # apsw's fetchone answers None at the end: no StopIteration raised and caught per query
-        try:
-            if connection._check_same_thread:
-                row = cur.fetchone()
-            else:
-                with connection._lock:
-                    row = cur.fetchone()
-        except BaseException as exc:
-            self._rows = None
-            raise translate(exc) from exc
-        if row is None:
-            self._finished()
-            return None
-        if (
-            self.row_factory is None
-            and not connection._detect_types
-            and connection.text_factory is str
-        ):
+        row = self._step(connection, cur)
+        if self.row_factory is None and connection._plain_text:
             return row
         return self._shape(row)
 
@@ -369,12 +423,35 @@ class Cursor:
                 return out
 
     def fetchall(self) -> list[Any]:
-        out: list[Any] = []
-        while True:
-            row = self.fetchone()
-            if row is None:
-                return out
-            out.append(row)
+        if self._closed:
+            raise ProgrammingError("Cannot operate on a closed cursor.")
+        connection = self._connection
+        if connection._apsw is None or (
+            connection._check_same_thread and get_ident() != connection._thread
+        ):
+            connection._check()  # raises
+        cur = self._rows
+        if cur is None:
+            return []
+        # the rest in one call: an error on the way loses every row, as in the stdlib
+        rows = [self._ahead]
+        self._rows = None
+        self._ahead = None
+        try:
+            if connection._check_same_thread:
+                rows += cur.fetchall()
+            else:
+                with connection._lock:
+                    rows += cur.fetchall()
+        except BaseException as exc:
+            self._dml_pending = False
+            raise translate(exc) from exc
+        if self._dml_pending:
+            self._dml_pending = False
+            self.rowcount = connection._check().changes()
+        if self.row_factory is None and connection._plain_text:
+            return rows
+        return [self._shape(row) for row in rows]
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -391,23 +468,26 @@ class Cursor:
         cur = self._rows
         if cur is None:
             raise StopIteration
+        row = self._ahead
         try:
             if connection._check_same_thread:
-                row = cur.fetchone()
+                ahead = cur.fetchone()
             else:
                 with connection._lock:
-                    row = cur.fetchone()
+                    ahead = cur.fetchone()
         except BaseException as exc:
             self._rows = None
+            self._ahead = None
             raise translate(exc) from exc
-        if row is None:
-            self._finished()
-            raise StopIteration
-        if (
-            self.row_factory is None
-            and not connection._detect_types
-            and connection.text_factory is str
-        ):
+        if ahead is None:
+            self._rows = None
+            self._ahead = None
+            if self._dml_pending:
+                self._dml_pending = False
+                self.rowcount = connection._check().changes()
+        else:
+            self._ahead = ahead
+        if self.row_factory is None and connection._plain_text:
             return row
         return self._shape(row)
 
@@ -426,6 +506,46 @@ class Cursor:
 
     def setoutputsize(self, size: Any, column: Any = None, /) -> None:
         """PEP 249; does nothing, as in the stdlib."""
+
+
+def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = (), /) -> Cursor:
+    """``Connection.execute``: a new plain ``Cursor`` (not through an overridden
+    ``cursor()``, as in the stdlib) running ``sql``. ``Cursor.execute`` inlined for a new
+    cursor (a frame less, and no state to reset) on the path most statements take."""
+    conn = connection._apsw
+    if conn is None or (connection._check_same_thread and get_ident() != connection._thread):
+        conn = connection._check()  # raises (the stdlib checks the thread, then closed)
+    cursor = _new_cursor(Cursor)
+    cursor._connection = connection
+    cursor.row_factory = connection.row_factory
+    info = _INFO.get(sql) if type(sql) is str else None
+    if info is None or not info.single or not connection._check_same_thread or FLAGS.native_adapted:
+        return cursor.execute(sql, parameters)  # the general path
+    if info.is_dml and connection._begins and not conn.in_transaction:
+        connection._begin_implicitly()
+    cur = cursor._apsw = conn.cursor()
+    try:
+        cur.execute(sql, parameters)
+    except BaseException as exc:
+        raise _binding_error(exc) from exc
+    cursor._sql = sql
+    if info.is_dml:
+        if info.returning:
+            cursor._params = parameters
+            cursor._started_returning(conn, cur)
+        else:  # no description (the property knows from the SQL)
+            cursor.rowcount = conn.changes()
+    else:
+        cursor._params = parameters
+        row = cur.fetchone()  # read ahead: see Cursor.execute
+        if row is not None:
+            cursor._rows = cur
+            cursor._ahead = row
+    cursor.lastrowid = conn.last_insert_rowid()
+    return cursor
+
+
+_new_cursor = object.__new__
 
 
 def _binding_error(exc: BaseException) -> BaseException:
