@@ -18,24 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 
-from sqlkv.dbapi2 import statement
-from sqlkv.dbapi2.exceptions import Error, ProgrammingError, translate
-from sqlkv.dbapi2.types import FLAGS, Converter, Row, adapt_parameters, convert_row, converters
+from sqlkv.dbapi2 import columns, many, statement
+from sqlkv.dbapi2.columns import PARSE_COLNAMES
+from sqlkv.dbapi2.exceptions import ProgrammingError, binding_error, translate
+from sqlkv.dbapi2.types import FLAGS, Converter, Row, adapt_parameters, convert_row
 
 if TYPE_CHECKING:
     from sqlkv.dbapi2.connection import Connection
 
-PARSE_DECLTYPES = 1
-PARSE_COLNAMES = 2
-
 _UNKNOWN: Any = object()
 _INFO = statement.cache
 _STDLIB_ROW: Any = sqlite3.Row
-_BASE_EXEC_TRACE: Any = vars(apsw.Connection)["exec_trace"]
-
-
-class _Probe(Exception):
-    pass
 
 
 # sqlkv.dbapi2.connection.Connection, set when that module is imported (it imports this one)
@@ -121,7 +114,7 @@ class Cursor:
         except BaseException as exc:
             self._sql = ""
             self._description = None
-            raise _binding_error(exc) from exc
+            raise binding_error(exc) from exc
         self._sql = sql
         self._params = params
         if info.is_dml:
@@ -154,7 +147,7 @@ class Cursor:
         except BaseException as exc:
             self._sql = ""
             self._description = None
-            raise _binding_error(exc) from exc
+            raise binding_error(exc) from exc
         self._sql = sql
         self._params = params
         if info.is_dml:
@@ -194,70 +187,7 @@ class Cursor:
         conn = self._check()
         info = self._prepare(sql)
         with self._connection._lock:
-            return self._run_many(conn, info, sql, seq_of_parameters)
-
-    def _run_many(
-        self, conn: apsw.Connection, info: statement.Info, sql: str, seq_of_parameters: Any
-    ) -> Cursor:
-        connection = self._connection
-        if info.is_dml:
-            connection._begin_implicitly()
-        if FLAGS.native_adapted:
-            seq_of_parameters = map(adapt_parameters, seq_of_parameters)
-        self._sql = ""
-        self._rows = None
-        self._ahead = None
-        self._description = None
-        self._dml_pending = False
-        self.rowcount = -1
-        # a cursor of its own: apsw never goes back to the connection's tracer (sqlkv's
-        # fencing guard) on a cursor that once had a tracer of its own
-        cur = conn.cursor()
-        user_traced = conn.exec_trace is not None
-        if info.is_dml and not user_traced and statement.changes_are_direct(connection, conn):
-            # rowcount (the sum of changes() per row, as the stdlib counts) is the growth of
-            # total_changes(): nothing else changes rows while it runs (no triggers, foreign
-            # key actions or user callbacks); a DML statement is never read-only, and the
-            # connection's own tracer (sqlkv's fencing guard, when it needs one) runs per row
-            before = conn.total_changes()
-            try:
-                for _row in cur.executemany(sql, seq_of_parameters):
-                    raise ProgrammingError("executemany() can only execute DML statements.")
-            except BaseException as exc:
-                raise _binding_error(exc) from exc
-            finally:
-                cur.close()
-            self.rowcount = conn.total_changes() - before
-            return self
-        # else the changes of each row are summed by a tracer of the cursor. The connection's
-        # own tracer (sqlkv's fencing guard, then the user's) runs before the first row (a
-        # fence found later comes from a VFS call, which raises by itself); a user's tracer
-        # (set_trace_callback) sees every row, as in the stdlib
-        base_trace = _BASE_EXEC_TRACE.__get__(conn)
-        per_row = base_trace if user_traced else None
-        counted = [0, False]  # changes of the executions so far, whether one has started
-
-        def trace(traced: apsw.Cursor, sql_text: str, bindings: Any) -> bool:
-            if counted[1]:
-                counted[0] += conn.changes()
-                return True if per_row is None else bool(per_row(traced, sql_text, bindings))
-            counted[1] = True
-            if traced.is_readonly:
-                raise ProgrammingError("executemany() can only execute DML statements.")
-            return True if base_trace is None else bool(base_trace(traced, sql_text, bindings))
-
-        cur.exec_trace = trace
-        try:
-            for _row in cur.executemany(sql, seq_of_parameters):
-                raise ProgrammingError("executemany() can only execute DML statements.")
-        except BaseException as exc:
-            raise _binding_error(exc) from exc
-        finally:
-            cur.close()
-        if counted[1]:
-            counted[0] += conn.changes()
-        self.rowcount = counted[0] if info.is_dml else -1
-        return self
+            return many.run(self, conn, info, sql, seq_of_parameters)
 
     def executescript(self, sql_script: str, /) -> Cursor:
         conn = self._check()
@@ -276,7 +206,7 @@ class Cursor:
                 for _row in cur.execute(sql_script):
                     pass
             except BaseException as exc:
-                raise _binding_error(exc) from exc
+                raise binding_error(exc) from exc
         return self
 
     def _prepare(self, sql: Any) -> statement.Info:
@@ -313,42 +243,22 @@ class Cursor:
                 pass
         if not self._sql:
             return ()
-        return self._probe_columns(self._sql, self._params)
-
-    def _probe_columns(self, sql: str, params: Any) -> tuple[tuple[str, str | None], ...]:
-        # the statement has finished: prepare it again (never run) to read its columns
-        conn = self._connection._check()
-        probe = conn.cursor()
-        found: list[tuple[tuple[str, str | None], ...]] = []
-
-        def capture(traced: apsw.Cursor, sql_text: str, bindings: Any) -> bool:
-            found.append(tuple(traced.get_description()))
-            raise _Probe
-
-        probe.exec_trace = capture
-        try:
-            with self._connection._lock:
-                probe.execute(sql, params)
-        except (_Probe, apsw.Error, TypeError, KeyError):
-            pass
-        finally:
-            probe.close()
-        return found[0] if found else ()
+        return columns.probe(self._connection, self._sql, self._params)
 
     def _read_description(self) -> tuple[tuple[Any, ...], ...] | None:
-        columns = self._columns()
-        if not columns:
+        found = self._columns()
+        if not found:
             return None
         strip = bool(self._connection._detect_types & PARSE_COLNAMES)
         return tuple(
-            (_strip_colname(name) if strip else name, None, None, None, None, None, None)
-            for name, _decl in columns
+            (columns.strip_colname(name) if strip else name, None, None, None, None, None, None)
+            for name, _decl in found
         )
 
     def _row_converters(self) -> list[Converter | None]:
         found = self._converters
         if found is None:
-            found = self._converters = _column_converters(
+            found = self._converters = columns.converters_for(
                 self._columns(), self._connection._detect_types
             )
         return found
@@ -527,7 +437,7 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
     try:
         cur.execute(sql, parameters)
     except BaseException as exc:
-        raise _binding_error(exc) from exc
+        raise binding_error(exc) from exc
     cursor._sql = sql
     if info.is_dml:
         if info.returning:
@@ -546,41 +456,3 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
 
 
 _new_cursor = object.__new__
-
-
-def _binding_error(exc: BaseException) -> BaseException:
-    """What the stdlib raises where apsw raised ``exc`` while binding or running."""
-    if isinstance(exc, Error):
-        return exc
-    if isinstance(exc, KeyError) and exc.args:
-        return ProgrammingError(f"You did not supply a value for binding parameter :{exc.args[0]}.")
-    if isinstance(exc, TypeError) and "dict or a sequence" in str(exc):
-        return ProgrammingError("parameters are of unsupported type")
-    return translate(exc)
-
-
-def _strip_colname(name: str) -> str:
-    cut = name.find("[")
-    if cut < 0:
-        return name
-    if cut > 0 and name[cut - 1] == " ":
-        cut -= 1
-    return name[:cut]
-
-
-def _column_converters(
-    columns: tuple[tuple[str, str | None], ...], detect_types: int
-) -> list[Converter | None]:
-    out: list[Converter | None] = []
-    for name, decltype in columns:
-        convert: Converter | None = None
-        if detect_types & PARSE_COLNAMES:
-            start = name.find("[")
-            end = name.find("]", start + 1)
-            if start >= 0 and end > start:
-                convert = converters.get(name[start + 1 : end].upper())
-        if convert is None and detect_types & PARSE_DECLTYPES and decltype:
-            word = decltype.split("(", 1)[0].split(" ", 1)[0]
-            convert = converters.get(word.upper())
-        out.append(convert)
-    return out
