@@ -101,6 +101,9 @@ class Connection:
         no lock waits, and apsw keeps its own statement cache. ``options`` go to
         ``sqlkv.connect`` (``cache_size=``, ``format=``, ...)."""
         self._apsw: apsw.Connection | None = None
+        # the hot paths' one check: the owner's thread id while the connection is open and
+        # checks threads (check_same_thread=True), else None (the full checks run)
+        self._fast_thread: int | None = None
         self._isolation_level = _check_level(isolation_level)
         self._autocommit = _check_autocommit(autocommit)
         if not isinstance(detect_types, int):
@@ -130,11 +133,12 @@ class Connection:
             raise dual_error(exceptions.OperationalError, exc, str(exc)) from exc
         conn.convert_binding = _convert_binding
         self._apsw = conn
+        self._fast_thread = self._thread if self._check_same_thread else None
         if self._autocommit is False:
             try:
                 self._execute_control("BEGIN")
             except BaseException:
-                self._apsw = None
+                self._apsw = self._fast_thread = None
                 conn.close()
                 raise
 
@@ -455,7 +459,7 @@ class Connection:
                 if self._autocommit is False and conn.in_transaction:
                     self._execute_control("ROLLBACK")
             finally:
-                self._apsw = None
+                self._apsw = self._fast_thread = None
                 conn.close()
 
     def _check_thread_only(self) -> None:

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from sqlkv.dbapi2.connection import Connection
 
 _UNKNOWN: Any = object()
-_INFO = statement.cache
+_END: Any = object()
+_KINDS = statement.kinds
+_READ, _DML = statement.READ, statement.DML
 _STDLIB_ROW: Any = sqlite3.Row
 
 
@@ -86,52 +88,62 @@ class Cursor:
     # ------------------------------------------------------------------ execute
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        # the hot path of every query: checks and lookups inlined, and only the state that
-        # differs from the class defaults of a new cursor is written
-        if self._closed:
-            raise ProgrammingError("Cannot operate on a closed cursor.")
+        # the hot path: a statement seen before, on the thread of a connection that checks
+        # threads (Connection._fast_thread folds the thread and closed checks into one
+        # comparison), and only the state that differs from a new cursor's is written;
+        # anything else goes through _execute_checked, with the stdlib's checks in order
         connection = self._connection
-        conn = connection._apsw
-        if conn is None or (connection._check_same_thread and get_ident() != connection._thread):
-            conn = connection._check()  # raises
-        info = _INFO.get(sql) if type(sql) is str else None
-        if info is None or not info.single:
-            info = self._prepare(sql)
-        params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
-        if not connection._check_same_thread:  # threads take turns on the connection
-            with connection._lock:
-                return self._run(conn, info, sql, params)
-        # one thread only: _run inlined (a frame less on every statement)
-        if info.is_dml and connection._begins and not conn.in_transaction:
+        kind = _KINDS.get(sql) if type(sql) is str else None
+        if (
+            kind is None
+            or self._closed
+            or connection._fast_thread != get_ident()
+            or FLAGS.native_adapted
+        ):
+            return self._execute_checked(sql, parameters)
+        conn: apsw.Connection = connection._apsw  # type: ignore[assignment]
+        if kind and connection._begins and not conn.in_transaction:
             connection._begin_implicitly()
         cur = self._apsw
         if cur is None:
             cur = self._apsw = conn.cursor()
         if self._sql is not None:  # a cursor used before: back to a new cursor's state
-            self._reset()
+            self._rows = None
+            self._description = _UNKNOWN
+            self._dml_pending = False
+            self._converters = None
+            self.rowcount = -1
         try:
-            cur.execute(sql, params)
+            cur.execute(sql, parameters)
         except BaseException as exc:
             self._sql = ""
             self._description = None
             raise binding_error(exc) from exc
         self._sql = sql
-        self._params = params
-        if info.is_dml:
-            if info.returning:
-                self._started_returning(conn, cur)
-            else:
-                self._description = None
-                self.rowcount = conn.changes()
-        else:
+        if kind == _READ:
+            self._params = parameters
             # one row read ahead, as the stdlib steps once more after each row it returns:
             # apsw has stepped once in execute, so this reads the first row without a step
             row = cur.fetchone()
             if row is not None:
                 self._rows = cur
                 self._ahead = row
+        elif kind == _DML:  # no description (the property knows it from the SQL)
+            self.rowcount = conn.changes()
+        else:
+            self._params = parameters
+            self._started_returning(conn, cur)
         self.lastrowid = conn.last_insert_rowid()
         return self
+
+    def _execute_checked(self, sql: str, parameters: Any) -> Cursor:
+        conn = self._check()
+        info = self._prepare(sql)
+        params = adapt_parameters(parameters) if FLAGS.native_adapted else parameters
+        if not self._connection._check_same_thread:  # threads take turns on the connection
+            with self._connection._lock:
+                return self._run(conn, info, sql, params)
+        return self._run(conn, info, sql, params)
 
     def _run(self, conn: apsw.Connection, info: statement.Info, sql: str, params: Any) -> Cursor:
         connection = self._connection
@@ -166,7 +178,6 @@ class Cursor:
 
     def _reset(self) -> None:
         self._rows = None
-        self._ahead = None
         self._description = _UNKNOWN
         self._dml_pending = False
         self._converters = None
@@ -277,44 +288,61 @@ class Cursor:
             return factory(self, row)
         return row
 
-    def _step(self, connection: Connection, cur: apsw.Cursor) -> Any:
-        """The row to return now, after reading the next one: the stdlib steps the statement
-        right after building a row, so an error of the next step is raised by this fetch
-        (the row is lost) and the end is known with the last row (``rowcount`` of a DML
-        statement with RETURNING is set then)."""
+    def fetchone(self) -> Any:
+        # the row to return now, after reading the next one: the stdlib steps the statement
+        # right after building a row, so an error of the next step is raised by this fetch
+        # (the row is lost) and the end is known with the last row (``rowcount`` of a DML
+        # statement with RETURNING is set then). __next__ and fetchall do the same.
+        # The checks: as in execute; a cursor with rows left is not closed
+        cur = self._rows
+        connection = self._connection
+        if connection._fast_thread != get_ident():
+            return self._fetch_checked()
+        if cur is None:
+            if self._closed:
+                raise ProgrammingError("Cannot operate on a closed cursor.")
+            return None
         row = self._ahead
         try:
-            if connection._check_same_thread:
-                ahead = cur.fetchone()
-            else:
-                with connection._lock:
-                    ahead = cur.fetchone()
+            ahead = cur.fetchone()
         except BaseException as exc:
             self._rows = None
-            self._ahead = None
             raise translate(exc) from exc
         if ahead is None:
-            self._rows = None
-            self._ahead = None
+            self._rows = None  # (the row stays in _ahead: it is being returned anyway)
             if self._dml_pending:
                 self._dml_pending = False
                 self.rowcount = connection._check().changes()
         else:
             self._ahead = ahead
-        return row
+        if self.row_factory is None and connection._plain_text:
+            return row
+        return self._shape(row)
 
-    def fetchone(self) -> Any:
+    def _fetch_checked(self, end: Any = None) -> Any:
+        """fetchone() with the stdlib's checks in order, and the connection's lock when it
+        is shared between threads; ``end`` when there are no rows left."""
         if self._closed:
             raise ProgrammingError("Cannot operate on a closed cursor.")
         connection = self._connection
-        if connection._apsw is None or (
-            connection._check_same_thread and get_ident() != connection._thread
-        ):
-            connection._check()  # raises
+        connection._check()
         cur = self._rows
         if cur is None:
-            return None
-        row = self._step(connection, cur)
+            return end
+        row = self._ahead
+        try:
+            with connection._lock:
+                ahead = cur.fetchone()
+        except BaseException as exc:
+            self._rows = None
+            raise translate(exc) from exc
+        if ahead is None:
+            self._rows = None
+            if self._dml_pending:
+                self._dml_pending = False
+                self.rowcount = connection._check().changes()
+        else:
+            self._ahead = ahead
         if self.row_factory is None and connection._plain_text:
             return row
         return self._shape(row)
@@ -368,30 +396,25 @@ class Cursor:
 
     def __next__(self) -> Any:
         # fetchone() inlined: iteration is how most code reads rows
-        if self._closed:
-            raise ProgrammingError("Cannot operate on a closed cursor.")
-        connection = self._connection
-        if connection._apsw is None or (
-            connection._check_same_thread and get_ident() != connection._thread
-        ):
-            connection._check()  # raises
         cur = self._rows
+        connection = self._connection
+        if connection._fast_thread != get_ident():
+            row = self._fetch_checked(_END)
+            if row is _END:
+                raise StopIteration
+            return row
         if cur is None:
+            if self._closed:
+                raise ProgrammingError("Cannot operate on a closed cursor.")
             raise StopIteration
         row = self._ahead
         try:
-            if connection._check_same_thread:
-                ahead = cur.fetchone()
-            else:
-                with connection._lock:
-                    ahead = cur.fetchone()
+            ahead = cur.fetchone()
         except BaseException as exc:
             self._rows = None
-            self._ahead = None
             raise translate(exc) from exc
         if ahead is None:
             self._rows = None
-            self._ahead = None
             if self._dml_pending:
                 self._dml_pending = False
                 self.rowcount = connection._check().changes()
@@ -420,18 +443,17 @@ class Cursor:
 
 def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = (), /) -> Cursor:
     """``Connection.execute``: a new plain ``Cursor`` (not through an overridden
-    ``cursor()``, as in the stdlib) running ``sql``. ``Cursor.execute`` inlined for a new
-    cursor (a frame less, and no state to reset) on the path most statements take."""
-    conn = connection._apsw
-    if conn is None or (connection._check_same_thread and get_ident() != connection._thread):
-        conn = connection._check()  # raises (the stdlib checks the thread, then closed)
+    ``cursor()``, as in the stdlib) running ``sql``. ``Cursor.execute``'s hot path inlined
+    for a new cursor (a frame less, and no state to reset); anything else goes through
+    ``Cursor.execute``, which makes the stdlib's checks (thread, then closed)."""
     cursor = _new_cursor(Cursor)
     cursor._connection = connection
     cursor.row_factory = connection.row_factory
-    info = _INFO.get(sql) if type(sql) is str else None
-    if info is None or not info.single or not connection._check_same_thread or FLAGS.native_adapted:
-        return cursor.execute(sql, parameters)  # the general path
-    if info.is_dml and connection._begins and not conn.in_transaction:
+    kind = _KINDS.get(sql) if type(sql) is str else None
+    if kind is None or connection._fast_thread != get_ident() or FLAGS.native_adapted:
+        return cursor._execute_checked(sql, parameters)
+    conn: apsw.Connection = connection._apsw  # type: ignore[assignment]
+    if kind and connection._begins and not conn.in_transaction:
         connection._begin_implicitly()
     cur = cursor._apsw = conn.cursor()
     try:
@@ -439,18 +461,17 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
     except BaseException as exc:
         raise binding_error(exc) from exc
     cursor._sql = sql
-    if info.is_dml:
-        if info.returning:
-            cursor._params = parameters
-            cursor._started_returning(conn, cur)
-        else:  # no description (the property knows from the SQL)
-            cursor.rowcount = conn.changes()
-    else:
+    if kind == _READ:
         cursor._params = parameters
         row = cur.fetchone()  # read ahead: see Cursor.execute
         if row is not None:
             cursor._rows = cur
             cursor._ahead = row
+    elif kind == _DML:
+        cursor.rowcount = conn.changes()
+    else:
+        cursor._params = parameters
+        cursor._started_returning(conn, cur)
     cursor.lastrowid = conn.last_insert_rowid()
     return cursor
 

@@ -26,6 +26,10 @@ class Info(NamedTuple):
 
 cache: dict[str, Info] = {}
 
+# the hot paths' view of the same cache: single statements only, by kind
+READ, DML, RETURNING = 0, 1, 2
+kinds: dict[str, int] = {}
+
 
 def complete_statement(statement: str) -> bool:
     """Whether ``statement`` holds one or more complete SQL statements (``sqlite3_complete``)."""
@@ -41,7 +45,10 @@ def info(sql: str) -> Info:
         found = _analyse(sql)
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
+            kinds.clear()
         cache[sql] = found
+        if found.single:
+            kinds[sql] = RETURNING if found.returning else DML if found.is_dml else READ
     return found
 
 
