@@ -40,22 +40,27 @@ connection_class: type = object
 class Cursor:
     """A cursor of a ``sqlkv.dbapi2.Connection`` (see the module docstring)."""
 
-    __slots__ = ("__dict__", "_connection", "row_factory")
+    # what every execute writes is in slots (no instance dict to make for a new cursor);
+    # every way of making a cursor sets them all (__init__, execute_on_new_cursor)
+    __slots__ = (
+        "__dict__",
+        "_ahead",  # the row the next fetch returns (read one step ahead); set with _rows
+        "_apsw",
+        "_connection",
+        "_params",
+        "_rows",  # the statement, while it has rows left
+        "_sql",  # the last execute's SQL; "" after anything else ran, None before
+        "lastrowid",
+        "row_factory",
+        "rowcount",
+    )
 
-    # the state of a new cursor: class attributes, so that making one (a cursor per
-    # ``Connection.execute``) sets two attributes; instances assign their own as they go
-    _apsw: apsw.Cursor | None = None
-    _rows: apsw.Cursor | None = None  # the statement, while it has rows left
-    _ahead: Any = None  # the row the next fetch returns (read one step ahead)
+    # the rest of a new cursor's state: class attributes, assigned by instances as needed
     _closed = False
-    _sql: str | None = None  # the last execute's SQL; "" after anything else ran
-    _params: Any = ()
     _description: Any = _UNKNOWN  # computed when asked
     _converters: list[Converter | None] | None = None
     _dml_pending = False
     arraysize = 1
-    rowcount = -1
-    lastrowid: int | None = None
 
     def __init__(self, connection: Connection, /) -> None:
         if type(connection) is not connection_class and not isinstance(
@@ -67,6 +72,13 @@ class Cursor:
             )
         self._connection = connection
         self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = connection.row_factory
+        self._apsw: apsw.Cursor | None = None
+        self._rows: apsw.Cursor | None = None
+        self._ahead: Any = None
+        self._sql: str | None = None
+        self._params: Any = ()
+        self.rowcount = -1
+        self.lastrowid: int | None = None
 
     # ------------------------------------------------------------------ checks
 
@@ -446,12 +458,12 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
     ``cursor()``, as in the stdlib) running ``sql``. ``Cursor.execute``'s hot path inlined
     for a new cursor (a frame less, and no state to reset); anything else goes through
     ``Cursor.execute``, which makes the stdlib's checks (thread, then closed)."""
+    kind = _KINDS.get(sql) if type(sql) is str else None
+    if kind is None or connection._fast_thread != get_ident() or FLAGS.native_adapted:
+        return Cursor(connection)._execute_checked(sql, parameters)
     cursor = _new_cursor(Cursor)
     cursor._connection = connection
     cursor.row_factory = connection.row_factory
-    kind = _KINDS.get(sql) if type(sql) is str else None
-    if kind is None or connection._fast_thread != get_ident() or FLAGS.native_adapted:
-        return cursor._execute_checked(sql, parameters)
     conn: apsw.Connection = connection._apsw  # type: ignore[assignment]
     if kind and connection._begins and not conn.in_transaction:
         connection._begin_implicitly()
@@ -461,16 +473,16 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
     except BaseException as exc:
         raise binding_error(exc) from exc
     cursor._sql = sql
+    cursor._params = parameters
     if kind == _READ:
-        cursor._params = parameters
-        row = cur.fetchone()  # read ahead: see Cursor.execute
-        if row is not None:
-            cursor._rows = cur
-            cursor._ahead = row
+        cursor.rowcount = -1
+        cursor._ahead = cur.fetchone()  # read ahead: see Cursor.execute
+        cursor._rows = None if cursor._ahead is None else cur
     elif kind == _DML:
+        cursor._rows = None
         cursor.rowcount = conn.changes()
     else:
-        cursor._params = parameters
+        cursor._rows = None
         cursor._started_returning(conn, cur)
     cursor.lastrowid = conn.last_insert_rowid()
     return cursor
