@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 _UNKNOWN: Any = object()
 _END: Any = object()
 _KINDS = statement.kinds
-_READ, _DML = statement.READ, statement.DML
 _STDLIB_ROW: Any = sqlite3.Row
 
 
@@ -105,13 +104,11 @@ class Cursor:
         # comparison), and only the state that differs from a new cursor's is written;
         # anything else goes through _execute_checked, with the stdlib's checks in order
         connection = self._connection
-        kind = _KINDS.get(sql) if type(sql) is str else None
-        if (
-            kind is None
-            or self._closed
-            or connection._fast_thread != get_ident()
-            or FLAGS.native_adapted
-        ):
+        try:
+            kind = _KINDS[sql]
+        except (KeyError, TypeError):
+            return self._execute_checked(sql, parameters)
+        if self._closed or connection._fast_thread != get_ident():
             return self._execute_checked(sql, parameters)
         conn: apsw.Connection = connection._apsw  # type: ignore[assignment]
         if kind and connection._begins and not conn.in_transaction:
@@ -132,7 +129,7 @@ class Cursor:
             self._description = None
             raise binding_error(exc) from exc
         self._sql = sql
-        if kind == _READ:
+        if kind == 0:  # READ
             self._params = parameters
             # one row read ahead, as the stdlib steps once more after each row it returns:
             # apsw has stepped once in execute, so this reads the first row without a step
@@ -140,7 +137,7 @@ class Cursor:
             if row is not None:
                 self._rows = cur
                 self._ahead = row
-        elif kind == _DML:  # no description (the property knows it from the SQL)
+        elif kind == 1:  # DML: no description (the property knows it from the SQL)
             self.rowcount = conn.changes()
         else:
             self._params = parameters
@@ -458,8 +455,11 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
     ``cursor()``, as in the stdlib) running ``sql``. ``Cursor.execute``'s hot path inlined
     for a new cursor (a frame less, and no state to reset); anything else goes through
     ``Cursor.execute``, which makes the stdlib's checks (thread, then closed)."""
-    kind = _KINDS.get(sql) if type(sql) is str else None
-    if kind is None or connection._fast_thread != get_ident() or FLAGS.native_adapted:
+    try:
+        kind = _KINDS[sql]
+    except (KeyError, TypeError):
+        return Cursor(connection)._execute_checked(sql, parameters)
+    if connection._fast_thread != get_ident():
         return Cursor(connection)._execute_checked(sql, parameters)
     cursor = _new_cursor(Cursor)
     cursor._connection = connection
@@ -474,11 +474,11 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
         raise binding_error(exc) from exc
     cursor._sql = sql
     cursor._params = parameters
-    if kind == _READ:
+    if kind == 0:  # READ
         cursor.rowcount = -1
         cursor._ahead = cur.fetchone()  # read ahead: see Cursor.execute
         cursor._rows = None if cursor._ahead is None else cur
-    elif kind == _DML:
+    elif kind == 1:  # DML
         cursor._rows = None
         cursor.rowcount = conn.changes()
     else:

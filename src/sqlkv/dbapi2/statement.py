@@ -26,9 +26,12 @@ class Info(NamedTuple):
 
 cache: dict[str, Info] = {}
 
-# the hot paths' view of the same cache: single statements only, by kind
+# the hot paths' view of the same cache: single statements only, by kind. Empty for good
+# once an adapter is registered for a type apsw binds itself (types.register_adapter):
+# the hot paths bind parameters as they come, and then every one must be adapted first
 READ, DML, RETURNING = 0, 1, 2
 kinds: dict[str, int] = {}
+native_adapted = False
 
 
 def complete_statement(statement: str) -> bool:
@@ -47,7 +50,7 @@ def info(sql: str) -> Info:
             cache.clear()
             kinds.clear()
         cache[sql] = found
-        if found.single:
+        if found.single and not native_adapted:
             kinds[sql] = RETURNING if found.returning else DML if found.is_dml else READ
     return found
 
