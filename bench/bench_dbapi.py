@@ -3,7 +3,7 @@ through ``sqlkv.dbapi2``, same store kind, same process, same run.
 
 Usage:
     python bench/bench_dbapi.py [--scale small|full] [--only NAME ...] [--repeat N]
-                                [--store both|memory|embedded]
+                                [--store both|memory|embedded] [--per-statement]
 
 The workloads are written against the apsw connection (``sqlkv.workloads``). The DB-API
 run hands them ``DbapiAsApsw``: a ``sqlkv.dbapi2`` connection in autocommit mode
@@ -26,6 +26,8 @@ the best run counts. Two views, printed as two tables of the same run:
   least (the wall clock of a loaded machine moves by tens of percent between runs).
 
 Both clocks are printed in both tables; results are checked equal between the modes.
+``--per-statement`` first prints the µs of one point read and one INSERT on each
+connection (memory store, CPU time): the layer's fixed cost per statement.
 Targets (issue #12): within 10% on write workloads, 20% on point reads; other workloads
 are shown without a target. Output: environment, load, then the tables in markdown.
 """
@@ -195,12 +197,78 @@ def run_view(store: str, names: list[str], scale: Scale, repeat: int, tmp: Path)
     return misses, mismatches
 
 
+PER_STATEMENT_CALLS = 50_000
+_POINT_READ = "SELECT id, name, amount FROM items WHERE id = ?"
+_INSERT = "INSERT INTO items(name, category, amount, payload) VALUES (?, ?, ?, ?)"
+
+
+def per_statement(calls: int = PER_STATEMENT_CALLS, repeat: int = 7) -> None:
+    """µs per statement, apsw and dbapi2 on one memory store: a point read
+    (``list(conn.execute(...))``) and an INSERT inside a transaction; best of ``repeat``
+    runs of ``calls`` statements, CPU time of this thread."""
+    import random
+
+    store = MemoryStore()
+    conns = {"apsw": connect("apsw", store), "dbapi2": dbapi2.connect("dbapi2", store=store)}
+    for conn in conns.values():
+        conn.execute(
+            "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, category INTEGER, "
+            "amount REAL, payload BLOB)"
+        )
+        conn.execute("BEGIN")
+        for i in range(1, 1001):
+            conn.execute(
+                "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
+                (i, f"n{i}", i % 7, i * 1.5, b"x" * 100),
+            )
+        conn.execute("COMMIT")
+    r = random.Random(1)
+    keys = [(r.randint(1, 1050),) for _ in range(calls)]
+    row = ("name", 1, 2.5, b"payload")
+
+    def reads(conn: Any) -> None:
+        execute = conn.execute
+        for key in keys:
+            list(execute(_POINT_READ, key))
+
+    def inserts(conn: Any) -> None:
+        execute = conn.execute
+        execute("BEGIN")
+        for _ in range(calls):
+            execute(_INSERT, row)
+        execute("ROLLBACK")
+
+    print(f"\n### per statement (memory store, best of {repeat} x {calls:,}, CPU time)\n")
+    print(f"- before: {_load()}\n")
+    print("| statement | apsw µs | dbapi2 µs | dbapi2 - apsw µs | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for label, run in (("point read, rows listed", reads), ("INSERT in a transaction", inserts)):
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            for mode, conn in conns.items():
+                cpu = time.thread_time()
+                run(conn)
+                spent = (time.thread_time() - cpu) / calls * 1e6
+                best[mode] = min(best.get(mode, spent), spent)
+        print(
+            f"| {label} | {best['apsw']:.2f} | {best['dbapi2']:.2f} "
+            f"| {best['dbapi2'] - best['apsw']:.2f} | {best['dbapi2'] / best['apsw']:.2f} |",
+            flush=True,
+        )
+    for conn in conns.values():
+        conn.close()
+    store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", choices=["small", "full"], default="small")
     parser.add_argument("--only", action="append", metavar="NAME", help="workload (repeatable)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--store", choices=["both", *VIEWS], default="both")
+    parser.add_argument(
+        "--per-statement", action="store_true", help="first µs per statement (point read, insert)"
+    )
     args = parser.parse_args(argv)
     scale = Scale.FULL if args.scale == "full" else Scale.SMALL
     names = args.only or list(WORKLOADS)
@@ -210,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stores = list(VIEWS) if args.store == "both" else [args.store]
     print(environment(scale, []))
+    if args.per_statement:
+        per_statement()
     mismatches = 0
     with tempfile.TemporaryDirectory(prefix="sqlkv-bench-dbapi-") as tmp:
         for store in stores:

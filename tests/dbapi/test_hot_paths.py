@@ -114,9 +114,9 @@ def test_closed_connection_and_wrong_thread_on_cached_statements(
 def test_threads_sharing_a_connection_take_turns_in_the_implicit_begin(
     memory_store: MemoryStore,
 ) -> None:
-    """The stdlib races here (its implicit BEGIN is a check-then-act across threads, so it
-    fails about one run in five); sqlkv's connection serializes every call, so nothing
-    fails and every row is there."""
+    """The stdlib races here (its implicit BEGIN and its commit are each a check-then-act
+    across threads, so it fails about one run in five); sqlkv's connection makes each of
+    them one step under its lock, so nothing fails and every row is there."""
     conn = dbapi2.connect("shared", store=memory_store, check_same_thread=False)
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, worker INTEGER, i INTEGER)")
     errors: list[BaseException] = []

@@ -196,12 +196,13 @@ class Connection:
         mode = self._autocommit
         if mode is True:
             return
-        if mode is False:
-            self._execute_control(sql)
-            if reopen:
-                self._execute_control("BEGIN")
-        elif self._check_open().in_transaction:
-            self._execute_control(sql)
+        with self._lock:  # the check and the statement as one step for shared connections
+            if mode is False:
+                self._execute_control(sql)
+                if reopen:
+                    self._execute_control("BEGIN")
+            elif self._check_open().in_transaction:
+                self._execute_control(sql)
 
     def commit(self) -> None:
         self._check()
@@ -257,12 +258,13 @@ class Connection:
     def autocommit(self, value: bool | int) -> None:
         self._check()
         mode = _check_autocommit(value)
-        if mode is True and self._check_open().in_transaction:
-            self._execute_control("COMMIT")
-        self._autocommit = mode
-        self._update_begins()
-        if mode is False and not self._check_open().in_transaction:
-            self._execute_control("BEGIN")
+        with self._lock:
+            if mode is True and self._check_open().in_transaction:
+                self._execute_control("COMMIT")
+            self._autocommit = mode
+            self._update_begins()
+            if mode is False and not self._check_open().in_transaction:
+                self._execute_control("BEGIN")
 
     def __enter__(self) -> Connection:
         self._check_open()

@@ -4,7 +4,8 @@ it: the sum of each row's own ``changes()``.
 
 That sum is the growth of the connection's ``total_changes()`` when nothing but the
 statement changes rows (``statement.changes_are_direct``: no triggers, foreign key actions,
-attached databases or user callbacks), and then no Python runs per row. Otherwise a tracer
+attached databases or user callbacks), and then no Python runs per row. Otherwise, and for
+fewer than ``_FEW_ROWS`` rows (where reading the schema costs more than it saves), a tracer
 of the cursor adds ``changes()`` before each next row.
 """
 
@@ -44,7 +45,12 @@ def run(
     # fencing guard) on a cursor that once had a tracer of its own
     cur = conn.cursor()
     user_traced = conn.exec_trace is not None
-    if info.is_dml and not user_traced and statement.changes_are_direct(connection, conn):
+    if (
+        info.is_dml
+        and not user_traced
+        and _long(seq_of_parameters)
+        and statement.changes_are_direct(connection, conn)
+    ):
         # rowcount (the sum of changes() per row, as the stdlib counts) is the growth of
         # total_changes(): nothing else changes rows while it runs (no triggers, foreign
         # key actions or user callbacks); a DML statement is never read-only, and the
@@ -88,3 +94,15 @@ def run(
         counted[0] += conn.changes()
     cursor.rowcount = counted[0] if info.is_dml else -1
     return cursor
+
+
+# below this many rows a tracer per row costs less than reading the schema
+_FEW_ROWS = 64
+
+
+def _long(seq_of_parameters: Any) -> bool:
+    """Whether the rows are many, or of unknown number (an iterator)."""
+    try:
+        return len(seq_of_parameters) >= _FEW_ROWS
+    except TypeError:
+        return True
