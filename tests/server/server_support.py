@@ -110,6 +110,8 @@ def start_server(
     env: dict[str, str] | None = None,
 ) -> ServerProc:
     port, metrics_port = free_port(), free_port()
+    while metrics_port == port:  # two probes in a row may get the same free port
+        metrics_port = free_port()
     args = [
         sys.executable,
         "-m",

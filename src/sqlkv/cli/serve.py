@@ -66,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="SECTION.NAME=VALUE",
         help="one engine setting, like engine.max_delta_bytes=16MiB (wins over --config)",
     )
-    p.add_argument("--workers", type=int, default=16, help="engine threads (default 16)")
+    p.add_argument(
+        "--threads", type=int, default=16, help="engine calls at once per worker (default 16)"
+    )
     p.add_argument("--max-connections", type=int, default=1024)
     p.add_argument("--max-frame-mib", type=int, default=64, help="largest frame (default 64)")
     p.add_argument(
@@ -136,7 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=host,
         port=port,
-        workers=args.workers,
+        threads=args.threads,
         max_connections=args.max_connections,
         max_frame=args.max_frame_mib * MiB,
         drain_timeout_s=args.drain_timeout,
