@@ -9,6 +9,8 @@ the server-wide frame budget, and a body reader that never holds a frame twice.
   once its answer is sent; a frame that does not fit waits for others to finish (first
   come, first served), so its sender sees TCP back-pressure instead of the server
   growing. Thread-safe: authenticated connections are served on threads (``session.py``).
+- ``read_preauth_frame``: the next frame before HELLO, refused on its length prefix when
+  over the pre-authentication cap, and all of it within the hello deadline.
 - ``read_body``: reads a pre-authentication frame's body from the event loop's stream into
   one buffer of its final size, piece by piece, instead of ``readexactly``, which holds
   the whole frame in the stream buffer and then copies it.
@@ -19,6 +21,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from dataclasses import dataclass
+
+from sqlkv.errors import ProtocolError
+from sqlkv.server.protocol import LENGTH, check_length
 
 PREAUTH_MAX_FRAME = 4 * 1024
 DEFAULT_FRAME_BUDGET = 256 * 1024 * 1024
@@ -76,3 +82,41 @@ async def read_body(reader: asyncio.StreamReader, length: int) -> bytearray:
     finally:
         view.release()
     return buf
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a pre-authentication frame was not read (a ``frame_rejects`` reason), and the
+    error to answer with before closing, if any."""
+
+    reason: str
+    answer: ProtocolError | None = None
+
+
+async def read_preauth_frame(
+    reader: asyncio.StreamReader, seconds_left: float, limit: int
+) -> bytearray | Refused | None:
+    """The next frame's payload before HELLO; None at a clean end of stream."""
+    try:
+        prefix = await asyncio.wait_for(reader.readexactly(LENGTH.size), max(0.0, seconds_left))
+    except asyncio.IncompleteReadError as exc:
+        return Refused("truncated") if exc.partial else None
+    except TimeoutError:
+        return Refused("hello_timeout")
+    (length,) = LENGTH.unpack(prefix)
+    try:
+        check_length(length, limit)
+    except ProtocolError as exc:
+        if length < limit:
+            return Refused("short", exc)
+        return Refused(
+            "preauth_oversized",
+            ProtocolError(
+                f"frame of {length} bytes before HELLO; until a HELLO succeeds a frame "
+                f"may be at most {limit} bytes: send HELLO first"
+            ),
+        )
+    try:
+        return await asyncio.wait_for(read_body(reader, length), max(0.0, seconds_left))
+    except (asyncio.IncompleteReadError, TimeoutError):
+        return Refused("truncated")

@@ -23,34 +23,31 @@ before its body is read and gives it back once its answer is sent: a frame that 
 fit waits (its sender sees TCP back-pressure), so request frames never hold more memory
 than the budget, whatever the number of connections.
 
-Shutdown (``begin_shutdown``, wired to SIGTERM and SIGINT by ``run``): stop accepting;
-answer every new request with ``ServerShuttingDown`` (the client retries it on another
-node); let requests already running finish and their answers go out, waiting at most
-``drain_timeout_s``; then close every connection and return. The caller closes the
-engine and the store afterwards.
+Shutdown (``begin_shutdown``, on SIGTERM and SIGINT): stop accepting; answer new requests
+with ``ServerShuttingDown`` (the client retries it on another node); let running ones
+finish, waiting at most ``drain_timeout_s``; then close every connection and return.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
-
-from prometheus_client import Counter, Histogram
+from dataclasses import dataclass
 
 from sqlkv.engine.api import EngineApi
-from sqlkv.errors import AuthError, ConfigError, ProtocolError, ServerShuttingDown, SqlkvError
+from sqlkv.errors import AuthError, ProtocolError, ServerShuttingDown, SqlkvError
 from sqlkv.logs import failure_fields
 from sqlkv.server.auth import Auth, Grant
-from sqlkv.server.frames import DEFAULT_FRAME_BUDGET, PREAUTH_MAX_FRAME, FrameBudget, read_body
+from sqlkv.server.config import ServerConfig
+from sqlkv.server.frames import FrameBudget, Refused, read_preauth_frame
 from sqlkv.server.metrics import ServerMetrics
 from sqlkv.server.protocol import (
-    DEFAULT_MAX_FRAME,
     LENGTH,
     MAGIC,
     MIN_PROTOCOL_VERSION,
@@ -68,7 +65,6 @@ from sqlkv.server.protocol import (
     OpenRequest,
     Request,
     StageRequest,
-    check_length,
     database_of,
     decode_request,
     encode_answer,
@@ -77,55 +73,9 @@ from sqlkv.server.protocol import (
 )
 from sqlkv.server.session import Session
 
+__all__ = ["EngineServer", "ServerConfig"]  # ServerConfig lives in config.py
+
 log = logging.getLogger("sqlkv.server")
-
-
-def loop_time() -> float:
-    return asyncio.get_running_loop().time()
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Settings of one server. ``port`` 0 picks a free port (read ``EngineServer.port``)."""
-
-    host: str = "127.0.0.1"
-    port: int = 7878
-    max_frame: int = DEFAULT_MAX_FRAME
-    threads: int = 16  # engine calls running at once in this process
-    max_connections: int = 1024
-    preauth_max_frame: int = PREAUTH_MAX_FRAME  # largest frame before a successful HELLO
-    frame_budget_bytes: int = DEFAULT_FRAME_BUDGET  # request frames held at once, all conns
-    hello_timeout_s: float = 5.0  # a new connection must finish HELLO within this
-    idle_timeout_s: float = 600.0  # a silent connection is closed after this
-    frame_timeout_s: float = 60.0  # a frame must arrive whole within this once begun
-    drain_timeout_s: float = 20.0  # shutdown waits this long for running requests
-    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    request_delay_s: float = 0.0  # tests only: hold each engine request this long first
-
-    def validate(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be within 0..65535, got {self.port}")
-        if not 1024 <= self.max_frame <= 1 << 30:
-            raise ConfigError(f"max_frame must be within 1024..2^30 bytes, got {self.max_frame}")
-        if not 1 <= self.threads <= 1024:
-            raise ConfigError(f"threads must be within 1..1024, got {self.threads}")
-        if self.max_connections < 1:
-            raise ConfigError(f"max_connections must be >= 1, got {self.max_connections}")
-        if not 64 <= self.preauth_max_frame <= self.max_frame:
-            raise ConfigError(
-                f"preauth_max_frame must be within 64..max_frame ({self.max_frame}) bytes, "
-                f"got {self.preauth_max_frame}"
-            )
-        if self.frame_budget_bytes < self.max_frame:
-            raise ConfigError(
-                f"frame_budget_bytes ({self.frame_budget_bytes}) must be at least max_frame "
-                f"({self.max_frame}), or a largest frame could never be read"
-            )
-        for name in ("hello_timeout_s", "idle_timeout_s", "frame_timeout_s", "drain_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.request_delay_s < 0:
-            raise ConfigError(f"request_delay_s must be >= 0, got {self.request_delay_s}")
 
 
 @dataclass
@@ -145,17 +95,18 @@ class EngineServer:
         config: ServerConfig,
         metrics: ServerMetrics,
         *,
-        sock: socket.socket | None = None,
+        channel: socket.socket | None = None,
     ) -> None:
-        """``sock``: a listening socket to accept on (a worker of ``supervisor.py``), instead
-        of binding ``config.host``:``config.port``."""
+        """``channel``: a worker of ``supervisor.py`` receives the connections its
+        supervisor accepted on this Unix socket (``SCM_RIGHTS``) instead of binding
+        ``config.host``:``config.port``."""
         config.validate()
         self.engine = engine
         self.auth = auth
         self.config = config
         self.metrics = metrics
         self.draining = False
-        self._sock = sock
+        self._channel = channel
         self._engine_calls = threading.BoundedSemaphore(config.threads)
         self.budget = FrameBudget(config.frame_budget_bytes)
         self._server: asyncio.Server | None = None
@@ -167,10 +118,11 @@ class EngineServer:
         self._idle = threading.Event()
         self._idle.set()
         self._stop = asyncio.Event()
-        self._labels: dict[str, tuple[Counter, Histogram]] = {}
 
     @property
     def port(self) -> int:
+        if self._channel is not None:
+            return self.config.port
         assert self._server is not None, "start() first"
         return int(self._server.sockets[0].getsockname()[1])
 
@@ -179,14 +131,46 @@ class EngineServer:
         return len(self._writers) + len(self._sessions)
 
     async def start(self) -> None:
-        if self._sock is not None:
-            self._server = await asyncio.start_server(
-                self._serve_connection, sock=self._sock, limit=1 << 20
-            )
+        if self._channel is not None:
+            self._channel.setblocking(False)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(self._channel.fileno(), self._receive_connections)
         else:
             self._server = await asyncio.start_server(
                 self._serve_connection, self.config.host, self.config.port, limit=1 << 20
             )
+
+    def _receive_connections(self) -> None:
+        """The channel is readable: adopt the connections the supervisor passed."""
+        assert self._channel is not None
+        try:
+            msg, fds, _, _ = socket.recv_fds(self._channel, 64, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            msg, fds = b"", []
+        if not msg and not fds:  # the supervisor is gone: nobody will stop this worker
+            asyncio.get_running_loop().remove_reader(self._channel.fileno())
+            if not self.draining:
+                log.warning("the supervisor closed its channel: shutting down")
+                self.begin_shutdown()
+            return
+        for fd in fds:
+            sock = socket.socket(fileno=fd)
+            if self.draining:
+                sock.close()
+                continue
+            task = asyncio.ensure_future(self._adopt(sock))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _adopt(self, sock: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        except OSError:
+            sock.close()
+            return
+        await self._serve_connection(reader, writer)
 
     def begin_shutdown(self) -> None:
         """Stop accepting and refuse new requests; ``run``/``drain`` finish the job."""
@@ -196,6 +180,9 @@ class EngineServer:
             self.metrics.draining.set(1)
             if self._server is not None:
                 self._server.close()
+            if self._channel is not None:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_reader(self._channel.fileno())
         self._stop.set()
 
     @property
@@ -245,7 +232,8 @@ class EngineServer:
             self.metrics.connections_refused.inc()
             writer.close()
             return
-        conn = _Conn(peer, hello_deadline=loop_time() + self.config.hello_timeout_s)
+        now = asyncio.get_running_loop().time()
+        conn = _Conn(peer, hello_deadline=now + self.config.hello_timeout_s)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -314,41 +302,14 @@ class EngineServer:
     ) -> bytearray | None:
         """The next pre-authentication frame's payload, or None when the connection must
         end: at most ``preauth_max_frame`` bytes, all of it by the hello deadline."""
-        try:
-            prefix = await asyncio.wait_for(
-                reader.readexactly(LENGTH.size), max(0.0, conn.hello_deadline - loop_time())
-            )
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                self.metrics.frame_rejects.labels("truncated").inc()
+        left = conn.hello_deadline - asyncio.get_running_loop().time()
+        got = await read_preauth_frame(reader, left, self.config.preauth_max_frame)
+        if isinstance(got, Refused):
+            self._reject(got.reason)
+            if got.answer is not None:
+                await self._send(writer, encode_error(0, got.answer))
             return None
-        except TimeoutError:
-            self.metrics.frame_rejects.labels("hello_timeout").inc()
-            return None
-        (length,) = LENGTH.unpack(prefix)
-        limit = self.config.preauth_max_frame
-        try:
-            check_length(length, limit)
-        except ProtocolError as exc:
-            refusal = exc
-            if length < limit:
-                reason = "short"
-            else:
-                reason = "preauth_oversized"
-                refusal = ProtocolError(
-                    f"frame of {length} bytes before HELLO; until a HELLO succeeds a frame "
-                    f"may be at most {limit} bytes: send HELLO first"
-                )
-            self.metrics.frame_rejects.labels(reason).inc()
-            await self._send(writer, encode_error(0, refusal))
-            return None
-        try:
-            return await asyncio.wait_for(
-                read_body(reader, length), max(0.0, conn.hello_deadline - loop_time())
-            )
-        except (asyncio.IncompleteReadError, TimeoutError):
-            self.metrics.frame_rejects.labels("truncated").inc()
-            return None
+        return got
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
@@ -516,21 +477,11 @@ class EngineServer:
     def _label(msg_type: int) -> str:
         return MsgType(msg_type).name if msg_type in REQUEST_TYPES else "UNKNOWN"
 
-    def _series(self, label: str) -> tuple[Counter, Histogram]:
-        series = self._labels.get(label)
-        if series is None:  # the labelled children, looked up once per type
-            series = (
-                self.metrics.requests.labels(label),
-                self.metrics.request_seconds.labels(label),
-            )
-            self._labels[label] = series
-        return series
-
     def _count(self, label: str) -> None:
-        self._series(label)[0].inc()
+        self.metrics.series(label)[0].inc()
 
     def observe(self, label: str, seconds: float) -> None:
-        self._series(label)[1].observe(seconds)
+        self.metrics.series(label)[1].observe(seconds)
 
     def request_began(self) -> None:
         with self._lock:
