@@ -14,6 +14,7 @@ import dataclasses
 import os
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
@@ -137,6 +138,21 @@ def script(e: EngineApi) -> list[tuple[str, Callable[[], Any]]]:
         ("GET_PAGES", lambda: e.get_pages("s", state["gen"], [1, 40, 50, 51, 150])),
         ("HEAD", lambda: e.head("s")),
         ("COMMIT_STAGE", lambda: e.commit_stage("other", 1, None, 0, {1: page(1)})),
+        ("SNAPSHOT", lambda: e.snapshot("s", preload=[2, 3, 51])),
+        ("SNAPSHOT", lambda: e.snapshot("s", at=state["head"] - 1, preload=[1, 40])),
+        ("SNAPSHOT", lambda: e.snapshot("nope")),
+        ("READ_AT", lambda: e.read_at("s", state["head"] - 2, [1, 4, 100, 150, 201])),
+        ("READ_AT", lambda: e.read_at("s", state["head"] + 5, [1])),
+        ("CHANGES_SINCE", lambda: e.changes_since("s", state["head"] - 3)),
+        ("CHANGES_SINCE", lambda: e.changes_since("s", state["head"])),
+        ("LABEL", lambda: e.label("s", "point", state["head"] - 1)),
+        ("LABEL", lambda: e.label("s", "42")),
+        ("RESOLVE", lambda: e.resolve("s", "point")),
+        ("RESOLVE", lambda: e.resolve("s", "missing")),
+        ("RESOLVE", lambda: e.resolve("s", state["head"] - 2)),
+        ("RESOLVE", lambda: e.resolve("s", datetime(2020, 1, 1, tzinfo=UTC))),
+        ("SET_RETENTION", lambda: e.set_retention("s", 86_400)),
+        ("RETENTION", lambda: e.retention("s")),
     ]
 
 

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from sqlkv.errors import ConfigError
+from sqlkv.server.config import ServerConfig
 from sqlkv.server.frames import FrameBudget, read_body
-from sqlkv.server.server import ServerConfig
 
 
 def test_budget_holds_frames_until_released_in_arrival_order() -> None:

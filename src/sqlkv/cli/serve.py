@@ -112,7 +112,7 @@ def _is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     from sqlkv.cli.serve_config import load_settings
     from sqlkv.server.auth import Auth
-    from sqlkv.server.server import ServerConfig
+    from sqlkv.server.config import ServerConfig
     from sqlkv.server.worker import WorkerSpec, configure_logging
     from sqlkv.store.url import parse_store_url, resolve_store_url
 

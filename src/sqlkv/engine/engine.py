@@ -21,6 +21,7 @@ from sqlkv.engine.commit import CommitOutcome, commit_pages
 from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
+from sqlkv.engine.history_ops import HistoryOps
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.metrics import EngineMetrics
@@ -47,7 +48,7 @@ def _db_keys(db: str) -> DbKeys:
     return DbKeys(check_database_name(db))
 
 
-class Engine:
+class Engine(HistoryOps):
     """Storage engine for every database in ``store``. Thread-safe.
 
     ``compaction``: a ``CompactionConfig`` (or True for the defaults) starts the background
@@ -244,6 +245,7 @@ class Engine:
             m.pages_folded.inc(out.pages_folded)
             m.deltas_deleted.inc(out.deltas_deleted)
         m.observe_head(db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid)
+        m.observe_retained(db, out.retained_bytes)
         log.debug(
             "compaction pass",
             extra={

@@ -14,7 +14,8 @@ each time (failover); the answer's own errors (``FenceMismatch``, ``QuotaExceede
 are raised unchanged, never retried here. Whether a request may be sent again depends on
 what it does:
 
-- ``open``, ``get_pages``, ``head``, HEALTH and ``commit_stage`` (a lost stage answer is
+- ``open``, ``get_pages``, ``head``, the read-only history calls (``snapshot``,
+  ``read_at``, ``changes_since``), HEALTH and ``commit_stage`` (a lost stage answer is
   rewritten under the same txid/seq, or leaves an abandoned txid that takeover removes):
   always retried;
 - ``commit`` / ``commit_finalize`` *with* a ``commit_id``: the same request is sent again;
@@ -58,10 +59,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 
-from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
+from sqlkv.engine.api import (
+    ChangesResult,
+    CommitResult,
+    HistoryEntry,
+    OpenResult,
+    Pages,
+    PagesResult,
+    SnapshotResult,
+    StageResult,
+)
 from sqlkv.engine.head import Head
+from sqlkv.engine.retention import check_window
 from sqlkv.errors import (
     CommitOutcomeUnknown,
     CommitTooLarge,
@@ -79,6 +91,7 @@ from sqlkv.server.protocol import (
     PROTOCOL_VERSION,
     REQUEST_TYPE,
     Answer,
+    ChangesRequest,
     CommitRequest,
     FinalizeRequest,
     GetPagesRequest,
@@ -87,10 +100,20 @@ from sqlkv.server.protocol import (
     HealthOk,
     Hello,
     HelloOk,
+    HistoryAnswer,
+    HistoryRequest,
+    LabelRequest,
     MsgType,
     OpenRequest,
+    ReadAtRequest,
     Request,
+    ResolveRequest,
+    RetentionAnswer,
+    RetentionRequest,
+    SetRetentionRequest,
+    SnapshotRequest,
     StageRequest,
+    TxidAnswer,
     decode_answer,
     encode_request,
 )
@@ -242,6 +265,48 @@ class RemoteEngine:
         answer = self._request(HeadRequest(db))
         assert isinstance(answer, Head)
         return answer
+
+    def snapshot(
+        self, db: str, *, at: int | None = None, preload: Sequence[int] = ()
+    ) -> SnapshotResult:
+        answer = self._request(SnapshotRequest(db, at, tuple(preload)))
+        assert isinstance(answer, SnapshotResult)
+        return answer
+
+    def read_at(self, db: str, txid: int, pgnos: Sequence[int]) -> PagesResult:
+        answer = self._request(ReadAtRequest(db, txid, tuple(pgnos)))
+        assert isinstance(answer, PagesResult)
+        return answer
+
+    def changes_since(self, db: str, txid: int) -> ChangesResult:
+        answer = self._request(ChangesRequest(db, txid))
+        assert isinstance(answer, ChangesResult)
+        return answer
+
+    def resolve(self, db: str, at: int | datetime | str) -> int:
+        answer = self._request(ResolveRequest(db, at))
+        assert isinstance(answer, TxidAnswer)
+        return answer.txid
+
+    def history(self, db: str, *, limit: int | None = None) -> list[HistoryEntry]:
+        answer = self._request(HistoryRequest(db, limit))
+        assert isinstance(answer, HistoryAnswer)
+        return list(answer.entries)
+
+    def label(self, db: str, label: str, txid: int | None = None) -> int:
+        answer = self._request(LabelRequest(db, label, txid))  # idempotent: same name, txid
+        assert isinstance(answer, TxidAnswer)
+        return answer.txid
+
+    def set_retention(self, db: str, window_s: float) -> float:
+        answer = self._request(SetRetentionRequest(db, check_window(window_s)))
+        assert isinstance(answer, RetentionAnswer)
+        return answer.window_ms / 1000
+
+    def retention(self, db: str) -> float:
+        answer = self._request(RetentionRequest(db))
+        assert isinstance(answer, RetentionAnswer)
+        return answer.window_ms / 1000
 
     # ------------------------------------------------------------------ extras
 

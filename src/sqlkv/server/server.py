@@ -1,31 +1,23 @@
 """The engine server: ``EngineApi`` over TCP (``protocol.py``), in one process.
 
-The event loop accepts connections and serves each one until its HELLO succeeds; then it
-hands the socket to a thread of its own (``session.py``) that reads a frame, runs the
-request (decode, engine call, encode) and writes the answer, with blocking socket calls
-and no per-request hop between the loop and a pool. At most ``threads`` engine calls run
-at once (a semaphore); a connection carries one request at a time. Several such
-processes can share one listening socket and one store: ``supervisor.py``
-(``sqlkv serve --workers N``).
+The event loop accepts connections and serves each until its HELLO succeeds, then hands
+the socket to a thread of its own (``session.py``): read a frame, run the request, write
+the answer, with no per-request hop between the loop and a pool. At most ``threads``
+engine calls run at once. Worker processes of ``supervisor.py`` (``--workers N``) receive
+their connections from it instead of listening.
 
-Per connection: HELLO first (within ``hello_timeout_s``), then requests until the client
-closes, goes silent for ``idle_timeout_s``, or breaks the framing. A frame whose length is
-out of bounds, or that stops mid-way, closes the connection (after an ERROR answer when
-one can still be sent); a well-framed request that does not decode gets an ERROR answer
-and the connection stays usable. Before a successful HELLO, any error closes it.
+A connection: HELLO first (within ``hello_timeout_s``), then requests until the client
+closes, goes silent for ``idle_timeout_s`` or breaks the framing (bad length, truncated
+frame: closed, after an ERROR answer when possible); a request that does not decode gets
+an ERROR answer and the connection stays usable. Before HELLO, any error closes it.
 
-Memory before and after authentication (``frames.py``): until HELLO succeeds a frame may be
-at most ``preauth_max_frame`` bytes (4 KiB; HELLO and HEALTH are far smaller), checked on
-the length prefix before anything else is read, and the whole exchange must finish within
-``hello_timeout_s``; so an unauthenticated peer holds a few KiB for a few seconds. After
-HELLO, every request frame reserves its length from one server-wide ``frame_budget_bytes``
-before its body is read and gives it back once its answer is sent: a frame that does not
-fit waits (its sender sees TCP back-pressure), so request frames never hold more memory
-than the budget, whatever the number of connections.
+Memory (``frames.py``): before HELLO a frame is at most ``preauth_max_frame`` bytes and all
+of the exchange must end within ``hello_timeout_s``; after it, every request frame first
+reserves its length from one ``frame_budget_bytes`` (its sender waits otherwise).
 
 Shutdown (``begin_shutdown``, on SIGTERM and SIGINT): stop accepting; answer new requests
-with ``ServerShuttingDown`` (the client retries it on another node); let running ones
-finish, waiting at most ``drain_timeout_s``; then close every connection and return.
+with ``ServerShuttingDown`` (retried on another node); let running ones finish (at most
+``drain_timeout_s``); close every connection and return.
 """
 
 from __future__ import annotations
@@ -33,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 import threading
@@ -54,6 +45,7 @@ from sqlkv.server.protocol import (
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     Answer,
+    ChangesRequest,
     CommitRequest,
     FinalizeRequest,
     GetPagesRequest,
@@ -61,19 +53,27 @@ from sqlkv.server.protocol import (
     HealthOk,
     Hello,
     HelloOk,
+    HistoryAnswer,
+    HistoryRequest,
+    LabelRequest,
     MsgType,
     OpenRequest,
+    ReadAtRequest,
     Request,
+    ResolveRequest,
+    RetentionAnswer,
+    RetentionRequest,
+    SetRetentionRequest,
+    SnapshotRequest,
     StageRequest,
+    TxidAnswer,
     database_of,
     decode_request,
     encode_answer,
     encode_error,
     split_header,
 )
-from sqlkv.server.session import Session
-
-__all__ = ["EngineServer", "ServerConfig"]  # ServerConfig lives in config.py
+from sqlkv.server.session import Session, detach, receive_connections
 
 log = logging.getLogger("sqlkv.server")
 
@@ -121,9 +121,8 @@ class EngineServer:
 
     @property
     def port(self) -> int:
-        if self._channel is not None:
+        if self._server is None:  # a worker: its supervisor listens on config.port
             return self.config.port
-        assert self._server is not None, "start() first"
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
@@ -143,20 +142,14 @@ class EngineServer:
     def _receive_connections(self) -> None:
         """The channel is readable: adopt the connections the supervisor passed."""
         assert self._channel is not None
-        try:
-            msg, fds, _, _ = socket.recv_fds(self._channel, 64, 64)
-        except BlockingIOError:
-            return
-        except OSError:
-            msg, fds = b"", []
-        if not msg and not fds:  # the supervisor is gone: nobody will stop this worker
+        socks = receive_connections(self._channel)
+        if socks is None:  # the supervisor is gone: nobody will stop this worker
             asyncio.get_running_loop().remove_reader(self._channel.fileno())
             if not self.draining:
                 log.warning("the supervisor closed its channel: shutting down")
                 self.begin_shutdown()
             return
-        for fd in fds:
-            sock = socket.socket(fileno=fd)
+        for sock in socks:
             if self.draining:
                 sock.close()
                 continue
@@ -277,14 +270,7 @@ class EngineServer:
         the transport dropped, which closes only its own descriptor."""
         if self.draining:
             return False
-        transport = writer.transport
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        pending = bytes(getattr(reader, "_buffer", b""))
-        raw = writer.get_extra_info("socket")
-        sock = socket.socket(fileno=os.dup(raw.fileno()))
-        sock.setblocking(True)
-        transport.abort()
+        sock, pending = detach(reader, writer)
         session = Session(self, sock, conn, pending)
         with self._lock:
             self._sessions.add(session)
@@ -462,6 +448,22 @@ class EngineServer:
             )
         if isinstance(m, HeadRequest):
             return e.head(m.db)
+        if isinstance(m, SnapshotRequest):
+            return e.snapshot(m.db, at=m.at, preload=m.preload)
+        if isinstance(m, ReadAtRequest):
+            return e.read_at(m.db, m.txid, m.pgnos)
+        if isinstance(m, ChangesRequest):
+            return e.changes_since(m.db, m.txid)
+        if isinstance(m, ResolveRequest):
+            return TxidAnswer(e.resolve(m.db, m.at))
+        if isinstance(m, HistoryRequest):
+            return HistoryAnswer(tuple(e.history(m.db, limit=m.limit)))
+        if isinstance(m, LabelRequest):
+            return TxidAnswer(e.label(m.db, m.label, m.txid))
+        if isinstance(m, SetRetentionRequest):
+            return RetentionAnswer(round(e.set_retention(m.db, m.window_ms / 1000) * 1000))
+        if isinstance(m, RetentionRequest):
+            return RetentionAnswer(round(e.retention(m.db) * 1000))
         raise ProtocolError(f"{type(m).__name__} is not an engine request")
 
     # ------------------------------------------------------------------ bookkeeping

@@ -14,12 +14,17 @@ within ``frame_timeout_s``. Small frames arrive with one ``recv`` (a read buffer
 ``BUFFER`` bytes); a large body is read straight into one buffer of its final size.
 Shutdown: ``EngineServer.drain`` shuts every session's socket down once requests in flight
 have finished, which ends the blocked ``recv`` and the thread.
+
+Also here: ``detach`` (a socket out of its asyncio transport, for a session) and
+``receive_connections`` (the sockets a supervisor passed a worker, ``supervisor.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -165,3 +170,34 @@ class Session:
     def _send(self, data: bytes) -> None:
         self.sock.settimeout(self.server.config.frame_timeout_s)
         self.sock.sendall(data)
+
+
+def detach(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> tuple[socket.socket, bytes]:
+    """Take a connection's socket from the event loop: reading stops, the descriptor is
+    duplicated (with the bytes the stream had buffered and not consumed) and the transport
+    dropped, which closes only its own descriptor."""
+    transport = writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    transport.pause_reading()
+    pending = bytes(getattr(reader, "_buffer", b""))
+    raw = writer.get_extra_info("socket")
+    sock = socket.socket(fileno=os.dup(raw.fileno()))
+    sock.setblocking(True)
+    transport.abort()
+    return sock, pending
+
+
+def receive_connections(channel: socket.socket) -> list[socket.socket] | None:
+    """The connections passed on ``channel`` (``SCM_RIGHTS``), [] when none is ready, or
+    None when the other end (the supervisor) is gone."""
+    try:
+        msg, fds, _, _ = socket.recv_fds(channel, 64, 64)
+    except BlockingIOError:
+        return []
+    except OSError:
+        return None
+    if not msg and not fds:
+        return None
+    return [socket.socket(fileno=fd) for fd in fds]

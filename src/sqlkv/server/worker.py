@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from sqlkv.errors import CommandFailed
 from sqlkv.server.auth import Auth
-from sqlkv.server.server import ServerConfig
+from sqlkv.server.config import ServerConfig
 
 if TYPE_CHECKING:
     from sqlkv.cli.serve_config import ServeSettings
