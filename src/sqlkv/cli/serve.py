@@ -165,7 +165,10 @@ def resolve_workers(text: str, url: str) -> int:
     memory store, which lives in one process)."""
     memory = url.startswith("memory:")
     if text == "auto":
-        return 1 if memory else max(1, len(os.sched_getaffinity(0)))
+        if memory:
+            return 1
+        affinity = getattr(os, "sched_getaffinity", None)  # Linux: the CPUs we may use
+        return max(1, len(affinity(0)) if affinity else os.cpu_count() or 1)
     try:
         n = int(text)
     except ValueError:
