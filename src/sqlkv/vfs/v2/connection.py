@@ -40,7 +40,7 @@ from sqlkv.logs import failure_fields
 from sqlkv.vfs.sqlite_errors import sqlite_error
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
-from sqlkv.vfs.v2.file import DbFile
+from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
 from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 from sqlkv.vfs.v2.vfs import VfsFile
 
@@ -97,12 +97,10 @@ def _weak_call(ref: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None
 class Connection(apsw.Connection):
     """An apsw connection to one sqlkv v2 database (see the module docstring)."""
 
+    OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+
     def __init__(self, vfs: VfsFile, remote: RemoteDb, closers: list[Callable[[], None]]) -> None:
-        super().__init__(
-            vfs.filename,
-            flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE,
-            vfs=vfs.vfs_name,
-        )
+        super().__init__(vfs.filename, flags=self.OPEN_FLAGS, vfs=vfs.vfs_name)
         self._sqlkv_vfs = vfs
         self._sqlkv_remote = remote
         self._sqlkv_closers = closers
@@ -131,6 +129,15 @@ class Connection(apsw.Connection):
     @property
     def sqlkv_generation(self) -> int:
         return self._sqlkv_remote.generation
+
+    @property
+    def sqlkv_txid(self) -> int:
+        """The committed txid this connection last wrote or saw committed."""
+        return self._sqlkv_remote.head_txid
+
+    @property
+    def sqlkv_readonly(self) -> bool:
+        return False
 
     @property
     def sqlkv_fenced(self) -> bool:
@@ -285,6 +292,13 @@ class Connection(apsw.Connection):
 def _run_closers(closers: list[Callable[[], None]]) -> None:
     while closers:
         closers.pop()()
+
+
+def preload_hints(config: VfsConfig) -> list[int]:
+    """Page 1 onwards, up to ``preload_bytes`` (what a read-only snapshot asks for; an owner's
+    open asks for nothing and gets page 1 and the database's learned hint instead)."""
+    count = max(1, config.preload_bytes // PAGE_SIZE)
+    return [p for p in range(1, count + 1) if p != LOCK_PAGE]
 
 
 def connect_v2(
