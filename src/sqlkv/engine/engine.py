@@ -12,8 +12,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
@@ -35,6 +34,7 @@ from sqlkv.errors import (
     DatabaseNotFound,
     FenceMismatch,
     QuotaExceeded,
+    SqlkvError,
 )
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
@@ -134,14 +134,20 @@ class Engine:
             sources[:] = [source]
             return head, source.read(tr, wanted)
 
-        m = self.metrics
-        with self._observed(m.get_pages_seconds.observe):
+        start = time.perf_counter()
+        try:
             head, pages = self.store.transact(read, name="get_pages")
+        except SqlkvError as exc:
+            self._refused(exc)
+            raise
         self.acked.ack(db, head)
-        m.get_pages_pages.observe(len(wanted))
-        if sources:
-            m.pages_served.labels("delta").inc(sources[0].from_deltas)
-            m.pages_served.labels("shard").inc(sources[0].from_shards)
+        source = sources[0] if sources else None
+        self.metrics.read(
+            time.perf_counter() - start,
+            len(wanted),
+            source.from_deltas if source else 0,
+            source.from_shards if source else 0,
+        )
         return PagesResult(head, pages)
 
     def commit(
@@ -156,7 +162,9 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("fast").observe, db):
+        start = time.perf_counter()
+        since = self.acked.now()
+        try:
             out = self.store.transact(
                 lambda tr: commit_pages(
                     Ledger(tr, db, keys),
@@ -170,19 +178,27 @@ class Engine:
                 ),
                 name="commit",
             )
-        return self._landed(db, out, "fast")
+        except SqlkvError as exc:
+            self._refused(exc, db, since)
+            raise
+        return self._landed(db, out, "fast", start)
 
     def commit_stage(
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
     ) -> StageResult:
         keys = self.keys(db)
-        with self._observed(self.metrics.commit_seconds.labels("stage").observe):
+        start = time.perf_counter()
+        try:
             txid_out, parts = self.store.transact(
                 lambda tr: stage_pages(
                     Ledger(tr, db, keys), self.config, generation, txid, seq, pages
                 ),
                 name="stage",
             )
+        except SqlkvError as exc:
+            self._refused(exc)
+            raise
+        self.metrics.committed("stage", time.perf_counter() - start)
         return StageResult(txid_out, parts)
 
     def commit_finalize(
@@ -197,7 +213,9 @@ class Engine:
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("large").observe, db):
+        start = time.perf_counter()
+        since = self.acked.now()
+        try:
             out = self.store.transact(
                 lambda tr: finalize(
                     Ledger(tr, db, keys),
@@ -211,7 +229,10 @@ class Engine:
                 ),
                 name="finalize",
             )
-        return self._landed(db, out, "large")
+        except SqlkvError as exc:
+            self._refused(exc, db, since)
+            raise
+        return self._landed(db, out, "large", start)
 
     def head(self, db: str) -> Head:
         keys = self.keys(db)
@@ -269,46 +290,40 @@ class Engine:
 
     # ------------------------------------------------------------------ helpers
 
-    @contextmanager
-    def _observed(self, observe: Callable[[float], None], db: str = "") -> Iterator[None]:
-        start = time.perf_counter()
-        since = self.acked.now()
-        try:
-            yield
-        except FenceMismatch as exc:
+    def _refused(self, exc: SqlkvError, db: str = "", since: int = 0) -> None:
+        """Count an operation's refusal (the caller re-raises ``exc``)."""
+        if isinstance(exc, FenceMismatch):
             if db and isinstance(exc.head, Head):
                 # a head older than one acknowledged before this began: lost, not a fence
                 self.acked.check(db, exc.head, since=since)
             self.metrics.fence_mismatches.inc()
-            raise
-        except QuotaExceeded:
+        elif isinstance(exc, QuotaExceeded):
             self.metrics.quota_refusals.inc()
-            raise
-        except CompactionBehind:
+        elif isinstance(exc, CompactionBehind):
             self.metrics.busy_refusals.inc()
-            raise
-        observe(time.perf_counter() - start)
 
-    def _landed(self, db: str, out: CommitOutcome, path: str) -> CommitResult:
-        self.acked.ack(db, out.head)
-        if out.pidx is not None:
-            self.pidx.publish(db, out.head, out.pidx)
-            self.metrics.commit_pages.labels(path).observe(out.pages)
-            self.metrics.observe_head(
-                db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid
-            )
+    def _landed(self, db: str, out: CommitOutcome, path: str, start: float) -> CommitResult:
+        head = out.head
+        self.acked.ack(db, head)
+        if out.pidx is None:
+            self.metrics.committed(path, time.perf_counter() - start)
+        else:
+            self.pidx.publish(db, head, out.pidx)
+            behind = (head.delta_count, head.head_txid - head.materialized_txid)
+            self.metrics.committed(path, time.perf_counter() - start, out.pages, db, behind)
             if self.compactor is not None:
-                self.compactor.notify(db, out.head)
-        log.debug(
-            "commit landed",
-            extra={
-                "db": db,
-                "head_txid": out.head.head_txid,
-                "pages": out.pages,
-                "already_applied": out.already_applied,
-            },
-        )
-        return CommitResult(out.head, already_applied=out.already_applied)
+                self.compactor.notify(db, head)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "commit landed",
+                extra={
+                    "db": db,
+                    "head_txid": head.head_txid,
+                    "pages": out.pages,
+                    "already_applied": out.already_applied,
+                },
+            )
+        return CommitResult(head, already_applied=out.already_applied)
 
     @staticmethod
     def _head_snapshot(tr: Transaction, db: str, keys: DbKeys) -> Head:
