@@ -24,9 +24,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TypeVar
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedList
 
 from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, StoreError
 from sqlkv.store.faults import APPLY, point_name
@@ -108,7 +109,9 @@ class Transaction:
         self._snap = snapshot
         self.name = name
         self._limits = store.limits
-        self._writes: SortedDict = SortedDict()  # key -> value, or None for a cleared key
+        self._writes: dict[bytes, bytes | None] = {}  # key -> value, or None: cleared
+        # its keys in order, built by the first range operation that needs them (few do)
+        self._index: SortedList | None = None
         self._cleared: list[KeyRange] = []  # sorted, coalesced
         self._cleared_begins: list[bytes] = []
         self._read_ranges: list[KeyRange] = []
@@ -123,9 +126,9 @@ class Transaction:
         self._check_open()
         self._check_key(key)
         if not snapshot:
-            self._read_ranges.append((key, key_after(key)))
+            self._read_ranges.append((key, key + b"\x00"))  # (key, key_after(key))
         if key in self._writes:
-            return self._writes[key]  # type: ignore[no-any-return]
+            return self._writes[key]
         if self._in_cleared(key):
             return None
         self._stats.round_trips += 1
@@ -218,18 +221,32 @@ class Transaction:
 
     def _touched(self, begin: bytes, end: bytes) -> bool:
         """True when this transaction wrote or cleared anything in ``[begin, end)``."""
-        if next(iter(self._writes.irange(begin, end, inclusive=(True, False))), None) is not None:
-            return True
+        if self._writes:
+            written = self._sorted_keys().irange(begin, end, inclusive=(True, False))
+            if next(iter(written), None) is not None:
+                return True
         return any(b < end and begin < e for b, e in self._cleared)
+
+    def _sorted_keys(self) -> SortedList:
+        """The written keys in order (kept up to date by ``set`` and ``clear`` from now on)."""
+        if self._index is None:
+            self._index = SortedList(self._writes)
+        return self._index
 
     def _merged_range(
         self, begin: bytes, end: bytes, limit: int, reverse: bool, point: str
     ) -> list[tuple[bytes, bytes]]:
         """Driver rows in the range overlaid with this transaction's own writes."""
-        local = [
-            (k, self._writes[k])
-            for k in self._writes.irange(begin, end, inclusive=(True, False), reverse=reverse)
-        ]
+        local = (
+            [
+                (k, self._writes[k])
+                for k in self._sorted_keys().irange(
+                    begin, end, inclusive=(True, False), reverse=reverse
+                )
+            ]
+            if self._writes
+            else []
+        )
         out: list[tuple[bytes, bytes]] = []
         lo, hi = begin, end
         while True:
@@ -272,20 +289,25 @@ class Transaction:
     def set(self, key: bytes, value: bytes) -> None:
         self._check_open()
         self._check_key(key)
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise StoreError(f"values must be bytes, got {type(value).__name__}")
-        value = bytes(value)
+        if type(value) is not bytes:
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise StoreError(f"values must be bytes, got {type(value).__name__}")
+            value = bytes(value)
         if len(value) > self._limits.max_value_bytes:
             raise LimitExceeded("value", len(value), self._limits.max_value_bytes)
         self._grow(len(key) + len(value))
-        self._writes[key] = value
-        self._writes_count += 1
+        self._put(key, value)
 
     def clear(self, key: bytes) -> None:
         self._check_open()
         self._check_key(key)
         self._grow(len(key))
-        self._writes[key] = None
+        self._put(key, None)
+
+    def _put(self, key: bytes, value: bytes | None) -> None:
+        if self._index is not None and key not in self._writes:
+            self._index.add(key)
+        self._writes[key] = value
         self._writes_count += 1
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -296,8 +318,11 @@ class Transaction:
         if begin >= end:
             return
         self._grow(len(begin) + len(end))
-        for k in list(self._writes.irange(begin, end, inclusive=(True, False))):
-            del self._writes[k]
+        if self._writes:
+            index = self._sorted_keys()
+            for k in list(index.irange(begin, end, inclusive=(True, False))):
+                del self._writes[k]
+                index.remove(k)
         self._cleared = coalesce([*self._cleared, (begin, end)])
         self._cleared_begins = [b for b, _ in self._cleared]
         self._writes_count += 1
@@ -318,8 +343,13 @@ class Transaction:
         self._check_open()
         try:
             if self._writes or self._cleared:
+                writes = self._writes
                 request = CommitRequest(
-                    writes=list(self._writes.items()),
+                    writes=(
+                        [(k, writes[k]) for k in self._index]
+                        if self._index is not None
+                        else sorted(writes.items(), key=itemgetter(0))
+                    ),
                     clear_ranges=coalesce(self._cleared),
                     read_ranges=coalesce(self._read_ranges),
                     size=self._size,
@@ -348,7 +378,7 @@ class Transaction:
             raise StoreError("this transaction is finished; start a new one with store.transact")
 
     def _check_key(self, key: bytes) -> None:
-        if not isinstance(key, bytes):
+        if type(key) is not bytes and not isinstance(key, bytes):
             raise StoreError(f"keys must be bytes, got {type(key).__name__}")
         if len(key) > self._limits.max_key_bytes:
             raise LimitExceeded("key", len(key), self._limits.max_key_bytes)
