@@ -181,9 +181,9 @@ class EmbeddedStore(Store):
         checkpoints = self._checkpoints.completed
         try:
             with _ERRORS.translating(self._where):
-                conn.execute("BEGIN")
                 # The first read starts the WAL read transaction: version and data agree.
-                version = cast(int, conn.execute("SELECT version FROM meta").fetchall()[0][0])
+                rows = conn.execute("BEGIN; SELECT version FROM meta").fetchall()
+                version = cast(int, rows[0][0])
         except BaseException:
             self._checkin(conn)
             raise
