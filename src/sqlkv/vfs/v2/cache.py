@@ -49,20 +49,29 @@ class MemoryBudget:
     """Bytes all the page caches sharing this budget may hold together (``with_sqlite``:
     SQLite's heap in this process counts against it too)."""
 
+    SQLITE_REFRESH = 256
+    """``add`` calls between two readings of SQLite's heap (a reading costs ~2 us: 256
+    pages are 1 MiB); a total over the limit is always read afresh before it is believed."""
+
     def __init__(self, limit_bytes: int, *, with_sqlite: bool = False) -> None:
         self.limit_bytes = limit_bytes
         self.with_sqlite = with_sqlite
         self.used_bytes = 0
+        self._sqlite_bytes = 0  # SQLite's heap at the last reading
+        self._until_refresh = 0
         self._lock = threading.Lock()
 
     def add(self, n: int) -> bool:
         """Count ``n`` more bytes (negative: fewer); True while within the limit."""
         with self._lock:
             self.used_bytes += n
-            used = self.used_bytes
-        if self.with_sqlite:
-            used += apsw.memory_used()
-        return used <= self.limit_bytes
+            if not self.with_sqlite:
+                return self.used_bytes <= self.limit_bytes
+            self._until_refresh -= 1
+            if self._until_refresh < 0 or self.used_bytes + self._sqlite_bytes > self.limit_bytes:
+                self._sqlite_bytes = apsw.memory_used()
+                self._until_refresh = self.SQLITE_REFRESH
+            return self.used_bytes + self._sqlite_bytes <= self.limit_bytes
 
 
 PROCESS_BUDGET = MemoryBudget(default_cache_bytes(), with_sqlite=True)
