@@ -24,7 +24,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -111,6 +111,29 @@ class EngineMetrics:
             self.compaction_lag = Gauge(
                 "sqlkv_compaction_lag_txids", "head_txid - materialized_txid", ["db"], registry=r
             )
+        self._retained: dict[str, int] = {}  # db -> retained history bytes, if any
+        Gauge(
+            "sqlkv_history_retained_bytes",
+            "Bytes kept only for past states (retained deltas and shard versions), every "
+            "database, as the last compaction pass of each saw them",
+            registry=r,
+        ).set_function(lambda: float(sum(self._retained.values())))
+        if per_database:
+            self.retained_bytes = Gauge(
+                "sqlkv_history_retained_bytes_db",
+                "Bytes kept only for past states of a database",
+                ["db"],
+                registry=r,
+            )
+        self.read_lag = Histogram(
+            "sqlkv_read_lag_txids",
+            "head_txid minus the txid a snapshot or read_at read (reader lag)",
+            buckets=(0, 1, 2, 4, 16, 64, 256, 1024, 4096, 65536),
+            registry=r,
+        )
+        self.past_reads = Counter(
+            "sqlkv_past_reads", "snapshot/read_at calls, by outcome", ["outcome"], registry=r
+        )
         self.takeovers = Counter("sqlkv_takeovers", "Opens that took a database over", registry=r)
         self.orphans_removed = Counter(
             "sqlkv_orphans_removed", "Orphans removed by takeover", registry=r
@@ -172,6 +195,15 @@ class EngineMetrics:
             self._behind[db] = behind
         else:  # caught up: forgotten, so the map holds only databases that are behind
             self._behind.pop(db, None)
+
+    def observe_retained(self, db: str, retained: int) -> None:
+        with self._lock:
+            if retained:
+                self._retained[db] = retained
+            else:
+                self._retained.pop(db, None)
+        if self.per_database:
+            self.retained_bytes.labels(db).set(retained)
 
     def _total(self, index: int, fold: Callable[[list[int]], int]) -> float:
         with self._lock:
