@@ -159,6 +159,22 @@ class StoreRewound(EngineError):
         self.found_txid = found_txid
 
 
+class DatabaseExists(EngineError):
+    """The destination of a fork already exists. Nothing was written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"database {name!r} already exists; choose another name, or delete it first "
+            f"('sqlkv delete {name}')"
+        )
+        self.name = name
+
+
+class ForkAborted(EngineError):
+    """A fork stopped before its destination's head was written: the destination does not
+    exist (its partial copy is removed, or is removed by the next fork or create)."""
+
+
 class CompactionBehind(EngineError):
     """Too many unfolded delta bytes: the commit is refused until compaction catches up."""
 

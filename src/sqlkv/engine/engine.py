@@ -34,6 +34,7 @@ from sqlkv.errors import (
     CompactionBehind,
     DatabaseNotFound,
     FenceMismatch,
+    InvalidRequest,
     QuotaExceeded,
 )
 from sqlkv.keyspace import check_database_name
@@ -225,6 +226,24 @@ class Engine:
         """Check every key of ``db`` from one snapshot (read-only); see ``engine/verify.py``."""
         keys = self.keys(db)
         return self.store.transact(lambda tr: verify_database(tr, keys), name="verify")
+
+    # ------------------------------------------------------------------ fork / restore
+
+    def fork(
+        self,
+        src: str,
+        dst: str,
+        at: int | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Head:
+        """Create the new database ``dst`` holding ``src``'s state (``engine/fork.py``);
+        ``progress(done_bytes, total_bytes)`` after each batch. Returns ``dst``'s head."""
+        from sqlkv.engine.fork import fork_database
+
+        if at is not None:
+            raise InvalidRequest("fork at a past txid needs the history engine calls")
+        return fork_database(self, src, dst, progress)
 
     # ------------------------------------------------------------------ compaction
 

@@ -125,6 +125,11 @@ class Ledger:
             for key, piece in blob_rows(key_of, data, self._tr.limits.max_value_bytes)
         )
 
+    def put_uncounted(self, key: bytes, value: bytes) -> None:
+        """Write (or overwrite) a key that no head counts: a fork's progress record in a
+        database that has no META yet; the fork drops it before it writes the head."""
+        self._tr.set(key, value)
+
     def drop(self, key: bytes, value_bytes: int) -> int:
         """Clear one key known to hold ``value_bytes``; returns the bytes freed."""
         self._tr.clear(key)
@@ -159,17 +164,20 @@ class Ledger:
         staged: bool = False,
         pages: int = 0,
         delta_bytes: int = 0,
+        carried: int = 0,
     ) -> Head:
         """Write META as ``head`` with the exact ``storage_used``; returns what was written.
 
         ``check_quota``: refuse (``QuotaExceeded``, nothing written) what ``quota_check``
         refuses: a commit of ``pages`` pages in ``delta_bytes`` that grows the database over
         its quota (``staged``: a stage, whose final size is not known yet).
+        ``carried``: bytes that earlier transactions of the same operation wrote and no head
+        counted yet (a fork's copy, recorded in its progress record); only for a new head.
         """
         old = self.head
         if old is None:
             meta_bytes = len(self.keys.meta) + len(head.encode())
-            used = meta_bytes + self.delta
+            used = meta_bytes + self.delta + carried
         else:
             used = old.storage_used + self.delta
             if check_quota:

@@ -1,0 +1,319 @@
+"""fork: a new, independent database DST holding a committed state of SRC, copied inside the
+engine (pages never travel through a client), in bounded store transactions.
+
+DST's head is written last, so until the fork completes DST does not exist: a reader or
+``open(create=False)`` gets ``DatabaseNotFound``, and a crash leaves only keys no head
+counts, which the next fork into DST (or a create) removes. Steps (docs/fork-restore.md):
+
+1. ``fork_begin``: SRC's META (snapshot) fixes the txid T and size; DST's META (serializable)
+   must be absent (``DatabaseExists``); whatever DST's range holds (an interrupted fork or
+   delete) is cleared, and the progress record ``F`` is written with a fresh fork id.
+2. ``fork_copy``, once per batch of shards: DST's META must still be absent and ``F`` still
+   ours (both serializable: a concurrent create or fork makes one side retry, then this one
+   stops with ``ForkAborted``); SRC's pages of the batch's shards at T are read (a SRC shard
+   without newer copies in deltas is copied as its LTX bytes, resealed for DST's keys; one
+   with PIDX rows is merged with them and re-encoded) and written as DST shards; ``F``
+   records the next shard, the shards written and their exact stored bytes. A batch is
+   idempotent: a retried one continues from what ``F`` says.
+3. ``fork_finish``: ``F`` dropped and DST's META written (generation 1, head txid T, every
+   page folded, no delta), its ``storage_used`` = META + the bytes ``F`` recorded.
+
+SRC is read at its head: when SRC commits during the fork (its head txid moves) the copy is
+started again from the new head, at most ``ATTEMPTS`` times. DST inherits SRC's quota and
+the copy stops with ``QuotaExceeded`` when it would exceed it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import struct
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from sqlkv.engine.apply import decode_shard
+from sqlkv.engine.blobs import encode_pages
+from sqlkv.engine.head import Head
+from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import PidxMap
+from sqlkv.engine.read import PageSource
+from sqlkv.engine.seal import join_chunks, seal, unseal
+from sqlkv.errors import DatabaseExists, ForkAborted, InvalidRequest, QuotaExceeded
+from sqlkv.store import Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.engine import Engine
+
+log = logging.getLogger("sqlkv.engine.fork")
+
+ATTEMPTS = 3
+"""Copies started over when SRC commits during the fork, before ``ForkAborted``."""
+
+MAX_SHARDS_PER_BATCH = 32
+
+Progress = Callable[[int, int], None]
+"""``progress(done_bytes, total_bytes)`` of the database's pages copied so far."""
+
+_RECORD = struct.Struct(">16sQQIIIIIQQ")
+
+
+@dataclass(frozen=True)
+class ForkRecord:
+    """The progress record ``F`` of a fork into a database that has no META yet."""
+
+    fork_id: bytes
+    txid: int  # SRC's state being copied
+    quota: int
+    db_size_pages: int
+    page_size: int
+    shard_size: int
+    next_shard: int
+    end_shard: int  # one past the last shard to copy
+    copied_bytes: int  # stored bytes of the shards written so far (keys + values)
+    shards: int
+
+    def encode(self) -> bytes:
+        return _RECORD.pack(
+            self.fork_id,
+            self.txid,
+            self.quota,
+            self.db_size_pages,
+            self.page_size,
+            self.shard_size,
+            self.next_shard,
+            self.end_shard,
+            self.copied_bytes,
+            self.shards,
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ForkRecord:
+        return cls(*_RECORD.unpack(raw))
+
+
+class _SourceMoved(Exception):
+    """SRC committed since the copy began: its pages at the copied txid are gone."""
+
+
+def fork_database(engine: Engine, src: str, dst: str, progress: Progress | None = None) -> Head:
+    """Copy SRC's current state into the new database DST; returns DST's head."""
+    if src == dst:
+        raise InvalidRequest(f"cannot fork database {src!r} into itself; give another name")
+    for attempt in range(1, ATTEMPTS + 1):
+        fork_id = uuid.uuid4().bytes
+        try:
+            return _fork_once(engine, src, dst, fork_id, progress)
+        except _SourceMoved:
+            _abandon(engine, dst, fork_id)
+            log.info("fork restarted: the source committed", extra={"db": src, "attempt": attempt})
+        except QuotaExceeded:
+            _abandon(engine, dst, fork_id)
+            raise
+    raise ForkAborted(
+        f"database {src!r} committed during each of {ATTEMPTS} attempts to fork it into "
+        f"{dst!r}; nothing was created. Fork it while its writer is idle"
+    )
+
+
+def _fork_once(
+    engine: Engine, src: str, dst: str, fork_id: bytes, progress: Progress | None
+) -> Head:
+    store = engine.store
+    skeys, dkeys = engine.keys(src), engine.keys(dst)
+    started = time.perf_counter()
+    record = store.transact(
+        lambda tr: _begin(Ledger(tr, dst, dkeys), skeys, src, fork_id), name="fork_begin"
+    )
+    total = record.db_size_pages * record.page_size
+    if progress:
+        progress(0, total)
+    sorted_pidx: dict[int, list[int]] = {}  # id(map) -> its page numbers, sorted
+
+    def pidx_pages(pidx: PidxMap) -> list[int]:
+        if id(pidx) not in sorted_pidx:
+            sorted_pidx.clear()
+            sorted_pidx[id(pidx)] = sorted(pidx)
+        return sorted_pidx[id(pidx)]
+
+    batch = max(
+        1,
+        min(
+            MAX_SHARDS_PER_BATCH,
+            store.limits.max_transaction_bytes // (2 * record.shard_size * record.page_size),
+        ),
+    )
+    while record.next_shard < record.end_shard:
+        record = store.transact(
+            lambda tr: _copy(
+                Ledger(tr, dst, dkeys), engine, skeys, src, fork_id, batch, pidx_pages
+            ),
+            name="fork_copy",
+        )
+        if progress:
+            progress(min(total, record.next_shard * record.shard_size * record.page_size), total)
+    head = store.transact(lambda tr: _finish(Ledger(tr, dst, dkeys), fork_id), name="fork_finish")
+    engine.acked.ack(dst, head)
+    log.info(
+        "database forked",
+        extra={
+            "db": dst,
+            "source": src,
+            "txid": head.head_txid,
+            "pages": head.db_size_pages,
+            "storage_used": head.storage_used,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return head
+
+
+def _read_record(ledger: Ledger, fork_id: bytes | None) -> ForkRecord | None:
+    """DST's progress record (serializable); with ``fork_id``: it must be that fork's, and
+    DST must still have no META."""
+    key = ledger.keys.fork_record
+    raw = ledger.get(key, point="read_record")
+    record = None if raw is None else ForkRecord.decode(unseal(ledger.keys, key, raw))
+    if fork_id is not None:
+        if ledger.read_head_if_any() is not None:
+            raise ForkAborted(
+                f"database {ledger.db!r} was created while it was being forked into; "
+                "the fork stopped and that database was left as it is"
+            )
+        if record is None or record.fork_id != fork_id:
+            raise ForkAborted(
+                f"another fork into {ledger.db!r} took over this one's partial copy; "
+                "this fork stopped"
+            )
+    return record
+
+
+def _write_record(ledger: Ledger, record: ForkRecord) -> None:
+    key = ledger.keys.fork_record
+    ledger.put_uncounted(key, seal(key, record.encode()))
+
+
+def _source_head(tr: Transaction | Ledger, keys: DbKeys, src: str) -> Head:
+    raw = tr.get(keys.meta, snapshot=True, point="read_source_meta")
+    if raw is None:
+        from sqlkv.errors import DatabaseNotFound
+
+        raise DatabaseNotFound(src)
+    return Head.decode(raw, src)
+
+
+def _begin(ledger: Ledger, skeys: DbKeys, src: str, fork_id: bytes) -> ForkRecord:
+    head = _source_head(ledger, skeys, src)
+    if ledger.read_head_if_any() is not None:
+        raise DatabaseExists(ledger.db)
+    _read_record(ledger, None)  # read serializably: a concurrent fork into DST conflicts
+    # An interrupted fork's or delete's leftovers: no head counts them.
+    ledger.drop_uncounted_range(ledger.keys.all_range())
+    size = head.db_size_pages
+    record = ForkRecord(
+        fork_id=fork_id,
+        txid=head.head_txid,
+        quota=head.storage_quota,
+        db_size_pages=size,
+        page_size=head.page_size,
+        shard_size=head.shard_size,
+        next_shard=0,
+        end_shard=size // head.shard_size + 1 if size else 0,
+        copied_bytes=0,
+        shards=0,
+    )
+    _write_record(ledger, record)
+    return record
+
+
+def _copy(
+    ledger: Ledger,
+    engine: Engine,
+    skeys: DbKeys,
+    src: str,
+    fork_id: bytes,
+    batch: int,
+    pidx_pages: Callable[[PidxMap], list[int]],
+) -> ForkRecord:
+    record = _read_record(ledger, fork_id)
+    assert record is not None
+    head = _source_head(ledger, skeys, src)
+    if head.head_txid != record.txid:
+        raise _SourceMoved()
+    pidx = engine.pidx.rows_for(ledger, src, skeys, head)
+    s0 = record.next_shard
+    s1 = min(record.end_shard, s0 + batch)
+    per = record.shard_size
+    size = record.db_size_pages
+    rows = ledger.get_range(*skeys.shard_range(s0, s1), snapshot=True, point="read_shards")
+    by_shard: dict[int, list[tuple[bytes, bytes]]] = {}
+    for key, value in rows:
+        by_shard.setdefault(skeys.shard_id(key), []).append((key, value))
+    ordered = pidx_pages(pidx)
+    lo = bisect.bisect_left(ordered, s0 * per)
+    hi = bisect.bisect_left(ordered, min(s1 * per, size + 1))
+    newer = ordered[lo:hi]
+    fresh = PageSource(skeys, head, pidx).read(ledger, newer, "read_pages") if newer else {}
+    dkeys = ledger.keys
+    written = 0
+    for shard in range(s0, s1):
+        stored = by_shard.get(shard)
+        mine = {p: d for p, d in fresh.items() if p // per == shard and d is not None}
+        if not stored and not mine:
+            continue
+        if stored and not mine:
+            data = join_chunks(skeys, stored)  # the LTX file as is, resealed below
+        else:
+            pages = dict(decode_shard(skeys, stored).pages) if stored else {}
+            pages.update(mine)
+            kept = sorted((p, d) for p, d in pages.items() if p <= size)
+            data = encode_pages(kept, max(2, record.txid), max(size, 1), record.page_size)
+        ledger.put_blob(partial(dkeys.shard_chunk, shard), data)
+        written += 1
+    copied = record.copied_bytes + ledger.delta
+    if record.quota and copied > record.quota:
+        raise QuotaExceeded(ledger.db, copied, record.quota)
+    record = replace(record, next_shard=s1, copied_bytes=copied, shards=record.shards + written)
+    _write_record(ledger, record)
+    return record
+
+
+def _finish(ledger: Ledger, fork_id: bytes) -> Head:
+    record = _read_record(ledger, fork_id)
+    assert record is not None
+    key = ledger.keys.fork_record
+    ledger.drop_uncounted_range((key, key + b"\x00"))
+    return ledger.write_head(
+        Head(
+            generation=1,
+            head_txid=record.txid,
+            next_txid=record.txid + 1,
+            materialized_txid=record.txid,
+            db_size_pages=record.db_size_pages,
+            page_size=record.page_size,
+            shard_size=record.shard_size,
+            created_ms=int(time.time() * 1000),
+            storage_quota=record.quota,
+            shard_count=record.shards,
+        ),
+        carried=record.copied_bytes,
+    )
+
+
+def _abandon(engine: Engine, dst: str, fork_id: bytes) -> None:
+    """Remove this fork's partial copy (if DST is still this fork's, without META)."""
+    dkeys = engine.keys(dst)
+
+    def fn(tr: Transaction) -> None:
+        ledger = Ledger(tr, dst, dkeys)
+        try:
+            _read_record(ledger, fork_id)
+        except ForkAborted:
+            return
+        ledger.drop_uncounted_range(dkeys.all_range())
+
+    engine.store.transact(fn, name="fork_abort")
