@@ -21,6 +21,7 @@ from sqlkv.engine.commit import CommitOutcome, commit_pages
 from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
+from sqlkv.engine.history_ops import HistoryOps
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.metrics import EngineMetrics
@@ -48,7 +49,7 @@ def _db_keys(db: str) -> DbKeys:
     return DbKeys(check_database_name(db))
 
 
-class Engine:
+class Engine(HistoryOps):
     """Storage engine for every database in ``store``. Thread-safe.
 
     ``compaction``: a ``CompactionConfig`` (or True for the defaults) starts the background

@@ -22,6 +22,7 @@ from functools import partial
 
 from sqlkv.engine.apply import check_generation, decode_shard
 from sqlkv.engine.blobs import encode_pages, read_blob
+from sqlkv.engine.facts import drop_facts_below
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger, StoreReader
@@ -146,6 +147,9 @@ def fold_pass(
         head, freeze(pidx), shards_written, pages_folded, deleted, pages_folded * head.page_size
     )
     materialized = max(head.materialized_txid, first_live - 1)
+    if materialized != head.materialized_txid:
+        # History facts below the new materialized txid describe no readable state any more.
+        drop_facts_below(ledger, 0, materialized)
     if out.changed or materialized != head.materialized_txid:
         out.head = ledger.write_head(
             head.with_changes(
