@@ -3,6 +3,7 @@ as a user runs them, checked with ``sqlkv export`` against plain SQLite."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -72,3 +73,36 @@ def test_a_time_without_a_zone_is_local_time() -> None:
     when = parse_state("2026-12-02T09:30:00")
     assert isinstance(when, datetime) and when.tzinfo is not None
     assert when.replace(tzinfo=None) == datetime(2026, 12, 2, 9, 30)
+
+
+def _head_txid(work: Workdir, name: str) -> int:
+    inspected = work.run("inspect", name, "--json")
+    assert inspected.code == 0, inspected.err
+    return int(json.loads(inspected.out)["head"]["head_txid"])
+
+
+def test_restore_and_fork_at_a_txid(work: Workdir) -> None:
+    made = work.run("shell", "--create", "db", "CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+    assert made.code == 0, made.err
+    txid = _head_txid(work, "db")
+    assert work.run("shell", "db", "INSERT INTO t VALUES (2)").code == 0
+
+    forked = work.run("fork", "db", "old", "--at", str(txid))
+    assert forked.code == 0, forked.err
+    assert forked.out.startswith(f"forked 'db' at txid {txid} into 'old'")
+    assert work.run("shell", "old", "SELECT count(*) FROM t").out.split() == ["1"]
+
+    restored = work.run("restore", "db", "--to", str(txid), "--progress")
+    assert restored.code == 0, restored.err
+    assert f"restored 'db' to txid {txid} as txid " in restored.out
+    assert "restore db" in restored.err  # the bar
+    assert work.run("shell", "db", "SELECT count(*) FROM t").out.split() == ["1"]
+    undo = restored.out.split("undo: ")[1].rstrip(")\n").split()
+    assert undo[:3] == ["sqlkv", "restore", "db"]
+    assert work.run(*undo[1:]).code == 0
+    assert work.run("shell", "db", "SELECT count(*) FROM t").out.split() == ["2"]
+
+    future = work.run("restore", "db", "--to", "999")
+    assert future.code == 1 and "999" in future.err
+    missing = work.run("restore", "nope", "--to", "2")
+    assert missing.code == 1 and "'nope' does not exist" in missing.err

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
@@ -35,11 +37,13 @@ from sqlkv.errors import (
     CompactionBehind,
     DatabaseNotFound,
     FenceMismatch,
-    InvalidRequest,
     QuotaExceeded,
 )
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.restore import RestoreResult
 
 log = logging.getLogger("sqlkv.engine")
 
@@ -234,17 +238,30 @@ class Engine(HistoryOps):
         self,
         src: str,
         dst: str,
-        at: int | None = None,
+        at: int | datetime | str | None = None,
         *,
         progress: Callable[[int, int], None] | None = None,
     ) -> Head:
         """Create the new database ``dst`` holding ``src``'s state (``engine/fork.py``);
         ``progress(done_bytes, total_bytes)`` after each batch. Returns ``dst``'s head."""
         from sqlkv.engine.fork import fork_database
+        from sqlkv.engine.restore import resolve_state
 
-        if at is not None:
-            raise InvalidRequest("fork at a past txid needs the history engine calls")
-        return fork_database(self, src, dst, progress)
+        txid = None if at is None else resolve_state(self, src, at)
+        return fork_database(self, src, dst, txid, progress)
+
+    def restore(
+        self,
+        db: str,
+        to: int | datetime | str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RestoreResult:
+        """Make ``db``'s state at ``to`` its newest state, as one new commit; takes the
+        database over (``engine/restore.py``)."""
+        from sqlkv.engine.restore import restore_database
+
+        return restore_database(self, db, to, progress)
 
     # ------------------------------------------------------------------ compaction
 

@@ -15,8 +15,9 @@ counts, which the next fork into DST (or a create) removes. Steps (docs/fork-res
    with PIDX rows is merged with them and re-encoded) and written as DST shards; ``F``
    records the next shard, the shards written and their exact stored bytes. A batch is
    idempotent: a retried one continues from what ``F`` says.
-3. ``fork_finish``: ``F`` dropped and DST's META written (generation 1, head txid T, every
-   page folded, no delta), its ``storage_used`` = META + the bytes ``F`` recorded.
+3. ``fork_finish``: ``F`` dropped, the history facts of T written (DST's history starts
+   there) and DST's META (generation 1, head txid T, every page folded, no delta), its
+   ``storage_used`` = META + facts + the bytes ``F`` recorded.
 
 SRC is read at its head: when SRC commits during the fork (its head txid moves) the copy is
 started again from the new head, at most ``ATTEMPTS`` times. DST inherits SRC's quota and
@@ -37,13 +38,20 @@ from typing import TYPE_CHECKING
 
 from sqlkv.engine.apply import decode_shard
 from sqlkv.engine.blobs import encode_pages
-from sqlkv.engine.head import Head
+from sqlkv.engine.facts import record_facts
+from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.read import PageSource
 from sqlkv.engine.seal import join_chunks, seal, unseal
-from sqlkv.errors import DatabaseExists, ForkAborted, InvalidRequest, QuotaExceeded
+from sqlkv.errors import (
+    DatabaseExists,
+    ForkAborted,
+    InvalidRequest,
+    QuotaExceeded,
+    SnapshotTooOld,
+)
 from sqlkv.store import Transaction
 
 if TYPE_CHECKING:
@@ -100,18 +108,21 @@ class _SourceMoved(Exception):
     """SRC committed since the copy began: its pages at the copied txid are gone."""
 
 
-def fork_database(engine: Engine, src: str, dst: str, progress: Progress | None = None) -> Head:
-    """Copy SRC's current state into the new database DST; returns DST's head."""
+def fork_database(
+    engine: Engine, src: str, dst: str, at: int | None = None, progress: Progress | None = None
+) -> Head:
+    """Copy SRC's state (its head, or the retained txid ``at``) into the new database DST;
+    returns DST's head."""
     if src == dst:
         raise InvalidRequest(f"cannot fork database {src!r} into itself; give another name")
     for attempt in range(1, ATTEMPTS + 1):
         fork_id = uuid.uuid4().bytes
         try:
-            return _fork_once(engine, src, dst, fork_id, progress)
+            return _fork_once(engine, src, dst, fork_id, at, progress)
         except _SourceMoved:
             _abandon(engine, dst, fork_id)
             log.info("fork restarted: the source committed", extra={"db": src, "attempt": attempt})
-        except QuotaExceeded:
+        except (QuotaExceeded, SnapshotTooOld):
             _abandon(engine, dst, fork_id)
             raise
     raise ForkAborted(
@@ -121,13 +132,19 @@ def fork_database(engine: Engine, src: str, dst: str, progress: Progress | None 
 
 
 def _fork_once(
-    engine: Engine, src: str, dst: str, fork_id: bytes, progress: Progress | None
+    engine: Engine,
+    src: str,
+    dst: str,
+    fork_id: bytes,
+    at: int | None,
+    progress: Progress | None,
 ) -> Head:
     store = engine.store
     skeys, dkeys = engine.keys(src), engine.keys(dst)
     started = time.perf_counter()
+    state = None if at is None else (at, engine.snapshot(src, at=at).db_size_pages)
     record = store.transact(
-        lambda tr: _begin(Ledger(tr, dst, dkeys), skeys, src, fork_id), name="fork_begin"
+        lambda tr: _begin(Ledger(tr, dst, dkeys), skeys, src, fork_id, state), name="fork_begin"
     )
     total = record.db_size_pages * record.page_size
     if progress:
@@ -148,12 +165,23 @@ def _fork_once(
         ),
     )
     while record.next_shard < record.end_shard:
-        record = store.transact(
-            lambda tr: _copy(
-                Ledger(tr, dst, dkeys), engine, skeys, src, fork_id, batch, pidx_pages
-            ),
-            name="fork_copy",
-        )
+        if at is None:
+            record = store.transact(
+                lambda tr: _copy(
+                    Ledger(tr, dst, dkeys), engine, skeys, src, fork_id, batch, pidx_pages
+                ),
+                name="fork_copy",
+            )
+        else:
+            s0 = record.next_shard
+            s1 = min(record.end_shard, s0 + batch)
+            per, size = record.shard_size, record.db_size_pages
+            wanted = range(max(1, s0 * per), min(s1 * per, size + 1))
+            read = engine.read_at(src, at, wanted).pages if wanted else {}
+            pages = {p: v for p, v in read.items() if v is not None and v.count(0) != len(v)}
+            record = store.transact(
+                partial(_write_at_tr, dst, dkeys, fork_id, s0, s1, pages), name="fork_copy_at"
+            )
         if progress:
             progress(min(total, record.next_shard * record.shard_size * record.page_size), total)
     head = store.transact(lambda tr: _finish(Ledger(tr, dst, dkeys), fork_id), name="fork_finish")
@@ -206,8 +234,13 @@ def _source_head(tr: Transaction | Ledger, keys: DbKeys, src: str) -> Head:
     return Head.decode(raw, src)
 
 
-def _begin(ledger: Ledger, skeys: DbKeys, src: str, fork_id: bytes) -> ForkRecord:
+def _begin(
+    ledger: Ledger, skeys: DbKeys, src: str, fork_id: bytes, state: tuple[int, int] | None
+) -> ForkRecord:
+    """``state``: (txid, size) of a retained past state to copy; None: SRC's head."""
     head = _source_head(ledger, skeys, src)
+    if state is not None:
+        head = head.with_changes(head_txid=state[0], db_size_pages=state[1])
     if ledger.read_head_if_any() is not None:
         raise DatabaseExists(ledger.db)
     _read_record(ledger, None)  # read serializably: a concurrent fork into DST conflicts
@@ -274,10 +307,50 @@ def _copy(
             data = encode_pages(kept, max(2, record.txid), max(size, 1), record.page_size)
         ledger.put_blob(partial(dkeys.shard_chunk, shard), data)
         written += 1
+    return _advance(ledger, record, s1, written)
+
+
+def _write_at_tr(
+    dst: str,
+    dkeys: DbKeys,
+    fork_id: bytes,
+    s0: int,
+    s1: int,
+    pages: dict[int, bytes],
+    tr: Transaction,
+) -> ForkRecord:
+    return _write_at(Ledger(tr, dst, dkeys), fork_id, s0, s1, pages)
+
+
+def _write_at(
+    ledger: Ledger, fork_id: bytes, s0: int, s1: int, pages: dict[int, bytes]
+) -> ForkRecord:
+    """The shards ``s0 <= s < s1`` of a fork at a past txid, from ``pages`` read with
+    ``read_at`` (pages absent from it are zeros); nothing when a retry already wrote them."""
+    record = _read_record(ledger, fork_id)
+    assert record is not None
+    if record.next_shard != s0:
+        return record  # this batch landed already (its commit's answer was lost)
+    per, size = record.shard_size, record.db_size_pages
+    written = 0
+    for shard in range(s0, s1):
+        mine = sorted((p, d) for p, d in pages.items() if p // per == shard and p <= size)
+        if not mine:
+            continue
+        data = encode_pages(mine, max(2, record.txid), max(size, 1), record.page_size)
+        ledger.put_blob(partial(ledger.keys.shard_chunk, shard), data)
+        written += 1
+    return _advance(ledger, record, s1, written)
+
+
+def _advance(ledger: Ledger, record: ForkRecord, next_shard: int, written: int) -> ForkRecord:
+    """Record a batch: the quota checked on the bytes copied so far, then ``F`` rewritten."""
     copied = record.copied_bytes + ledger.delta
     if record.quota and copied > record.quota:
         raise QuotaExceeded(ledger.db, copied, record.quota)
-    record = replace(record, next_shard=s1, copied_bytes=copied, shards=record.shards + written)
+    record = replace(
+        record, next_shard=next_shard, copied_bytes=copied, shards=record.shards + written
+    )
     _write_record(ledger, record)
     return record
 
@@ -287,6 +360,9 @@ def _finish(ledger: Ledger, fork_id: bytes) -> Head:
     assert record is not None
     key = ledger.keys.fork_record
     ledger.drop_uncounted_range((key, key + b"\x00"))
+    if record.txid > CREATION_TXID:
+        # DST's history starts at T: its facts (no pages: every page is in a shard).
+        record_facts(ledger, CREATION_TXID, record.txid, record.db_size_pages, ())
     return ledger.write_head(
         Head(
             generation=1,
