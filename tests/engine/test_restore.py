@@ -48,24 +48,6 @@ def test_restore_makes_a_past_state_the_newest_and_can_be_undone(
     _exact(store)
 
 
-def test_restore_to_a_label_and_to_a_time(store: Store, make_engine: EngineFactory) -> None:
-    engine = make_engine()
-    owner = Owner.open(engine, "db")
-    owner.commit({1: page_of(1), 2: page_of(2)})
-    engine.label("db", "good")
-    at_label = _state(engine)
-    committed = engine.history("db", limit=1)[0].committed_ms
-    owner.commit({1: page_of(11)})
-    engine.restore("db", "good")
-    assert _state(engine) == at_label
-    owner.reopen()
-    owner.commit({2: page_of(22)})
-    from datetime import UTC, datetime
-
-    engine.restore("db", datetime.fromtimestamp(committed / 1000 + 0.0005, UTC))
-    assert _state(engine) == at_label
-
-
 def test_a_large_restore_is_staged_and_atomic(mem: MemoryStore) -> None:
     engine = Engine(mem)
     owner = Owner.open(engine, "db")
