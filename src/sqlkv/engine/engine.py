@@ -281,6 +281,7 @@ class Engine(HistoryOps):
             m.pages_folded.inc(out.pages_folded)
             m.deltas_deleted.inc(out.deltas_deleted)
         m.observe_head(db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid)
+        m.observe_retained(db, out.retained_bytes)
         log.debug(
             "compaction pass",
             extra={

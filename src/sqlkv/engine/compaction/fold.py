@@ -27,6 +27,7 @@ from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger, StoreReader
 from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, PidxCache, PidxMap, freeze
+from sqlkv.engine.retention import Keeper
 from sqlkv.engine.seal import corrupt, unseal
 from sqlkv.errors import CorruptionError, LtxError
 from sqlkv.ltx import read_page, read_page_index
@@ -41,10 +42,14 @@ class PassOutcome:
     pages_folded: int = 0
     deltas_deleted: int = 0
     bytes_folded: int = 0
+    history_changed: bool = False  # retention kept or trimmed history (docs/history.md)
+    retained_bytes: int = 0  # bytes kept only for past states after this pass
 
     @property
     def changed(self) -> bool:
-        return bool(self.shards_written or self.pages_folded or self.deltas_deleted)
+        return bool(
+            self.shards_written or self.pages_folded or self.deltas_deleted or self.history_changed
+        )
 
 
 class _DeltaReader:
@@ -103,16 +108,22 @@ def fold_pass(
         check_generation(db, head, expected_generation)
     published = cache.rows_for(ledger, db, keys, head)
     pidx = dict(published)
+    keeper = Keeper(ledger, head)  # what the retention window keeps (docs/history.md)
+    budget = ledger.limits.max_transaction_bytes // 3
     deltas = _DeltaReader(ledger, keys)
     shard_txid = max(2, head.head_txid)
     shards_written = pages_folded = 0
     shard_count = head.shard_count
     for sid, pgnos in _choose_shards(published, head.shard_size, shards_per_pass).items():
+        if keeper.active and shards_written and ledger.size > budget:
+            break  # retired copies double a pass's bytes: stay well inside one transaction
         shard = keys.shard_range(sid, sid + 1)
         old = ledger.get_range(*shard, snapshot=True, point="read_shard")
         pages: dict[int, bytes] = {}
-        if old:
-            pages.update(decode_shard(keys, old).pages)  # checked before it is cleared
+        decoded = decode_shard(keys, old) if old else None  # checked before it is cleared
+        keeper.replaced(sid, old, decoded)
+        if decoded is not None:
+            pages.update(decoded.pages)
             ledger.drop_range(shard, old)
             shard_count -= 1
         for pgno in pgnos:
@@ -139,17 +150,27 @@ def fold_pass(
         if len(payload) != 8:
             raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
         (size,) = struct.unpack(">Q", payload)
-        ledger.drop_counted_range(keys.delta_txid_range(txid), size)
+        if keeper.keeps_delta():
+            keeper.bury(txid, size)  # folded, but older states in the window still read it
+        else:
+            ledger.drop_counted_range(keys.delta_txid_range(txid), size)
         ledger.drop_rows([(key, value)])
         freed_delta += size
         deleted += 1
+    facts_bound = keeper.trim(first_live)
     out = PassOutcome(
         head, freeze(pidx), shards_written, pages_folded, deleted, pages_folded * head.page_size
     )
     materialized = max(head.materialized_txid, first_live - 1)
-    if materialized != head.materialized_txid:
-        # History facts below the new materialized txid describe no readable state any more.
-        drop_facts_below(ledger, 0, materialized)
+    # History facts below both the new materialized txid and what retention keeps describe
+    # no readable state any more.
+    moved = materialized != head.materialized_txid
+    if (moved or keeper.window_ms or keeper.changed) and drop_facts_below(
+        ledger, 0, min(materialized, facts_bound)
+    ):
+        out.history_changed = True
+    out.history_changed = out.history_changed or keeper.changed
+    out.retained_bytes = keeper.retained_bytes
     if out.changed or materialized != head.materialized_txid:
         out.head = ledger.write_head(
             head.with_changes(
