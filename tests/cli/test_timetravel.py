@@ -3,6 +3,7 @@ as a user runs them, checked with ``sqlkv export`` against plain SQLite."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from datetime import datetime
@@ -106,3 +107,40 @@ def test_restore_and_fork_at_a_txid(work: Workdir) -> None:
     assert future.code == 1 and "999" in future.err
     missing = work.run("restore", "nope", "--to", "2")
     assert missing.code == 1 and "'nope' does not exist" in missing.err
+
+
+def test_checkpoint_history_restore_and_fork_at_a_label(work: Workdir) -> None:
+    assert (
+        work.run("shell", "--create", "db", "CREATE TABLE t(x); INSERT INTO t VALUES (1)").code == 0
+    )
+    cp = work.run("checkpoint", "db", "one-row")
+    assert cp.code == 0, cp.err
+    assert cp.out.startswith("checkpoint 'one-row' of 'db' is txid ")
+    txid = int(cp.out.split()[-1])
+    assert work.run("shell", "db", "INSERT INTO t VALUES (2)").code == 0
+
+    listed = work.run("history", "db", "--json")
+    assert listed.code == 0, listed.err
+    entries = json.loads(listed.out)
+    assert entries[0]["txid"] > txid and [e["labels"] for e in entries if e["txid"] == txid] == [
+        ["one-row"]
+    ]
+    assert all(a["txid"] > b["txid"] for a, b in itertools.pairwise(entries))
+    text = work.run("history", "db", "--limit", "1")
+    assert text.code == 0 and len(text.out.splitlines()) == 2  # header + one commit
+
+    forked = work.run("fork", "db", "old", "--at", "one-row")
+    assert forked.code == 0, forked.err
+    assert work.run("shell", "old", "SELECT count(*) FROM t").out.split() == ["1"]
+
+    restored = work.run("restore", "db", "--to", "one-row")
+    assert restored.code == 0, restored.err
+    assert f"restored 'db' to txid {txid} as txid " in restored.out
+    assert work.run("shell", "db", "SELECT count(*) FROM t").out.split() == ["1"]
+    undo = restored.out.split("undo: ")[1].rstrip(")\n").split()
+    assert work.run(*undo[1:]).code == 0
+    assert work.run("shell", "db", "SELECT count(*) FROM t").out.split() == ["2"]
+
+    unknown = work.run("restore", "db", "--to", "no-such-label")
+    assert unknown.code == 1 and "no-such-label" in unknown.err
+    assert work.run("history", "db", "--limit", "0").code == 2

@@ -25,8 +25,8 @@ from sqlkv.store.faults import CrashPoint, SimulatedCrash, crash_points
 LIMITS = Limits(max_transaction_bytes=1_000_000)  # one shard per fork batch: several batches
 SRC, DST = "src", "dst"
 
-State = tuple[int, int, dict[int, bytes]] | None
-"""(head_txid, size, pages); None: the database does not exist."""
+State = tuple[int, int, dict[int, bytes], tuple[str, ...]] | None
+"""(head_txid, size, pages, labels); None: the database does not exist."""
 
 
 def _source(mem: MemoryStore) -> Owner:
@@ -86,6 +86,10 @@ def _run_fork_at(engine: Engine) -> object:
     return engine.fork(SRC, DST, at=_target(engine))
 
 
+def _run_checkpoint(engine: Engine) -> object:
+    return engine.label(SRC, "restore-point")
+
+
 def _run_fork_over_quota(engine: Engine) -> object:
     with pytest.raises(QuotaExceeded):
         engine.fork(SRC, DST)
@@ -108,6 +112,7 @@ SCENARIOS = {
     "fork-over-quota": Scenario(_prep_fork_over_quota, _run_fork_over_quota, changes=False),
     "fork-at": Scenario(_prep_restore, _run_fork_at),
     "restore": Scenario(_prep_restore, _run_restore, db=SRC),
+    "checkpoint": Scenario(_prep_restore, _run_checkpoint, db=SRC),
 }
 
 
@@ -121,7 +126,8 @@ def read_state(mem: MemoryStore, name: str) -> State:
     checked = check_invariants(mem, name)
     assert checked.storage_used == stored_bytes(mem, name)
     size, pages = database_state(engine, name, head.generation)
-    return head.head_txid, size, pages
+    labels = tuple(sorted(label for e in engine.history(name) for label in e.labels))
+    return head.head_txid, size, pages, labels
 
 
 def _prepared(name: str) -> tuple[MemoryStore, dict[bytes, bytes]]:

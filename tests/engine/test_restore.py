@@ -4,6 +4,9 @@ restore is staged; a state no longer retained is refused — on every driver."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 from engine_support import EngineFactory, Owner, check_invariants, database_state, page_of
 
@@ -46,6 +49,44 @@ def test_restore_makes_a_past_state_the_newest_and_can_be_undone(
     undo = engine.restore("db", out.before_txid)
     assert _state(engine) == latest and undo.target_txid == out.before_txid
     _exact(store)
+
+
+def test_restore_to_a_label_and_to_a_time(store: Store, make_engine: EngineFactory) -> None:
+    engine = make_engine()
+    owner = Owner.open(engine, "db")
+    owner.commit({1: page_of(1), 2: page_of(2)})
+    engine.label("db", "good")
+    at_label = _state(engine)
+    committed = engine.history("db", limit=1)[0].committed_ms
+    time.sleep(0.01)  # the next commit gets a later commit time
+    owner.commit({1: page_of(11)})
+    engine.restore("db", "good")
+    assert _state(engine) == at_label
+    owner.reopen()
+    owner.commit({2: page_of(22)})
+    engine.restore("db", datetime.fromtimestamp((committed + 1) / 1000, UTC))
+    assert _state(engine) == at_label
+    _exact(store)
+
+
+def test_with_a_retention_window_compacted_states_are_restored_and_forked(
+    store: Store, make_engine: EngineFactory
+) -> None:
+    engine = make_engine(retention_s=3600)
+    owner = Owner.open(engine, "db")
+    owner.commit({p: page_of(p) for p in range(1, 151)})
+    target, at_target = owner.head_txid, _state(engine)
+    owner.commit({p: page_of(-p) for p in range(60, 200)})
+    engine.compact_until_done("db")
+    owner.commit({5: page_of(555)}, size=100)
+    engine.compact_until_done("db")
+    engine.fork("db", "copy", at=target)
+    assert _state(engine, "copy") == at_target
+    assert engine.retention("copy") == engine.retention("db") == 3600
+    engine.restore("db", target)
+    assert _state(engine) == at_target
+    _exact(store)
+    _exact(store, "copy")
 
 
 def test_a_large_restore_is_staged_and_atomic(mem: MemoryStore) -> None:

@@ -184,7 +184,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     check_store_exists(cfg)
     with cfg.open_engine() as opened:
         try:
-            txid = opened.engine.label(args.name, args.label)  # type: ignore[attr-defined]
+            txid = opened.engine.label(args.name, args.label)
         except DatabaseNotFound:
             raise database_missing(args.name, cfg) from None
     print(f"checkpoint {args.label!r} of {args.name!r} is txid {txid}")
@@ -201,7 +201,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     check_store_exists(cfg)
     with cfg.open_engine() as opened:
         try:
-            entries = opened.engine.history(args.name, limit=args.limit)  # type: ignore[attr-defined]
+            entries = opened.engine.history(args.name, limit=args.limit)
         except DatabaseNotFound:
             raise database_missing(args.name, cfg) from None
     rows = [_entry(e) for e in entries]

@@ -16,8 +16,9 @@ counts, which the next fork into DST (or a create) removes. Steps (docs/fork-res
    records the next shard, the shards written and their exact stored bytes. A batch is
    idempotent: a retried one continues from what ``F`` says.
 3. ``fork_finish``: ``F`` dropped, the history facts of T written (DST's history starts
-   there) and DST's META (generation 1, head txid T, every page folded, no delta), its
-   ``storage_used`` = META + facts + the bytes ``F`` recorded.
+   there), SRC's retention window given to DST, and DST's META (generation 1, head txid
+   T, every page folded, no delta), its ``storage_used`` = META + facts + the window
+   record + the bytes ``F`` recorded.
 
 SRC is read at its head: when SRC commits during the fork (its head txid moves) the copy is
 started again from the new head, at most ``ATTEMPTS`` times. DST inherits SRC's quota and
@@ -44,6 +45,7 @@ from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.read import PageSource
+from sqlkv.engine.retention import put_window, read_window_ms
 from sqlkv.engine.seal import join_chunks, seal, unseal
 from sqlkv.errors import (
     DatabaseExists,
@@ -67,7 +69,7 @@ MAX_SHARDS_PER_BATCH = 32
 Progress = Callable[[int, int], None]
 """``progress(done_bytes, total_bytes)`` of the database's pages copied so far."""
 
-_RECORD = struct.Struct(">16sQQIIIIIQQ")
+_RECORD = struct.Struct(">16sQQIIIIIQQQ")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class ForkRecord:
     end_shard: int  # one past the last shard to copy
     copied_bytes: int  # stored bytes of the shards written so far (keys + values)
     shards: int
+    window_ms: int = 0  # SRC's retention window, which DST gets
 
     def encode(self) -> bytes:
         return _RECORD.pack(
@@ -97,6 +100,7 @@ class ForkRecord:
             self.end_shard,
             self.copied_bytes,
             self.shards,
+            self.window_ms,
         )
 
     @classmethod
@@ -239,17 +243,15 @@ def _begin(
 ) -> ForkRecord:
     """``state``: (txid, size) of a retained past state to copy; None: SRC's head."""
     head = _source_head(ledger, skeys, src)
-    if state is not None:
-        head = head.with_changes(head_txid=state[0], db_size_pages=state[1])
+    txid, size = (head.head_txid, head.db_size_pages) if state is None else state
     if ledger.read_head_if_any() is not None:
         raise DatabaseExists(ledger.db)
     _read_record(ledger, None)  # read serializably: a concurrent fork into DST conflicts
     # An interrupted fork's or delete's leftovers: no head counts them.
     ledger.drop_uncounted_range(ledger.keys.all_range())
-    size = head.db_size_pages
     record = ForkRecord(
         fork_id=fork_id,
-        txid=head.head_txid,
+        txid=txid,
         quota=head.storage_quota,
         db_size_pages=size,
         page_size=head.page_size,
@@ -258,6 +260,7 @@ def _begin(
         end_shard=size // head.shard_size + 1 if size else 0,
         copied_bytes=0,
         shards=0,
+        window_ms=read_window_ms(ledger, skeys, "read_source_retention"),
     )
     _write_record(ledger, record)
     return record
@@ -363,6 +366,7 @@ def _finish(ledger: Ledger, fork_id: bytes) -> Head:
     if record.txid > CREATION_TXID:
         # DST's history starts at T: its facts (no pages: every page is in a shard).
         record_facts(ledger, CREATION_TXID, record.txid, record.db_size_pages, ())
+    put_window(ledger, record.window_ms)
     return ledger.write_head(
         Head(
             generation=1,

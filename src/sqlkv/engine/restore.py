@@ -57,6 +57,8 @@ class RestoreApi(Protocol):
         create: bool = True,
     ) -> OpenResult: ...
 
+    def resolve(self, db: str, at: int | datetime | str) -> int: ...
+
     def snapshot(self, db: str, *, at: int | None = None, preload: Sequence[int] = ()) -> Any: ...
 
     def changes_since(self, db: str, txid: int) -> Any: ...
@@ -99,15 +101,9 @@ class RestoreResult:
     db_size_pages: int
 
 
-def resolve_state(api: object, db: str, to: int | datetime | str) -> int:
-    """The txid ``to`` names: itself, or what the engine's ``resolve`` answers for a time or
-    a label."""
-    if isinstance(to, int):
-        return to
-    resolve = getattr(api, "resolve", None)
-    if resolve is None:
-        raise InvalidRequest("this engine cannot name a state by a time or a label")
-    return int(resolve(db, to))
+def resolve_state(api: RestoreApi, db: str, to: int | datetime | str) -> int:
+    """The txid ``to`` names: itself, or what ``resolve`` answers for a time or a label."""
+    return to if isinstance(to, int) else api.resolve(db, to)
 
 
 def restore_database(

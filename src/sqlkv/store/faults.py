@@ -86,6 +86,7 @@ POINTS: dict[str, str] = {
     # ---------------------------------------------------------------- engine: fork
     "fork_begin.read_source_meta": "SRC's META (a snapshot read): the txid and size copied",
     "fork_begin.read_meta": "DST's META, serializably (it must not exist)",
+    "fork_begin.read_source_retention": "SRC's retention window (DST gets it)",
     "fork_begin.read_record": "DST's fork progress record, serializably",
     "fork_begin.apply": "DST's leftovers cleared and a new progress record",
     "fork_copy.read_record": "DST's progress record, serializably (still this fork's)",
