@@ -12,7 +12,9 @@ about 2:1), like partly full SQLite pages.
 
 Columns: wall seconds and process CPU seconds of the fork, store transactions and bytes
 written by it (``StoreStats``), the source's and the fork's stored bytes
-(``storage_used``): the fork's is the extra storage it costs, since fork copies. The load
+(``storage_used``): the fork's is the extra storage it costs, since fork copies; then the
+wall and CPU seconds of ``fork(at=head - 1)`` (the state before the last commit, read
+with ``read_at`` and encoded again). The load
 average (``os.getloadavg``) is printed beside the numbers: the machine may be shared.
 """
 
@@ -88,7 +90,13 @@ def run(store: Store, mib: int, deltas: int) -> dict[str, float]:
     head = Engine(store).fork(src, dst)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     used = store.stats - before
+    at = engine.head(src).head_txid - 1  # before the last commit: read through read_at
+    wall_at, cpu_at = time.perf_counter(), time.process_time()
+    Engine(store).fork(src, dst + "-at", at=at)
+    wall_at, cpu_at = time.perf_counter() - wall_at, time.process_time() - cpu_at
     return {
+        "at_wall_s": wall_at,
+        "at_cpu_s": cpu_at,
         "mib": mib,
         "wall_s": wall,
         "cpu_s": cpu,
@@ -111,7 +119,7 @@ def main() -> None:
     )
     print(
         f"{'MiB':>6} {'wall s':>8} {'CPU s':>7} {'txs':>5} {'written MiB':>12} "
-        f"{'source MiB':>11} {'fork MiB':>9}  load"
+        f"{'source MiB':>11} {'fork MiB':>9} {'--at wall s':>11} {'--at CPU s':>10}  load"
     )
     with tempfile.TemporaryDirectory(prefix="bench-fork-") as tmp:
         for mib in (int(s) for s in args.sizes.split(",")):
@@ -124,7 +132,8 @@ def main() -> None:
                 store.close()
             print(
                 f"{r['mib']:>6} {r['wall_s']:>8.2f} {r['cpu_s']:>7.2f} {r['transactions']:>5} "
-                f"{r['written_mib']:>12.1f} {r['src_mib']:>11.1f} {r['fork_mib']:>9.1f}  "
+                f"{r['written_mib']:>12.1f} {r['src_mib']:>11.1f} {r['fork_mib']:>9.1f} "
+                f"{r['at_wall_s']:>11.2f} {r['at_cpu_s']:>10.2f}  "
                 f"{os.getloadavg()[0]:.1f}",
                 flush=True,
             )
