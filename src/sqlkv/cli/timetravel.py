@@ -139,7 +139,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
     print(
         f"forked {args.src!r} at txid {head.head_txid} into {args.dst!r} "
         f"({time.perf_counter() - started:.2f} s): {head.db_size_pages} pages "
-        f"({human_bytes(head.db_size_pages * head.page_size)}) in {head.shard_count} shards, "
+        f"({human_bytes(head.db_size_pages * head.page_size)}) in {head.shard_count} shard(s), "
         f"{human_bytes(head.storage_used)} stored"
     )
     return 0
@@ -211,7 +211,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     print(f"{'TXID':>10}  {'COMMITTED (UTC)':<23}  {'SIZE':>10}  LABELS")
     for r in rows:
         size = human_bytes(r["db_size_pages"] * 4096)
-        print(f"{r['txid']:>10}  {r['committed']:<23}  {size:>10}  {', '.join(r['labels'])}")
+        line = f"{r['txid']:>10}  {r['committed']:<23}  {size:>10}  {', '.join(r['labels'])}"
+        print(line.rstrip())
     return 0
 
 
