@@ -146,37 +146,54 @@ def test_a_database_created_during_the_fork_stops_it(
     _exact(store, "dst")
 
 
-def test_a_source_that_commits_during_the_fork_is_copied_again_at_its_new_head() -> None:
+def test_a_source_that_commits_during_the_fork_is_copied_as_it_was_when_the_fork_began() -> None:
     store = MemoryStore(limits=Limits(max_transaction_bytes=1_000_000))  # one shard a batch
     engine = Engine(store)
     owner = Owner.open(engine, "src")
     _history(owner)
+    began, state = owner.head_txid, _state(engine, "src")
     calls: list[int] = []
 
     def commit_once(done: int, total: int) -> None:
         calls.append(done)
         if len(calls) == 2:
-            owner.commit({3: page_of(333)})
+            owner.commit({3: page_of(333), 200: page_of(200)})
 
-    head = engine.fork("src", "dst", progress=commit_once)
+    with store.recording() as ops:
+        head = engine.fork("src", "dst", progress=commit_once)
+    assert head.head_txid == began < owner.head_txid
+    assert _state(engine, "dst") == state
+    points = [op.point for op in ops]
+    assert "fork_copy.apply" in points and "fork_copy_at.apply" in points  # the rest at T
+    _exact(store, "dst")
+
+
+def test_a_source_whose_state_is_folded_away_restarts_and_may_abort() -> None:
+    store = MemoryStore(limits=Limits(max_transaction_bytes=1_000_000))
+    engine = Engine(store)  # no retention window: compaction folds the state being copied
+    owner = Owner.open(engine, "src")
+    _history(owner)
+    calls: list[int] = []
+
+    def commit_and_fold(done: int, total: int) -> None:
+        calls.append(done)
+        if done and len(calls) == 2:
+            owner.commit({3: page_of(len(calls))})
+            engine.compact_until_done("src")
+
+    head = engine.fork("src", "dst", progress=commit_and_fold)  # restarted once
     assert head.head_txid == owner.head_txid
     assert _state(engine, "dst") == _state(engine, "src")
     _exact(store, "dst")
 
-
-def test_a_source_that_keeps_committing_aborts_the_fork_and_leaves_nothing() -> None:
-    store = MemoryStore(limits=Limits(max_transaction_bytes=1_000_000))
-    engine = Engine(store)
-    owner = Owner.open(engine, "src")
-    _history(owner)
-
-    def commit_every_batch(done: int, total: int) -> None:
+    def always(done: int, total: int) -> None:
         if done:
             owner.commit({3: page_of(done)})
+            engine.compact_until_done("src")
 
     with pytest.raises(ForkAborted, match="committed during each of 3 attempts"):
-        engine.fork("src", "dst", progress=commit_every_batch)
-    assert db_rows(store, "dst") == {}
+        engine.fork("src", "dst2", progress=always)
+    assert db_rows(store, "dst2") == {}
 
 
 def test_the_copy_counts_against_the_quota_it_inherits(

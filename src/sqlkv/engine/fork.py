@@ -20,8 +20,10 @@ counts, which the next fork into DST (or a create) removes. Steps (docs/fork-res
    T, every page folded, no delta), its ``storage_used`` = META + facts + the window
    record + the bytes ``F`` recorded.
 
-SRC is read at its head: when SRC commits during the fork (its head txid moves) the copy is
-started again from the new head, at most ``ATTEMPTS`` times. DST inherits SRC's quota and
+SRC is read at its head; when SRC commits during the fork (its head txid moves) the rest
+is read at T through ``read_at`` (``fork_copy_at``), and only when T is no longer readable
+(compaction folded it, no retention window) is the copy started again from the new head,
+at most ``ATTEMPTS`` times. DST inherits SRC's quota and
 the copy stops with ``QuotaExceeded`` when it would exceed it.
 """
 
@@ -168,20 +170,29 @@ def _fork_once(
             store.limits.max_transaction_bytes // (2 * record.shard_size * record.page_size),
         ),
     )
+    moved = False  # SRC committed: the rest is read at T through read_at
     while record.next_shard < record.end_shard:
-        if at is None:
-            record = store.transact(
-                lambda tr: _copy(
-                    Ledger(tr, dst, dkeys), engine, skeys, src, fork_id, batch, pidx_pages
-                ),
-                name="fork_copy",
-            )
+        if at is None and not moved:
+            try:
+                record = store.transact(
+                    lambda tr: _copy(
+                        Ledger(tr, dst, dkeys), engine, skeys, src, fork_id, batch, pidx_pages
+                    ),
+                    name="fork_copy",
+                )
+            except _SourceMoved:
+                moved = True
         else:
             s0 = record.next_shard
             s1 = min(record.end_shard, s0 + batch)
             per, size = record.shard_size, record.db_size_pages
             wanted = range(max(1, s0 * per), min(s1 * per, size + 1))
-            read = engine.read_at(src, at, wanted).pages if wanted else {}
+            try:
+                read = engine.read_at(src, record.txid, wanted).pages if wanted else {}
+            except SnapshotTooOld:
+                if at is not None:
+                    raise
+                raise _SourceMoved() from None  # T was folded away: start over
             pages = {p: v for p, v in read.items() if v is not None and v.count(0) != len(v)}
             record = store.transact(
                 partial(_write_at_tr, dst, dkeys, fork_id, s0, s1, pages), name="fork_copy_at"
