@@ -111,7 +111,7 @@ class ForkRecord:
 
 
 class _SourceMoved(Exception):
-    """SRC committed since the copy began: its pages at the copied txid are gone."""
+    """SRC committed since the copy began and its state at the copied txid is gone."""
 
 
 def fork_database(
@@ -133,7 +133,9 @@ def fork_database(
             raise
     raise ForkAborted(
         f"database {src!r} committed during each of {ATTEMPTS} attempts to fork it into "
-        f"{dst!r}; nothing was created. Fork it while its writer is idle"
+        f"{dst!r}, and compaction folded the state being copied; nothing was created. Give "
+        f"it a retention window ('sqlkv retention {src} --window 1h'), or fork it while its "
+        "writer is idle"
     )
 
 
