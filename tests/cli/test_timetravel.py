@@ -63,6 +63,7 @@ def test_fork_into_an_existing_database_or_from_a_missing_one_fails(
     [
         ("42", 42),
         ("before-migration", "before-migration"),
+        ("label:2024", "2024"),
         ("2026-12-02T09:30:00Z", datetime.fromisoformat("2026-12-02T09:30:00+00:00")),
     ],
 )

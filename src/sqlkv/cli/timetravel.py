@@ -8,7 +8,8 @@
 ``fork`` and ``restore`` run the engine in this process on the store itself (``--store``):
 pages go from the store to the engine and back, never through a SQLite client. A state is
 named by a txid (digits), a time (ISO 8601, e.g. ``2026-12-02T09:30:00Z``; without a zone
-it is local time: the newest commit at or before it) or a label. docs/fork-restore.md.
+it is local time: the newest commit at or before it) or a label (``label:NAME`` for a name
+that looks like a txid or a time, as in the SQLAlchemy URL's ``?at=``). docs/fork-restore.md.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def parse_state(text: str) -> int | datetime | str:
     text = text.strip()
     if not text:
         raise argparse.ArgumentTypeError("give a txid, a time (ISO 8601) or a label")
+    if text.startswith("label:"):
+        return text[len("label:") :]
     if text.isdigit():
         return int(text)
     try:
