@@ -35,10 +35,12 @@ POINTS: dict[str, str] = {
     "get_pages.read_meta": "META (a snapshot read)",
     "get_pages.read_pidx": "the PIDX rows (cache miss)",
     "get_pages.read_pages": "every DELTA part and shard the pages live in, at once",
-    "snapshot.read_history": "META, every history facts row and the oldest live delta, at once",
+    "snapshot.read_history": "META, the facts from the txid on and the retention rows, at once; "
+    "then the older facts (only for pages changed since)",
     "snapshot.read_pidx": "the PIDX rows (a snapshot of the head, cache miss)",
     "snapshot.read_pages": "every DELTA part and shard the pages live in, at once",
-    "read_at.read_history": "META, every history facts row and the oldest live delta, at once",
+    "read_at.read_history": "META, the facts from the txid on and the retention rows, at once; "
+    "then the older facts (only for pages changed since)",
     "read_at.read_pidx": "the PIDX rows (a read at the head, cache miss)",
     "read_at.read_pages": "every DELTA part and shard the pages live in, at once",
     "changes_since.read_history": "META and the history facts from the txid on, at once",
