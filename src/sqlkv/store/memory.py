@@ -24,7 +24,7 @@ from operator import itemgetter
 
 from sortedcontainers import SortedDict
 
-from sqlkv.errors import ConflictError
+from sqlkv.errors import ConflictError, GuardFailed
 from sqlkv.store.base import (
     CommitRequest,
     Limits,
@@ -170,6 +170,10 @@ class MemoryStore(Store):
 
     def _commit(self, rv: int, req: CommitRequest) -> None:
         with self._lock:
+            for key, expected in req.guards:  # against the latest version, under the lock
+                current = self._read(key, self._version)
+                if current != expected:
+                    raise GuardFailed(key, current)
             if req.read_ranges:
                 # The log is in version order: check only the commits after rv.
                 first = bisect.bisect_right(self._log, rv, key=itemgetter(0))
