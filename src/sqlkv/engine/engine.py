@@ -2,8 +2,10 @@
 
 Each operation is one store transaction (``store.transact``, retried on conflicts) built by
 its own module: takeover, read, commit, stage, compaction. This class only wires them
-together, keeps the PIDX cache consistent (published only after a transaction landed),
-feeds the compaction coordinator, and records metrics and logs.
+together, keeps the PIDX cache consistent (published only after a transaction landed) and
+the META cache that commits guard (``meta_cache.py``; ``_guarded`` retries a failed guard
+once on the META it answered), feeds the compaction coordinator, and records metrics and
+logs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.meta_cache import MetaCache
 from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource, check_pgnos
@@ -33,7 +36,9 @@ from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
     DatabaseNotFound,
+    EngineError,
     FenceMismatch,
+    GuardFailed,
     QuotaExceeded,
 )
 from sqlkv.keyspace import check_database_name
@@ -66,6 +71,7 @@ class Engine:
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
+        self.heads = MetaCache()  # META each database was last seen with: commits guard it
         self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
         self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
@@ -157,8 +163,10 @@ class Engine:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
         with self._observed(self.metrics.commit_seconds.labels("fast").observe, db):
-            out = self.store.transact(
-                lambda tr: commit_pages(
+            out = self._guarded(
+                db,
+                "commit",
+                lambda known: lambda tr: commit_pages(
                     Ledger(tr, db, keys),
                     self.config,
                     self.pidx,
@@ -167,8 +175,8 @@ class Engine:
                     pages,
                     db_size_pages,
                     cid,
+                    known,
                 ),
-                name="commit",
             )
         return self._landed(db, out, "fast")
 
@@ -176,13 +184,15 @@ class Engine:
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
     ) -> StageResult:
         keys = self.keys(db)
+        ledgers: list[Ledger] = []
+
+        def stage(tr: Transaction) -> tuple[int, int]:
+            ledgers[:] = [Ledger(tr, db, keys)]
+            return stage_pages(ledgers[0], self.config, generation, txid, seq, pages)
+
         with self._observed(self.metrics.commit_seconds.labels("stage").observe):
-            txid_out, parts = self.store.transact(
-                lambda tr: stage_pages(
-                    Ledger(tr, db, keys), self.config, generation, txid, seq, pages
-                ),
-                name="stage",
-            )
+            txid_out, parts = self.store.transact(stage, name="stage")
+        self._remember(db, ledgers[0].written)
         return StageResult(txid_out, parts)
 
     def commit_finalize(
@@ -198,8 +208,10 @@ class Engine:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
         with self._observed(self.metrics.commit_seconds.labels("large").observe, db):
-            out = self.store.transact(
-                lambda tr: finalize(
+            out = self._guarded(
+                db,
+                "finalize",
+                lambda known: lambda tr: finalize(
                     Ledger(tr, db, keys),
                     self.config,
                     self.pidx,
@@ -208,8 +220,8 @@ class Engine:
                     txid,
                     db_size_pages,
                     cid,
+                    known,
                 ),
-                name="finalize",
             )
         return self._landed(db, out, "large")
 
@@ -269,6 +281,39 @@ class Engine:
 
     # ------------------------------------------------------------------ helpers
 
+    def _guarded(
+        self,
+        db: str,
+        name: str,
+        attempt: Callable[[bytes | None], Callable[[Transaction], CommitOutcome]],
+    ) -> CommitOutcome:
+        """Run a commit on the META this engine knows (guarded, no META read); when the
+        guard fails, once more on the META it answered; then, if that failed too, reading
+        META serializably as without a cache. ``attempt(known)`` builds the transaction.
+
+        An engine error raised on an assumed META (before anything was sent: a refusal, or
+        rows that disagree with a stale head) is decided again from META read."""
+        known = self.heads.get(db)
+        try:
+            for _ in range(2):
+                if known is None:
+                    break
+                try:
+                    return self.store.transact(attempt(known), name=name)
+                except GuardFailed as exc:
+                    known = exc.current
+                except EngineError:
+                    break
+            return self.store.transact(attempt(None), name=name)
+        except FenceMismatch:
+            self.heads.forget(db)
+            raise
+
+    def _remember(self, db: str, written: tuple[Head, bytes] | None) -> None:
+        """Keep META as an operation of this engine wrote it (after it landed)."""
+        if written is not None:
+            self.heads.put(db, *written)
+
     @contextmanager
     def _observed(self, observe: Callable[[float], None], db: str = "") -> Iterator[None]:
         start = time.perf_counter()
@@ -291,6 +336,7 @@ class Engine:
 
     def _landed(self, db: str, out: CommitOutcome, path: str) -> CommitResult:
         self.acked.ack(db, out.head)
+        self._remember(db, out.meta)
         if out.pidx is not None:
             self.pidx.publish(db, out.head, out.pidx)
             self.metrics.commit_pages.labels(path).observe(out.pages)
