@@ -82,7 +82,9 @@ def fence_commit(
     if known is not None:
         head = Head.decode(known, db)
         try:
-            go = not _preamble(db, head, config, generation, expected_head_txid, commit_id, adds_delta)
+            go = not _preamble(
+                db, head, config, generation, expected_head_txid, commit_id, adds_delta
+            )
         except (FenceMismatch, CompactionBehind):
             go = False
         if go:

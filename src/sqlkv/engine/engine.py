@@ -20,14 +20,20 @@ from contextlib import contextmanager
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
 from sqlkv.engine.commit import CommitOutcome, commit_pages
-from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
+from sqlkv.engine.compaction import (
+    CompactionConfig,
+    CompactionCoordinator,
+    PassOutcome,
+    apply_pass,
+    plan_pass,
+)
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.meta_cache import MetaCache
 from sqlkv.engine.metrics import EngineMetrics
-from sqlkv.engine.pidx import PidxCache
+from sqlkv.engine.pidx import PidxCache, tag_of
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
@@ -35,16 +41,22 @@ from sqlkv.engine.takeover import open_database
 from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
+    ConflictError,
     DatabaseNotFound,
     EngineError,
     FenceMismatch,
     GuardFailed,
     QuotaExceeded,
+    RetriesExhausted,
 )
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
+from sqlkv.store.ranges import key_after
 
 log = logging.getLogger("sqlkv.engine")
+
+PASS_PLANS = 8
+"""Plans one compaction pass may make before it gives up (``RetriesExhausted``)."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,11 +143,29 @@ class Engine:
         since = self.acked.now()
 
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
-            head = self._head_snapshot(tr, db, keys)
+            cached = self.pidx.peek(db) if wanted else None
+            if cached is not None:
+                # One round trip: META and the blobs the cached map names, at once; used
+                # when META still has the map's tag, else the call goes on from this META.
+                source = PageSource(keys, *cached)
+                plan = source.plan(wanted)
+                meta, *blobs = tr.get_ranges(
+                    [(keys.meta, key_after(keys.meta), 0, False), *plan.ranges],
+                    snapshot=True,
+                    point="read_all",
+                )
+                if not meta:
+                    raise DatabaseNotFound(db)
+                head = Head.decode(meta[0][1], db)
+            else:
+                head = self._head_snapshot(tr, db, keys)
             self.acked.check(db, head, since=since)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
+            if cached is not None and tag_of(head) == tag_of(cached[0]):
+                sources[:] = [source]
+                return head, source.decode(plan, blobs)
             source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head))
             sources[:] = [source]
             return head, source.read(tr, wanted)
@@ -166,16 +196,18 @@ class Engine:
             out = self._guarded(
                 db,
                 "commit",
-                lambda known: lambda tr: commit_pages(
-                    Ledger(tr, db, keys),
-                    self.config,
-                    self.pidx,
-                    generation,
-                    expected_head_txid,
-                    pages,
-                    db_size_pages,
-                    cid,
-                    known,
+                lambda known: (
+                    lambda tr: commit_pages(
+                        Ledger(tr, db, keys),
+                        self.config,
+                        self.pidx,
+                        generation,
+                        expected_head_txid,
+                        pages,
+                        db_size_pages,
+                        cid,
+                        known,
+                    )
                 ),
             )
         return self._landed(db, out, "fast")
@@ -211,16 +243,18 @@ class Engine:
             out = self._guarded(
                 db,
                 "finalize",
-                lambda known: lambda tr: finalize(
-                    Ledger(tr, db, keys),
-                    self.config,
-                    self.pidx,
-                    generation,
-                    expected_head_txid,
-                    txid,
-                    db_size_pages,
-                    cid,
-                    known,
+                lambda known: (
+                    lambda tr: finalize(
+                        Ledger(tr, db, keys),
+                        self.config,
+                        self.pidx,
+                        generation,
+                        expected_head_txid,
+                        txid,
+                        db_size_pages,
+                        cid,
+                        known,
+                    )
                 ),
             )
         return self._landed(db, out, "large")
@@ -241,15 +275,31 @@ class Engine:
     # ------------------------------------------------------------------ compaction
 
     def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
-        """Run one compaction pass on ``db`` (one store transaction)."""
+        """Run one compaction pass on ``db``: planned in a read-only store transaction,
+        applied in a short one that conflicts on META (``compaction/fold.py``); planned
+        again when the database changed in a way the plan cannot absorb."""
         keys = self.keys(db)
-        out = self.store.transact(
-            lambda tr: fold_pass(
-                Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
-            ),
-            name="compact",
-        )
-        self.pidx.publish(db, out.head, out.pidx)
+        for _ in range(PASS_PLANS):
+            plan = self.store.transact(
+                lambda tr: plan_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation),
+                name="compact",
+            )
+            if not plan.changes:
+                out: PassOutcome | None = PassOutcome(plan.head, plan.pidx)
+                break
+            out = self.store.transact(
+                lambda tr: apply_pass(Ledger(tr, db, keys), plan, self.pidx, generation),  # noqa: B023
+                name="compact",
+            )
+            if out is not None:
+                break
+        if out is None:
+            raise RetriesExhausted(
+                PASS_PLANS, ConflictError(f"database {db!r} changed under every plan")
+            )
+        if out.pidx is not None:
+            self.pidx.publish(db, out.head, out.pidx)
+        self._remember(db, out.meta)
         m = self.metrics
         if out.changed:
             m.compaction_passes.inc()

@@ -204,9 +204,7 @@ class _EtcdSnapshot(Snapshot):
                 "another transaction changed keys this one read; it will be retried"
             )
 
-    def _guards(
-        self, guards: list[tuple[bytes, bytes | None]]
-    ) -> tuple[list[dict[str, Any]], int]:
+    def _guards(self, guards: list[tuple[bytes, bytes | None]]) -> tuple[list[dict[str, Any]], int]:
         """A compare per guard: the value equal, or (None) the key absent (version 0)."""
         out: list[dict[str, Any]] = []
         size = 0

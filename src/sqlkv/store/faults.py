@@ -32,7 +32,8 @@ POINTS: dict[str, str] = {
     "open.apply": "new generation; leftovers of a crashed owner removed (or the new head)",
     # ---------------------------------------------------------------- engine: reads
     "head.read_meta": "META (a snapshot read)",
-    "get_pages.read_meta": "META (a snapshot read)",
+    "get_pages.read_meta": "META (a snapshot read; the PIDX cache holds no map)",
+    "get_pages.read_all": "META and every blob the cached PIDX map names, at once (snapshot)",
     "get_pages.read_pidx": "the PIDX rows (cache miss)",
     "get_pages.read_pages": "every DELTA part and shard the pages live in, at once",
     "verify.read_meta": "META (a snapshot read; verify only reads)",
@@ -53,11 +54,12 @@ POINTS: dict[str, str] = {
     "finalize.read_shard": "the shard holding the new end (shrink)",
     "finalize.apply": "PIDX rows, directory row, manifests dropped and META",
     # ---------------------------------------------------------------- engine: compaction
-    "compact.read_meta": "META, serializably (the fence)",
+    "compact.read_meta": "META (a snapshot read: the pass is planned)",
     "compact.read_pidx": "the PIDX rows (cache miss)",
     "compact.read_shard": "a shard being folded into",
-    "compact.read_delta": "a DELTA part holding pages being folded",
+    "compact.read_delta": "the DELTA parts holding pages being folded, at once",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
+    "compact.recheck": "META serializably (the fence), the planned shards and their PIDX rows",
     "compact.apply": "shards written, PIDX rows and dead deltas removed, META",
     # ---------------------------------------------------------------- v1 VFS
     "v1.load.read_meta": "a file's size key",

@@ -285,7 +285,12 @@ class _MemorySnapshot(Snapshot):
     def commit(self, request: CommitRequest) -> None:
         point = self._point
         crash_after = self._store._round_trip("commit", f"{len(request.writes)} writes", point)
-        self._store._commit(self._rv, request)
+        try:
+            self._store._commit(self._rv, request)
+        except ConflictError:
+            if crash_after:  # the process dies after the refused commit: nothing applied
+                raise SimulatedCrash(f"after {point} (refused; the answer is lost)") from None
+            raise
         if crash_after:
             raise SimulatedCrash(f"after {point} (the commit applied, its answer is lost)")
 

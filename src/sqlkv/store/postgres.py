@@ -411,7 +411,9 @@ _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _GUARD_FAILED = "22012"  # division_by_zero: only the guard check divides
 
 
-def _raise_guard_failed(guards: list[tuple[bytes, bytes | None]], found: psycopg.Cursor[Any]) -> NoReturn:
+def _raise_guard_failed(
+    guards: list[tuple[bytes, bytes | None]], found: psycopg.Cursor[Any]
+) -> NoReturn:
     """Raise ``GuardFailed`` for the first guard that does not hold, from the values the
     guard's first statement returned (the transaction rolled back: nothing was applied)."""
     current = {bytes(k): bytes(v) for k, v in found.fetchall()}
@@ -419,6 +421,7 @@ def _raise_guard_failed(guards: list[tuple[bytes, bytes | None]], found: psycopg
         if current.get(key) != expected:
             raise GuardFailed(key, current.get(key))
     raise StoreError("PostgreSQL reported a failed guard, but every guard holds (a bug)")
+
 
 T = TypeVar("T")
 
@@ -448,5 +451,7 @@ def _pipelined(conn: Connection, send: Callable[[psycopg.Pipeline], T]) -> T:
     return cast(T, result)
 
 
-def _columns(pairs: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+def _columns(
+    pairs: Sequence[tuple[bytes, bytes | None]],
+) -> tuple[list[bytes], list[bytes | None]]:
     return [a for a, _ in pairs], [b for _, b in pairs]

@@ -1,6 +1,13 @@
 """Background compaction (docs/design.md §4): fold deltas into shards, delete what nothing uses."""
 
 from sqlkv.engine.compaction.coordinator import CompactionConfig, CompactionCoordinator
-from sqlkv.engine.compaction.fold import PassOutcome, fold_pass
+from sqlkv.engine.compaction.fold import FoldPlan, PassOutcome, apply_pass, plan_pass
 
-__all__ = ["CompactionConfig", "CompactionCoordinator", "PassOutcome", "fold_pass"]
+__all__ = [
+    "CompactionConfig",
+    "CompactionCoordinator",
+    "FoldPlan",
+    "PassOutcome",
+    "apply_pass",
+    "plan_pass",
+]

@@ -1,81 +1,88 @@
-"""One compaction pass over one database, in one store transaction.
+"""One compaction pass over one database: planned from a snapshot, applied in a short
+store transaction that conflicts on META.
 
-It folds the PIDX pages of up to ``shards_per_pass`` shards (those holding the oldest
-unfolded txids first) into their SHARD blobs — the PIDX row names the newest copy, so
-newest wins — deletes the folded PIDX rows, then deletes every delta older than the oldest
-txid any remaining row refers to (with its directory row), and advances
-``materialized_txid`` to just below that txid. META is read serializably, so a commit or
-a takeover racing with the pass makes one of them retry: never a rewound head or a lost
-commit. A pass given ``expected_generation`` is fenced (``FenceMismatch``, nothing written)
-when a takeover happened since the caller looked.
+**Plan** (``plan_pass``, a read-only transaction of snapshot reads, however long it takes):
+META, the PIDX map, the ``shards_per_pass`` shards holding the oldest unfolded txids, the
+DELTA parts their pages live in (one multi-range read), and the directory rows of the
+deltas that will be dead. It builds each new SHARD blob (the PIDX row names the newest
+copy, so newest wins) and the new ``materialized_txid``: just below the oldest txid any
+unfolded row refers to.
 
-A pass that changes anything bumps ``fold_epoch`` in META, which invalidates every
-engine's PIDX cache for the database. Every value it reads is checked first (``seal``);
-a damaged one raises ``CorruptionError`` and the pass writes nothing.
+**Apply** (``apply_pass``, one store transaction of two round trips): META read
+serializably with the chosen shards and their PIDX rows, in one multi-range read (the
+fence: a commit, a takeover or another pass landing before this one commits makes one of
+them retry, as before: never a rewound head or a lost commit). Commits that landed since
+the plan are fine: a PIDX row a commit rewrote is kept (it names a newer copy, which wins
+over the shard's), and only rows still naming what was folded are deleted. A takeover, a
+compaction pass, a shrink, a changed shard or a row that vanished since the plan makes the
+pass plan again (``None``); with ``expected_generation`` a takeover is ``FenceMismatch``.
+The pass writes the shards, drops the folded PIDX rows and every dead delta (with its
+directory row) and writes META: ``materialized_txid``, delta counters, ``fold_epoch`` + 1
+(which invalidates every engine's PIDX cache for the database).
+
+So the time a pass conflicts with commits is two store round trips, not the whole pass: a
+steady commit stream no longer starves compaction (issue 13). Every value read is checked
+first (``seal``); a damaged one raises ``CorruptionError`` and the pass writes nothing.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlkv.engine.apply import check_generation, decode_shard
-from sqlkv.engine.blobs import encode_pages, read_blob
+from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.ledger import Ledger, StoreReader
-from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, PidxCache, PidxMap, freeze
-from sqlkv.engine.seal import corrupt, unseal
-from sqlkv.errors import CorruptionError, LtxError
+from sqlkv.engine.ledger import Ledger, Rows, StoreReader
+from sqlkv.engine.pidx import (
+    PIDX_VALUE_BYTES,
+    Location,
+    PidxCache,
+    PidxMap,
+    freeze,
+    parse_some_rows,
+    tag_of,
+)
+from sqlkv.engine.seal import corrupt, join_chunks, unseal
+from sqlkv.errors import CorruptionError, DatabaseNotFound, LtxError
 from sqlkv.ltx import read_page, read_page_index
 from sqlkv.ltx.header import PageIndexEntry
+
+DELTA_READS_PER_TRIP = 64
+"""DELTA parts fetched per multi-range read while planning."""
 
 
 @dataclass
 class PassOutcome:
     head: Head
-    pidx: PidxMap
+    pidx: PidxMap | None  # None: the new map is not known here (readers reload it)
     shards_written: int = 0
     pages_folded: int = 0
     deltas_deleted: int = 0
     bytes_folded: int = 0
+    meta: tuple[Head, bytes] | None = None  # META as written
 
     @property
     def changed(self) -> bool:
         return bool(self.shards_written or self.pages_folded or self.deltas_deleted)
 
 
-class _DeltaReader:
-    """Delta parts fetched once per pass, with their page index."""
+@dataclass
+class FoldPlan:
+    """What one pass will write, planned from the snapshot at ``head``."""
 
-    def __init__(self, tr: StoreReader, keys: DbKeys) -> None:
-        self._tr = tr
-        self._keys = keys
-        self._parts: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]] = {}
+    head: Head
+    pidx: PidxMap
+    folded: dict[int, Location] = field(default_factory=dict)  # page -> the row folded
+    shards: dict[int, tuple[Rows, bytes | None]] = field(default_factory=dict)  # old, new
+    dead: list[tuple[bytes, bytes, int]] = field(default_factory=list)  # dir row, bytes
+    materialized: int = 0
 
-    def page(self, pgno: int, loc: Location) -> bytes:
-        where = f"txid {loc[0]} part {loc[1]}"
-        name = self._keys.name
-        entry = self._parts.get(loc)
-        try:
-            if entry is None:
-                blob = read_blob(
-                    self._tr, self._keys, self._keys.delta_part_range(*loc), "read_delta"
-                )
-                if blob is None:
-                    raise CorruptionError(
-                        name, "DELTA", where, f"page {pgno}'s PIDX row names it; it is missing"
-                    )
-                entry = self._parts[loc] = (blob, read_page_index(blob))
-            page = read_page(entry[0], pgno, entry[1])
-        except LtxError as exc:
-            raise CorruptionError(name, "DELTA", where, f"its LTX file: {exc}") from exc
-        if page is None:
-            raise CorruptionError(
-                name, "DELTA", where, f"it does not hold page {pgno}, which its PIDX row names"
-            )
-        return page
+    @property
+    def changes(self) -> bool:
+        return bool(self.shards or self.dead or self.materialized != self.head.materialized_txid)
 
 
 def _choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list[int]]:
@@ -90,71 +97,169 @@ def _choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list
     return {sid: sorted(by_shard[sid]) for sid in chosen}
 
 
-def fold_pass(
-    ledger: Ledger,
+def _read_parts(
+    tr: StoreReader, keys: DbKeys, locations: list[Location]
+) -> dict[Location, tuple[bytes, dict[int, PageIndexEntry]]]:
+    """Every DELTA part of ``locations``, joined and indexed, a few dozen per round trip."""
+    out: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]] = {}
+    for i in range(0, len(locations), DELTA_READS_PER_TRIP):
+        batch = locations[i : i + DELTA_READS_PER_TRIP]
+        answers = tr.get_ranges(
+            [(*keys.delta_part_range(*loc), 0, False) for loc in batch],
+            snapshot=True,
+            point="read_delta",
+        )
+        for loc, rows in zip(batch, answers, strict=True):
+            where = f"txid {loc[0]} part {loc[1]}"
+            if not rows:
+                raise CorruptionError(
+                    keys.name, "DELTA", where, "a PIDX row names it; it is missing"
+                )
+            blob = join_chunks(keys, rows)
+            try:
+                out[loc] = (blob, read_page_index(blob))
+            except LtxError as exc:
+                raise CorruptionError(keys.name, "DELTA", where, f"its LTX file: {exc}") from exc
+    return out
+
+
+def _page(
+    keys: DbKeys,
+    parts: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]],
+    pgno: int,
+    loc: Location,
+) -> bytes:
+    blob, index = parts[loc]
+    where = f"txid {loc[0]} part {loc[1]}"
+    try:
+        page = read_page(blob, pgno, index)
+    except LtxError as exc:
+        raise CorruptionError(keys.name, "DELTA", where, f"its LTX file: {exc}") from exc
+    if page is None:
+        raise CorruptionError(
+            keys.name, "DELTA", where, f"it does not hold page {pgno}, which its PIDX row names"
+        )
+    return page
+
+
+def plan_pass(
+    tr: StoreReader,
+    db: str,
+    keys: DbKeys,
     cache: PidxCache,
     shards_per_pass: int,
     expected_generation: int | None,
-) -> PassOutcome:
-    db, keys = ledger.db, ledger.keys
-    head = ledger.read_head()
+) -> FoldPlan:
+    """Plan one pass from snapshot reads (this transaction writes nothing)."""
+    raw = tr.get(keys.meta, snapshot=True, point="read_meta")
+    if raw is None:
+        raise DatabaseNotFound(db)
+    head = Head.decode(raw, db)
     if expected_generation is not None:
         check_generation(db, head, expected_generation)
-    published = cache.rows_for(ledger, db, keys, head)
-    pidx = dict(published)
-    deltas = _DeltaReader(ledger, keys)
+    pidx = cache.rows_for(tr, db, keys, head)
+    plan = FoldPlan(head, pidx)
+    chosen = _choose_shards(pidx, head.shard_size, shards_per_pass)
+    parts = _read_parts(tr, keys, sorted({pidx[p] for pgnos in chosen.values() for p in pgnos}))
     shard_txid = max(2, head.head_txid)
-    shards_written = pages_folded = 0
-    shard_count = head.shard_count
-    for sid, pgnos in _choose_shards(published, head.shard_size, shards_per_pass).items():
-        shard = keys.shard_range(sid, sid + 1)
-        old = ledger.get_range(*shard, snapshot=True, point="read_shard")
+    for sid, pgnos in chosen.items():
+        old = tr.get_range(*keys.shard_range(sid, sid + 1), snapshot=True, point="read_shard")
         pages: dict[int, bytes] = {}
         if old:
-            pages.update(decode_shard(keys, old).pages)  # checked before it is cleared
-            ledger.drop_range(shard, old)
-            shard_count -= 1
+            pages.update(decode_shard(keys, old).pages)  # checked before it is replaced
         for pgno in pgnos:
-            pages[pgno] = deltas.page(pgno, pidx.pop(pgno))
-            ledger.drop(keys.pidx(pgno), PIDX_VALUE_BYTES)
+            pages[pgno] = _page(keys, parts, pgno, pidx[pgno])
+            plan.folded[pgno] = pidx[pgno]
         kept = sorted((p, d) for p, d in pages.items() if p <= head.db_size_pages)
-        if kept:
-            blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size)
-            ledger.put_blob(partial(keys.shard_chunk, sid), blob)
-            shard_count += 1
-        shards_written += 1
-        pages_folded += len(pgnos)
+        blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size) if kept else None
+        plan.shards[sid] = (old, blob)
 
-    # Every delta older than the oldest one still referenced is dead.
-    first_live = min((t for t, _ in pidx.values()), default=head.head_txid + 1)
-    freed_delta = deleted = 0
-    for key, value in ledger.get_range(
+    # Every delta older than the oldest one an unfolded row refers to is dead.
+    first_live = min(
+        (t for p, (t, _) in pidx.items() if p not in plan.folded), default=head.head_txid + 1
+    )
+    for key, value in tr.get_range(
         *keys.delta_dir_range(head.materialized_txid + 1, first_live),
         snapshot=True,
         point="read_delta_dir",
     ):
-        txid = keys.delta_dir_txid(key)
         payload = unseal(keys, key, value)
         if len(payload) != 8:
             raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
-        (size,) = struct.unpack(">Q", payload)
-        ledger.drop_counted_range(keys.delta_txid_range(txid), size)
-        ledger.drop_rows([(key, value)])
-        freed_delta += size
-        deleted += 1
-    out = PassOutcome(
-        head, freeze(pidx), shards_written, pages_folded, deleted, pages_folded * head.page_size
+        plan.dead.append((key, value, struct.unpack(">Q", payload)[0]))
+    plan.materialized = max(head.materialized_txid, first_live - 1)
+    return plan
+
+
+def apply_pass(
+    ledger: Ledger, plan: FoldPlan, cache: PidxCache, expected_generation: int | None
+) -> PassOutcome | None:
+    """Write what ``plan`` folded, if the database still allows it; None: plan again."""
+    db, keys = ledger.db, ledger.keys
+    size = plan.head.shard_size
+    sids = list(plan.shards)
+    head, found = ledger.read_head_and(
+        [(*keys.pidx_range(sid * size, (sid + 1) * size), 0, False) for sid in sids]
+        + [(*keys.shard_range(sid, sid + 1), 0, False) for sid in sids],
+        point="recheck",
     )
-    materialized = max(head.materialized_txid, first_live - 1)
-    if out.changed or materialized != head.materialized_txid:
-        out.head = ledger.write_head(
-            head.with_changes(
-                materialized_txid=materialized,
-                delta_bytes=head.delta_bytes - freed_delta,
-                delta_count=head.delta_count - deleted,
-                fold_epoch=head.fold_epoch + 1,
-                pidx_count=len(pidx),
-                shard_count=shard_count,
-            )
+    if expected_generation is not None:
+        check_generation(db, head, expected_generation)
+    was = plan.head
+    if (
+        head.generation != was.generation
+        or head.fold_epoch != was.fold_epoch
+        or head.db_size_pages < was.db_size_pages
+        or any(
+            rows != plan.shards[sid][0] for sid, rows in zip(sids, found[len(sids) :], strict=True)
         )
-    return out
+    ):
+        return None  # a takeover, another pass or a shrink since the plan: plan again
+    now = parse_some_rows(keys, [row for rows in found[: len(sids)] for row in rows])
+    if any(pgno not in now for pgno in plan.folded):
+        return None  # a row removed since the plan (a shrink and regrowth)
+    dropped = [pgno for pgno, loc in plan.folded.items() if now[pgno] == loc]
+
+    shard_count = head.shard_count
+    for sid, (old, blob) in plan.shards.items():
+        if old:
+            ledger.drop_range(keys.shard_range(sid, sid + 1), old)
+            shard_count -= 1
+        if blob is not None:
+            ledger.put_blob(partial(keys.shard_chunk, sid), blob)
+            shard_count += 1
+    for pgno in dropped:
+        ledger.drop(keys.pidx(pgno), PIDX_VALUE_BYTES)
+    freed = 0
+    for key, value, stored in plan.dead:
+        ledger.drop_counted_range(keys.delta_txid_range(keys.delta_dir_txid(key)), stored)
+        ledger.drop_rows([(key, value)])
+        freed += stored
+    new = ledger.write_head(
+        head.with_changes(
+            materialized_txid=max(head.materialized_txid, plan.materialized),
+            delta_bytes=head.delta_bytes - freed,
+            delta_count=head.delta_count - len(plan.dead),
+            fold_epoch=head.fold_epoch + 1,
+            pidx_count=head.pidx_count - len(dropped),
+            shard_count=shard_count,
+        )
+    )
+    # The new map, when this engine holds the one at the head just read.
+    base = cache.peek(db)
+    pidx = None
+    if base is not None and tag_of(base[0]) == tag_of(head):
+        rows = dict(base[1])
+        for pgno in dropped:
+            del rows[pgno]
+        pidx = freeze(rows)
+    folded = len(plan.folded)
+    return PassOutcome(
+        new,
+        pidx,
+        shards_written=len(plan.shards),
+        pages_folded=folded,
+        deltas_deleted=len(plan.dead),
+        bytes_folded=folded * head.page_size,
+        meta=ledger.written,
+    )
