@@ -127,3 +127,23 @@ def test_two_guarded_writers_of_one_key_cannot_both_commit(store: Store) -> None
         t1.close()
         t2.close()
     assert values(store, b"m") == [b"by 1"]
+
+
+def test_failed_and_holding_guards_alternate_on_one_store(store: Store) -> None:
+    """A refused commit leaves nothing behind that breaks the next one (PostgreSQL: a
+    pooled connection whose pipeline was aborted, with prepared statements)."""
+    put(store, {b"m": b"0"})
+    for n in range(6):
+        current = b"%d" % (n // 2)
+
+        def fn(tr: Transaction, n: int = n, current: bytes = current) -> None:
+            tr.guard(b"m", current if n % 2 else b"stale")
+            tr.set(b"m", b"%d" % (n // 2 + 1))
+            tr.set(b"page%d" % n, b"data")
+
+        if n % 2:
+            store.transact(fn)
+        else:
+            with pytest.raises(GuardFailed):
+                store.transact(fn)
+    assert values(store, b"m", b"page1", b"page0") == [b"3", b"data", None]

@@ -303,21 +303,23 @@ class _PgSnapshot(Snapshot):
         def send(pipeline: psycopg.Pipeline) -> None:
             if conn.info.transaction_status == pq.TransactionStatus.IDLE:
                 conn.execute(_BEGIN, prepare=False)
-            # Not prepared: psycopg would count a Parse that an earlier error in the
-            # pipeline made the server skip as done ("prepared statement does not exist").
+            # Prepared (a commit's statements are the same every time: parsing and planning
+            # them was most of a small commit's server time). psycopg (>= 3.3) forgets a
+            # statement whose Parse an earlier error in the pipeline made the server skip
+            # (``PrepareManager.validate``); BEGIN and COMMIT are not worth preparing.
             cur = conn.cursor(binary=True)
             if request.guards:
                 keys = [k for k, _ in request.guards]
-                guarded.execute(sql_.guard_values, (keys,), prepare=False)
-                cur.execute(sql_.guard_check, _columns(request.guards), prepare=False)
+                guarded.execute(sql_.guard_values, (keys,), prepare=True)
+                cur.execute(sql_.guard_check, _columns(request.guards), prepare=True)
             if request.clear_ranges:
-                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=False)
+                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=True)
             if sets:
-                cur.execute(sql_.upsert, _columns(sets), prepare=False)
+                cur.execute(sql_.upsert, _columns(sets), prepare=True)
             if clears:
-                cur.execute(sql_.clear_keys, (clears,), prepare=False)
+                cur.execute(sql_.clear_keys, (clears,), prepare=True)
             if request.read_ranges:
-                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=False)
+                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=True)
             conn.execute("COMMIT", prepare=False)
             pipeline.sync()
 
