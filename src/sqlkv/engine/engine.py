@@ -21,9 +21,12 @@ from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, Stage
 from sqlkv.engine.apply import check_commit_id, check_generation
 from sqlkv.engine.commit import CommitOutcome, commit_pages
 from sqlkv.engine.compaction import (
+    ApplyState,
     CompactionConfig,
     CompactionCoordinator,
+    FoldPlan,
     PassOutcome,
+    absorb,
     apply_pass,
     plan_pass,
 )
@@ -57,6 +60,9 @@ log = logging.getLogger("sqlkv.engine")
 
 PASS_PLANS = 8
 """Plans one compaction pass may make before it gives up (``RetriesExhausted``)."""
+APPLY_ATTEMPTS = 64
+"""Guarded applies of one plan (each failed guard teaches it something) before it is
+planned again."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -276,21 +282,33 @@ class Engine:
 
     def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
         """Run one compaction pass on ``db``: planned in a read-only store transaction,
-        applied in a short one that conflicts on META (``compaction/fold.py``); planned
-        again when the database changed in a way the plan cannot absorb."""
+        applied in one guarded store operation (``compaction/fold.py``): a failed guard is
+        absorbed (newer META, a PIDX row a commit rewrote) and the apply sent again; the
+        pass is planned again when the database changed in a way the plan cannot absorb."""
         keys = self.keys(db)
+        out: PassOutcome | None = None
         for _ in range(PASS_PLANS):
             plan = self.store.transact(
                 lambda tr: plan_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation),
                 name="compact",
             )
             if not plan.changes:
-                out: PassOutcome | None = PassOutcome(plan.head, plan.pidx)
+                out = PassOutcome(plan.head, plan.pidx)
                 break
-            out = self.store.transact(
-                lambda tr: apply_pass(Ledger(tr, db, keys), plan, self.pidx, generation),  # noqa: B023
-                name="compact",
-            )
+            state = ApplyState(plan.meta)
+            for _ in range(APPLY_ATTEMPTS):
+                # The owner's engine knows the META of its last commit: often newer than
+                # the plan's snapshot or the last failed guard's answer.
+                state.meta = self.heads.newer(db, Head.decode(state.meta, db), state.meta)
+                try:
+                    out = self.store.transact(
+                        functools.partial(self._apply_pass, db, plan, generation, state),
+                        name="compact",
+                    )
+                    break
+                except GuardFailed as exc:
+                    if not absorb(keys, plan, state, exc):
+                        break
             if out is not None:
                 break
         if out is None:
@@ -358,6 +376,16 @@ class Engine:
         except FenceMismatch:
             self.heads.forget(db)
             raise
+
+    def _apply_pass(
+        self,
+        db: str,
+        plan: FoldPlan,
+        generation: int | None,
+        state: ApplyState,
+        tr: Transaction,
+    ) -> PassOutcome | None:
+        return apply_pass(Ledger(tr, db, self.keys(db)), plan, self.pidx, generation, state)
 
     def _remember(self, db: str, written: tuple[Head, bytes] | None) -> None:
         """Keep META as an operation of this engine wrote it (after it landed)."""

@@ -98,15 +98,9 @@ class Ledger:
         self.head = None if raw is None else Head.decode(raw, self.db)
         return self.head
 
-    def read_head_and(self, ranges: Sequence[RangeRead], point: str) -> tuple[Head, list[Rows]]:
-        """META and ``ranges``, all read serializably in one round trip."""
-        meta, *rows = self._tr.get_ranges(
-            [(self.keys.meta, self.keys.meta + b"\0", 0, False), *ranges], point=point
-        )
-        if not meta:
-            raise DatabaseNotFound(self.db)
-        self.head = Head.decode(meta[0][1], self.db)
-        return self.head, rows
+    def guard(self, key: bytes, expected: bytes | None) -> None:
+        """Commit only if ``key`` still holds ``expected`` (``Transaction.guard``)."""
+        self._tr.guard(key, expected)
 
     def assume_head(self, head: Head, raw: bytes) -> Head:
         """Take ``head`` (encoded as ``raw``) as META without reading it: the commit is

@@ -43,6 +43,12 @@ class MetaCache:
             self._entries.move_to_end(db)
             return entry[1]
 
+    def newer(self, db: str, head: Head, raw: bytes) -> bytes:
+        """The entry for ``db`` if it is newer than ``head`` (encoded as ``raw``), else ``raw``."""
+        with self._lock:
+            entry = self._entries.get(db)
+        return entry[1] if entry is not None and entry[0] > order_of(head) else raw
+
     def put(self, db: str, head: Head, raw: bytes) -> None:
         """Remember ``raw`` (the encoding of ``head``, as stored) unless a newer one is held."""
         order = order_of(head)

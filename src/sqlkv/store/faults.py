@@ -59,8 +59,7 @@ POINTS: dict[str, str] = {
     "compact.read_shard": "a shard being folded into",
     "compact.read_delta": "the DELTA parts holding pages being folded, at once",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
-    "compact.recheck": "META serializably (the fence), the planned shards and their PIDX rows",
-    "compact.apply": "shards written, PIDX rows and dead deltas removed, META",
+    "compact.apply": "shards, PIDX rows, dead deltas and META, guarded (META, rows, shards)",
     # ---------------------------------------------------------------- v1 VFS
     "v1.load.read_meta": "a file's size key",
     "v1.read.read_chunks": "the chunks a read needs",

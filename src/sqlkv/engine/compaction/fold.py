@@ -1,5 +1,5 @@
-"""One compaction pass over one database: planned from a snapshot, applied in a short
-store transaction that conflicts on META.
+"""One compaction pass over one database: planned from a snapshot, applied in one guarded
+store operation that conflicts on META.
 
 **Plan** (``plan_pass``, a read-only transaction of snapshot reads, however long it takes):
 META, the PIDX map, the ``shards_per_pass`` shards holding the oldest unfolded txids, the
@@ -8,19 +8,22 @@ deltas that will be dead. It builds each new SHARD blob (the PIDX row names the 
 copy, so newest wins) and the new ``materialized_txid``: just below the oldest txid any
 unfolded row refers to.
 
-**Apply** (``apply_pass``, one store transaction of two round trips): META read
-serializably with the chosen shards and their PIDX rows, in one multi-range read (the
-fence: a commit, a takeover or another pass landing before this one commits makes one of
-them retry, as before: never a rewound head or a lost commit). Commits that landed since
-the plan are fine: a PIDX row a commit rewrote is kept (it names a newer copy, which wins
-over the shard's), and only rows still naming what was folded are deleted. A takeover, a
-compaction pass, a shrink, a changed shard or a row that vanished since the plan makes the
-pass plan again (``None``); with ``expected_generation`` a takeover is ``FenceMismatch``.
-The pass writes the shards, drops the folded PIDX rows and every dead delta (with its
-directory row) and writes META: ``materialized_txid``, delta counters, ``fold_epoch`` + 1
-(which invalidates every engine's PIDX cache for the database).
+**Apply** (``apply_pass``, one store operation, no reads): the writes, guarded
+(``Transaction.guard``): META equals the bytes assumed (``ApplyState.meta``: the newest
+the engine knows), each PIDX row dropped still names what was folded, each shard replaced
+is still what the plan read. The guard on META is the fence: it is in the read-conflict
+set, so a commit, a takeover or another pass landing first makes this one fail or retry,
+as the serializable read did (never a rewound head or a lost commit). A failed guard
+answers the value it found and is absorbed (``absorb``): a newer META (commits since the
+plan change only what the apply recomputes from it), or a PIDX row a commit rewrote (it
+names a newer copy, which wins over the shard's: the row is kept); the apply is sent again.
+A takeover, another pass, a shrink, a changed shard or a row that vanished makes the pass
+plan again (``None`` / ``absorb`` False); with ``expected_generation`` a takeover is
+``FenceMismatch``. The apply writes the shards, drops the folded PIDX rows and every dead
+delta (with its directory row) and writes META on the head assumed: ``materialized_txid``,
+delta counters, ``fold_epoch`` + 1 (which invalidates every engine's PIDX cache).
 
-So the time a pass conflicts with commits is two store round trips, not the whole pass: a
+So the time a pass can conflict with commits is one store operation, not the whole pass: a
 steady commit stream no longer starves compaction (issue 13). Every value read is checked
 first (``seal``); a damaged one raises ``CorruptionError`` and the pass writes nothing.
 """
@@ -34,7 +37,7 @@ from functools import partial
 from sqlkv.engine.apply import check_generation, decode_shard
 from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.head import Head
-from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.keys import DbKeys, pack_pidx
 from sqlkv.engine.ledger import Ledger, Rows, StoreReader
 from sqlkv.engine.pidx import (
     PIDX_VALUE_BYTES,
@@ -42,11 +45,10 @@ from sqlkv.engine.pidx import (
     PidxCache,
     PidxMap,
     freeze,
-    parse_some_rows,
     tag_of,
 )
-from sqlkv.engine.seal import corrupt, join_chunks, unseal
-from sqlkv.errors import CorruptionError, DatabaseNotFound, LtxError
+from sqlkv.engine.seal import corrupt, join_chunks, seal, unseal
+from sqlkv.errors import CorruptionError, DatabaseNotFound, GuardFailed, LtxError
 from sqlkv.ltx import read_page, read_page_index
 from sqlkv.ltx.header import PageIndexEntry
 
@@ -71,9 +73,10 @@ class PassOutcome:
 
 @dataclass
 class FoldPlan:
-    """What one pass will write, planned from the snapshot at ``head``."""
+    """What one pass will write, planned from the snapshot at ``head`` (stored as ``meta``)."""
 
     head: Head
+    meta: bytes
     pidx: PidxMap
     folded: dict[int, Location] = field(default_factory=dict)  # page -> the row folded
     shards: dict[int, tuple[Rows, bytes | None]] = field(default_factory=dict)  # old, new
@@ -158,7 +161,7 @@ def plan_pass(
     if expected_generation is not None:
         check_generation(db, head, expected_generation)
     pidx = cache.rows_for(tr, db, keys, head)
-    plan = FoldPlan(head, pidx)
+    plan = FoldPlan(head, raw, pidx)
     chosen = _choose_shards(pidx, head.shard_size, shards_per_pass)
     parts = _read_parts(tr, keys, sorted({pidx[p] for pgnos in chosen.values() for p in pgnos}))
     shard_txid = max(2, head.head_txid)
@@ -191,18 +194,28 @@ def plan_pass(
     return plan
 
 
+@dataclass
+class ApplyState:
+    """What one apply attempt assumes: META's bytes, and the folded pages whose PIDX row a
+    commit has rewritten since the plan (kept, not dropped)."""
+
+    meta: bytes
+    moved: set[int] = field(default_factory=set)
+
+
 def apply_pass(
-    ledger: Ledger, plan: FoldPlan, cache: PidxCache, expected_generation: int | None
+    ledger: Ledger,
+    plan: FoldPlan,
+    cache: PidxCache,
+    expected_generation: int | None,
+    state: ApplyState,
 ) -> PassOutcome | None:
-    """Write what ``plan`` folded, if the database still allows it; None: plan again."""
+    """Write what ``plan`` folded, guarded instead of read: META is ``state.meta``, each
+    PIDX row dropped still names what was folded, each shard replaced is still what the plan
+    read. A guard that fails raises ``GuardFailed`` (the caller updates ``state`` and tries
+    again, ``absorb``); None: the database changed in a way the plan cannot absorb."""
     db, keys = ledger.db, ledger.keys
-    size = plan.head.shard_size
-    sids = list(plan.shards)
-    head, found = ledger.read_head_and(
-        [(*keys.pidx_range(sid * size, (sid + 1) * size), 0, False) for sid in sids]
-        + [(*keys.shard_range(sid, sid + 1), 0, False) for sid in sids],
-        point="recheck",
-    )
+    head = Head.decode(state.meta, db)
     if expected_generation is not None:
         check_generation(db, head, expected_generation)
     was = plan.head
@@ -210,26 +223,25 @@ def apply_pass(
         head.generation != was.generation
         or head.fold_epoch != was.fold_epoch
         or head.db_size_pages < was.db_size_pages
-        or any(
-            rows != plan.shards[sid][0] for sid, rows in zip(sids, found[len(sids) :], strict=True)
-        )
     ):
         return None  # a takeover, another pass or a shrink since the plan: plan again
-    now = parse_some_rows(keys, [row for rows in found[: len(sids)] for row in rows])
-    if any(pgno not in now for pgno in plan.folded):
-        return None  # a row removed since the plan (a shrink and regrowth)
-    dropped = [pgno for pgno, loc in plan.folded.items() if now[pgno] == loc]
-
+    ledger.assume_head(head, state.meta)
     shard_count = head.shard_count
     for sid, (old, blob) in plan.shards.items():
+        for key, value in old:  # the shard is what the plan read, and no more
+            ledger.guard(key, value)
+        ledger.guard(keys.shard_chunk(sid, len(old)), None)
         if old:
             ledger.drop_range(keys.shard_range(sid, sid + 1), old)
             shard_count -= 1
         if blob is not None:
             ledger.put_blob(partial(keys.shard_chunk, sid), blob)
             shard_count += 1
+    dropped = [pgno for pgno in plan.folded if pgno not in state.moved]
     for pgno in dropped:
-        ledger.drop(keys.pidx(pgno), PIDX_VALUE_BYTES)
+        key = keys.pidx(pgno)
+        ledger.guard(key, seal(key, pack_pidx(*plan.folded[pgno])))
+        ledger.drop(key, PIDX_VALUE_BYTES)
     freed = 0
     for key, value, stored in plan.dead:
         ledger.drop_counted_range(keys.delta_txid_range(keys.delta_dir_txid(key)), stored)
@@ -245,7 +257,7 @@ def apply_pass(
             shard_count=shard_count,
         )
     )
-    # The new map, when this engine holds the one at the head just read.
+    # The new map, when this engine holds the one at the head assumed.
     base = cache.peek(db)
     pidx = None
     if base is not None and tag_of(base[0]) == tag_of(head):
@@ -263,3 +275,18 @@ def apply_pass(
         bytes_folded=folded * head.page_size,
         meta=ledger.written,
     )
+
+
+def absorb(keys: DbKeys, plan: FoldPlan, state: ApplyState, failed: GuardFailed) -> bool:
+    """Update ``state`` from a failed guard of ``apply_pass``; False: plan again."""
+    if failed.key == keys.meta:
+        if failed.current is None:
+            raise DatabaseNotFound(keys.name)
+        state.meta = failed.current
+        return True
+    if keys.pidx_range()[0] <= failed.key < keys.pidx_range()[1] and failed.current:
+        pgno = keys.pidx_pgno(failed.key)
+        if pgno in plan.folded and pgno not in state.moved:
+            state.moved.add(pgno)  # a commit rewrote it: it names a newer copy, kept
+            return True
+    return False  # a shard changed, or a folded page's row vanished (a shrink)
