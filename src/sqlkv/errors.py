@@ -185,6 +185,16 @@ class CompactionBehind(EngineError):
     retryable = True
 
 
+class SnapshotTooOld(EngineError):
+    """The state asked for (a txid, a time, a label's txid) is older than what the database
+    still retains: compaction folded it away (docs/history.md). Not retryable: read a newer
+    state, or lengthen the database's retention window so that later states stay readable."""
+
+
+class UnknownLabel(EngineError):
+    """No label of that name exists in the database (labels: ``Engine.label``)."""
+
+
 class CorruptionError(EngineError):
     """A value the engine read from the store failed its check (or a key it needs is
     missing): the store holds damaged data. The value was not used and nothing was written.

@@ -157,7 +157,15 @@ def expect_right_or_corrupt(
     try:
         action(engine)
     except CorruptionError as exc:
-        assert exc.db == NAME and exc.kind in ("META", "PIDX", "DELTA", "SHARD", "X", "T")
+        assert exc.db == NAME and exc.kind in (
+            "META",
+            "PIDX",
+            "DELTA",
+            "SHARD",
+            "X",
+            "T",
+            "HISTORY",
+        )
         assert "sqlkv verify" in str(exc)
         assert rows_of(store) == before, "a CorruptionError left the store changed"
         return True
@@ -201,7 +209,8 @@ def test_every_flipped_byte_class_of_every_key_is_caught(
 ) -> None:
     store, model, pristine = db
     keys = DbKeys(NAME)
-    assert {describe(keys, k)[0] for k in pristine} == {"META", "PIDX", "DELTA", "SHARD", "X", "T"}
+    kinds = {"META", "PIDX", "DELTA", "SHARD", "X", "T", "HISTORY"}
+    assert {describe(keys, k)[0] for k in pristine} == kinds
     assert len([k for k in pristine if k.startswith(keys.shard(0))]) >= 2
     cases = list(flips(pristine, keys))
     assert len(cases) > 100

@@ -137,6 +137,13 @@ def script(e: EngineApi) -> list[tuple[str, Callable[[], Any]]]:
         ("GET_PAGES", lambda: e.get_pages("s", state["gen"], [1, 40, 50, 51, 150])),
         ("HEAD", lambda: e.head("s")),
         ("COMMIT_STAGE", lambda: e.commit_stage("other", 1, None, 0, {1: page(1)})),
+        ("SNAPSHOT", lambda: e.snapshot("s", preload=[2, 3, 51])),
+        ("SNAPSHOT", lambda: e.snapshot("s", at=state["head"] - 1, preload=[1, 40])),
+        ("SNAPSHOT", lambda: e.snapshot("nope")),
+        ("READ_AT", lambda: e.read_at("s", state["head"] - 2, [1, 4, 100, 150, 201])),
+        ("READ_AT", lambda: e.read_at("s", state["head"] + 5, [1])),
+        ("CHANGES_SINCE", lambda: e.changes_since("s", state["head"] - 3)),
+        ("CHANGES_SINCE", lambda: e.changes_since("s", state["head"])),
     ]
 
 

@@ -179,6 +179,7 @@ def _v2_text(r: dict[str, Any]) -> str:
         ("pidx", "rows"),
         ("delta_directory", "rows"),
         ("staged", "manifests"),
+        ("history", "txids"),
     ):
         fam = k[kind]
         lines.append(

@@ -149,6 +149,7 @@ V2_TAGS = {
     ord("S"): "shards",
     ord("T"): "staged",
     ord("X"): "delta_directory",
+    ord("H"): "history",
 }
 
 
@@ -161,7 +162,15 @@ def scan_v2(store: Store, name: str) -> V2Scan | None:
         if raw is None:
             return None
         scan = V2Scan(Head.decode(raw, name))
-        for fam in ("deltas", "staged_deltas", "shards", "pidx", "delta_directory", "staged"):
+        for fam in (
+            "deltas",
+            "staged_deltas",
+            "shards",
+            "pidx",
+            "delta_directory",
+            "staged",
+            "history",
+        ):
             scan.family(fam)
         at = len(keys.prefix)
         for key, value in _paged(tr, keys.all_range()):
@@ -175,6 +184,8 @@ def scan_v2(store: Store, name: str) -> V2Scan | None:
                 scan.family(kind).add(txid, size)
             elif kind == "shards":
                 scan.family(kind).add(keys.shard_id(key), size)
+            elif kind == "history":
+                scan.family(kind).add(keys.history_txid(key), size)
             elif kind is not None:
                 scan.family(kind).add(key, size)
             else:

@@ -37,6 +37,26 @@ class CommitResult:
 
 
 @dataclass(frozen=True)
+class SnapshotResult:
+    """Answer to ``snapshot``: a committed state, read without taking the database over."""
+
+    txid: int  # the committed txid this snapshot reads (exact)
+    db_size_pages: int  # the database size at that txid
+    head: Head  # the current head when the snapshot was taken (for lag metrics)
+    pages: dict[int, bytes | None] = field(default_factory=dict)  # page 1 + preload, at txid
+
+
+@dataclass(frozen=True)
+class ChangesResult:
+    """Answer to ``changes_since``: the newest committed txid and what changed up to it."""
+
+    txid: int  # the newest committed txid (the reader's next snapshot)
+    db_size_pages: int  # the size at that txid
+    head: Head
+    changed: frozenset[int] | None  # pages written or cut in (since, txid]; None = unknown
+
+
+@dataclass(frozen=True)
 class StageResult:
     txid: int  # the txid reserved for this large commit; pass it to later stage calls
     parts: int  # LTX parts written by this call
@@ -82,4 +102,22 @@ class EngineApi(Protocol):
 
     def head(self, db: str) -> Head:
         """The current head (raises DatabaseNotFound); for lost-answer resolution and tools."""
+        ...
+
+    def snapshot(
+        self, db: str, *, at: int | None = None, preload: Sequence[int] = ()
+    ) -> SnapshotResult:
+        """A committed state (``at``: a txid; None: the head) with page 1 and ``preload``;
+        read-only: never takes over, never fences. ``SnapshotTooOld`` when that state is no
+        longer retained, ``InvalidRequest`` for a txid never committed (docs/history.md)."""
+        ...
+
+    def read_at(self, db: str, txid: int, pgnos: Sequence[int]) -> PagesResult:
+        """Pages exactly as of committed ``txid`` (None above its size), one store
+        transaction; ``SnapshotTooOld`` when that state is no longer readable."""
+        ...
+
+    def changes_since(self, db: str, txid: int) -> ChangesResult:
+        """The newest head and the pages written or cut since ``txid`` (one store
+        operation); ``changed`` is None when that is no longer known."""
         ...

@@ -146,12 +146,14 @@ def check_db_size(db_size_pages: int) -> None:
         raise InvalidRequest(f"db_size_pages {db_size_pages!r} is out of range")
 
 
-def shrink(ledger: Ledger, head: Head, new_size: int, pidx: dict[int, Location]) -> int:
+def shrink(ledger: Ledger, head: Head, new_size: int, pidx: dict[int, Location], txid: int) -> int:
     """Drop PIDX rows (from ``pidx`` too) and shard pages above ``new_size``; returns the
     number of shards removed (the caller's head keeps ``shard_count`` exact).
 
     The shard holding ``new_size`` is rewritten without the pages above it; shards wholly
     above it are deleted. DELTAs keep their bytes until compaction finds them unreferenced.
+    The rewritten shard keeps its state txid (LTX min_txid) and records ``txid``, the
+    shrinking commit, as the first txid it is valid for (max_txid; docs/history.md).
     """
     if new_size >= head.db_size_pages:
         return 0
@@ -169,11 +171,14 @@ def shrink(ledger: Ledger, head: Head, new_size: int, pidx: dict[int, Location])
     removed = len({keys.shard_id(k) for k, _ in rows})
     partial = [(k, v) for k, v in rows if keys.shard_id(k) == first_shard]
     kept = []
+    state = max(2, head.materialized_txid)
     if partial:  # checked before anything is cleared
-        kept = [(p, d) for p, d in decode_shard(keys, partial).pages if p <= new_size]
+        old = decode_shard(keys, partial)
+        kept = [(p, d) for p, d in old.pages if p <= new_size]
+        state = old.header.min_txid
     ledger.drop_range(keys.shard_range(first_shard), rows)
     if kept:
-        data = encode_pages(kept, max(2, head.materialized_txid), new_size, head.page_size)
+        data = encode_pages(kept, state, new_size, head.page_size, max_txid=max(state, txid))
         ledger.put_blob(lambda i: keys.shard_chunk(first_shard, i), data)
         removed -= 1
     return removed

@@ -19,15 +19,21 @@ if TYPE_CHECKING:
 
 
 def encode_pages(
-    pages: Sequence[tuple[int, bytes]], txid: int, commit: int, page_size: int
+    pages: Sequence[tuple[int, bytes]],
+    txid: int,
+    commit: int,
+    page_size: int,
+    *,
+    max_txid: int | None = None,
 ) -> bytes:
-    """One LTX file (no rolling checksums: sqlkv verifies with the file checksum)."""
+    """One LTX file (no rolling checksums: sqlkv verifies with the file checksum).
+    ``max_txid`` (default ``txid``): a shard rewritten by a shrink is valid from it."""
     header = LtxHeader(
         flags=HEADER_FLAG_NO_CHECKSUM,
         page_size=page_size,
         commit=commit,
         min_txid=txid,
-        max_txid=txid,
+        max_txid=txid if max_txid is None else max_txid,
         timestamp_ms=int(time.time() * 1000),
     )
     return encode(header, pages)

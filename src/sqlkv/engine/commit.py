@@ -14,6 +14,7 @@ from functools import partial
 from sqlkv.engine.apply import check_pages, fence_commit, record_delta, set_pidx_rows, shrink
 from sqlkv.engine.blobs import blob_size, encode_pages
 from sqlkv.engine.config import EngineConfig
+from sqlkv.engine.facts import facts_size, record_facts
 from sqlkv.engine.head import Head
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxCache, PidxMap, freeze, pidx_row_bytes
@@ -42,6 +43,12 @@ def encode_parts(
         encode_pages(pages[i : i + step], txid, commit, config.page_size)
         for i in range(0, len(pages), step)
     ]
+
+
+def _part_pages(
+    ordered: list[tuple[int, bytes]], parts: int, step: int
+) -> list[tuple[int, list[int]]]:
+    return [(n, [p for p, _ in ordered[n * step : (n + 1) * step]]) for n in range(parts)]
 
 
 def commit_pages(
@@ -84,6 +91,7 @@ def commit_pages(
         ledger.size
         + sum(blob_size(p, key_len, limits.max_value_bytes) for p in parts)
         + len(ordered) * pidx_row_bytes(keys)
+        + facts_size(len(ordered), len(parts))
         + TRANSACTION_OVERHEAD
     )
     if needed > limits.max_transaction_bytes:
@@ -94,7 +102,7 @@ def commit_pages(
         # A txid was reserved by commit_stage and never finalized: the owner gave that large
         # commit up (it commits something else now), so its staged parts go.
         drop_all_staged(ledger)
-    shards_removed = shrink(ledger, head, db_size_pages, pidx)
+    shards_removed = shrink(ledger, head, db_size_pages, pidx, txid)
     located: dict[int, tuple[int, int]] = {}
     step = config.part_pages
     delta_bytes = 0
@@ -107,6 +115,9 @@ def commit_pages(
     if parts:
         record_delta(ledger, txid, delta_bytes)
         live = 1
+    record_facts(
+        ledger, head.head_txid, txid, db_size_pages, _part_pages(ordered, len(parts), step)
+    )
     new_head = ledger.write_head(
         head.with_changes(
             head_txid=txid,

@@ -32,6 +32,7 @@ from sqlkv.engine.compaction import (
 )
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
+from sqlkv.engine.history_ops import HistoryOps
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.meta_cache import MetaCache
@@ -70,7 +71,7 @@ def _db_keys(db: str) -> DbKeys:
     return DbKeys(check_database_name(db))
 
 
-class Engine:
+class Engine(HistoryOps):
     """Storage engine for every database in ``store``. Thread-safe.
 
     ``compaction``: a ``CompactionConfig`` (or True for the defaults) starts the background

@@ -8,6 +8,7 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     S {shard:u32} {chunk:u32}           chunks of the LTX file of folded pages shard*S..shard*S+S-1
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
     X {txid:u64}                        delta directory: stored bytes of that txid's delta
+    H {txid:u64} {chunk:u32}            history facts of a committed txid (docs/history.md)
 
 A txid's pages may span several LTX *parts*: a large commit is staged in several requests,
 and even a one-request commit is cut into parts of a bounded number of pages so that a
@@ -108,6 +109,18 @@ class DbKeys:
         return self._span(b"X", ">Q", first, end)
 
     def delta_dir_txid(self, key: bytes) -> int:
+        (txid,) = struct.unpack_from(">Q", key, len(self.prefix) + 1)
+        return int(txid)
+
+    # history facts (docs/history.md)
+    def history_chunk(self, txid: int, chunk: int) -> bytes:
+        return self.prefix + b"H" + struct.pack(">QI", txid, chunk)
+
+    def history_range(self, first: int = 0, end: int = U64_END) -> tuple[bytes, bytes]:
+        """History facts of txids in ``[first, end)`` (every chunk)."""
+        return self._span(b"H", ">Q", first, end)
+
+    def history_txid(self, key: bytes) -> int:
         (txid,) = struct.unpack_from(">Q", key, len(self.prefix) + 1)
         return int(txid)
 

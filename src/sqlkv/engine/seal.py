@@ -37,6 +37,7 @@ KINDS = {
     ord("S"): "SHARD",
     ord("T"): "T",  # staging manifest
     ord("X"): "X",  # delta directory row
+    ord("H"): "HISTORY",  # history facts of a txid
 }
 
 
@@ -114,6 +115,9 @@ def describe(keys: DbKeys, key: bytes) -> tuple[str, str]:
     elif tag == ord("S") and len(body) == 8:
         shard, chunk = struct.unpack(">II", body)
         location = f"shard {shard} chunk {chunk}"
+    elif tag == ord("H") and len(body) == 12:
+        txid, chunk = struct.unpack(">QI", body)
+        location = f"txid {txid} chunk {chunk}"
     elif tag == ord("X") and len(body) == 8:
         location = f"txid {struct.unpack('>Q', body)[0]}"
     return kind, location

@@ -28,6 +28,7 @@ from sqlkv.engine.apply import (
 from sqlkv.engine.blobs import blob_size
 from sqlkv.engine.commit import TRANSACTION_OVERHEAD, CommitOutcome, encode_parts
 from sqlkv.engine.config import EngineConfig
+from sqlkv.engine.facts import group_by_part, record_facts
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxCache, freeze
 from sqlkv.engine.staging import manifest, read_manifest
@@ -161,10 +162,11 @@ def finalize(
         )
     pidx = dict(cache.rows_for(ledger, db, keys, head))
     # The staged chunks are counted already (they become the delta); their manifests go now.
-    shards_removed = shrink(ledger, head, db_size_pages, pidx)  # checks before it writes
+    shards_removed = shrink(ledger, head, db_size_pages, pidx, txid)  # checks before it writes
     ledger.drop_range(keys.stage_range(txid), manifests)
     set_pidx_rows(ledger, pidx, located)
     record_delta(ledger, txid, delta_bytes)
+    record_facts(ledger, head.head_txid, txid, db_size_pages, group_by_part(located))
     new_head = ledger.write_head(
         head.with_changes(
             head_txid=txid,

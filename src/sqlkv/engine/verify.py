@@ -12,7 +12,9 @@
   no PIDX row or shard page above ``db_size_pages``;
 - every live delta has a directory row (X) with its exact stored size, and every X row a
   delta; every DELTA above head is a staged part with its manifest (T) and vice versa, and
-  the manifest's pages and byte count match the part.
+  the manifest's pages and byte count match the part;
+- history facts (H, docs/history.md) decode, describe no txid above head, and the parts
+  they name for a stored delta exist and hold those pages.
 
 It never writes. Problems come back as ``Problem`` rows (kind, location, message), one per
 damaged key or broken invariant; ``sqlkv verify`` prints them one per line.
@@ -25,7 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlkv.engine.head import Head
+from sqlkv.engine.facts import Facts, decode_facts
+from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys, unpack_pidx
 from sqlkv.engine.seal import describe, join_chunks, unseal
 from sqlkv.engine.staging import read_manifest
@@ -119,6 +122,7 @@ class _Scan:
         self.manifests: dict[tuple[int, int], tuple[int, list[int]]] = {}
         self.directory: dict[int, int] = {}  # txid -> size in its X row
         self.shard_ids: set[int] = set()
+        self.facts: dict[int, Facts] = {}
         self.damaged: set[bytes] = set()  # row keys whose value failed its check
 
     def problem(self, key: bytes | None, message: str, kind: str = "", location: str = "") -> None:
@@ -166,12 +170,17 @@ class _Scan:
             return (tag, *self.keys.delta_txid_part(key))
         if tag == ord("S") and body == 8:
             return (tag, self.keys.shard_id(key))
+        if tag == ord("H") and body == 12:
+            return (tag, self.keys.history_txid(key))
         return None
 
     # ------------------------------------------------------------------ blobs
 
     def _blob(self, blob_id: tuple[int, ...] | None, rows: list[tuple[bytes, bytes]]) -> None:
         assert blob_id is not None
+        if blob_id[0] == ord("H"):
+            self._facts(blob_id[1], rows)
+            return
         size = sum(len(k) + len(v) for k, v in rows)
         try:
             ltx = decode(join_chunks(self.keys, rows))
@@ -203,6 +212,14 @@ class _Scan:
             above = [p for p in pages if p > self.head.db_size_pages]
             if above:
                 self.problem(rows[0][0], f"it holds page {above[0]}, above the database size")
+
+    def _facts(self, txid: int, rows: list[tuple[bytes, bytes]]) -> None:
+        try:
+            self.facts[txid] = decode_facts(txid, join_chunks(self.keys, rows))
+        except CorruptionError as exc:
+            self.report.problems.append(Problem(exc.kind, exc.location, exc.detail))
+        except ValueError as exc:
+            self.problem(rows[0][0], f"its history facts do not decode: {exc}")
 
     # ------------------------------------------------------------------ rows
 
@@ -243,6 +260,7 @@ class _Scan:
             self.problem(meta, str(exc))
         self._check_pidx(head)
         self._check_deltas(head)
+        self._check_facts(head)
         damaged = {describe(self.keys, k)[0] for k in self.damaged}
         counters = [
             ("pidx_count", head.pidx_count, len(self.pidx), "PIDX rows", "PIDX"),
@@ -303,6 +321,34 @@ class _Scan:
                 self.problem(key, "it names a staged part that is missing")
             elif self.part_bytes[loc] != used or self.parts[loc] not in (None, set(pgnos)):
                 self.problem(key, "its byte count or pages disagree with the staged part")
+
+    def _check_facts(self, head: Head) -> None:
+        # Compaction keeps the facts of every committed txid from materialized_txid on:
+        # follow the chain back from the head (txids committed before this sqlkv wrote
+        # facts end it: a database that has none yet is not checked).
+        txid = head.head_txid
+        while self.facts and txid >= head.materialized_txid and txid > CREATION_TXID:
+            facts = self.facts.get(txid)
+            if facts is None:
+                self.problem(
+                    self.keys.history_chunk(txid, 0),
+                    f"the history facts of txid {txid} are missing",
+                )
+                break
+            if facts.prev_txid >= txid:
+                self.problem(self.keys.history_chunk(txid, 0), "its previous txid is not older")
+                break
+            txid = facts.prev_txid
+        for txid, facts in sorted(self.facts.items()):
+            key = self.keys.history_chunk(txid, 0)
+            if txid > head.head_txid:
+                self.problem(key, f"history facts of txid {txid}, above head txid {head.head_txid}")
+            if txid not in self.directory:
+                continue  # its delta was folded and deleted (or it wrote no page)
+            for part, pgnos in facts.parts:
+                pages = self.parts.get((txid, part), set())
+                if pages is not None and not set(pgnos) <= pages:
+                    self.problem(key, f"it names pages of delta part {part} that the part lacks")
 
 
 def _loc(loc: tuple[int, int]) -> str:

@@ -14,7 +14,8 @@ each time (failover); the answer's own errors (``FenceMismatch``, ``QuotaExceede
 are raised unchanged, never retried here. Whether a request may be sent again depends on
 what it does:
 
-- ``open``, ``get_pages``, ``head``, HEALTH and ``commit_stage`` (a lost stage answer is
+- ``open``, ``get_pages``, ``head``, the read-only history calls (``snapshot``,
+  ``read_at``, ``changes_since``), HEALTH and ``commit_stage`` (a lost stage answer is
   rewritten under the same txid/seq, or leaves an abandoned txid that takeover removes):
   always retried;
 - ``commit`` / ``commit_finalize`` *with* a ``commit_id``: the same request is sent again;
@@ -60,7 +61,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
+from sqlkv.engine.api import (
+    ChangesResult,
+    CommitResult,
+    OpenResult,
+    Pages,
+    PagesResult,
+    SnapshotResult,
+    StageResult,
+)
 from sqlkv.engine.head import Head
 from sqlkv.errors import (
     CommitOutcomeUnknown,
@@ -79,6 +88,7 @@ from sqlkv.server.protocol import (
     PROTOCOL_VERSION,
     REQUEST_TYPE,
     Answer,
+    ChangesRequest,
     CommitRequest,
     FinalizeRequest,
     GetPagesRequest,
@@ -89,7 +99,9 @@ from sqlkv.server.protocol import (
     HelloOk,
     MsgType,
     OpenRequest,
+    ReadAtRequest,
     Request,
+    SnapshotRequest,
     StageRequest,
     decode_answer,
     encode_request,
@@ -241,6 +253,23 @@ class RemoteEngine:
     def head(self, db: str) -> Head:
         answer = self._request(HeadRequest(db))
         assert isinstance(answer, Head)
+        return answer
+
+    def snapshot(
+        self, db: str, *, at: int | None = None, preload: Sequence[int] = ()
+    ) -> SnapshotResult:
+        answer = self._request(SnapshotRequest(db, at, tuple(preload)))
+        assert isinstance(answer, SnapshotResult)
+        return answer
+
+    def read_at(self, db: str, txid: int, pgnos: Sequence[int]) -> PagesResult:
+        answer = self._request(ReadAtRequest(db, txid, tuple(pgnos)))
+        assert isinstance(answer, PagesResult)
+        return answer
+
+    def changes_since(self, db: str, txid: int) -> ChangesResult:
+        answer = self._request(ChangesRequest(db, txid))
+        assert isinstance(answer, ChangesResult)
         return answer
 
     # ------------------------------------------------------------------ extras

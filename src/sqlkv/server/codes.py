@@ -45,11 +45,13 @@ from sqlkv.errors import (
     RetriesExhausted,
     ServerFault,
     ServerShuttingDown,
+    SnapshotTooOld,
     SqlkvError,
     StoreError,
     StoreRewound,
     StoreUnavailable,
     TransactionTooOld,
+    UnknownLabel,
 )
 from sqlkv.server.codec import Reader, Writer
 
@@ -84,6 +86,8 @@ CODES: dict[int, type[SqlkvError]] = {
     47: CompactionBehind,
     48: CorruptionError,
     49: StoreRewound,
+    50: SnapshotTooOld,
+    51: UnknownLabel,
 }
 CLASS_CODES: dict[type[SqlkvError], int] = {cls: code for code, cls in CODES.items()}
 SERVER_FAULT = CLASS_CODES[ServerFault]

@@ -30,6 +30,10 @@ Requests and their answers (``->``)::
     COMMIT_FINALIZE  string db u64 generation u64 expected_head_txid u64 txid
                      u64 db_size_pages opt_id commit_id -> head u8 already_applied
     HEAD             string db -> head
+    SNAPSHOT         string db opt_u64 at pgnos preload -> u64 txid u32 db_size_pages head pages
+    READ_AT          string db u64 txid pgnos -> head pages (absent = None)
+    CHANGES_SINCE    string db u64 txid -> u64 txid u32 db_size_pages head u8 known
+                     [pgnos changed, when known]
     ERROR            u16 code text message ...class fields   (``codes.py``)
 
 ``opt_id`` is a presence byte then a ``u16``-length byte string (16 bytes for a valid
@@ -43,7 +47,14 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from sqlkv.engine.api import CommitResult, OpenResult, PagesResult, StageResult
+from sqlkv.engine.api import (
+    ChangesResult,
+    CommitResult,
+    OpenResult,
+    PagesResult,
+    SnapshotResult,
+    StageResult,
+)
 from sqlkv.engine.head import Head
 from sqlkv.errors import InvalidRequest, ProtocolError
 from sqlkv.server.codec import Reader, Writer
@@ -67,6 +78,9 @@ class MsgType(IntEnum):
     COMMIT_STAGE = 0x13
     COMMIT_FINALIZE = 0x14
     HEAD = 0x15
+    SNAPSHOT = 0x16
+    READ_AT = 0x17
+    CHANGES_SINCE = 0x18
     ERROR = 0xFF
 
 
@@ -154,6 +168,26 @@ class HeadRequest:
     db: str
 
 
+@dataclass(frozen=True)
+class SnapshotRequest:
+    db: str
+    at: int | None = None
+    preload: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadAtRequest:
+    db: str
+    txid: int
+    pgnos: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ChangesRequest:
+    db: str
+    txid: int
+
+
 Request = (
     Hello
     | Health
@@ -163,8 +197,21 @@ Request = (
     | StageRequest
     | FinalizeRequest
     | HeadRequest
+    | SnapshotRequest
+    | ReadAtRequest
+    | ChangesRequest
 )
-Answer = HelloOk | HealthOk | OpenResult | PagesResult | CommitResult | StageResult | Head
+Answer = (
+    HelloOk
+    | HealthOk
+    | OpenResult
+    | PagesResult
+    | CommitResult
+    | StageResult
+    | Head
+    | SnapshotResult
+    | ChangesResult
+)
 
 REQUEST_TYPE: dict[type, MsgType] = {
     Hello: MsgType.HELLO,
@@ -175,6 +222,9 @@ REQUEST_TYPE: dict[type, MsgType] = {
     StageRequest: MsgType.COMMIT_STAGE,
     FinalizeRequest: MsgType.COMMIT_FINALIZE,
     HeadRequest: MsgType.HEAD,
+    SnapshotRequest: MsgType.SNAPSHOT,
+    ReadAtRequest: MsgType.READ_AT,
+    ChangesRequest: MsgType.CHANGES_SINCE,
 }
 
 
@@ -242,6 +292,12 @@ def _write_request(w: Writer, m: Request) -> None:
         _write_id(w, m.commit_id)
     elif isinstance(m, HeadRequest):
         w.string(m.db)
+    elif isinstance(m, SnapshotRequest):
+        w.string(m.db).opt_u64(m.at).pgnos(m.preload)
+    elif isinstance(m, ReadAtRequest):
+        w.string(m.db).u64(m.txid).pgnos(m.pgnos)
+    elif isinstance(m, ChangesRequest):
+        w.string(m.db).u64(m.txid)
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not a request: {m!r}")
 
@@ -272,6 +328,12 @@ def decode_request(msg_type: int, body: bytes | memoryview) -> Request:
         m = FinalizeRequest(r.string(), r.u64(), r.u64(), r.u64(), r.u64(), _read_id(r))
     elif msg_type == MsgType.HEAD:
         m = HeadRequest(r.string())
+    elif msg_type == MsgType.SNAPSHOT:
+        m = SnapshotRequest(r.string(), r.opt_u64(), tuple(r.pgnos()))
+    elif msg_type == MsgType.READ_AT:
+        m = ReadAtRequest(r.string(), r.u64(), tuple(r.pgnos()))
+    elif msg_type == MsgType.CHANGES_SINCE:
+        m = ChangesRequest(r.string(), r.u64())
     else:
         raise ProtocolError(f"unknown request type 0x{msg_type:02x}")
     r.done()
@@ -307,6 +369,13 @@ def encode_answer(request_id: int, request_type: int, answer: Answer) -> bytes:
         w.u64(answer.txid).u32(answer.parts)
     elif isinstance(answer, Head):
         w.head(answer)
+    elif isinstance(answer, SnapshotResult):
+        w.u64(answer.txid).u32(answer.db_size_pages).head(answer.head).pages(answer.pages)
+    elif isinstance(answer, ChangesResult):
+        w.u64(answer.txid).u32(answer.db_size_pages).head(answer.head)
+        w.u8(answer.changed is not None)
+        if answer.changed is not None:
+            w.pgnos(sorted(answer.changed))
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not an answer: {answer!r}")
     return frame(request_type | ANSWER_BIT, request_id, w.getvalue())
@@ -344,6 +413,13 @@ def decode_answer(request_type: int, msg_type: int, body: bytes | memoryview) ->
         a = StageResult(r.u64(), r.u32())
     elif request_type == MsgType.HEAD:
         a = r.head()
+    elif request_type == MsgType.SNAPSHOT:
+        a = SnapshotResult(r.u64(), r.u32(), r.head(), r.pages())
+    elif request_type == MsgType.READ_AT:
+        a = PagesResult(r.head(), r.pages())
+    elif request_type == MsgType.CHANGES_SINCE:
+        txid, size, head = r.u64(), r.u32(), r.head()
+        a = ChangesResult(txid, size, head, frozenset(r.pgnos()) if r.flag() else None)
     else:
         raise ProtocolError(f"unknown request type 0x{request_type:02x}")
     r.done()

@@ -52,6 +52,7 @@ from sqlkv.server.protocol import (
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     Answer,
+    ChangesRequest,
     CommitRequest,
     FinalizeRequest,
     GetPagesRequest,
@@ -61,7 +62,9 @@ from sqlkv.server.protocol import (
     HelloOk,
     MsgType,
     OpenRequest,
+    ReadAtRequest,
     Request,
+    SnapshotRequest,
     StageRequest,
     check_length,
     database_of,
@@ -447,6 +450,12 @@ class EngineServer:
             )
         if isinstance(m, HeadRequest):
             return e.head(m.db)
+        if isinstance(m, SnapshotRequest):
+            return e.snapshot(m.db, at=m.at, preload=m.preload)
+        if isinstance(m, ReadAtRequest):
+            return e.read_at(m.db, m.txid, m.pgnos)
+        if isinstance(m, ChangesRequest):
+            return e.changes_since(m.db, m.txid)
         raise ProtocolError(f"{type(m).__name__} is not an engine request")
 
     # ------------------------------------------------------------------ bookkeeping

@@ -36,6 +36,13 @@ POINTS: dict[str, str] = {
     "get_pages.read_all": "META and every blob the cached PIDX map names, at once (snapshot)",
     "get_pages.read_pidx": "the PIDX rows (cache miss)",
     "get_pages.read_pages": "every DELTA part and shard the pages live in, at once",
+    "snapshot.read_history": "META, every history facts row and the oldest live delta, at once",
+    "snapshot.read_pidx": "the PIDX rows (a snapshot of the head, cache miss)",
+    "snapshot.read_pages": "every DELTA part and shard the pages live in, at once",
+    "read_at.read_history": "META, every history facts row and the oldest live delta, at once",
+    "read_at.read_pidx": "the PIDX rows (a read at the head, cache miss)",
+    "read_at.read_pages": "every DELTA part and shard the pages live in, at once",
+    "changes_since.read_history": "META and the history facts from the txid on, at once",
     "verify.read_meta": "META (a snapshot read; verify only reads)",
     "verify.scan": "one batch of the database's keys, checked (a snapshot read)",
     # ---------------------------------------------------------------- engine: commit
@@ -59,6 +66,7 @@ POINTS: dict[str, str] = {
     "compact.read_shard": "a shard being folded into",
     "compact.read_delta": "the DELTA parts holding pages being folded, at once",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
+    "compact.read_history": "the history facts below the new materialized txid (deleted)",
     "compact.apply": "shards, PIDX rows, dead deltas and META, guarded (META, rows, shards)",
     # ---------------------------------------------------------------- v1 VFS
     "v1.load.read_meta": "a file's size key",

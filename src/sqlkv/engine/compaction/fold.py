@@ -82,6 +82,7 @@ class FoldPlan:
     shards: dict[int, tuple[Rows, bytes | None]] = field(default_factory=dict)  # old, new
     dead: list[tuple[bytes, bytes, int]] = field(default_factory=list)  # dir row, bytes
     materialized: int = 0
+    facts: Rows = field(default_factory=list)  # history facts below ``materialized``
 
     @property
     def changes(self) -> bool:
@@ -191,6 +192,12 @@ def plan_pass(
             raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
         plan.dead.append((key, value, struct.unpack(">Q", payload)[0]))
     plan.materialized = max(head.materialized_txid, first_live - 1)
+    if plan.materialized != head.materialized_txid:
+        # History facts of txids below it (written by commits, which never write there
+        # again): the apply deletes them.
+        plan.facts = tr.get_range(
+            *keys.history_range(0, plan.materialized), snapshot=True, point="read_history"
+        )
     return plan
 
 
@@ -247,6 +254,9 @@ def apply_pass(
         ledger.drop_counted_range(keys.delta_txid_range(keys.delta_dir_txid(key)), stored)
         ledger.drop_rows([(key, value)])
         freed += stored
+    if plan.facts:
+        # History facts below the new materialized txid describe no readable state any more.
+        ledger.drop_range(keys.history_range(0, plan.materialized), plan.facts)
     new = ledger.write_head(
         head.with_changes(
             materialized_txid=max(head.materialized_txid, plan.materialized),

@@ -1,0 +1,191 @@
+"""Reads of past states (``snapshot``, ``read_at``) and ``changes_since`` (docs/history.md).
+
+Every committed state is recorded from the owner's page model; a read at a past txid must
+equal that state exactly or raise ``SnapshotTooOld`` — never another state's pages — and
+before compaction folds anything, every past state is readable.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from engine_support import ZERO, Owner, check_invariants, page_of
+
+from sqlkv.engine import Engine, EngineConfig
+from sqlkv.errors import InvalidRequest, SnapshotTooOld
+from sqlkv.store import MemoryStore
+
+State = tuple[int, dict[int, bytes]]
+
+
+class Recorder:
+    """An owner plus every committed state: txid -> (size, pages)."""
+
+    def __init__(self, owner: Owner) -> None:
+        self.owner = owner
+        self.states: dict[int, State] = {}
+        self.written: dict[int, set[int]] = {}
+
+    def commit(self, pages: dict[int, bytes], size: int | None = None) -> int:
+        self.owner.commit(pages, size=size)
+        return self._record(set(pages))
+
+    def stage_commit(self, batches: list[dict[int, bytes]], size: int | None = None) -> int:
+        self.owner.stage_commit(batches, size=size)
+        return self._record({p for b in batches for p in b})
+
+    def _record(self, pages: set[int]) -> int:
+        o = self.owner
+        self.states[o.head_txid] = (o.size, dict(o.model))
+        self.written[o.head_txid] = pages
+        return o.head_txid
+
+    def expected(self, txid: int, pgnos: list[int]) -> dict[int, bytes | None]:
+        size, model = self.states[txid]
+        return {p: (model.get(p, ZERO) if p <= size else None) for p in pgnos}
+
+
+def check_past(engine: Engine, rec: Recorder, txid: int, *, must: bool) -> bool:
+    """Read every page of ``txid``'s state (and two above): equal to the recorded state, or
+    SnapshotTooOld (not allowed when ``must``). True when it was readable."""
+    size = rec.states[txid][0]
+    pgnos = list(range(1, size + 3))
+    try:
+        got = engine.read_at("db", txid, pgnos).pages
+    except SnapshotTooOld:
+        assert not must, f"txid {txid} should be readable"
+        return False
+    want = rec.expected(txid, pgnos)
+    bad = [p for p in pgnos if got[p] != want[p]]
+    assert not bad, f"txid {txid}: pages {bad[:8]} differ from the committed state"
+    snap = engine.snapshot("db", at=txid, preload=[2, size])
+    assert (snap.txid, snap.db_size_pages) == (txid, size)
+    assert snap.pages == {p: want.get(p, rec.expected(txid, [p])[p]) for p in {1, 2, size}}
+    return True
+
+
+def history_of(owner: Owner) -> Recorder:
+    rec = Recorder(owner)
+    rec.commit({p: page_of(p) for p in range(1, 150)})
+    rec.commit({p: page_of(p + 1000) for p in range(100, 201, 3)}, size=200)
+    rec.commit({}, size=90)  # shrink: cuts shards and rows
+    rec.commit({95: page_of(9595)}, size=130)  # regrow: 91..130 are zeros except 95
+    rec.stage_commit([{p: page_of(-p) for p in range(1, 40)}, {p: page_of(-p) for p in (3, 120)}])
+    rec.commit({7: page_of(77)})
+    return rec
+
+
+def test_every_past_state_reads_exactly_before_compaction(owner: Owner, engine: Engine) -> None:
+    rec = history_of(owner)
+    for txid in rec.states:
+        check_past(engine, rec, txid, must=True)
+    # a fresh engine (cold caches) answers the same
+    other = Engine(engine.store)
+    for txid in rec.states:
+        check_past(other, rec, txid, must=True)
+
+
+def test_reads_after_compaction_are_exact_or_snapshot_too_old(owner: Owner, engine: Engine) -> None:
+    rec = history_of(owner)
+    engine.compact_until_done("db")
+    check_invariants(engine.store, "db")
+    head = owner.head_txid
+    readable = [t for t in rec.states if check_past(engine, rec, t, must=t == head)]
+    assert head in readable
+    with pytest.raises(SnapshotTooOld, match="older than what it retains"):
+        engine.read_at("db", min(rec.states), [1])
+
+
+def test_past_txids_that_do_not_exist_are_invalid(owner: Owner, engine: Engine) -> None:
+    rec = history_of(owner)
+    abandoned = engine.commit_stage("db", owner.generation, None, 0, {1: page_of(5)}).txid
+    rec.commit({2: page_of(22)})  # overtakes the abandoned staged txid
+    with pytest.raises(InvalidRequest, match="never committed"):
+        engine.read_at("db", abandoned, [1])
+    with pytest.raises(InvalidRequest, match="not committed"):
+        engine.read_at("db", owner.head_txid + 1, [1])
+    with pytest.raises(InvalidRequest, match="not committed"):
+        engine.changes_since("db", owner.head_txid + 1)
+
+
+def test_changes_since_names_every_page_written_or_cut(owner: Owner, engine: Engine) -> None:
+    rec = history_of(owner)
+    txids = sorted(rec.states)
+    head = owner.head_txid
+    for since in txids:
+        got = engine.changes_since("db", since)
+        assert (got.txid, got.db_size_pages) == (head, owner.size)
+        assert got.changed is not None
+        later = set().union(*(rec.written[t] for t in txids if t > since))
+        assert later <= got.changed
+        # every page whose content differs between the two states is named
+        size0 = rec.states[since][0]
+        differs = {
+            p
+            for p in range(1, owner.size + 1)
+            if rec.expected(since, [p])[p] != rec.expected(head, [p])[p] and p <= size0
+        }
+        assert differs <= got.changed, (since, sorted(differs - got.changed)[:5])
+    assert engine.changes_since("db", head).changed == frozenset()
+
+
+def test_changes_since_a_folded_txid_is_unknown(owner: Owner, engine: Engine) -> None:
+    rec = history_of(owner)
+    engine.compact_until_done("db")
+    assert engine.changes_since("db", min(rec.states)).changed is None
+
+
+def test_snapshot_at_the_head_reads_like_an_owner(owner: Owner, engine: Engine) -> None:
+    history_of(owner)
+    snap = engine.snapshot("db", preload=range(1, 140))
+    assert (snap.txid, snap.db_size_pages) == (owner.head_txid, owner.size)
+    assert snap.head.head_txid == owner.head_txid
+    assert snap.pages == owner.expected(range(1, 140))
+    # read-only: the owner is not fenced
+    owner.commit({9: page_of(99)})
+
+
+def test_reads_at_a_txid_cost_one_store_transaction(mem: MemoryStore) -> None:
+    engine = Engine(mem)
+    rec = Recorder(Owner.open(engine, "db"))
+    for i in range(6):
+        rec.commit({p: page_of(p + i) for p in range(1 + i, 80, 5)})
+    head = rec.owner.head_txid
+    for call, ops in (
+        (lambda: engine.read_at("db", head - 3, range(1, 80)), 2),
+        (lambda: engine.snapshot("db", at=head - 2, preload=range(1, 80)), 2),
+        (lambda: engine.changes_since("db", head - 4), 1),
+    ):
+        before, first = mem.stats.transactions, len(mem.ops)
+        call()
+        assert mem.stats.transactions - before == 1
+        assert len(mem.ops) - first == ops
+        assert all(op.op != "commit" for op in mem.ops[first:])
+
+
+def test_random_histories_with_compaction_never_read_wrong_pages() -> None:
+    rng = random.Random(15)
+    for round_ in range(6):
+        mem = MemoryStore()
+        engine = Engine(mem, EngineConfig(part_pages=8))
+        rec = Recorder(Owner.open(engine, "db"))
+        readable = 0
+        for step in range(40):
+            size = rec.owner.size
+            roll = rng.random()
+            if roll < 0.1 and size > 4:
+                rec.commit({}, size=rng.randint(1, size))
+            elif roll < 0.25:
+                engine.compact("db")
+            elif roll < 0.3:
+                rec.stage_commit(
+                    [{rng.randint(1, 120): page_of(step * 1000 + k)} for k in range(3)]
+                )
+            else:
+                pgnos = {rng.randint(1, 120) for _ in range(rng.randint(1, 12))}
+                rec.commit({p: page_of(step * 1000 + p) for p in pgnos})
+            for txid in rng.sample(sorted(rec.states), min(4, len(rec.states))):
+                readable += check_past(engine, rec, txid, must=txid == rec.owner.head_txid)
+        check_invariants(mem, "db")
+        assert readable > 25, f"round {round_}: only {readable} reads were possible"
