@@ -63,7 +63,7 @@ POINTS: dict[str, str] = {
     # ---------------------------------------------------------------- engine: compaction
     "compact.read_meta": "META (a snapshot read: the pass is planned)",
     "compact.read_pidx": "the PIDX rows (cache miss)",
-    "compact.read_shard": "a shard being folded into",
+    "compact.read_shard": "the shards being folded into, at once",
     "compact.read_delta": "the DELTA parts holding pages being folded, at once",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
     "compact.read_history": "the history facts below the new materialized txid (deleted)",

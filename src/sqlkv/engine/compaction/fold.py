@@ -166,8 +166,12 @@ def plan_pass(
     chosen = _choose_shards(pidx, head.shard_size, shards_per_pass)
     parts = _read_parts(tr, keys, sorted({pidx[p] for pgnos in chosen.values() for p in pgnos}))
     shard_txid = max(2, head.head_txid)
-    for sid, pgnos in chosen.items():
-        old = tr.get_range(*keys.shard_range(sid, sid + 1), snapshot=True, point="read_shard")
+    shards = tr.get_ranges(
+        [(*keys.shard_range(sid, sid + 1), 0, False) for sid in chosen],
+        snapshot=True,
+        point="read_shard",
+    )
+    for (sid, pgnos), old in zip(chosen.items(), shards, strict=True):
         pages: dict[int, bytes] = {}
         if old:
             pages.update(decode_shard(keys, old).pages)  # checked before it is replaced
