@@ -14,12 +14,18 @@
 back, and does not close the connection. ``contextlib.closing`` (or ``conn.close()``) closes
 it, and with it the engine and store that ``connect`` opened for it.
 
-Opening takes the database over: a connection that had it before is fenced out.
+Opening takes the database over: a connection that had it before is fenced out. A
+read-only connection (``readonly=True``, ``at=``) does not: any number of them, in any
+process, read while the owner writes (docs/read-replicas.md)::
+
+    live = sqlkv.connect("orders", readonly=True)        # each read sees the newest commit
+    past = sqlkv.connect("orders", at=1234)              # that committed state, for ever
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal, overload
 
 import apsw
@@ -44,6 +50,8 @@ def connect(
     cache_size: int | str | None = None,
     format: Literal["v2"] = "v2",
     compaction: bool = True,
+    readonly: bool | None = None,
+    at: int | datetime | str | None = None,
     **options: Any,
 ) -> Connection: ...
 
@@ -58,6 +66,8 @@ def connect(
     cache_size: int | str | None = None,
     format: str,
     compaction: bool = True,
+    readonly: bool | None = None,
+    at: int | datetime | str | None = None,
     **options: Any,
 ) -> apsw.Connection: ...
 
@@ -71,6 +81,8 @@ def connect(
     cache_size: int | str | None = None,
     format: str = "v2",
     compaction: bool = True,
+    readonly: bool | None = None,
+    at: int | datetime | str | None = None,
     **options: Any,
 ) -> apsw.Connection:
     """Open database ``name`` and return an apsw connection to it.
@@ -90,6 +102,15 @@ def connect(
       KV, the benchmark baseline).
     - ``compaction``: when ``connect`` builds the engine, run its background compaction
       (folding deltas into shards) for as long as the connection is open.
+    - ``readonly``: open a read-only connection that never takes the database over (so
+      never fences its owner) and refuses writes (``apsw.ReadOnlyError``, "attempt to write
+      a readonly database"). Without ``at`` it follows the head: each read transaction reads
+      the newest committed state at its start, for one ``changes_since`` round trip. The
+      database must exist (``DatabaseNotFound``). See docs/read-replicas.md.
+    - ``at``: read this committed state for ever: a txid, a timezone-aware ``datetime`` (the
+      newest commit at or before it) or a label; implies ``readonly`` (``readonly=False``
+      with ``at`` is an error). A state older than the retention window raises
+      ``SnapshotTooOld``.
     - ``options``: the other ``VfsConfig`` settings (``preload_bytes``,
       ``readahead_max_bytes``, ``fast_path_bytes``, ``stage_chunk_bytes``, ``retry_*``).
       With an engine URL, each of the ``retry_attempts`` tries every listed node once.
@@ -102,7 +123,12 @@ def connect(
         settings = ClientConfig.from_env(store=store, engine=engine, token=token, format=format)
         engine, token = settings.engine, settings.token
         store = None if engine is not None else settings.store
+    if at is not None and readonly is False:
+        raise ConfigError("at= opens a past state, which is read-only: drop readonly=False")
+    readonly = bool(readonly) or at is not None
     if format == "v1":
+        if readonly:
+            raise ConfigError("readonly=/at= need format='v2' (v1 keeps no history)")
         return _connect_v1(name, store, engine, cache_size, options)
     if format != "v2":
         raise ConfigError(f"unknown format {format!r}; valid formats: {', '.join(FORMATS)}")
@@ -126,7 +152,8 @@ def connect(
         if kv is not store:
             closers.append(kv.close)
         try:
-            built = Engine(kv, EngineConfig(), compaction=compaction)
+            # a reader never compacts: it commits nothing, the owner's engine folds
+            built = Engine(kv, EngineConfig(), compaction=compaction and not readonly)
         except BaseException:
             for close in reversed(closers):
                 close()
@@ -137,6 +164,10 @@ def connect(
         engine = built
     elif store is not None:
         raise ConfigError("give store= or engine=, not both: an engine brings its own store")
+    if readonly:
+        from sqlkv.vfs.v2.reader import connect_reader
+
+        return connect_reader(name, engine, config, at=at, closers=closers)
     return connect_v2(name, engine, config, closers=closers)
 
 

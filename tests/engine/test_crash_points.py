@@ -13,6 +13,7 @@ never between, and its stored DELTAs, PIDX rows and accounting must agree with i
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,26 @@ def _prep_staged_then_abandoned(o: Owner, mem: MemoryStore) -> dict[str, int]:
     return _owner_args(o)
 
 
+def _prep_retained(o: Owner, mem: MemoryStore) -> dict[str, int]:
+    """A one-hour retention window, then history: compaction retires shard versions and
+    keeps folded deltas for the older states (docs/history.md)."""
+    o.engine.set_retention(NAME, 3600)
+    _history(o, mem)
+    o.engine.compact(NAME)
+    o.commit({p: page_of(p + 77) for p in range(60, 140, 2)})
+    return _owner_args(o)
+
+
+def _prep_trimmable(o: Owner, mem: MemoryStore) -> dict[str, int]:
+    """Retained history that a shortened window no longer needs."""
+    _prep_retained(o, mem)
+    o.engine.compact_until_done(NAME)
+    o.commit({5: page_of(555)})
+    o.engine.set_retention(NAME, 0.001)
+    time.sleep(0.01)
+    return _owner_args(o)
+
+
 def _prep_nothing(o: Owner, mem: MemoryStore) -> dict[str, int]:
     """No database at all: the operation creates it."""
     mem.restore_state({})
@@ -135,6 +156,45 @@ SCENARIOS = {
     "compact": Scenario(
         _prep_plain,
         lambda e, a: e.compact(NAME),
+        changes_pages=False,
+    ),
+    "compact-retained": Scenario(
+        _prep_retained,
+        lambda e, a: e.compact(NAME),
+        changes_pages=False,
+    ),
+    "compact-trim": Scenario(
+        _prep_trimmable,
+        lambda e, a: e.compact(NAME),
+        changes_pages=False,
+    ),
+    "commit-shrink-retained": Scenario(
+        _prep_retained,
+        lambda e, a: e.commit(NAME, a["g"], a["h"], {70: page_of(7070)}, 100, commit_id=CID),
+    ),
+    "set_retention": Scenario(
+        _prep_retained,
+        lambda e, a: e.set_retention(NAME, 60),
+        changes_pages=False,
+    ),
+    "retention": Scenario(
+        _prep_retained,
+        lambda e, a: e.retention(NAME),
+        changes_pages=False,
+    ),
+    "label": Scenario(
+        _prep_plain,
+        lambda e, a: e.label(NAME, "restore-point", a["h"] - 1),
+        changes_pages=False,
+    ),
+    "resolve": Scenario(
+        _prep_plain,
+        lambda e, a: e.resolve(NAME, a["h"] - 1),
+        changes_pages=False,
+    ),
+    "history": Scenario(
+        _prep_plain,
+        lambda e, a: e.history(NAME, limit=5),
         changes_pages=False,
     ),
     "open": Scenario(

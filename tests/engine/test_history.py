@@ -8,6 +8,7 @@ before compaction folds anything, every past state is readable.
 from __future__ import annotations
 
 import random
+from datetime import UTC
 
 import pytest
 from engine_support import ZERO, Owner, check_invariants, page_of
@@ -189,3 +190,78 @@ def test_random_histories_with_compaction_never_read_wrong_pages() -> None:
                 readable += check_past(engine, rec, txid, must=txid == rec.owner.head_txid)
         check_invariants(mem, "db")
         assert readable > 25, f"round {round_}: only {readable} reads were possible"
+
+
+# ---------------------------------------------------------------------- labels, resolve, history
+
+
+def test_labels_resolve_and_history(owner: Owner, engine: Engine) -> None:
+    from datetime import datetime, timedelta
+
+    from sqlkv.errors import UnknownLabel
+
+    rec = history_of(owner)
+    txids = sorted(rec.states)
+    assert engine.label("db", "before-shrink", txids[1]) == txids[1]
+    assert engine.label("db", "now") == owner.head_txid
+    assert engine.resolve("db", "before-shrink") == txids[1]
+    assert engine.resolve("db", txids[2]) == txids[2]
+    with pytest.raises(UnknownLabel, match="no label 'nope'"):
+        engine.resolve("db", "nope")
+    with pytest.raises(InvalidRequest, match="all digits"):
+        engine.label("db", "123")
+    entries = engine.history("db")
+    assert [e.txid for e in entries] == sorted(rec.states, reverse=True)
+    assert entries[0].labels == ("now",)
+    assert {e.txid: e.labels for e in entries}[txids[1]] == ("before-shrink",)
+    assert [e.db_size_pages for e in entries] == [rec.states[t][0] for t in sorted(txids)[::-1]]
+    assert len(engine.history("db", limit=2)) == 2
+    # times: the newest commit at or before the time
+    for e in entries:
+        at = datetime.fromtimestamp(e.committed_ms / 1000, UTC)
+        assert engine.resolve("db", at) >= e.txid
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert engine.resolve("db", future) == owner.head_txid
+    with pytest.raises(InvalidRequest, match="no timezone"):
+        engine.resolve("db", datetime.now())
+    # before the first commit: the empty database (txid 1)
+    created = engine.head("db").created_ms
+    first = min(e.committed_ms for e in entries)
+    if first > created:
+        at = datetime.fromtimestamp(created / 1000, UTC)
+        assert engine.resolve("db", at) == 1
+    assert engine.read_at("db", 1, [1, 2]).pages == {1: None, 2: None}
+    assert engine.snapshot("db", at=1).db_size_pages == 0
+    # moving a label; relabelling keeps accounting exact
+    engine.label("db", "now", txids[0])
+    assert engine.resolve("db", "now") == txids[0]
+    check_invariants(engine.store, "db")
+
+
+def test_a_label_survives_compaction_but_does_not_pin_history(owner: Owner, engine: Engine) -> None:
+    rec = history_of(owner)
+    first = min(rec.states)
+    engine.label("db", "old", first)
+    engine.compact_until_done("db")
+    check_invariants(engine.store, "db")
+    assert engine.resolve("db", "old") == first
+    with pytest.raises(SnapshotTooOld):
+        engine.read_at("db", engine.resolve("db", "old"), [1])
+    with pytest.raises(SnapshotTooOld):
+        engine.resolve("db", first)
+
+
+def test_metrics_count_past_reads_lag_and_retained_bytes(owner: Owner, engine: Engine) -> None:
+    engine.set_retention("db", 3600)
+    rec = history_of(owner)
+    engine.read_at("db", min(rec.states), [1])
+    engine.compact_until_done("db")
+    reg = engine.metrics.registry
+    assert reg.get_sample_value("sqlkv_past_reads_total", {"outcome": "ok"}) == 1
+    assert reg.get_sample_value("sqlkv_read_lag_txids_count") == 1
+    assert reg.get_sample_value("sqlkv_read_lag_txids_sum") == owner.head_txid - min(rec.states)
+    retained = reg.get_sample_value("sqlkv_history_retained_bytes")
+    assert retained is not None and retained > 0
+    engine.set_retention("db", 0)
+    engine.compact_until_done("db")
+    assert reg.get_sample_value("sqlkv_history_retained_bytes") == 0

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
@@ -144,6 +145,14 @@ def script(e: EngineApi) -> list[tuple[str, Callable[[], Any]]]:
         ("READ_AT", lambda: e.read_at("s", state["head"] + 5, [1])),
         ("CHANGES_SINCE", lambda: e.changes_since("s", state["head"] - 3)),
         ("CHANGES_SINCE", lambda: e.changes_since("s", state["head"])),
+        ("LABEL", lambda: e.label("s", "point", state["head"] - 1)),
+        ("LABEL", lambda: e.label("s", "42")),
+        ("RESOLVE", lambda: e.resolve("s", "point")),
+        ("RESOLVE", lambda: e.resolve("s", "missing")),
+        ("RESOLVE", lambda: e.resolve("s", state["head"] - 2)),
+        ("RESOLVE", lambda: e.resolve("s", datetime(2020, 1, 1, tzinfo=UTC))),
+        ("SET_RETENTION", lambda: e.set_retention("s", 86_400)),
+        ("RETENTION", lambda: e.retention("s")),
     ]
 
 

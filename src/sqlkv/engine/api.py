@@ -7,9 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from sqlkv.engine.head import Head
+from sqlkv.engine.labels import HistoryEntry
+
+__all__ = [
+    "ChangesResult",
+    "CommitResult",
+    "EngineApi",
+    "HistoryEntry",
+    "OpenResult",
+    "Pages",
+    "PagesResult",
+    "SnapshotResult",
+    "StageResult",
+]
 
 Pages = dict[int, bytes]
 
@@ -120,4 +134,25 @@ class EngineApi(Protocol):
     def changes_since(self, db: str, txid: int) -> ChangesResult:
         """The newest head and the pages written or cut since ``txid`` (one store
         operation); ``changed`` is None when that is no longer known."""
+        ...
+
+    def resolve(self, db: str, at: int | datetime | str) -> int:
+        """txid | timezone-aware datetime (the newest commit at or before it) | label ->
+        committed txid (``UnknownLabel``, ``SnapshotTooOld``, ``InvalidRequest``)."""
+        ...
+
+    def history(self, db: str, *, limit: int | None = None) -> list[HistoryEntry]:
+        """Retained commits, newest first."""
+        ...
+
+    def label(self, db: str, label: str, txid: int | None = None) -> int:
+        """Names a committed txid (default: the head); returns it."""
+        ...
+
+    def set_retention(self, db: str, window_s: float) -> float:
+        """Set the database's retention window (seconds, 0 = none); returns it."""
+        ...
+
+    def retention(self, db: str) -> float:
+        """The database's retention window in seconds."""
         ...

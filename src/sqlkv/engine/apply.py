@@ -12,6 +12,7 @@ from sqlkv.engine.head import NO_COMMIT_ID, Head
 from sqlkv.engine.keys import DbKeys, pack_pidx
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, pidx_row_bytes
+from sqlkv.engine.retention import retire_cut_shards
 from sqlkv.engine.seal import join_chunks, seal
 from sqlkv.errors import (
     CompactionBehind,
@@ -169,6 +170,7 @@ def shrink(ledger: Ledger, head: Head, new_size: int, pidx: dict[int, Location],
     if not rows:
         return 0
     removed = len({keys.shard_id(k) for k, _ in rows})
+    retire_cut_shards(ledger, txid, rows)  # the window's older states still read them
     partial = [(k, v) for k, v in rows if keys.shard_id(k) == first_shard]
     kept = []
     state = max(2, head.materialized_txid)

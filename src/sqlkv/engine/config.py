@@ -37,6 +37,9 @@ class EngineConfig:
       answer the retryable ``CompactionBehind`` until compaction catches up.
     - ``metrics_per_database``: label compaction gauges by database (unbounded series
       with one database per tenant; see ``sqlkv.engine.metrics``).
+    - ``retention_s``: history retention window given to new databases, in seconds
+      (0 = none: past states stay readable only until compaction folds them); each
+      database keeps its own, changed with ``Engine.set_retention`` (docs/history.md).
     """
 
     max_delta_bytes: int = 8 * MiB
@@ -49,6 +52,7 @@ class EngineConfig:
     max_live_deltas: int = 4096
     pidx_cache_rows: int = 1_000_000
     metrics_per_database: bool = False
+    retention_s: float = 0.0
 
     def validate(self) -> None:
         if self.max_delta_bytes < 64 * 1024:
@@ -69,6 +73,10 @@ class EngineConfig:
             raise ConfigError(f"max_live_deltas must be at least 2, got {self.max_live_deltas}")
         if self.pidx_cache_rows < 0:
             raise ConfigError(f"pidx_cache_rows must be >= 0, got {self.pidx_cache_rows}")
+        if not 0 <= self.retention_s <= 10 * 365 * 24 * 3600:
+            raise ConfigError(
+                f"retention_s must be within 0 .. 315360000 (10 years), got {self.retention_s}"
+            )
         if self.shard_size != 64:
             raise ConfigError(f"shard_size must be 64, got {self.shard_size}")
 

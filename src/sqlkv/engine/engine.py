@@ -29,6 +29,7 @@ from sqlkv.engine.compaction import (
     absorb,
     apply_pass,
     plan_pass,
+    retained,
 )
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
@@ -293,6 +294,14 @@ class Engine(HistoryOps):
                 lambda tr: plan_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation),
                 name="compact",
             )
+            if plan.retention is not None:
+                out = self.store.transact(
+                    lambda tr: retained.fold_pass(
+                        Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
+                    ),
+                    name="compact",
+                )
+                break
             if not plan.changes:
                 out = PassOutcome(plan.head, plan.pidx)
                 break
@@ -325,6 +334,7 @@ class Engine(HistoryOps):
             m.pages_folded.inc(out.pages_folded)
             m.deltas_deleted.inc(out.deltas_deleted)
         m.observe_head(db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid)
+        m.observe_retained(db, out.retained_bytes)
         log.debug(
             "compaction pass",
             extra={

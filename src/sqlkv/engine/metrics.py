@@ -90,6 +90,29 @@ class EngineMetrics:
             self.compaction_lag = Gauge(
                 "sqlkv_compaction_lag_txids", "head_txid - materialized_txid", ["db"], registry=r
             )
+        self._retained: dict[str, int] = {}  # db -> retained history bytes, if any
+        Gauge(
+            "sqlkv_history_retained_bytes",
+            "Bytes kept only for past states (retained deltas and shard versions), every "
+            "database, as the last compaction pass of each saw them",
+            registry=r,
+        ).set_function(lambda: float(sum(self._retained.values())))
+        if per_database:
+            self.retained_bytes = Gauge(
+                "sqlkv_history_retained_bytes_db",
+                "Bytes kept only for past states of a database",
+                ["db"],
+                registry=r,
+            )
+        self.read_lag = Histogram(
+            "sqlkv_read_lag_txids",
+            "head_txid minus the txid a snapshot or read_at read (reader lag)",
+            buckets=(0, 1, 2, 4, 16, 64, 256, 1024, 4096, 65536),
+            registry=r,
+        )
+        self.past_reads = Counter(
+            "sqlkv_past_reads", "snapshot/read_at calls, by outcome", ["outcome"], registry=r
+        )
         self.takeovers = Counter("sqlkv_takeovers", "Opens that took a database over", registry=r)
         self.orphans_removed = Counter(
             "sqlkv_orphans_removed", "Orphans removed by takeover", registry=r
@@ -113,6 +136,15 @@ class EngineMetrics:
         if self.per_database:
             self.delta_count.labels(db).set(delta_count)
             self.compaction_lag.labels(db).set(lag)
+
+    def observe_retained(self, db: str, retained: int) -> None:
+        with self._lock:
+            if retained:
+                self._retained[db] = retained
+            else:
+                self._retained.pop(db, None)
+        if self.per_database:
+            self.retained_bytes.labels(db).set(retained)
 
     def _total(self, index: int, fold: Callable[[list[int]], int]) -> float:
         with self._lock:

@@ -38,6 +38,11 @@ KINDS = {
     ord("T"): "T",  # staging manifest
     ord("X"): "X",  # delta directory row
     ord("H"): "HISTORY",  # history facts of a txid
+    ord("R"): "RETENTION",  # the retention window
+    ord("U"): "U",  # a retired shard version
+    ord("V"): "V",  # a retired shard version's LTX chunks
+    ord("G"): "G",  # a retained (folded) delta
+    ord("L"): "LABEL",  # a label naming a txid
 }
 
 
@@ -118,6 +123,15 @@ def describe(keys: DbKeys, key: bytes) -> tuple[str, str]:
     elif tag == ord("H") and len(body) == 12:
         txid, chunk = struct.unpack(">QI", body)
         location = f"txid {txid} chunk {chunk}"
+    elif tag == ord("U") and len(body) == 12:
+        until, shard = struct.unpack(">QI", body)
+        location = f"shard {shard} until {until}"
+    elif tag == ord("V") and len(body) == 16:
+        until, shard, chunk = struct.unpack(">QII", body)
+        location = f"shard {shard} until {until} chunk {chunk}"
+    elif tag == ord("G") and len(body) == 16:
+        death, txid = struct.unpack(">QQ", body)
+        location = f"txid {txid} folded at {death}"
     elif tag == ord("X") and len(body) == 8:
         location = f"txid {struct.unpack('>Q', body)[0]}"
     return kind, location

@@ -23,6 +23,7 @@ from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import Location, PidxMap, freeze, parse_rows
 from sqlkv.engine.read import PageSource, check_pgnos
+from sqlkv.engine.retention import put_window
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
 
@@ -50,6 +51,7 @@ def open_database(
             raise DatabaseNotFound(db)
         # Leftovers of an interrupted delete (META goes first) must not join the new head.
         ledger.drop_uncounted_range(keys.all_range())
+        put_window(ledger, round(config.retention_s * 1000))  # docs/history.md
         head = ledger.write_head(
             Head(
                 generation=1,

@@ -25,13 +25,22 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlkv.engine.facts import Facts, parse_facts
-from sqlkv.engine.head import Head
+from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxCache
 from sqlkv.engine.read import PageSource
+from sqlkv.engine.retention import (
+    UNKNOWN,
+    Retired,
+    graves_range,
+    parse_graves,
+    parse_versions,
+    version_blob_range,
+    versions_range,
+)
 from sqlkv.engine.seal import join_chunks
 from sqlkv.errors import CorruptionError, DatabaseNotFound, InvalidRequest, LtxError, SnapshotTooOld
 from sqlkv.ltx import read_page, read_page_index
@@ -53,6 +62,7 @@ class View:
     oldest: int | None  # oldest txid whose facts are kept
     floor: int  # every delta above it is stored; every one at or below it is deleted
     complete: bool  # the facts describe every stored delta
+    retired: dict[int, Retired] = field(default_factory=dict)  # shard -> version for ``at``
 
 
 def _meta_range(keys: DbKeys) -> tuple[bytes, bytes, int, bool]:
@@ -71,11 +81,13 @@ def load_view(tr: Transaction, keys: DbKeys, at: int | None, point: str) -> View
     if at is None:
         head = _head_of(db, tr.get_ranges([_meta_range(keys)], snapshot=True, point=point)[0])
         return View(head, {}, None, head.head_txid, True)
-    meta, rows, live = tr.get_ranges(
+    meta, rows, live, grave, versions = tr.get_ranges(
         [
             _meta_range(keys),
             (*keys.history_range(), 0, False),
             (*keys.delta_dir_range(), 1, False),
+            (*graves_range(keys), 1, False),
+            (*versions_range(keys, at + 1), 0, False),
         ],
         snapshot=True,
         point=point,
@@ -83,10 +95,15 @@ def load_view(tr: Transaction, keys: DbKeys, at: int | None, point: str) -> View
     head = _head_of(db, meta)
     facts = parse_facts(keys, rows)
     oldest = min(facts) if facts else None
-    min_stored = keys.delta_dir_txid(live[0][0]) if live else None
+    stored = [keys.delta_dir_txid(live[0][0])] if live else []
+    stored += [txid for _, txid, _ in parse_graves(keys, grave)]
+    min_stored = min(stored) if stored else None
     floor = head.head_txid if min_stored is None else min_stored - 1
     complete = min_stored is None or (oldest is not None and min_stored >= oldest)
-    return View(head, facts, oldest, floor, complete)
+    retired: dict[int, Retired] = {}
+    for version in parse_versions(keys, versions):  # in until order: the first one wins
+        retired.setdefault(version.shard, version)
+    return View(head, facts, oldest, floor, complete, retired)
 
 
 def check_txid(view: View, db: str, txid: int) -> None:
@@ -98,6 +115,8 @@ def check_txid(view: View, db: str, txid: int) -> None:
         )
     if txid == head.head_txid:
         return
+    if txid == CREATION_TXID and any(f.prev_txid == txid for f in view.facts.values()):
+        return  # the empty database, before the first commit (still described)
     if view.oldest is None or txid < view.oldest or not view.complete:
         oldest = "none" if view.oldest is None or not view.complete else str(view.oldest)
         raise SnapshotTooOld(
@@ -159,6 +178,8 @@ def read_at(
     if txid is None or txid == head.head_txid:
         source = PageSource(keys, head, cache.rows_for(tr, keys.name, keys, head))
         return view, head.db_size_pages, source.read(tr, pgnos, point) if pgnos else {}
+    if txid not in view.facts:  # txid 1: the empty database
+        return view, 0, dict.fromkeys(pgnos)
     return view, view.facts[txid].db_size_pages, _Past(keys, view, txid).read(tr, pgnos, point)
 
 
@@ -215,7 +236,17 @@ class _Past:
                 out[pgno] = zero
             else:
                 shard = pgno // self.view.head.shard_size
-                groups.setdefault(("shard", shard, 0), []).append(pgno)
+                version = self.view.retired.get(shard)
+                if version is None:
+                    groups.setdefault(("shard", shard, 0), []).append(pgno)
+                elif version.state == UNKNOWN:
+                    raise self.too_old(f"the shard of page {pgno} before txid {version.until}")
+                elif version.stored:
+                    groups.setdefault(("version", shard, version.until), []).append(pgno)
+                else:  # the shard did not exist (certainly from ``valid_from``) to ``until``
+                    if version.valid_from > t:
+                        self._no_shard(pgno)
+                    out[pgno] = zero
         located = list(groups.items())
         blobs = tr.get_ranges(
             [(*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in located],
@@ -223,24 +254,25 @@ class _Past:
             point=point,
         )
         for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
-            where = f"txid {a} part {b}" if kind == "delta" else f"shard {a}"
-            if kind == "delta" and not rows:
+            where = {"delta": f"txid {a} part {b}", "shard": f"shard {a}"}.get(
+                kind, f"shard {a} until {b}"
+            )
+            if kind != "shard" and not rows:
                 raise CorruptionError(
                     keys.name,
-                    "DELTA",
+                    "DELTA" if kind == "delta" else "V",
                     where,
-                    "the history facts name this delta part, which is missing from the store",
+                    "the history names this blob, which is missing from the store",
                 )
             if not rows:
                 for pgno in wanted:
-                    if self.sizes.cut(pgno, self.lo, self.view.head.head_txid):
-                        raise self.too_old(f"page {pgno} was cut by a shrink since")
+                    self._no_shard(pgno)
                     out[pgno] = zero
                 continue
             blob = join_chunks(keys, rows)
             try:
                 index = read_page_index(blob)
-                header = read_header(blob) if kind == "shard" else None
+                header = read_header(blob) if kind != "delta" else None
                 for pgno in wanted:
                     if header is not None and header.max_txid > t:
                         self._check_shard_state(pgno, header.min_txid, header.max_txid)
@@ -254,6 +286,12 @@ class _Past:
                 ) from exc
         return out
 
+    def _no_shard(self, pgno: int) -> None:
+        """Zeros are right for a page without a shard version only if no shrink since
+        ``min(txid, floor)`` cut it (it may have been in a shard that was deleted)."""
+        if self.sizes.cut(pgno, self.lo, self.view.head.head_txid):
+            raise self.too_old(f"page {pgno} was cut by a shrink since")
+
     def _check_shard_state(self, pgno: int, state: int, valid_from: int) -> None:
         """The shard was rewritten after ``txid``: usable only if nothing changed the page
         between ``min(txid, floor)`` and the shard's state."""
@@ -265,6 +303,8 @@ class _Past:
     def _blob_range(self, kind: str, a: int, b: int) -> tuple[bytes, bytes]:
         if kind == "delta":
             return self.keys.delta_part_range(a, b)
+        if kind == "version":
+            return version_blob_range(self.keys, b, a)
         return self.keys.shard_range(a, a + 1)
 
 

@@ -14,7 +14,9 @@
   delta; every DELTA above head is a staged part with its manifest (T) and vice versa, and
   the manifest's pages and byte count match the part;
 - history facts (H, docs/history.md) decode, describe no txid above head, and the parts
-  they name for a stored delta exist and hold those pages.
+  they name for a stored delta exist and hold those pages; retention rows (R, U, V, G)
+  decode, every retired version (U) has exactly its recorded chunks (V) with its state in
+  their LTX header, and every retained delta (G) is a folded delta of its recorded size.
 
 It never writes. Problems come back as ``Problem`` rows (kind, location, message), one per
 damaged key or broken invariant; ``sqlkv verify`` prints them one per line.
@@ -30,6 +32,14 @@ from typing import Any
 from sqlkv.engine.facts import Facts, decode_facts
 from sqlkv.engine.head import CREATION_TXID, Head
 from sqlkv.engine.keys import DbKeys, unpack_pidx
+from sqlkv.engine.labels import parse_labels
+from sqlkv.engine.retention import (
+    Retired,
+    parse_graves,
+    parse_versions,
+    parse_window,
+    version_key,
+)
 from sqlkv.engine.seal import describe, join_chunks, unseal
 from sqlkv.engine.staging import read_manifest
 from sqlkv.errors import CorruptionError, DatabaseNotFound, EngineError, LtxError
@@ -123,6 +133,9 @@ class _Scan:
         self.directory: dict[int, int] = {}  # txid -> size in its X row
         self.shard_ids: set[int] = set()
         self.facts: dict[int, Facts] = {}
+        self.versions: dict[tuple[int, int], Retired] = {}  # (until, shard) -> U row
+        self.version_blobs: dict[tuple[int, int], tuple[int, int, int]] = {}  # size, state, from
+        self.graves: dict[int, int] = {}  # txid -> stored bytes in its G row
         self.damaged: set[bytes] = set()  # row keys whose value failed its check
 
     def problem(self, key: bytes | None, message: str, kind: str = "", location: str = "") -> None:
@@ -172,6 +185,9 @@ class _Scan:
             return (tag, self.keys.shard_id(key))
         if tag == ord("H") and body == 12:
             return (tag, self.keys.history_txid(key))
+        if tag == ord("V") and body == 16:
+            until, shard = struct.unpack_from(">QI", key, self.at + 1)
+            return (tag, until, shard)
         return None
 
     # ------------------------------------------------------------------ blobs
@@ -192,6 +208,14 @@ class _Scan:
             ltx = None
         pages = {p for p, _ in ltx.pages} if ltx is not None else set()
         self.report.pages_checked += len(pages)
+        if blob_id[0] == ord("V"):
+            h = ltx.header if ltx is not None else None
+            self.version_blobs[(blob_id[1], blob_id[2])] = (
+                size,
+                h.min_txid if h else -1,
+                h.max_txid if h else -1,
+            )
+            return
         if blob_id[0] == ord("D"):
             txid, part = blob_id[1], blob_id[2]
             self.report.delta_parts += 1
@@ -236,6 +260,16 @@ class _Scan:
                 self.manifests[self.keys.stage_txid_part(key)] = read_manifest(
                     self.keys, key, value
                 )
+            elif tag == ord("R") and body == 0:
+                parse_window(self.keys, key, value)
+            elif tag == ord("U") and body == 12:
+                (version,) = parse_versions(self.keys, [(key, value)])
+                self.versions[(version.until, version.shard)] = version
+            elif tag == ord("L") and body > 0:
+                parse_labels(self.keys, [(key, value)])
+            elif tag == ord("G") and body == 16:
+                ((_, txid, stored),) = parse_graves(self.keys, [(key, value)])
+                self.graves[txid] = stored
             elif tag == ord("X") and body == 8:
                 payload = unseal(self.keys, key, value)
                 if len(payload) != 8:
@@ -261,6 +295,7 @@ class _Scan:
         self._check_pidx(head)
         self._check_deltas(head)
         self._check_facts(head)
+        self._check_retained(head)
         damaged = {describe(self.keys, k)[0] for k in self.damaged}
         counters = [
             ("pidx_count", head.pidx_count, len(self.pidx), "PIDX rows", "PIDX"),
@@ -294,6 +329,8 @@ class _Scan:
         for txid in sorted(self.delta_bytes):
             if txid > head.head_txid:
                 continue  # staged: checked against its manifests below
+            if txid in self.graves:
+                continue  # folded, retained for older states (checked below)
             if txid <= head.materialized_txid and txid not in self.directory:
                 self.problem(None, "a folded delta was not deleted", "DELTA", f"txid {txid}")
             elif txid not in self.directory and self.keys.delta_dir(txid) not in self.damaged:
@@ -321,6 +358,33 @@ class _Scan:
                 self.problem(key, "it names a staged part that is missing")
             elif self.part_bytes[loc] != used or self.parts[loc] not in (None, set(pgnos)):
                 self.problem(key, "its byte count or pages disagree with the staged part")
+
+    def _check_retained(self, head: Head) -> None:
+        for txid, stored in sorted(self.graves.items()):
+            where = f"txid {txid}"
+            if txid in self.directory or txid > head.materialized_txid:
+                self.problem(None, "a retained delta that is not folded", "G", where)
+            if self.delta_bytes.get(txid, 0) != stored:
+                found = self.delta_bytes.get(txid, 0)
+                self.problem(None, f"it says {stored} bytes, the delta holds {found}", "G", where)
+        for (until, shard), version in sorted(self.versions.items()):
+            key = version_key(self.keys, until, shard)
+            blob = self.version_blobs.get((until, shard))
+            if version.stored == 0:  # absent, or lost (UNKNOWN)
+                if blob is not None:
+                    self.problem(key, "an absent shard version has chunks")
+                continue
+            if blob is None:
+                self.problem(key, "its retired shard version's chunks are missing")
+            elif blob[0] != version.stored or blob[1:] not in (
+                (version.state, version.valid_from),
+                (-1, -1),
+            ):
+                self.problem(key, "its size or state disagrees with its chunks")
+        for until, shard in sorted(set(self.version_blobs) - set(self.versions)):
+            self.problem(
+                version_key(self.keys, until, shard), "retired shard chunks without their row"
+            )
 
     def _check_facts(self, head: Head) -> None:
         # Compaction keeps the facts of every committed txid from materialized_txid on:

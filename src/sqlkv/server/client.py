@@ -59,11 +59,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 
 from sqlkv.engine.api import (
     ChangesResult,
     CommitResult,
+    HistoryEntry,
     OpenResult,
     Pages,
     PagesResult,
@@ -71,6 +73,7 @@ from sqlkv.engine.api import (
     StageResult,
 )
 from sqlkv.engine.head import Head
+from sqlkv.engine.retention import check_window
 from sqlkv.errors import (
     CommitOutcomeUnknown,
     CommitTooLarge,
@@ -97,12 +100,20 @@ from sqlkv.server.protocol import (
     HealthOk,
     Hello,
     HelloOk,
+    HistoryAnswer,
+    HistoryRequest,
+    LabelRequest,
     MsgType,
     OpenRequest,
     ReadAtRequest,
     Request,
+    ResolveRequest,
+    RetentionAnswer,
+    RetentionRequest,
+    SetRetentionRequest,
     SnapshotRequest,
     StageRequest,
+    TxidAnswer,
     decode_answer,
     encode_request,
 )
@@ -271,6 +282,31 @@ class RemoteEngine:
         answer = self._request(ChangesRequest(db, txid))
         assert isinstance(answer, ChangesResult)
         return answer
+
+    def resolve(self, db: str, at: int | datetime | str) -> int:
+        answer = self._request(ResolveRequest(db, at))
+        assert isinstance(answer, TxidAnswer)
+        return answer.txid
+
+    def history(self, db: str, *, limit: int | None = None) -> list[HistoryEntry]:
+        answer = self._request(HistoryRequest(db, limit))
+        assert isinstance(answer, HistoryAnswer)
+        return list(answer.entries)
+
+    def label(self, db: str, label: str, txid: int | None = None) -> int:
+        answer = self._request(LabelRequest(db, label, txid))  # idempotent: same name, txid
+        assert isinstance(answer, TxidAnswer)
+        return answer.txid
+
+    def set_retention(self, db: str, window_s: float) -> float:
+        answer = self._request(SetRetentionRequest(db, check_window(window_s)))
+        assert isinstance(answer, RetentionAnswer)
+        return answer.window_ms / 1000
+
+    def retention(self, db: str) -> float:
+        answer = self._request(RetentionRequest(db))
+        assert isinstance(answer, RetentionAnswer)
+        return answer.window_ms / 1000
 
     # ------------------------------------------------------------------ extras
 

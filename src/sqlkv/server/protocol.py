@@ -34,6 +34,13 @@ Requests and their answers (``->``)::
     READ_AT          string db u64 txid pgnos -> head pages (absent = None)
     CHANGES_SINCE    string db u64 txid -> u64 txid u32 db_size_pages head u8 known
                      [pgnos changed, when known]
+    RESOLVE          string db u8 kind (0 txid: u64 | 1 time: string ISO 8601 with offset |
+                     2 label: string) -> u64 txid
+    HISTORY          string db opt_u64 limit -> u32 n, n x (u64 txid u64 committed_ms
+                     u32 db_size_pages u16 labels, labels x string)
+    LABEL            string db string label opt_u64 txid -> u64 txid
+    SET_RETENTION    string db u64 window_ms -> u64 window_ms
+    RETENTION        string db -> u64 window_ms
     ERROR            u16 code text message ...class fields   (``codes.py``)
 
 ``opt_id`` is a presence byte then a ``u16``-length byte string (16 bytes for a valid
@@ -45,11 +52,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 
 from sqlkv.engine.api import (
     ChangesResult,
     CommitResult,
+    HistoryEntry,
     OpenResult,
     PagesResult,
     SnapshotResult,
@@ -81,6 +90,11 @@ class MsgType(IntEnum):
     SNAPSHOT = 0x16
     READ_AT = 0x17
     CHANGES_SINCE = 0x18
+    RESOLVE = 0x19
+    HISTORY = 0x1A
+    LABEL = 0x1B
+    SET_RETENTION = 0x1C
+    RETENTION = 0x1D
     ERROR = 0xFF
 
 
@@ -188,6 +202,53 @@ class ChangesRequest:
     txid: int
 
 
+@dataclass(frozen=True)
+class ResolveRequest:
+    db: str
+    at: int | datetime | str
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    db: str
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    db: str
+    label: str
+    txid: int | None = None
+
+
+@dataclass(frozen=True)
+class SetRetentionRequest:
+    db: str
+    window_ms: int
+
+
+@dataclass(frozen=True)
+class RetentionRequest:
+    db: str
+
+
+@dataclass(frozen=True)
+class TxidAnswer:
+    """A txid (RESOLVE, LABEL)."""
+
+    txid: int
+
+
+@dataclass(frozen=True)
+class HistoryAnswer:
+    entries: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True)
+class RetentionAnswer:
+    window_ms: int
+
+
 Request = (
     Hello
     | Health
@@ -200,6 +261,11 @@ Request = (
     | SnapshotRequest
     | ReadAtRequest
     | ChangesRequest
+    | ResolveRequest
+    | HistoryRequest
+    | LabelRequest
+    | SetRetentionRequest
+    | RetentionRequest
 )
 Answer = (
     HelloOk
@@ -211,6 +277,9 @@ Answer = (
     | Head
     | SnapshotResult
     | ChangesResult
+    | TxidAnswer
+    | HistoryAnswer
+    | RetentionAnswer
 )
 
 REQUEST_TYPE: dict[type, MsgType] = {
@@ -225,6 +294,11 @@ REQUEST_TYPE: dict[type, MsgType] = {
     SnapshotRequest: MsgType.SNAPSHOT,
     ReadAtRequest: MsgType.READ_AT,
     ChangesRequest: MsgType.CHANGES_SINCE,
+    ResolveRequest: MsgType.RESOLVE,
+    HistoryRequest: MsgType.HISTORY,
+    LabelRequest: MsgType.LABEL,
+    SetRetentionRequest: MsgType.SET_RETENTION,
+    RetentionRequest: MsgType.RETENTION,
 }
 
 
@@ -298,6 +372,24 @@ def _write_request(w: Writer, m: Request) -> None:
         w.string(m.db).u64(m.txid).pgnos(m.pgnos)
     elif isinstance(m, ChangesRequest):
         w.string(m.db).u64(m.txid)
+    elif isinstance(m, ResolveRequest):
+        w.string(m.db)
+        if isinstance(m.at, datetime):
+            if m.at.tzinfo is None:
+                raise InvalidRequest(f"time {m.at.isoformat()} has no timezone")
+            w.u8(1).string(m.at.isoformat())
+        elif isinstance(m.at, str):
+            w.u8(2).string(m.at)
+        else:
+            w.u8(0).u64(m.at)
+    elif isinstance(m, HistoryRequest):
+        w.string(m.db).opt_u64(m.limit)
+    elif isinstance(m, LabelRequest):
+        w.string(m.db).string(m.label).opt_u64(m.txid)
+    elif isinstance(m, SetRetentionRequest):
+        w.string(m.db).u64(m.window_ms)
+    elif isinstance(m, RetentionRequest):
+        w.string(m.db)
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not a request: {m!r}")
 
@@ -334,10 +426,35 @@ def decode_request(msg_type: int, body: bytes | memoryview) -> Request:
         m = ReadAtRequest(r.string(), r.u64(), tuple(r.pgnos()))
     elif msg_type == MsgType.CHANGES_SINCE:
         m = ChangesRequest(r.string(), r.u64())
+    elif msg_type == MsgType.RESOLVE:
+        m = ResolveRequest(r.string(), _read_at(r))
+    elif msg_type == MsgType.HISTORY:
+        m = HistoryRequest(r.string(), r.opt_u64())
+    elif msg_type == MsgType.LABEL:
+        m = LabelRequest(r.string(), r.string(), r.opt_u64())
+    elif msg_type == MsgType.SET_RETENTION:
+        m = SetRetentionRequest(r.string(), r.u64())
+    elif msg_type == MsgType.RETENTION:
+        m = RetentionRequest(r.string())
     else:
         raise ProtocolError(f"unknown request type 0x{msg_type:02x}")
     r.done()
     return m
+
+
+def _read_at(r: Reader) -> int | datetime | str:
+    kind = r.u8()
+    if kind == 0:
+        return r.u64()
+    if kind == 1:
+        text = r.string()
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise ProtocolError(f"RESOLVE time {text!r} is not ISO 8601") from None
+    if kind == 2:
+        return r.string()
+    raise ProtocolError(f"RESOLVE kind {kind} is unknown")
 
 
 def _write_id(w: Writer, commit_id: bytes | None) -> None:
@@ -376,6 +493,16 @@ def encode_answer(request_id: int, request_type: int, answer: Answer) -> bytes:
         w.u8(answer.changed is not None)
         if answer.changed is not None:
             w.pgnos(sorted(answer.changed))
+    elif isinstance(answer, TxidAnswer):
+        w.u64(answer.txid)
+    elif isinstance(answer, RetentionAnswer):
+        w.u64(answer.window_ms)
+    elif isinstance(answer, HistoryAnswer):
+        w.u32(len(answer.entries))
+        for e in answer.entries:
+            w.u64(e.txid).u64(e.committed_ms).u32(e.db_size_pages).u16(len(e.labels))
+            for name in e.labels:
+                w.string(name)
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not an answer: {answer!r}")
     return frame(request_type | ANSWER_BIT, request_id, w.getvalue())
@@ -420,6 +547,16 @@ def decode_answer(request_type: int, msg_type: int, body: bytes | memoryview) ->
     elif request_type == MsgType.CHANGES_SINCE:
         txid, size, head = r.u64(), r.u32(), r.head()
         a = ChangesResult(txid, size, head, frozenset(r.pgnos()) if r.flag() else None)
+    elif request_type in (MsgType.RESOLVE, MsgType.LABEL):
+        a = TxidAnswer(r.u64())
+    elif request_type in (MsgType.SET_RETENTION, MsgType.RETENTION):
+        a = RetentionAnswer(r.u64())
+    elif request_type == MsgType.HISTORY:
+        entries = []
+        for _ in range(r.u32()):
+            txid, ms, size, n = r.u64(), r.u64(), r.u32(), r.u16()
+            entries.append(HistoryEntry(txid, ms, size, tuple(r.string() for _ in range(n))))
+        a = HistoryAnswer(tuple(entries))
     else:
         raise ProtocolError(f"unknown request type 0x{request_type:02x}")
     r.done()

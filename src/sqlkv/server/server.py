@@ -60,12 +60,20 @@ from sqlkv.server.protocol import (
     HealthOk,
     Hello,
     HelloOk,
+    HistoryAnswer,
+    HistoryRequest,
+    LabelRequest,
     MsgType,
     OpenRequest,
     ReadAtRequest,
     Request,
+    ResolveRequest,
+    RetentionAnswer,
+    RetentionRequest,
+    SetRetentionRequest,
     SnapshotRequest,
     StageRequest,
+    TxidAnswer,
     check_length,
     database_of,
     decode_request,
@@ -456,6 +464,16 @@ class EngineServer:
             return e.read_at(m.db, m.txid, m.pgnos)
         if isinstance(m, ChangesRequest):
             return e.changes_since(m.db, m.txid)
+        if isinstance(m, ResolveRequest):
+            return TxidAnswer(e.resolve(m.db, m.at))
+        if isinstance(m, HistoryRequest):
+            return HistoryAnswer(tuple(e.history(m.db, limit=m.limit)))
+        if isinstance(m, LabelRequest):
+            return TxidAnswer(e.label(m.db, m.label, m.txid))
+        if isinstance(m, SetRetentionRequest):
+            return RetentionAnswer(round(e.set_retention(m.db, m.window_ms / 1000) * 1000))
+        if isinstance(m, RetentionRequest):
+            return RetentionAnswer(round(e.retention(m.db) * 1000))
         raise ProtocolError(f"{type(m).__name__} is not an engine request")
 
     # ------------------------------------------------------------------ bookkeeping

@@ -4,7 +4,8 @@ The async adaption (greenlets, adapted cursors) is SQLAlchemy's own, exactly as 
 aiosqlite; ``sqlkv.aio`` offers aiosqlite's interface. What differs is here: the driver
 module, a connection adapter that sets ``isolation_level`` through ``sqlkv.aio`` instead
 of aiosqlite's private queue, and the one-connection pool of the sync dialect
-(``sqlkv.sqlalchemy.dialect``), in its asyncio form.
+(``sqlkv.sqlalchemy.dialect``), in its asyncio form (an ordinary ``AsyncAdaptedQueuePool``
+for read-only URLs).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.engine.url import URL
 
-from sqlkv.sqlalchemy.dialect import _refuse_more_than_one, connect_args, is_fenced
+from sqlkv.sqlalchemy.dialect import _refuse_more_than_one, connect_args, is_fenced, is_readonly
 
 try:  # SQLAlchemy 2.1
     from sqlalchemy.util.concurrency import await_
@@ -79,7 +80,7 @@ class SQLKVDialect_async(SQLiteDialect_aiosqlite):
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
-        return OneOwnerAsyncPool
+        return pool.AsyncAdaptedQueuePool if is_readonly(url) else OneOwnerAsyncPool
 
     def create_connect_args(self, url: URL) -> Any:
         return connect_args(url)

@@ -1,6 +1,7 @@
 """``sqlite+sqlkv://``: SQLAlchemy's pysqlite dialect on ``sqlkv.dbapi2``.
 
-URL: ``sqlite+sqlkv:///NAME[?store=URL | ?engine=URL[&token=T]][&cache_size=64MiB]`` plus
+URL: ``sqlite+sqlkv:///NAME[?store=URL | ?engine=URL[&token=T]][&cache_size=64MiB]``
+``[&readonly=1][&at=TXID|TIME|LABEL]`` plus
 pysqlite's own query arguments (``timeout``, ``isolation_level``, ``detect_types``,
 ``cached_statements``). NAME is the sqlkv database name, passed to ``sqlkv.dbapi2.connect``
 unchanged (not made into an absolute path as pysqlite does). Without ``store``/``engine``
@@ -11,6 +12,10 @@ Pool: ``OneOwnerPool``, a ``QueuePool`` of exactly one connection. Opening a sql
 database takes it over and fences the connection that had it, so two pooled connections
 to one database would fence each other; with one, checkouts from several threads take
 turns (waiting up to ``pool_timeout``) and every transaction runs on the one owner.
+A read-only URL (``readonly=1`` or ``at=``, docs/read-replicas.md) takes nothing over, so
+its pool is SQLAlchemy's ordinary ``QueuePool`` (5 connections, 10 overflow): readers run
+side by side, and a pooled reader keeps its page cache, which each read transaction
+refreshes by one round trip and the changed pages only.
 """
 
 from __future__ import annotations
@@ -21,7 +26,34 @@ from sqlalchemy import exc, pool
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine.url import URL
 
-SQLKV_ARGS = {"store": str, "engine": str, "token": str, "cache_size": str}
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise exc.ArgumentError(f"sqlkv URL argument readonly={value!r}: give 1 or 0")
+
+
+def _at(value: str) -> Any:
+    from sqlkv.errors import ConfigError
+    from sqlkv.vfs.v2.reader import parse_at
+
+    try:
+        return parse_at(value)
+    except ConfigError as error:
+        raise exc.ArgumentError(f"sqlkv URL argument at: {error}") from error
+
+
+SQLKV_ARGS: dict[str, Any] = {
+    "store": str,
+    "engine": str,
+    "token": str,
+    "cache_size": str,
+    "readonly": _flag,
+    "at": _at,
+}
 PYSQLITE_ARGS = {
     "timeout": float,
     "isolation_level": str,
@@ -94,13 +126,19 @@ class SQLKVDialect(SQLiteDialect_pysqlite):
 
     @classmethod
     def get_pool_class(cls, url: URL) -> type[pool.Pool]:
-        return OneOwnerPool
+        return pool.QueuePool if is_readonly(url) else OneOwnerPool
 
     def create_connect_args(self, url: URL) -> Any:
         return connect_args(url)
 
     def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
         return is_fenced(e) or super().is_disconnect(e, connection, cursor)
+
+
+def is_readonly(url: URL) -> bool:
+    """Whether ``url`` opens read-only connections (``readonly=1`` or ``at=``)."""
+    readonly = url.query.get("readonly")
+    return "at" in url.query or (isinstance(readonly, str) and _flag(readonly))
 
 
 def is_fenced(error: BaseException) -> bool:

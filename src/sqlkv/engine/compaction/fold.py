@@ -47,6 +47,7 @@ from sqlkv.engine.pidx import (
     freeze,
     tag_of,
 )
+from sqlkv.engine.retention import graves_range, retention_key, versions_range
 from sqlkv.engine.seal import corrupt, join_chunks, seal, unseal
 from sqlkv.errors import CorruptionError, DatabaseNotFound, GuardFailed, LtxError
 from sqlkv.ltx import read_page, read_page_index
@@ -65,10 +66,14 @@ class PassOutcome:
     deltas_deleted: int = 0
     bytes_folded: int = 0
     meta: tuple[Head, bytes] | None = None  # META as written
+    history_changed: bool = False  # retention kept or trimmed history (docs/history.md)
+    retained_bytes: int = 0  # bytes kept only for past states after this pass
 
     @property
     def changed(self) -> bool:
-        return bool(self.shards_written or self.pages_folded or self.deltas_deleted)
+        return bool(
+            self.shards_written or self.pages_folded or self.deltas_deleted or self.history_changed
+        )
 
 
 @dataclass
@@ -83,13 +88,14 @@ class FoldPlan:
     dead: list[tuple[bytes, bytes, int]] = field(default_factory=list)  # dir row, bytes
     materialized: int = 0
     facts: Rows = field(default_factory=list)  # history facts below ``materialized``
+    retention: bytes | None = None  # the retention record (set: ``retained.fold_pass``)
 
     @property
     def changes(self) -> bool:
         return bool(self.shards or self.dead or self.materialized != self.head.materialized_txid)
 
 
-def _choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list[int]]:
+def choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list[int]]:
     by_shard: dict[int, list[int]] = {}
     oldest: dict[int, int] = {}
     for pgno, (txid, _) in pidx.items():
@@ -163,7 +169,19 @@ def plan_pass(
         check_generation(db, head, expected_generation)
     pidx = cache.rows_for(tr, db, keys, head)
     plan = FoldPlan(head, raw, pidx)
-    chosen = _choose_shards(pidx, head.shard_size, shards_per_pass)
+    record, graves, versions = tr.get_ranges(
+        [
+            (retention_key(keys), retention_key(keys) + b"\0", 1, False),
+            (*graves_range(keys), 1, False),
+            (*versions_range(keys), 1, False),
+        ],
+        snapshot=True,
+        point="read_retained",
+    )
+    if record or graves or versions:
+        plan.retention = record[0][1] if record else b""
+        return plan  # history is retained: the pass runs as one transaction
+    chosen = choose_shards(pidx, head.shard_size, shards_per_pass)
     parts = _read_parts(tr, keys, sorted({pidx[p] for pgnos in chosen.values() for p in pgnos}))
     shard_txid = max(2, head.head_txid)
     shards = tr.get_ranges(
@@ -237,6 +255,7 @@ def apply_pass(
     ):
         return None  # a takeover, another pass or a shrink since the plan: plan again
     ledger.assume_head(head, state.meta)
+    ledger.guard(retention_key(keys), None)  # a window set since: plan again
     shard_count = head.shard_count
     for sid, (old, blob) in plan.shards.items():
         for key, value in old:  # the shard is what the plan read, and no more

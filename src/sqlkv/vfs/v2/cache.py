@@ -122,6 +122,18 @@ class PageCache:
         if used > self.peak_bytes:
             self.peak_bytes = used
 
+    def discard(self, pgnos: frozenset[int] | set[int]) -> list[int]:
+        """Drop these pages (a newer commit changed them); those that were cached."""
+        pages = self._pages
+        if len(pgnos) > len(pages):
+            doomed = [p for p in pages if p in pgnos]
+        else:
+            doomed = [p for p in pgnos if p in pages]
+        for pgno in doomed:
+            del pages[pgno]
+        self.budget.add(-self.page_size * len(doomed))
+        return doomed
+
     def discard_above(self, size_pages: int) -> None:
         """Drop every page numbered above ``size_pages`` (after the database shrank)."""
         if size_pages >= self._max_pgno:

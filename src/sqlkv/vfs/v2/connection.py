@@ -97,12 +97,10 @@ def _weak_call(ref: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None
 class Connection(apsw.Connection):
     """An apsw connection to one sqlkv v2 database (see the module docstring)."""
 
+    OPEN_FLAGS = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+
     def __init__(self, vfs: SqlkvVfs, remote: RemoteDb, closers: list[Callable[[], None]]) -> None:
-        super().__init__(
-            MAIN_DB_FILENAME,
-            flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE,
-            vfs=vfs.vfs_name,
-        )
+        super().__init__(MAIN_DB_FILENAME, flags=self.OPEN_FLAGS, vfs=vfs.vfs_name)
         self._sqlkv_vfs = vfs
         self._sqlkv_remote = remote
         self._sqlkv_closers = closers
@@ -131,6 +129,15 @@ class Connection(apsw.Connection):
     @property
     def sqlkv_generation(self) -> int:
         return self._sqlkv_remote.generation
+
+    @property
+    def sqlkv_txid(self) -> int:
+        """The committed txid this connection last wrote or saw committed."""
+        return self._sqlkv_remote.head_txid
+
+    @property
+    def sqlkv_readonly(self) -> bool:
+        return False
 
     @property
     def sqlkv_fenced(self) -> bool:

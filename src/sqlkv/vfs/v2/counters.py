@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 class ClientCounters:
     round_trips: int = 0  # every engine call: open, get_pages, commit, stage, finalize, head
     retries: int = 0  # engine calls repeated after a retryable error or a lost answer
-    get_pages_calls: int = 0
+    get_pages_calls: int = 0  # get_pages (read_at on a read-only connection)
     pages_fetched: int = 0  # pages received from get_pages (missed page plus read-ahead)
     readahead_pages: int = 0  # of those, pages asked for ahead of a miss
     pages_preloaded: int = 0  # pages received from open
@@ -32,6 +32,14 @@ class ClientCounters:
     empty_syncs: int = 0  # xSync with nothing to send (a read transaction, a rollback)
     bytes_sent: int = 0
     bytes_received: int = 0
+    # read-only connections (docs/read-replicas.md)
+    snapshots: int = 0  # snapshot calls (one at open)
+    refreshes: int = 0  # read transactions of a reader following the head (changes_since)
+    refresh_round_trips: int = 0  # engine calls those refreshes made, retries included
+    refresh_max_round_trips: int = 0  # the most any one refresh made (1 without retries)
+    pages_invalidated: int = 0  # cached pages dropped because a newer commit changed them
+    cache_drops: int = 0  # whole-cache drops (changes_since could not say what changed)
+    snapshot_too_old: int = 0  # reads refused because the snapshot left the retention window
 
     def snapshot(self) -> ClientCounters:
         return replace(self)

@@ -124,8 +124,7 @@ class DbFile:
         return self._fetch(pgno)
 
     def _fetch(self, pgno: int) -> bytes:
-        last = min(self.low_water, self.remote.size_pages)
-        wanted = self.readahead.plan(pgno, self._worth_fetching, last)
+        wanted = self._plan(pgno, min(self.low_water, self.remote.size_pages))
         try:
             got = self.remote.get_pages(wanted)
         except apsw.Error:
@@ -146,6 +145,10 @@ class DbFile:
             page = ZERO_PAGE
         self._known_committed(pgno, page)
         return page
+
+    def _plan(self, pgno: int, last: int) -> list[int]:
+        """Pages to fetch for a miss on ``pgno`` (itself first), none past ``last``."""
+        return self.readahead.plan(pgno, self._worth_fetching, last)
 
     # ------------------------------------------------------------------ VFSFile
 
