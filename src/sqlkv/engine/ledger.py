@@ -75,6 +75,8 @@ class Ledger:
         """META as read in this transaction (None: absent, the database is being created)."""
         self.delta = 0
         """Bytes added (negative: freed) by the writes so far."""
+        self.written: tuple[Head, bytes] | None = None
+        """META as ``write_head`` wrote it, and its bytes (what a later commit may guard)."""
         # The transaction's reads, as they are (the ledger only guards the writes).
         self.get = tr.get
         self.get_many = tr.get_many
@@ -95,6 +97,18 @@ class Ledger:
         raw = self._tr.get(self.keys.meta, point="read_meta")
         self.head = None if raw is None else Head.decode(raw, self.db)
         return self.head
+
+    def guard(self, key: bytes, expected: bytes | None) -> None:
+        """Commit only if ``key`` still holds ``expected`` (``Transaction.guard``)."""
+        self._tr.guard(key, expected)
+
+    def assume_head(self, head: Head, raw: bytes) -> Head:
+        """Take ``head`` (encoded as ``raw``) as META without reading it: the commit is
+        guarded by ``M == raw`` (``Transaction.guard``), checked by the store inside this
+        transaction and conflicting like the serializable read it replaces."""
+        self._tr.guard(self.keys.meta, raw)
+        self.head = head
+        return head
 
     @property
     def limits(self) -> Limits:
@@ -190,7 +204,9 @@ class Ledger:
                     delta_bytes=delta_bytes,
                 )
         new = head.with_changes(storage_used=used)
-        self._tr.set(self.keys.meta, new.encode())
+        raw = new.encode()
+        self.written = (new, raw)
+        self._tr.set(self.keys.meta, raw)
         return new
 
     def _count(self, n: int) -> int:

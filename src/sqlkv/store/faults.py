@@ -32,7 +32,8 @@ POINTS: dict[str, str] = {
     "open.apply": "new generation; leftovers of a crashed owner removed (or the new head)",
     # ---------------------------------------------------------------- engine: reads
     "head.read_meta": "META (a snapshot read)",
-    "get_pages.read_meta": "META (a snapshot read)",
+    "get_pages.read_meta": "META (a snapshot read; the PIDX cache holds no map)",
+    "get_pages.read_all": "META and every blob the cached PIDX map names, at once (snapshot)",
     "get_pages.read_pidx": "the PIDX rows (cache miss)",
     "get_pages.read_pages": "every DELTA part and shard the pages live in, at once",
     "snapshot.read_history": "META, the facts from the txid on and the retention rows, at once; "
@@ -77,14 +78,14 @@ POINTS: dict[str, str] = {
     "finalize.read_retention": "the retention window, when a shrink cuts shards",
     "finalize.apply": "PIDX rows, directory row, manifests dropped and META",
     # ---------------------------------------------------------------- engine: compaction
-    "compact.read_meta": "META, serializably (the fence)",
+    "compact.read_meta": "META (a snapshot read: the pass is planned)",
     "compact.read_pidx": "the PIDX rows (cache miss)",
-    "compact.read_shard": "a shard being folded into",
-    "compact.read_delta": "a DELTA part holding pages being folded",
+    "compact.read_shard": "the shards being folded into, at once",
+    "compact.read_delta": "the DELTA parts holding pages being folded, at once",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
     "compact.read_history": "the history facts that date the window / are deleted",
-    "compact.read_retained": "the window, the retained deltas and the retired shard versions",
-    "compact.apply": "shards written, PIDX rows and dead deltas removed, META",
+    "compact.read_retained": "the retention record, a retained delta, a retired shard version",
+    "compact.apply": "shards, PIDX rows, dead deltas and META (guarded, or read serializably)",
     # ---------------------------------------------------------------- engine: fork
     "fork_begin.read_source_meta": "SRC's META (a snapshot read): the txid and size copied",
     "fork_begin.read_meta": "DST's META, serializably (it must not exist)",
