@@ -160,6 +160,100 @@ def fetching(t: Trace) -> None:
     t("setoutputsize", cur.setoutputsize, 1)
 
 
+def errors_while_fetching(t: Trace) -> None:
+    """A step that fails after rows were returned: the stdlib steps right after building
+    each row, so the error comes with the fetch of the row BEFORE it (that row is lost),
+    whichever way the rows are read; and a RETURNING statement's rowcount is set with its
+    last row, not at the fetch after it."""
+    conn, cur = _table(t)
+    cur.executemany("INSERT INTO t(id, v) VALUES (?, ?)", [(i, str(i)) for i in range(1, 6)])
+
+    def fail_on_3(x: int) -> int:
+        if x == 3:
+            raise ValueError("boom")
+        return x
+
+    conn.create_function("fail_on_3", 1, fail_on_3)
+    sql = "SELECT fail_on_3(id) FROM t"  # rowid order: no sorter evaluates it in advance
+    cur.execute(sql)
+    t("fetchone 1", cur.fetchone)
+    t("fetchone 2 (the step to row 3 fails)", cur.fetchone)
+    t("fetchone after the error", cur.fetchone)
+    t("state", lambda: (cur.rowcount, cur.description is None))
+
+    def iterate() -> list[object]:
+        out: list[object] = []
+        try:
+            for row in conn.execute(sql):
+                out.append(row)
+        except Exception as exc:
+            out.append(type(exc).__name__)
+        return out
+
+    t("iteration", iterate)
+    t("fetchall", lambda: conn.execute(sql).fetchall())
+    t("fetchmany", lambda: conn.execute(sql).fetchmany(10))
+    t("list of the first two", lambda: conn.execute(sql + " WHERE id < 3").fetchall())
+    c2 = conn.cursor()
+    c2.execute("UPDATE t SET v = v || '!' WHERE id < 4 RETURNING id")
+    t("returning rowcount before fetch", lambda: c2.rowcount)
+    t("returning row 1", c2.fetchone)
+    t("returning rowcount after row 1", lambda: c2.rowcount)
+    t("returning row 2", c2.fetchone)
+    t("returning row 3 (the last)", c2.fetchone)
+    t("returning rowcount with the last row", lambda: c2.rowcount)
+    t("returning end", c2.fetchone)
+    t("returning rowcount at the end", lambda: c2.rowcount)
+    c2.execute("DELETE FROM t WHERE id > 3 RETURNING id")
+    t("returning by iteration", lambda: (list(c2), c2.rowcount))
+    c2.execute("INSERT INTO t(id, v) VALUES (10, 'a'), (11, 'b') RETURNING id")
+    t("returning by fetchall", lambda: (c2.fetchall(), c2.rowcount))
+    t("lastrowid after", lambda: c2.lastrowid)
+    t("reused cursor after returning", lambda: (c2.execute("SELECT 1").fetchall(), c2.rowcount))
+
+
+def executemany_rowcount_with_indirect_changes(t: Trace) -> None:
+    """executemany's rowcount counts each row's own changes (the stdlib sums changes()):
+    rows changed by triggers, foreign key actions or a user function's own statements are
+    not in it."""
+    conn = t.connect()
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(
+        """
+        CREATE TABLE plain(id INTEGER PRIMARY KEY, v TEXT);
+        CREATE TABLE audited(id INTEGER PRIMARY KEY, v TEXT);
+        CREATE TABLE audit(n INTEGER);
+        CREATE TRIGGER audited_insert AFTER INSERT ON audited
+            BEGIN INSERT INTO audit VALUES (new.id); INSERT INTO audit VALUES (-new.id); END;
+        CREATE TABLE parent(id INTEGER PRIMARY KEY);
+        CREATE TABLE child(id INTEGER PRIMARY KEY,
+            parent INTEGER REFERENCES parent(id) ON DELETE CASCADE);
+        """
+    )
+    cur = conn.cursor()
+    rows = [(i, str(i)) for i in range(1, 5)]
+    t("plain", lambda: (cur.executemany("INSERT INTO plain VALUES (?, ?)", rows), cur.rowcount)[1])
+    t("upsert", cur.executemany, "INSERT OR REPLACE INTO plain VALUES (?, ?)", rows)
+    t("upsert rowcount", lambda: cur.rowcount)
+    t("trigger", cur.executemany, "INSERT INTO audited VALUES (?, ?)", rows)
+    t("trigger rowcount", lambda: (cur.rowcount, conn.total_changes))
+    conn.executemany("INSERT INTO parent VALUES (?)", [(1,), (2,)])
+    conn.executemany("INSERT INTO child VALUES (?, ?)", [(i, 1 + i % 2) for i in range(6)])
+    t("cascade", cur.executemany, "DELETE FROM parent WHERE id = ?", [(1,), (2,)])
+    t("cascade rowcount", lambda: (cur.rowcount, conn.total_changes))
+    t("children left", lambda: conn.execute("SELECT count(*) FROM child").fetchone())
+
+    def side_insert(x: int) -> int:
+        side = conn.cursor()
+        side.execute("INSERT INTO audit VALUES (?)", (x,))
+        return x
+
+    conn.create_function("side_insert", 1, side_insert)
+    t("function", cur.executemany, "UPDATE plain SET v = side_insert(id) WHERE id = ?", rows)
+    t("function rowcount", lambda: (cur.rowcount, conn.total_changes))
+    t("audit", lambda: conn.execute("SELECT count(*), total(n) FROM audit").fetchone())
+
+
 def closed_cursor(t: Trace) -> None:
     conn, cur = _table(t)
     cur.execute("SELECT 1")
@@ -230,6 +324,11 @@ def wrong_thread(t: Trace) -> None:
 def shared_across_threads(t: Trace) -> None:
     conn = t.connect("shared", check_same_thread=False)
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, worker INTEGER, i INTEGER)")
+    # one transaction open before the threads start: the stdlib's implicit BEGIN is a
+    # check-then-act across threads ("cannot start a transaction within a transaction",
+    # and another thread's error message read back), so the reference itself would fail
+    # at random (about one run in five); ours serializes, and the rows are what is compared
+    conn.execute("BEGIN")
     errors: list[str] = []
 
     def work(worker: int) -> None:
@@ -265,6 +364,8 @@ SCENARIOS = [
     executemany_paths,
     executescript_paths,
     fetching,
+    errors_while_fetching,
+    executemany_rowcount_with_indirect_changes,
     closed_cursor,
     closed_connection,
     wrong_thread,

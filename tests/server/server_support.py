@@ -3,6 +3,8 @@ and metrics scraped over HTTP. Fixtures that use them are in ``conftest.py``."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -69,8 +71,8 @@ class ServerProc:
             time.sleep(0.05)
         raise RuntimeError(f"server not ready after {READY_TIMEOUT_S}s:\n{self.output()}")
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        url = f"http://{HOST}:{self.metrics_port}/metrics"
+    def metrics(self, query: str = "") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        url = f"http://{HOST}:{self.metrics_port}/metrics" + (f"?{query}" if query else "")
         with urllib.request.urlopen(url, timeout=10) as resp:
             text = resp.read().decode()
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -82,6 +84,22 @@ class ServerProc:
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def metric_of(self, query: str, name: str, **labels: str) -> float:
+        """One series of ``/metrics?QUERY`` (``worker=I``: that worker's own)."""
+        return self.metrics(query).get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def workers(self) -> list[int]:
+        """The pids of its worker processes (none when it runs as one process)."""
+        pid = self.proc.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    def signal_all(self, sig: int) -> None:
+        """``sig`` to the server and its workers (it runs in a session of its own)."""
+        os.killpg(self.proc.pid, sig)
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
 
@@ -89,6 +107,8 @@ class ServerProc:
         if self.alive():
             self.proc.kill()
         self.proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # workers die with it; be sure
 
 
 ServerFactory = Callable[..., "ServerProc"]
@@ -110,6 +130,8 @@ def start_server(
     env: dict[str, str] | None = None,
 ) -> ServerProc:
     port, metrics_port = free_port(), free_port()
+    while metrics_port == port:  # two probes in a row may get the same free port
+        metrics_port = free_port()
     args = [
         sys.executable,
         "-m",
@@ -130,7 +152,14 @@ def start_server(
         args += ["--tokens-file", str(tokens_file)]
     log = where / f"{name}-{port}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=where, env=env)
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=where,
+            env=env,
+            start_new_session=True,  # its own process group: signal_all reaches its workers
+        )
     server = ServerProc(proc, port, metrics_port, log, args)
     try:
         server.wait_ready()

@@ -4,50 +4,47 @@ cancelled waiter gives back nothing it did not get."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 
 from sqlkv.errors import ConfigError
+from sqlkv.server.config import ServerConfig
 from sqlkv.server.frames import FrameBudget, read_body
-from sqlkv.server.server import ServerConfig
 
 
 def test_budget_holds_frames_until_released_in_arrival_order() -> None:
-    async def scenario() -> list[str]:
-        budget = FrameBudget(100)
-        order: list[str] = []
-        await budget.acquire(80)
+    budget = FrameBudget(100)
+    order: list[str] = []
+    assert budget.acquire(80)
 
-        async def take(name: str, n: int) -> None:
-            await budget.acquire(n)
-            order.append(name)
+    def take(name: str, n: int) -> None:
+        assert budget.acquire(n, timeout=10)
+        order.append(name)
 
-        first = asyncio.create_task(take("first", 50))
-        second = asyncio.create_task(take("second", 10))  # fits, but waits behind first
-        await asyncio.sleep(0.01)
-        assert order == [] and budget.used == 80
-        budget.release(80)
-        await asyncio.gather(first, second)
-        assert budget.used == 60
-        return order
+    first = threading.Thread(target=take, args=("first", 50))
+    first.start()
+    time.sleep(0.05)  # first is queued before second arrives
+    second = threading.Thread(target=take, args=("second", 10))  # fits, but waits behind first
+    second.start()
+    time.sleep(0.05)
+    assert order == [] and budget.used == 80
+    budget.release(80)
+    first.join(10)
+    second.join(10)
+    assert order == ["first", "second"]
+    assert budget.used == 60
 
-    assert asyncio.run(scenario()) == ["first", "second"]
 
-
-def test_cancelled_waiter_leaves_budget_intact() -> None:
-    async def scenario() -> int:
-        budget = FrameBudget(100)
-        await budget.acquire(100)
-        waiter = asyncio.create_task(budget.acquire(60))
-        await asyncio.sleep(0.01)
-        waiter.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiter
-        budget.release(100)
-        await budget.acquire(100)  # the whole budget is there again
-        return budget.used
-
-    assert asyncio.run(scenario()) == 100
+def test_a_waiter_that_times_out_leaves_budget_intact() -> None:
+    budget = FrameBudget(100)
+    assert budget.acquire(100)
+    assert not budget.acquire(60, timeout=0.05)
+    assert budget.used == 100
+    budget.release(100)
+    assert budget.acquire(100, timeout=0)  # the whole budget is there again
+    assert budget.used == 100
 
 
 def test_read_body_reads_in_pieces_and_reports_a_short_frame() -> None:

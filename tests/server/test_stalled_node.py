@@ -5,7 +5,6 @@ node that still answers its health probe, and a 50 MiB staged commit, are waited
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -38,10 +37,10 @@ def test_sigstopped_node_fails_over_fast_and_applies_every_commit_once(
     stopped = threading.Event()
 
     def stall_node_a() -> None:
-        os.kill(a.proc.pid, signal.SIGSTOP)
+        a.signal_all(signal.SIGSTOP)  # the server and its workers
         stopped.set()
         time.sleep(STALL_S)
-        os.kill(a.proc.pid, signal.SIGCONT)
+        a.signal_all(signal.SIGCONT)
 
     stopper = threading.Timer(1.0, stall_node_a)
     stopper.start()

@@ -4,7 +4,9 @@
         --tokens-file /etc/sqlkv/tokens.json --metrics 0.0.0.0:9478
 
 Any number of servers may share one store; clients list them all
-(``sqlkv://a:7878,b:7878``) and fail over. SIGTERM or SIGINT drains and stops the server.
+(``sqlkv://a:7878,b:7878``) and fail over. One server runs ``--workers`` processes (default:
+one per CPU; ``server/supervisor.py``, docs/serving.md), each an engine on the shared
+store. SIGTERM or SIGINT drains and stops the server.
 The token is ``--token``, else ``--tokens-file``, else ``$SQLKV_TOKEN`` (as for the
 client); without any, no token is needed: fine on loopback, and warned about anywhere
 else. Prefer ``--tokens-file`` or the environment to ``--token``, which other local users
@@ -15,7 +17,6 @@ can read in the process list. Engine settings: ``--config FILE`` and ``--set``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
@@ -24,14 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlkv.config import redact_url
-from sqlkv.errors import CommandFailed, ConfigError, UsageError
+from sqlkv.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from prometheus_client import CollectorRegistry
-
-    from sqlkv.server.http import MetricsHttpServer
+    from sqlkv.server.worker import WorkerSpec
 
 MiB = 1024 * 1024
 
@@ -66,7 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="SECTION.NAME=VALUE",
         help="one engine setting, like engine.max_delta_bytes=16MiB (wins over --config)",
     )
-    p.add_argument("--workers", type=int, default=16, help="engine threads (default 16)")
+    p.add_argument(
+        "--workers",
+        default="auto",
+        metavar="N",
+        help="server processes sharing the port (default auto: one per CPU, 1 for memory://)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=16, help="engine calls at once per worker (default 16)"
+    )
     p.add_argument("--max-connections", type=int, default=1024)
     p.add_argument("--max-frame-mib", type=int, default=64, help="largest frame (default 64)")
     p.add_argument(
@@ -105,15 +110,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from prometheus_client import disable_created_metrics
-
     from sqlkv.cli.serve_config import load_settings
-    from sqlkv.engine import Engine
     from sqlkv.server.auth import Auth
-    from sqlkv.server.metrics import ServerMetrics
-    from sqlkv.server.protocol import PROTOCOL_VERSION
-    from sqlkv.server.server import EngineServer, ServerConfig
-    from sqlkv.store import open_store
+    from sqlkv.server.config import ServerConfig
+    from sqlkv.server.worker import WorkerSpec, configure_logging
     from sqlkv.store.url import parse_store_url, resolve_store_url
 
     if getattr(args, "engine_url", None):
@@ -126,6 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.settings, per_database=args.metrics_per_database)
     url = resolve_store_url(args.store)
     parse_store_url(url)
+    workers = resolve_workers(args.workers, url)
     token = args.token if args.token is not None else os.environ.get("SQLKV_TOKEN") or None
     if args.tokens_file:
         auth = Auth.from_file(args.tokens_file)
@@ -136,7 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=host,
         port=port,
-        workers=args.workers,
+        threads=args.threads,
         max_connections=args.max_connections,
         max_frame=args.max_frame_mib * MiB,
         drain_timeout_s=args.drain_timeout,
@@ -144,68 +145,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **({"name": args.name} if args.name else {}),
     )
     config.validate()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # the engine logs per-operation details at INFO/DEBUG; its "database opened" record
-    # uses the reserved LogRecord key "created", which raises at INFO (reported upstream)
-    logging.getLogger("sqlkv.engine").setLevel(logging.WARNING)
+    configure_logging(None)
     log = logging.getLogger("sqlkv.server")
     if not auth.required and not _is_loopback(host):
         log.warning(
             "listening on %s without a token: anyone who reaches it has every database", host
         )
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
-
-    store = open_store(url)
     compaction = False if args.no_compaction else settings.compaction
-    engine = Engine(store, settings.engine, compaction=compaction)
-    http: MetricsHttpServer | None = None
-    try:
-        metrics = ServerMetrics(engine.metrics.registry, store)
-        server = EngineServer(engine, auth, config, metrics)
-        if metrics_at:
-            http = _metrics_server(metrics_at, engine.metrics.registry, lambda: server.draining)
-
-        async def serve() -> None:
-            try:
-                await server.start()
-            except OSError as exc:
-                raise _address_error("--listen", host, port, exc) from None
-            extra = f", metrics on {metrics_at[0]}:{http.port}" if metrics_at and http else ""
-            print(
-                f"sqlkv serve: node {config.name} listening on {host}:{server.port} "
-                f"(store {redact_url(url)}, protocol v{PROTOCOL_VERSION}{extra})",
-                file=sys.stderr,
-                flush=True,
-            )
-            await server.run()
-
-        asyncio.run(serve())
-        log.info("stopped")
-    finally:
-        if http is not None:
-            http.stop()
-        engine.close()
-        store.close()
+    spec = WorkerSpec(url, auth, settings, config, compaction)
+    if workers == 1:
+        _serve_alone(spec, metrics_at)
+    else:
+        _supervise(spec, workers, metrics_at)
     return 0
 
 
-def _metrics_server(
-    at: tuple[str, int], registry: CollectorRegistry, draining: Callable[[], bool]
-) -> MetricsHttpServer:
-    from sqlkv.server.http import MetricsHttpServer
-
+def resolve_workers(text: str, url: str) -> int:
+    """``--workers``: a number, or ``auto`` (one per CPU this process may use; 1 for a
+    memory store, which lives in one process)."""
+    memory = url.startswith("memory:")
+    if text == "auto":
+        if memory:
+            return 1
+        affinity = getattr(os, "sched_getaffinity", None)  # Linux: the CPUs we may use
+        return max(1, len(affinity(0)) if affinity else os.cpu_count() or 1)
     try:
-        http = MetricsHttpServer(*at, registry, draining)
-    except OSError as exc:
-        raise _address_error("--metrics", *at, exc) from None
-    http.start()
-    return http
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 256:
+        raise ConfigError(f"--workers must be auto or a number within 1..256, got {text!r}")
+    if memory and n > 1:
+        raise ConfigError(
+            f"--workers {n} needs a store several processes can share; memory:// lives in "
+            "one process: use --workers 1, or a store directory, lmdb://, postgresql:// "
+            "or etcd://"
+        )
+    return n
 
 
-def _address_error(flag: str, host: str, port: int, exc: OSError) -> CommandFailed:
-    return CommandFailed(
-        f"cannot listen on {host}:{port} ({flag}): {exc.strerror or exc}; stop what uses it "
-        f"or give another {flag} HOST:PORT"
+def _announce(spec: WorkerSpec, workers: int, port: int, metrics: str | None) -> None:
+    from sqlkv.server.protocol import PROTOCOL_VERSION
+
+    extra = f", metrics on {metrics}" if metrics else ""
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    print(
+        f"sqlkv serve: node {spec.config.name} listening on {spec.config.host}:{port} "
+        f"(store {redact_url(spec.url)}, protocol v{PROTOCOL_VERSION}{processes}{extra})",
+        file=sys.stderr,
+        flush=True,
     )
+
+
+def _serve_alone(spec: WorkerSpec, metrics_at: tuple[str, int] | None) -> None:
+    from sqlkv.server.worker import serve
+
+    def announce(port: int, metrics_port: int | None) -> None:
+        at = f"{metrics_at[0]}:{metrics_port}" if metrics_at and metrics_port else None
+        _announce(spec, 1, port, at)
+
+    serve(spec, metrics_at=metrics_at, announce=announce)
+
+
+def _supervise(spec: WorkerSpec, workers: int, metrics_at: tuple[str, int] | None) -> None:
+    from sqlkv.server.supervisor import Supervisor
+
+    supervisor = Supervisor(spec, workers, metrics_at=metrics_at)
+    try:
+        supervisor.start()
+        at = None
+        if metrics_at and supervisor.http is not None:
+            at = f"{metrics_at[0]}:{supervisor.http.port}"
+        _announce(spec, workers, supervisor.port, at)
+        supervisor.run()
+    finally:
+        supervisor.close()
+    logging.getLogger("sqlkv.server").info("stopped")

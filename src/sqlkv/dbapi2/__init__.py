@@ -24,9 +24,10 @@ import apsw
 
 import sqlkv
 from sqlkv.dbapi2 import constants
+from sqlkv.dbapi2.columns import PARSE_COLNAMES, PARSE_DECLTYPES
 from sqlkv.dbapi2.connection import LEGACY_TRANSACTION_CONTROL, Connection
 from sqlkv.dbapi2.constants import *  # noqa: F403 - the SQLITE_* constants, as sqlite3's
-from sqlkv.dbapi2.cursor import PARSE_COLNAMES, PARSE_DECLTYPES, Cursor
+from sqlkv.dbapi2.cursor import Cursor
 from sqlkv.dbapi2.exceptions import (
     DatabaseError,
     DataError,

@@ -101,6 +101,9 @@ class Connection:
         no lock waits, and apsw keeps its own statement cache. ``options`` go to
         ``sqlkv.connect`` (``cache_size=``, ``format=``, ...)."""
         self._apsw: apsw.Connection | None = None
+        # the hot paths' one check: the owner's thread id while the connection is open and
+        # checks threads (check_same_thread=True), else None (the full checks run)
+        self._fast_thread: int | None = None
         self._isolation_level = _check_level(isolation_level)
         self._autocommit = _check_autocommit(autocommit)
         if not isinstance(detect_types, int):
@@ -112,7 +115,13 @@ class Connection:
         # (apsw would refuse a second concurrent call rather than wait, as SQLite's would)
         self._lock = threading.RLock()
         self.row_factory: Callable[[Cursor, tuple[Any, ...]], Any] | None = None
-        self.text_factory: Any = str
+        self._text_factory: Any = str
+        # rows go out as apsw builds them (no text factory, no converters)
+        self._plain_text = not detect_types
+        # the legacy mode opens a transaction before DML (isolation_level is not None)
+        self._begins = self._isolation_level is not None and self._legacy
+        # a user callback was registered: it could run SQL of its own in a statement
+        self._callbacks = False
         name = names.resolve(database, uri)
         try:
             conn = names.open_apsw(name, store, engine, token, options)
@@ -124,11 +133,12 @@ class Connection:
             raise dual_error(exceptions.OperationalError, exc, str(exc)) from exc
         conn.convert_binding = _convert_binding
         self._apsw = conn
+        self._fast_thread = self._thread if self._check_same_thread else None
         if self._autocommit is False:
             try:
                 self._execute_control("BEGIN")
             except BaseException:
-                self._apsw = None
+                self._apsw = self._fast_thread = None
                 conn.close()
                 raise
 
@@ -186,12 +196,13 @@ class Connection:
         mode = self._autocommit
         if mode is True:
             return
-        if mode is False:
-            self._execute_control(sql)
-            if reopen:
-                self._execute_control("BEGIN")
-        elif self._check_open().in_transaction:
-            self._execute_control(sql)
+        with self._lock:  # the check and the statement as one step for shared connections
+            if mode is False:
+                self._execute_control(sql)
+                if reopen:
+                    self._execute_control("BEGIN")
+            elif self._check_open().in_transaction:
+                self._execute_control(sql)
 
     def commit(self) -> None:
         self._check()
@@ -200,6 +211,18 @@ class Connection:
     def rollback(self) -> None:
         self._check()
         self._end("ROLLBACK")
+
+    @property
+    def text_factory(self) -> Any:
+        return self._text_factory
+
+    @text_factory.setter
+    def text_factory(self, value: Any) -> None:
+        self._text_factory = value
+        self._plain_text = value is str and not self._detect_types
+
+    def _update_begins(self) -> None:
+        self._begins = self._isolation_level is not None and self._legacy
 
     @property
     def in_transaction(self) -> bool:
@@ -220,9 +243,11 @@ class Connection:
         if level is None:
             self._check_open()
             self._isolation_level = None
+            self._update_begins()
             self._end("COMMIT")  # the stdlib commits to re-enable autocommit
             return
         self._isolation_level = level
+        self._update_begins()
 
     @property
     def autocommit(self) -> bool | int:
@@ -233,11 +258,13 @@ class Connection:
     def autocommit(self, value: bool | int) -> None:
         self._check()
         mode = _check_autocommit(value)
-        if mode is True and self._check_open().in_transaction:
-            self._execute_control("COMMIT")
-        self._autocommit = mode
-        if mode is False and not self._check_open().in_transaction:
-            self._execute_control("BEGIN")
+        with self._lock:
+            if mode is True and self._check_open().in_transaction:
+                self._execute_control("COMMIT")
+            self._autocommit = mode
+            self._update_begins()
+            if mode is False and not self._check_open().in_transaction:
+                self._execute_control("BEGIN")
 
     def __enter__(self) -> Connection:
         self._check_open()
@@ -273,9 +300,7 @@ class Connection:
         return cursor
 
     # as the stdlib's, these make a plain Cursor (not through an overridden cursor())
-    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        # Cursor.execute makes the same checks (thread, then closed) before anything else
-        return Cursor(self).execute(sql, parameters)
+    execute = cursor_module.execute_on_new_cursor
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         self._check()
@@ -291,6 +316,7 @@ class Connection:
         self, name: str, narg: int, func: Callable[..., Any] | None, *, deterministic: bool = False
     ) -> None:
         conn = self._check()
+        self._callbacks = True
         try:
             if func is None:
                 conn.create_scalar_function(name, None, narg)
@@ -303,6 +329,7 @@ class Connection:
 
     def create_aggregate(self, name: str, n_arg: int, aggregate_class: Any) -> None:
         conn = self._check()
+        self._callbacks = True
         factory = None if aggregate_class is None else callbacks.aggregate(aggregate_class)
         try:
             conn.create_aggregate_function(name, factory, n_arg)
@@ -311,6 +338,7 @@ class Connection:
 
     def create_window_function(self, name: str, num_params: int, aggregate_class: Any, /) -> None:
         conn = self._check()
+        self._callbacks = True
         factory = None if aggregate_class is None else callbacks.window(aggregate_class)
         try:
             conn.create_window_function(name, factory, num_params)
@@ -319,6 +347,7 @@ class Connection:
 
     def create_collation(self, name: str, callable: Callable[[str, str], Any] | None, /) -> None:
         conn = self._check()
+        self._callbacks = True
         if not isinstance(name, str):
             raise TypeError(f"create_collation() argument 1 must be str, not {type(name).__name__}")
         if callable is not None and not hasattr(callable, "__call__"):  # noqa: B004
@@ -328,12 +357,14 @@ class Connection:
     def set_authorizer(self, authorizer_callback: Callable[..., Any] | None) -> None:
         """Runs after sqlkv's own safety authorizer (unsafe pragmas), never instead of it."""
         conn = self._check()
+        self._callbacks = True
         conn.authorizer = (
             None if authorizer_callback is None else callbacks.authorizer(authorizer_callback)
         )
 
     def set_progress_handler(self, progress_handler: Callable[[], Any] | None, n: int) -> None:
         conn = self._check()
+        self._callbacks = True
         if progress_handler is None:
             conn.set_progress_handler(None)
         else:
@@ -430,7 +461,7 @@ class Connection:
                 if self._autocommit is False and conn.in_transaction:
                     self._execute_control("ROLLBACK")
             finally:
-                self._apsw = None
+                self._apsw = self._fast_thread = None
                 conn.close()
 
     def _check_thread_only(self) -> None:

@@ -140,3 +140,14 @@ def translate(exc: BaseException) -> BaseException:
 def config_error(message: str) -> BaseException:
     """An ``OperationalError`` that is also a ``sqlkv.errors.ConfigError`` (bad connect args)."""
     return dual_error(OperationalError, ConfigError(message), message)
+
+
+def binding_error(exc: BaseException) -> BaseException:
+    """What the stdlib raises where apsw raised ``exc`` while binding or running."""
+    if isinstance(exc, Error):
+        return exc
+    if isinstance(exc, KeyError) and exc.args:
+        return ProgrammingError(f"You did not supply a value for binding parameter :{exc.args[0]}.")
+    if isinstance(exc, TypeError) and "dict or a sequence" in str(exc):
+        return ProgrammingError("parameters are of unsupported type")
+    return translate(exc)

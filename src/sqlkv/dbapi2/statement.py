@@ -1,13 +1,15 @@
 """What ``sqlkv.dbapi2`` must know of a SQL string before running it, as the stdlib decides
 it: whether it holds more than one statement (``execute`` refuses that) and whether it is
 DML (INSERT/UPDATE/DELETE/REPLACE: the legacy transaction mode opens a transaction before
-it). Results are cached per SQL text (the text alone decides both).
+it). Results are cached per SQL text (the text alone decides both). And whether the rows a
+statement changes are all the connection changes (``changes_are_direct``), which lets
+``executemany`` count them without a Python call per row.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -24,6 +26,13 @@ class Info(NamedTuple):
 
 cache: dict[str, Info] = {}
 
+# the hot paths' view of the same cache: single statements only, by kind. Empty for good
+# once an adapter is registered for a type apsw binds itself (types.register_adapter):
+# the hot paths bind parameters as they come, and then every one must be adapted first
+READ, DML, RETURNING = 0, 1, 2
+kinds: dict[str, int] = {}
+native_adapted = False
+
 
 def complete_statement(statement: str) -> bool:
     """Whether ``statement`` holds one or more complete SQL statements (``sqlite3_complete``)."""
@@ -39,7 +48,10 @@ def info(sql: str) -> Info:
         found = _analyse(sql)
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
+            kinds.clear()
         cache[sql] = found
+        if found.single and not native_adapted:
+            kinds[sql] = RETURNING if found.returning else DML if found.is_dml else READ
     return found
 
 
@@ -94,3 +106,23 @@ def _first_statement_end(sql: str, i: int) -> int | None:
         else:
             i += 1
     return None
+
+
+# anything that makes SQLite change rows besides the statement itself: triggers (also
+# INSTEAD OF on views) and foreign key actions (a REFERENCES clause; conservative)
+_INDIRECT = (
+    "SELECT 1 FROM sqlite_schema WHERE type = 'trigger' OR sql LIKE '%REFERENCES%' "
+    "UNION ALL SELECT 1 FROM sqlite_temp_schema WHERE type = 'trigger' LIMIT 1"
+)
+
+
+def changes_are_direct(connection: Any, conn: apsw.Connection) -> bool:
+    """Whether every row change during a statement is the statement's own, so that the
+    growth of ``total_changes()`` equals the sum of ``changes()`` (what the stdlib reports as
+    ``rowcount``): no triggers, no foreign key actions, no attached databases, and no user
+    callbacks on ``connection`` (a user function may run statements of its own)."""
+    if connection._callbacks or len(conn.db_names()) > 2:
+        return False
+    for _row in conn.execute(_INDIRECT):
+        return False
+    return True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, SupportsIndex, overload
 
+from sqlkv.dbapi2 import statement
 from sqlkv.dbapi2.exceptions import ProgrammingError
 
 # --------------------------------------------------------------------------- constructors
@@ -68,6 +69,8 @@ def register_adapter(type_: type, adapter: Adapter, /) -> None:
     """Bind values of exactly ``type_`` as ``adapter(value)``."""
     if issubclass(type_, NATIVE):
         FLAGS.native_adapted = True
+        statement.native_adapted = True  # the hot paths (which do not adapt) go unused
+        statement.kinds.clear()
     adapters[(type_, PrepareProtocol)] = adapter
 
 

@@ -2,8 +2,10 @@
 
 Each operation is one store transaction (``store.transact``, retried on conflicts) built by
 its own module: takeover, read, commit, stage, compaction. This class only wires them
-together, keeps the PIDX cache consistent (published only after a transaction landed),
-feeds the compaction coordinator, and records metrics and logs.
+together, keeps the PIDX cache consistent (published only after a transaction landed) and
+the META cache that commits guard (``meta_cache.py``; ``_guarded`` retries a failed guard
+once on the META it answered), feeds the compaction coordinator, and records metrics and
+logs.
 """
 
 from __future__ import annotations
@@ -12,19 +14,32 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
 from sqlkv.engine.commit import CommitOutcome, commit_pages
-from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
+from sqlkv.engine.compaction import (
+    ApplyState,
+    CompactionConfig,
+    CompactionCoordinator,
+    FoldPlan,
+    PassOutcome,
+    absorb,
+    apply_pass,
+    plan_pass,
+    retained,
+)
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.history_ops import HistoryOps
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.meta_cache import MetaCache
 from sqlkv.engine.metrics import EngineMetrics
-from sqlkv.engine.pidx import PidxCache
+from sqlkv.engine.pidx import PidxCache, tag_of
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
@@ -32,15 +47,29 @@ from sqlkv.engine.takeover import open_database
 from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
+    ConflictError,
     DatabaseNotFound,
+    EngineError,
     FenceMismatch,
+    GuardFailed,
     QuotaExceeded,
+    RetriesExhausted,
     SqlkvError,
 )
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
+from sqlkv.store.ranges import key_after
+
+if TYPE_CHECKING:
+    from sqlkv.engine.restore import RestoreResult
 
 log = logging.getLogger("sqlkv.engine")
+
+PASS_PLANS = 8
+"""Plans one compaction pass may make before it gives up (``RetriesExhausted``)."""
+APPLY_ATTEMPTS = 64
+"""Guarded applies of one plan (each failed guard teaches it something) before it is
+planned again."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -67,6 +96,7 @@ class Engine(HistoryOps):
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
+        self.heads = MetaCache()  # META each database was last seen with: commits guard it
         self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
         self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
@@ -126,11 +156,29 @@ class Engine(HistoryOps):
         since = self.acked.now()
 
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
-            head = self._head_snapshot(tr, db, keys)
+            cached = self.pidx.peek(db) if wanted else None
+            if cached is not None:
+                # One round trip: META and the blobs the cached map names, at once; used
+                # when META still has the map's tag, else the call goes on from this META.
+                source = PageSource(keys, *cached)
+                plan = source.plan(wanted)
+                meta, *blobs = tr.get_ranges(
+                    [(keys.meta, key_after(keys.meta), 0, False), *plan.ranges],
+                    snapshot=True,
+                    point="read_all",
+                )
+                if not meta:
+                    raise DatabaseNotFound(db)
+                head = Head.decode(meta[0][1], db)
+            else:
+                head = self._head_snapshot(tr, db, keys)
             self.acked.check(db, head, since=since)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
+            if cached is not None and tag_of(head) == tag_of(cached[0]):
+                sources[:] = [source]
+                return head, source.decode(plan, blobs)
             source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head))
             sources[:] = [source]
             return head, source.read(tr, wanted)
@@ -166,18 +214,22 @@ class Engine(HistoryOps):
         start = time.perf_counter()
         since = self.acked.now()
         try:
-            out = self.store.transact(
-                lambda tr: commit_pages(
-                    Ledger(tr, db, keys),
-                    self.config,
-                    self.pidx,
-                    generation,
-                    expected_head_txid,
-                    pages,
-                    db_size_pages,
-                    cid,
+            out = self._guarded(
+                db,
+                "commit",
+                lambda known: (
+                    lambda tr: commit_pages(
+                        Ledger(tr, db, keys),
+                        self.config,
+                        self.pidx,
+                        generation,
+                        expected_head_txid,
+                        pages,
+                        db_size_pages,
+                        cid,
+                        known,
+                    )
                 ),
-                name="commit",
             )
         except SqlkvError as exc:
             self._refused(exc, db, since)
@@ -188,17 +240,19 @@ class Engine(HistoryOps):
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
     ) -> StageResult:
         keys = self.keys(db)
+        ledgers: list[Ledger] = []
+
+        def stage(tr: Transaction) -> tuple[int, int]:
+            ledgers[:] = [Ledger(tr, db, keys)]
+            return stage_pages(ledgers[0], self.config, generation, txid, seq, pages)
+
         start = time.perf_counter()
         try:
-            txid_out, parts = self.store.transact(
-                lambda tr: stage_pages(
-                    Ledger(tr, db, keys), self.config, generation, txid, seq, pages
-                ),
-                name="stage",
-            )
+            txid_out, parts = self.store.transact(stage, name="stage")
         except SqlkvError as exc:
             self._refused(exc)
             raise
+        self._remember(db, ledgers[0].written)
         self.metrics.committed("stage", time.perf_counter() - start)
         return StageResult(txid_out, parts)
 
@@ -217,18 +271,22 @@ class Engine(HistoryOps):
         start = time.perf_counter()
         since = self.acked.now()
         try:
-            out = self.store.transact(
-                lambda tr: finalize(
-                    Ledger(tr, db, keys),
-                    self.config,
-                    self.pidx,
-                    generation,
-                    expected_head_txid,
-                    txid,
-                    db_size_pages,
-                    cid,
+            out = self._guarded(
+                db,
+                "finalize",
+                lambda known: (
+                    lambda tr: finalize(
+                        Ledger(tr, db, keys),
+                        self.config,
+                        self.pidx,
+                        generation,
+                        expected_head_txid,
+                        txid,
+                        db_size_pages,
+                        cid,
+                        known,
+                    )
                 ),
-                name="finalize",
             )
         except SqlkvError as exc:
             self._refused(exc, db, since)
@@ -248,18 +306,85 @@ class Engine(HistoryOps):
         keys = self.keys(db)
         return self.store.transact(lambda tr: verify_database(tr, keys), name="verify")
 
+    # ------------------------------------------------------------------ fork / restore
+
+    def fork(
+        self,
+        src: str,
+        dst: str,
+        at: int | datetime | str | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Head:
+        """Create the new database ``dst`` holding ``src``'s state (``engine/fork.py``);
+        ``progress(done_bytes, total_bytes)`` after each batch. Returns ``dst``'s head."""
+        from sqlkv.engine.fork import fork_database
+        from sqlkv.engine.restore import resolve_state
+
+        txid = None if at is None else resolve_state(self, src, at)
+        return fork_database(self, src, dst, txid, progress)
+
+    def restore(
+        self,
+        db: str,
+        to: int | datetime | str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RestoreResult:
+        """Make ``db``'s state at ``to`` its newest state, as one new commit; takes the
+        database over (``engine/restore.py``)."""
+        from sqlkv.engine.restore import restore_database
+
+        return restore_database(self, db, to, progress)
+
     # ------------------------------------------------------------------ compaction
 
     def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
-        """Run one compaction pass on ``db`` (one store transaction)."""
+        """Run one compaction pass on ``db``: planned in a read-only store transaction,
+        applied in one guarded store operation (``compaction/fold.py``): a failed guard is
+        absorbed (newer META, a PIDX row a commit rewrote) and the apply sent again; the
+        pass is planned again when the database changed in a way the plan cannot absorb."""
         keys = self.keys(db)
-        out = self.store.transact(
-            lambda tr: fold_pass(
-                Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
-            ),
-            name="compact",
-        )
-        self.pidx.publish(db, out.head, out.pidx)
+        out: PassOutcome | None = None
+        for _ in range(PASS_PLANS):
+            plan = self.store.transact(
+                lambda tr: plan_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation),
+                name="compact",
+            )
+            if plan.retention is not None:
+                out = self.store.transact(
+                    lambda tr: retained.fold_pass(
+                        Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
+                    ),
+                    name="compact",
+                )
+                break
+            if not plan.changes:
+                out = PassOutcome(plan.head, plan.pidx)
+                break
+            state = ApplyState(plan.meta)
+            for _ in range(APPLY_ATTEMPTS):
+                # The owner's engine knows the META of its last commit: often newer than
+                # the plan's snapshot or the last failed guard's answer.
+                state.meta = self.heads.newer(db, Head.decode(state.meta, db), state.meta)
+                try:
+                    out = self.store.transact(
+                        functools.partial(self._apply_pass, db, plan, generation, state),
+                        name="compact",
+                    )
+                    break
+                except GuardFailed as exc:
+                    if not absorb(keys, plan, state, exc):
+                        break
+            if out is not None:
+                break
+        if out is None:
+            raise RetriesExhausted(
+                PASS_PLANS, ConflictError(f"database {db!r} changed under every plan")
+            )
+        if out.pidx is not None:
+            self.pidx.publish(db, out.head, out.pidx)
+        self._remember(db, out.meta)
         m = self.metrics
         if out.changed:
             m.compaction_passes.inc()
@@ -292,6 +417,49 @@ class Engine(HistoryOps):
 
     # ------------------------------------------------------------------ helpers
 
+    def _guarded(
+        self,
+        db: str,
+        name: str,
+        attempt: Callable[[bytes | None], Callable[[Transaction], CommitOutcome]],
+    ) -> CommitOutcome:
+        """Run a commit on the META this engine knows (guarded, no META read); when the
+        guard fails, once more on the META it answered; then, if that failed too, reading
+        META serializably as without a cache. ``attempt(known)`` builds the transaction.
+
+        An engine error raised on an assumed META (before anything was sent: a refusal, or
+        rows that disagree with a stale head) is decided again from META read."""
+        known = self.heads.get(db)
+        try:
+            for _ in range(2):
+                if known is None:
+                    break
+                try:
+                    return self.store.transact(attempt(known), name=name)
+                except GuardFailed as exc:
+                    known = exc.current
+                except EngineError:
+                    break
+            return self.store.transact(attempt(None), name=name)
+        except FenceMismatch:
+            self.heads.forget(db)
+            raise
+
+    def _apply_pass(
+        self,
+        db: str,
+        plan: FoldPlan,
+        generation: int | None,
+        state: ApplyState,
+        tr: Transaction,
+    ) -> PassOutcome | None:
+        return apply_pass(Ledger(tr, db, self.keys(db)), plan, self.pidx, generation, state)
+
+    def _remember(self, db: str, written: tuple[Head, bytes] | None) -> None:
+        """Keep META as an operation of this engine wrote it (after it landed)."""
+        if written is not None:
+            self.heads.put(db, *written)
+
     def _refused(self, exc: SqlkvError, db: str = "", since: int = 0) -> None:
         """Count an operation's refusal (the caller re-raises ``exc``)."""
         if isinstance(exc, FenceMismatch):
@@ -307,6 +475,7 @@ class Engine(HistoryOps):
     def _landed(self, db: str, out: CommitOutcome, path: str, start: float) -> CommitResult:
         head = out.head
         self.acked.ack(db, head)
+        self._remember(db, out.meta)
         if out.pidx is None:
             self.metrics.committed(path, time.perf_counter() - start)
         else:

@@ -9,6 +9,7 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
     X {txid:u64}                        delta directory: stored bytes of that txid's delta
     H {txid:u64} {chunk:u32}            history facts of a committed txid (docs/history.md)
+    F                                   progress of a fork into this database (no META yet)
 
 A txid's pages may span several LTX *parts*: a large commit is staged in several requests,
 and even a one-request commit is cut into parts of a bounded number of pages so that a
@@ -50,6 +51,11 @@ class DbKeys:
     def all_range(self) -> tuple[bytes, bytes]:
         """Every key of this database and of no other (sub-keys never start with 0xFF)."""
         return self.prefix, self.prefix + b"\xff"
+
+    # fork progress (a database being created by a fork: no META until it is complete)
+    @property
+    def fork_record(self) -> bytes:
+        return self.prefix + b"F"
 
     # PIDX
     def pidx(self, pgno: int) -> bytes:

@@ -11,6 +11,7 @@ hold the page its row names raises ``CorruptionError`` and is never returned as 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlkv.engine.head import Head
@@ -19,6 +20,7 @@ from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.seal import join_chunks
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page, read_page_index
+from sqlkv.store.ranges import RangeRead
 
 if TYPE_CHECKING:
     from sqlkv.engine.ledger import StoreReader
@@ -31,6 +33,19 @@ def check_pgnos(pgnos: Iterable[int]) -> list[int]:
             raise InvalidRequest(f"page number {p!r} is invalid: pages are numbered from 1")
         out.append(p)
     return out
+
+
+Blob = tuple[str, int, int]
+"""("delta", txid, part) or ("shard", shard id, 0)."""
+
+
+@dataclass
+class ReadPlan:
+    """The reads of one ``PageSource.read``: pages above the end, and each blob's pages."""
+
+    absent: list[int] = field(default_factory=list)
+    located: list[tuple[Blob, list[int]]] = field(default_factory=list)
+    ranges: list[RangeRead] = field(default_factory=list)
 
 
 class PageSource:
@@ -46,27 +61,38 @@ class PageSource:
     def read(
         self, tr: StoreReader, pgnos: Iterable[int], point: str = "read_pages"
     ) -> dict[int, bytes | None]:
+        plan = self.plan(pgnos)
+        # Every blob this call needs, in one round trip (a snapshot read).
+        blobs = tr.get_ranges(plan.ranges, snapshot=True, point=point)
+        return self.decode(plan, blobs)
+
+    def plan(self, pgnos: Iterable[int]) -> ReadPlan:
+        """Which blob holds each page: the range reads of ``read``, to send with others."""
         head = self.head
-        out: dict[int, bytes | None] = {}
-        groups: dict[tuple[str, int, int], list[int]] = {}
+        plan = ReadPlan()
+        groups: dict[Blob, list[int]] = {}
         for pgno in pgnos:
             if pgno > head.db_size_pages:
-                out[pgno] = None
+                plan.absent.append(pgno)
                 continue
             loc = self.pidx.get(pgno)
             if loc is not None:
                 groups.setdefault(("delta", *loc), []).append(pgno)
             else:
                 groups.setdefault(("shard", pgno // head.shard_size, 0), []).append(pgno)
-        zero = bytes(head.page_size)
-        # Every blob this call needs, in one round trip (a snapshot read).
-        located = list(groups.items())
-        blobs = tr.get_ranges(
-            [(*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in located],
-            snapshot=True,
-            point=point,
-        )
-        for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
+        plan.located = list(groups.items())
+        plan.ranges = [
+            (*self._blob_range(kind, a, b), 0, False) for (kind, a, b), _ in plan.located
+        ]
+        return plan
+
+    def decode(
+        self, plan: ReadPlan, blobs: list[list[tuple[bytes, bytes]]]
+    ) -> dict[int, bytes | None]:
+        """The pages of ``plan`` from the rows of its range reads, every value checked."""
+        out: dict[int, bytes | None] = dict.fromkeys(plan.absent)
+        zero = bytes(self.head.page_size)
+        for ((kind, a, b), wanted), rows in zip(plan.located, blobs, strict=True):
             where = f"txid {a} part {b}" if kind == "delta" else f"shard {a}"
             if kind == "delta":
                 if not rows:

@@ -34,6 +34,7 @@ KINDS = {
     ord("M"): "META",
     ord("P"): "PIDX",
     ord("D"): "DELTA",
+    ord("F"): "F",  # fork progress record
     ord("S"): "SHARD",
     ord("T"): "T",  # staging manifest
     ord("X"): "X",  # delta directory row

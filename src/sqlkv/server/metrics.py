@@ -85,6 +85,16 @@ class ServerMetrics:
         PlatformCollector(registry=r)
         if store is not None:
             r.register(StoreStatsCollector(store))
+        self._series: dict[str, tuple[Counter, Histogram]] = {}
+
+    def series(self, label: str) -> tuple[Counter, Histogram]:
+        """The ``requests`` and ``request_seconds`` children of a request type, looked up
+        once (``labels()`` costs a lock and a dict lookup per call)."""
+        found = self._series.get(label)
+        if found is None:
+            found = (self.requests.labels(label), self.request_seconds.labels(label))
+            self._series[label] = found
+        return found
 
 
 class StoreStatsCollector(Collector):

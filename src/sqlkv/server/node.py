@@ -18,6 +18,7 @@ from sqlkv.errors import ConfigError, ProtocolError
 from sqlkv.server.protocol import LENGTH, MsgType, check_length, split_header
 
 SCHEME = "sqlkv://"
+FIRST_RECV = 64 * 1024  # bytes asked of an answer's first recv
 DEFAULT_PORT = 7878
 
 
@@ -129,9 +130,7 @@ class NodeConnection:
         try:
             self._send(data, watch)
             sent = True
-            (length,) = LENGTH.unpack(self._recv(LENGTH.size, watch))
-            check_length(length, self.max_frame)
-            answer = self._recv(length, watch)
+            answer = self._recv_frame(watch)
         except (OSError, EOFError) as exc:
             raise Lost(exc, sent) from exc
         got_type, got_rid, body = split_header(answer)
@@ -149,19 +148,34 @@ class NodeConnection:
             except TimeoutError:
                 watch.no_progress()
 
-    def _recv(self, n: int, watch: Watch) -> bytes:
+    def _recv_frame(self, watch: Watch) -> bytearray:
+        """The answer's payload (after its length). A small answer arrives with one
+        ``recv``: the first asks for up to ``FIRST_RECV`` bytes, prefix and body together.
+        The server sends nothing unasked, so bytes past the answer are a protocol error."""
         buf = bytearray()
-        while len(buf) < n:
+        while len(buf) < LENGTH.size:
+            buf += self._recv_some(FIRST_RECV, watch)
+        (length,) = LENGTH.unpack_from(buf)
+        check_length(length, self.max_frame)
+        need = LENGTH.size + length
+        while len(buf) < need:
+            buf += self._recv_some(min(need - len(buf), 1 << 20), watch)
+        if len(buf) > need:
+            raise ProtocolError(f"{self.node} sent {len(buf) - need} bytes past its answer")
+        del buf[: LENGTH.size]
+        return buf
+
+    def _recv_some(self, n: int, watch: Watch) -> bytes:
+        while True:
             self.sock.settimeout(watch.slice())
             try:
-                chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+                chunk = self.sock.recv(n)
             except TimeoutError:
                 watch.no_progress()
                 continue
             if not chunk:
                 raise EOFError(f"{self.node} closed the connection")
-            buf += chunk
-        return bytes(buf)
+            return chunk
 
     def alive(self) -> bool:
         """False when the server has closed this idle connection (or sent unasked bytes)."""

@@ -1,51 +1,44 @@
-"""The engine server: ``EngineApi`` over TCP (``protocol.py``), on asyncio.
+"""The engine server: ``EngineApi`` over TCP (``protocol.py``), in one process.
 
-The event loop only moves frames: each connection reads one frame at a time, and every
-engine request (decode, engine call, encode) runs on a bounded thread pool, because
-engine calls block on the store. A connection carries one request at a time, so at most
-``max_connections`` requests wait for the pool's ``workers`` threads.
+The event loop accepts connections and serves each until its HELLO succeeds, then hands
+the socket to a thread of its own (``session.py``): read a frame, run the request, write
+the answer, with no per-request hop between the loop and a pool. At most ``threads``
+engine calls run at once. Worker processes of ``supervisor.py`` (``--workers N``) receive
+their connections from it instead of listening.
 
-Per connection: HELLO first (within ``hello_timeout_s``), then requests until the client
-closes, goes silent for ``idle_timeout_s``, or breaks the framing. A frame whose length is
-out of bounds, or that stops mid-way, closes the connection (after an ERROR answer when
-one can still be sent); a well-framed request that does not decode gets an ERROR answer
-and the connection stays usable. Before a successful HELLO, any error closes it.
+A connection: HELLO first (within ``hello_timeout_s``), then requests until the client
+closes, goes silent for ``idle_timeout_s`` or breaks the framing (bad length, truncated
+frame: closed, after an ERROR answer when possible); a request that does not decode gets
+an ERROR answer and the connection stays usable. Before HELLO, any error closes it.
 
-Memory before and after authentication (``frames.py``): until HELLO succeeds a frame may be
-at most ``preauth_max_frame`` bytes (4 KiB; HELLO and HEALTH are far smaller), checked on
-the length prefix before anything else is read, and the whole exchange must finish within
-``hello_timeout_s``; so an unauthenticated peer holds a few KiB for a few seconds. After
-HELLO, every request frame reserves its length from one server-wide ``frame_budget_bytes``
-before its body is read and gives it back once its answer is sent: a frame that does not
-fit waits (its sender sees TCP back-pressure), so request frames never hold more memory
-than the budget, whatever the number of connections.
+Memory (``frames.py``): before HELLO a frame is at most ``preauth_max_frame`` bytes and all
+of the exchange must end within ``hello_timeout_s``; after it, every request frame first
+reserves its length from one ``frame_budget_bytes`` (its sender waits otherwise).
 
-Shutdown (``begin_shutdown``, wired to SIGTERM and SIGINT by ``run``): stop accepting;
-answer every new request with ``ServerShuttingDown`` (the client retries it on another
-node); let requests already running finish and their answers go out, waiting at most
-``drain_timeout_s``; then close every connection and return. The caller closes the
-engine and the store afterwards.
+Shutdown (``begin_shutdown``, on SIGTERM and SIGINT): stop accepting; answer new requests
+with ``ServerShuttingDown`` (retried on another node); let running ones finish (at most
+``drain_timeout_s``); close every connection and return.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import signal
 import socket
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlkv.engine.api import EngineApi
-from sqlkv.errors import AuthError, ConfigError, ProtocolError, ServerShuttingDown, SqlkvError
+from sqlkv.errors import AuthError, ProtocolError, ServerShuttingDown, SqlkvError
 from sqlkv.logs import failure_fields
 from sqlkv.server.auth import Auth, Grant
-from sqlkv.server.frames import DEFAULT_FRAME_BUDGET, PREAUTH_MAX_FRAME, FrameBudget, read_body
+from sqlkv.server.config import ServerConfig
+from sqlkv.server.frames import FrameBudget, Refused, read_preauth_frame
 from sqlkv.server.metrics import ServerMetrics
 from sqlkv.server.protocol import (
-    DEFAULT_MAX_FRAME,
     LENGTH,
     MAGIC,
     MIN_PROTOCOL_VERSION,
@@ -74,63 +67,15 @@ from sqlkv.server.protocol import (
     SnapshotRequest,
     StageRequest,
     TxidAnswer,
-    check_length,
     database_of,
     decode_request,
     encode_answer,
     encode_error,
     split_header,
 )
+from sqlkv.server.session import Session, detach, receive_connections
 
 log = logging.getLogger("sqlkv.server")
-
-
-def loop_time() -> float:
-    return asyncio.get_running_loop().time()
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Settings of one server. ``port`` 0 picks a free port (read ``EngineServer.port``)."""
-
-    host: str = "127.0.0.1"
-    port: int = 7878
-    max_frame: int = DEFAULT_MAX_FRAME
-    workers: int = 16  # threads running engine calls
-    max_connections: int = 1024
-    preauth_max_frame: int = PREAUTH_MAX_FRAME  # largest frame before a successful HELLO
-    frame_budget_bytes: int = DEFAULT_FRAME_BUDGET  # request frames held at once, all conns
-    hello_timeout_s: float = 5.0  # a new connection must finish HELLO within this
-    idle_timeout_s: float = 600.0  # a silent connection is closed after this
-    frame_timeout_s: float = 60.0  # a frame must arrive whole within this once begun
-    drain_timeout_s: float = 20.0  # shutdown waits this long for running requests
-    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    request_delay_s: float = 0.0  # tests only: hold each engine request this long first
-
-    def validate(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be within 0..65535, got {self.port}")
-        if not 1024 <= self.max_frame <= 1 << 30:
-            raise ConfigError(f"max_frame must be within 1024..2^30 bytes, got {self.max_frame}")
-        if not 1 <= self.workers <= 1024:
-            raise ConfigError(f"workers must be within 1..1024, got {self.workers}")
-        if self.max_connections < 1:
-            raise ConfigError(f"max_connections must be >= 1, got {self.max_connections}")
-        if not 64 <= self.preauth_max_frame <= self.max_frame:
-            raise ConfigError(
-                f"preauth_max_frame must be within 64..max_frame ({self.max_frame}) bytes, "
-                f"got {self.preauth_max_frame}"
-            )
-        if self.frame_budget_bytes < self.max_frame:
-            raise ConfigError(
-                f"frame_budget_bytes ({self.frame_budget_bytes}) must be at least max_frame "
-                f"({self.max_frame}), or a largest frame could never be read"
-            )
-        for name in ("hello_timeout_s", "idle_timeout_s", "frame_timeout_s", "drain_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.request_delay_s < 0:
-            raise ConfigError(f"request_delay_s must be >= 0, got {self.request_delay_s}")
 
 
 @dataclass
@@ -144,33 +89,81 @@ class _Conn:
 
 class EngineServer:
     def __init__(
-        self, engine: EngineApi, auth: Auth, config: ServerConfig, metrics: ServerMetrics
+        self,
+        engine: EngineApi,
+        auth: Auth,
+        config: ServerConfig,
+        metrics: ServerMetrics,
+        *,
+        channel: socket.socket | None = None,
     ) -> None:
+        """``channel``: a worker of ``supervisor.py`` receives the connections its
+        supervisor accepted on this Unix socket (``SCM_RIGHTS``) instead of binding
+        ``config.host``:``config.port``."""
         config.validate()
         self.engine = engine
         self.auth = auth
         self.config = config
         self.metrics = metrics
         self.draining = False
-        self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="sqlkv-engine")
+        self._channel = channel
+        self._engine_calls = threading.BoundedSemaphore(config.threads)
         self.budget = FrameBudget(config.frame_budget_bytes)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()  # one per connection
+        self._tasks: set[asyncio.Task[None]] = set()  # one per connection before HELLO
+        self._sessions: set[Session] = set()  # one per connection after HELLO
+        self._lock = threading.Lock()  # _sessions, _inflight
         self._inflight = 0
-        self._idle = asyncio.Event()
+        self._idle = threading.Event()
         self._idle.set()
         self._stop = asyncio.Event()
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() first"
+        if self._server is None:  # a worker: its supervisor listens on config.port
+            return self.config.port
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def connections(self) -> int:
+        return len(self._writers) + len(self._sessions)
+
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve_connection, self.config.host, self.config.port, limit=1 << 20
-        )
+        if self._channel is not None:
+            self._channel.setblocking(False)
+            loop = asyncio.get_running_loop()
+            loop.add_reader(self._channel.fileno(), self._receive_connections)
+        else:
+            self._server = await asyncio.start_server(
+                self._serve_connection, self.config.host, self.config.port, limit=1 << 20
+            )
+
+    def _receive_connections(self) -> None:
+        """The channel is readable: adopt the connections the supervisor passed."""
+        assert self._channel is not None
+        socks = receive_connections(self._channel)
+        if socks is None:  # the supervisor is gone: nobody will stop this worker
+            asyncio.get_running_loop().remove_reader(self._channel.fileno())
+            if not self.draining:
+                log.warning("the supervisor closed its channel: shutting down")
+                self.begin_shutdown()
+            return
+        for sock in socks:
+            if self.draining:
+                sock.close()
+                continue
+            task = asyncio.ensure_future(self._adopt(sock))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _adopt(self, sock: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        except OSError:
+            sock.close()
+            return
+        await self._serve_connection(reader, writer)
 
     def begin_shutdown(self) -> None:
         """Stop accepting and refuse new requests; ``run``/``drain`` finish the job."""
@@ -180,6 +173,9 @@ class EngineServer:
             self.metrics.draining.set(1)
             if self._server is not None:
                 self._server.close()
+            if self._channel is not None:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_reader(self._channel.fileno())
         self._stop.set()
 
     @property
@@ -200,22 +196,24 @@ class EngineServer:
 
     async def drain(self) -> None:
         self.begin_shutdown()
-        drained = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), self.config.drain_timeout_s)
-        except TimeoutError:
-            drained = False
+        drained = await asyncio.to_thread(self._idle.wait, self.config.drain_timeout_s)
+        if not drained:
             log.warning("drain timed out with %d requests still running", self._inflight)
         for writer in list(self._writers):
             writer.close()
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.shutdown()
         # let every connection task see its closed stream and end, so that none is left
         # for asyncio.run to cancel (which logs each one as an ERROR with tracebacks)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
         if self._server is not None:
             await self._server.wait_closed()
-        # past the drain bound, do not wait for engine calls still running
-        self._pool.shutdown(wait=drained, cancel_futures=True)
+        if drained:  # past the drain bound, do not wait for engine calls still running
+            for session in sessions:
+                await asyncio.to_thread(session.thread.join, 5.0)
 
     # ------------------------------------------------------------------ connections
 
@@ -223,101 +221,81 @@ class EngineServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         peer = str(writer.get_extra_info("peername"))
-        if len(self._writers) >= self.config.max_connections or self.draining:
+        if self.connections >= self.config.max_connections or self.draining:
             self.metrics.connections_refused.inc()
             writer.close()
             return
-        conn = _Conn(peer, hello_deadline=loop_time() + self.config.hello_timeout_s)
+        now = asyncio.get_running_loop().time()
+        conn = _Conn(peer, hello_deadline=now + self.config.hello_timeout_s)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         self._writers.add(writer)
         self.metrics.connections_opened.inc()
         self.metrics.connections.inc()
+        handed_off = False
         try:
-            while True:
+            while conn.grant is None:
                 payload = await self._read_frame(conn, reader, writer)
                 if payload is None:
                     break
                 start = time.perf_counter()
-                self._begin()
+                self.request_began()
                 try:
-                    answer, label, close = await self._answer(conn, payload)
-                    del payload  # the budget below frees what this frame held
+                    answer, label, close = self._answer_unauthenticated(conn, payload)
                     await self._send(writer, answer)
                 finally:
-                    self._done()
-                    self.budget.release(conn.reserved)
-                    conn.reserved = 0
-                self.metrics.request_seconds.labels(label).observe(time.perf_counter() - start)
+                    self.request_ended()
+                self.observe(label, time.perf_counter() - start)
                 if close:
                     break
+            else:
+                handed_off = self._hand_off(conn, reader, writer)
         except (ConnectionError, OSError):
             pass  # the peer went away
         except asyncio.CancelledError:
             pass  # the server is stopping: the connection ends like any other
         finally:
-            self.budget.release(conn.reserved)
-            conn.reserved = 0
             self._tasks.discard(task)
             self._writers.discard(writer)
-            self.metrics.connections.dec()
-            writer.close()
+            if not handed_off:
+                self.metrics.connections.dec()
+                writer.close()
+
+    def _hand_off(
+        self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Move an authenticated connection to a ``Session`` thread: the loop stops reading,
+        the socket is duplicated (with the bytes the stream had buffered beyond HELLO) and
+        the transport dropped, which closes only its own descriptor."""
+        if self.draining:
+            return False
+        sock, pending = detach(reader, writer)
+        session = Session(self, sock, conn, pending)
+        with self._lock:
+            self._sessions.add(session)
+        session.start()
+        return True
+
+    def session_ended(self, session: Session) -> None:
+        """Called by a session's thread as it ends."""
+        with self._lock:
+            self._sessions.discard(session)
+        self.metrics.connections.dec()
 
     async def _read_frame(
         self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bytearray | None:
-        """The next frame's payload, or None when the connection must end. Before HELLO the
-        frame is capped at ``preauth_max_frame`` and everything must be done by the
-        connection's hello deadline; after it, the frame first reserves its length from the
-        server's frame budget (``conn.reserved``, released by the caller)."""
-        authed = conn.grant is not None
-        if authed:
-            timeout = self.config.idle_timeout_s
-        else:
-            timeout = max(0.0, conn.hello_deadline - loop_time())
-        try:
-            prefix = await asyncio.wait_for(reader.readexactly(LENGTH.size), timeout)
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                self.metrics.frame_rejects.labels("truncated").inc()
+        """The next pre-authentication frame's payload, or None when the connection must
+        end: at most ``preauth_max_frame`` bytes, all of it by the hello deadline."""
+        left = conn.hello_deadline - asyncio.get_running_loop().time()
+        got = await read_preauth_frame(reader, left, self.config.preauth_max_frame)
+        if isinstance(got, Refused):
+            self._reject(got.reason)
+            if got.answer is not None:
+                await self._send(writer, encode_error(0, got.answer))
             return None
-        except TimeoutError:
-            if not authed:
-                self.metrics.frame_rejects.labels("hello_timeout").inc()
-            return None
-        (length,) = LENGTH.unpack(prefix)
-        limit = self.config.max_frame if authed else self.config.preauth_max_frame
-        try:
-            check_length(length, limit)
-        except ProtocolError as exc:
-            refusal = exc
-            if length < limit:
-                reason = "short"
-            elif authed:
-                reason = "oversized"
-            else:
-                reason = "preauth_oversized"
-                refusal = ProtocolError(
-                    f"frame of {length} bytes before HELLO; until a HELLO succeeds a frame "
-                    f"may be at most {limit} bytes: send HELLO first"
-                )
-            self.metrics.frame_rejects.labels(reason).inc()
-            await self._send(writer, encode_error(0, refusal))
-            return None
-        if authed:
-            await self.budget.acquire(length)
-            conn.reserved = length
-            timeout = self.config.frame_timeout_s
-        else:
-            timeout = max(0.0, conn.hello_deadline - loop_time())
-        try:
-            return await asyncio.wait_for(read_body(reader, length), timeout)
-        except (asyncio.IncompleteReadError, TimeoutError):
-            self.metrics.frame_rejects.labels("truncated").inc()
-            self.budget.release(conn.reserved)
-            conn.reserved = 0
-            return None
+        return got
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
@@ -325,21 +303,35 @@ class EngineServer:
 
     # ------------------------------------------------------------------ requests
 
-    async def _answer(self, conn: _Conn, payload: bytearray) -> tuple[bytes, str, bool]:
-        """(answer frame, the request's type label, close the connection after it)."""
+    def _answer_unauthenticated(self, conn: _Conn, payload: bytearray) -> tuple[bytes, str, bool]:
+        """On the loop, before HELLO: (answer frame, type label, close the connection)."""
         msg_type, rid, body = split_header(payload)
-        label = MsgType(msg_type).name if msg_type in REQUEST_TYPES else "UNKNOWN"
-        self.metrics.requests.labels(label).inc()
+        label = self._label(msg_type)
+        self._count(label)
         try:
             if msg_type == MsgType.HEALTH:
                 return self._health(rid, body), label, False
             if msg_type == MsgType.HELLO:
                 return self._hello(conn, rid, body), label, False
-            if conn.grant is None:
-                self._reject("no_hello")
-                raise ProtocolError("the first request on a connection must be HELLO")
+            self._reject("no_hello")
+            raise ProtocolError("the first request on a connection must be HELLO")
         except (ProtocolError, AuthError) as exc:
             return self._error(rid, label, exc), label, True
+
+    def answer_authenticated(self, conn: _Conn, payload: bytearray) -> tuple[bytes, str, bool]:
+        """On a session's thread: (answer frame, type label, close the connection)."""
+        msg_type, rid, body = split_header(payload)
+        label = self._label(msg_type)
+        self._count(label)
+        if msg_type == MsgType.HEALTH:
+            try:
+                return self._health(rid, body), label, False
+            except ProtocolError as exc:
+                return self._error(rid, label, exc), label, True
+        if msg_type == MsgType.HELLO:
+            self._reject("bad_hello")
+            again = ProtocolError("HELLO was already sent on this connection")
+            return self._error(rid, label, again), label, True
         if msg_type not in REQUEST_TYPES:
             self._reject("unknown_type")
             unknown = ProtocolError(f"unknown request type 0x{msg_type:02x}")
@@ -350,15 +342,13 @@ class EngineServer:
                 "send it to another node"
             )
             return self._error(rid, label, down), label, False
-        loop = asyncio.get_running_loop()
-        frame = await loop.run_in_executor(
-            self._pool, self._execute, conn.grant, msg_type, rid, body, label
-        )
-        return frame, label, False
+        assert conn.grant is not None
+        with self._engine_calls:
+            return self._execute(conn.grant, msg_type, rid, body, label), label, False
 
     def _health(self, rid: int, body: memoryview) -> bytes:
         decode_request(MsgType.HEALTH, body)
-        answer = HealthOk(self.draining, self._inflight - 1, len(self._writers), self.name)
+        answer = HealthOk(self.draining, self._inflight - 1, self.connections, self.name)
         return encode_answer(rid, MsgType.HEALTH, answer)
 
     def _hello(self, conn: _Conn, rid: int, body: memoryview) -> bytes:
@@ -392,7 +382,7 @@ class EngineServer:
     def _execute(
         self, grant: Grant, msg_type: int, rid: int, body: memoryview, label: str
     ) -> bytes:
-        """On a pool thread: decode, check the grant, call the engine, encode the answer."""
+        """On a session's thread: decode, check the grant, call the engine, encode the answer."""
         try:
             request = decode_request(msg_type, body)
         except ProtocolError as exc:
@@ -485,13 +475,25 @@ class EngineServer:
     def _reject(self, reason: str) -> None:
         self.metrics.frame_rejects.labels(reason).inc()
 
-    def _begin(self) -> None:
-        self._inflight += 1
-        self.metrics.inflight.inc()
-        self._idle.clear()
+    @staticmethod
+    def _label(msg_type: int) -> str:
+        return MsgType(msg_type).name if msg_type in REQUEST_TYPES else "UNKNOWN"
 
-    def _done(self) -> None:
-        self._inflight -= 1
+    def _count(self, label: str) -> None:
+        self.metrics.series(label)[0].inc()
+
+    def observe(self, label: str, seconds: float) -> None:
+        self.metrics.series(label)[1].observe(seconds)
+
+    def request_began(self) -> None:
+        with self._lock:
+            self._inflight += 1
+            self._idle.clear()
+        self.metrics.inflight.inc()
+
+    def request_ended(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
         self.metrics.inflight.dec()
-        if self._inflight == 0:
-            self._idle.set()

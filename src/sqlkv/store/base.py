@@ -23,7 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TypeVar
 
@@ -52,12 +52,17 @@ class CommitRequest:
 
     ``clear_ranges`` apply first, then ``writes`` in key order (a ``None`` value clears the key).
     ``read_ranges`` is the read-conflict set, ``write_ranges`` the write-conflict set.
+    ``guards`` are ``(key, expected value or None)`` pairs the driver checks inside the
+    same store transaction, before anything is applied: the first that does not hold
+    raises ``GuardFailed(key, current value)`` and nothing is applied (each guarded key is
+    in ``read_ranges`` too, so a guard conflicts exactly like a serializable read).
     """
 
     writes: list[tuple[bytes, bytes | None]]
     clear_ranges: list[KeyRange]
     read_ranges: list[KeyRange]
     size: int
+    guards: list[tuple[bytes, bytes | None]] = field(default_factory=list)
 
     @property
     def write_ranges(self) -> list[KeyRange]:
@@ -86,7 +91,8 @@ class Snapshot(ABC):
 
     @abstractmethod
     def commit(self, request: CommitRequest) -> None:
-        """Apply ``request`` atomically or raise ``ConflictError`` and apply nothing."""
+        """Apply ``request`` atomically, or apply nothing and raise ``GuardFailed`` (a guard
+        does not hold; checked first) or ``ConflictError`` (a read changed)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the snapshot (called exactly once, after commit or on abandon)."""
@@ -115,6 +121,7 @@ class Transaction:
         self._cleared: list[KeyRange] = []  # sorted, coalesced
         self._cleared_begins: list[bytes] = []
         self._read_ranges: list[KeyRange] = []
+        self._guards: dict[bytes, bytes | None] = {}
         self._size = 0
         self._writes_count = 0
         self._done = False
@@ -327,6 +334,21 @@ class Transaction:
         self._cleared_begins = [b for b, _ in self._cleared]
         self._writes_count += 1
 
+    def guard(self, key: bytes, expected: bytes | None) -> None:
+        """Commit only if ``key`` holds ``expected`` (None: absent) in the store when the
+        commit applies; else nothing is applied and the commit raises ``GuardFailed(key,
+        current)``. Checked by the driver inside the commit's own store transaction, so a
+        guard replaces a serializable read of the key: it costs no round trip, and it
+        joins the read-conflict set, so it conflicts with a concurrent writer of the key
+        exactly as a read would. The stored value is compared, not this transaction's own
+        writes. A transaction with a guard always reaches the driver at commit."""
+        self._check_open()
+        self._check_key(key)
+        if expected is not None:
+            expected = bytes(expected)
+        self._guards[key] = expected
+        self._read_ranges.append((key, key_after(key)))
+
     # ------------------------------------------------------------------ end
 
     @property
@@ -342,7 +364,7 @@ class Transaction:
         """Apply every buffered write atomically, or raise ``ConflictError``."""
         self._check_open()
         try:
-            if self._writes or self._cleared:
+            if self._writes or self._cleared or self._guards:
                 writes = self._writes
                 request = CommitRequest(
                     writes=(
@@ -353,6 +375,7 @@ class Transaction:
                     clear_ranges=coalesce(self._cleared),
                     read_ranges=coalesce(self._read_ranges),
                     size=self._size,
+                    guards=list(self._guards.items()),
                 )
                 self._stats.round_trips += 1
                 self._snap.at(point_name(self.name, APPLY))
@@ -459,7 +482,8 @@ class Store(ABC):
                 return result
             except StoreError as exc:
                 # Only the store's own transient errors are retried here; a retryable
-                # engine answer (for example CompactionBehind) belongs to the caller.
+                # engine answer (for example CompactionBehind) belongs to the caller, and
+                # so does GuardFailed (not retryable: the same guard would fail again).
                 if not exc.retryable:
                     raise
                 last = exc
