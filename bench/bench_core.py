@@ -408,6 +408,26 @@ class Bench:
                     through.append(timed(lambda c=c: insert_rows(c, n)))
                     c.close()
                 pgc.execute(f"DROP TABLE {table}")
+            # Store round trips per autocommit insert, compaction off (a count, not a time).
+            c = self.sqlkv("pg_count", store, compaction=False)
+            c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+            insert_rows(c, 2)  # the first commit after the open reads META
+            before = store.stats.snapshot()
+            insert_rows(c, 50)
+            trips = (store.stats.snapshot() - before).round_trips / 50
+            c.close()
+            self.row(
+                Row(
+                    "store round trips per autocommit insert on PostgreSQL",
+                    trips,
+                    "trips",
+                    None,
+                    "",
+                    "<= 1",
+                    1,
+                    kind="abs<=",
+                )
+            )
             self.row(
                 Row(
                     f"{n:,} autocommit inserts on PostgreSQL",

@@ -27,6 +27,7 @@ single-threaded and CPU-bound, so on a shared, busy machine CPU time gives the s
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import platform
 import random
@@ -155,15 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pages < 1 or args.repeat < 1 or args.probes < 1:
         parser.error("--pages, --repeat and --probes must be at least 1")
-    crc_module = sys.modules.get("crcmod.crcmod")
-    crc_ext = "C extension" if getattr(crc_module, "_usingExtension", False) else "PURE PYTHON"
     raw_mb = args.page_size * args.pages / 1e6
     print(
         f"python {platform.python_version()} ({platform.python_implementation()}), {sys.platform}"
     )
     print(f"cpu {platform.machine()} {platform.processor() or '?'}, {os.cpu_count()} cores")
     lz4_version = f"{getattr(lz4, '__version__', '?')} (liblz4 {lz4.library_version_string()})"
-    print(f"lz4 {lz4_version}, crcmod {crc_ext}")
+    print(f"lz4 {lz4_version}, anycrc {importlib.metadata.version('anycrc')}")
     print(f"page size {args.page_size}, {args.pages} pages per file ({raw_mb:.1f} MB raw)")
     print(
         f"best of {args.repeat} runs, {args.clock} clock; MB/s of raw page bytes (1 MB = 10**6 B)"

@@ -40,6 +40,26 @@ class TransactionTooOld(ConflictError):
     """The transaction ran longer than the store keeps conflict history; run it again."""
 
 
+class GuardFailed(ConflictError):
+    """A guard of the commit (``Transaction.guard``) did not hold: ``key`` held
+    ``current`` (None: absent), not the value expected. Nothing was applied.
+
+    ``Store.transact`` does not retry it (the same guard would fail again): the caller
+    decides from ``current`` without reading the key again. No wire code of its own: the
+    engine handles it; were it to cross the network it would travel as ``ConflictError``.
+    """
+
+    retryable = False
+
+    def __init__(self, key: bytes, current: bytes | None) -> None:
+        super().__init__(
+            f"the guarded key {key[:64]!r} changed since the transaction's caller last saw "
+            "it; nothing was applied. Decide from its current value and run it again."
+        )
+        self.key = key
+        self.current = current
+
+
 class RetriesExhausted(StoreError):
     """``transact`` gave up after its bounded number of attempts."""
 
@@ -157,6 +177,22 @@ class StoreRewound(EngineError):
         self.name = name
         self.acknowledged_txid = acknowledged_txid
         self.found_txid = found_txid
+
+
+class DatabaseExists(EngineError):
+    """The destination of a fork already exists. Nothing was written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"database {name!r} already exists; choose another name, or delete it first "
+            f"('sqlkv delete {name}')"
+        )
+        self.name = name
+
+
+class ForkAborted(EngineError):
+    """A fork stopped before its destination's head was written: the destination does not
+    exist (its partial copy is removed, or is removed by the next fork or create)."""
 
 
 class CompactionBehind(EngineError):

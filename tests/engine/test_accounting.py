@@ -15,6 +15,7 @@ import pytest
 from engine_support import (
     Owner,
     check_invariants,
+    database_state,
     page_of,
     random_page,
     read_head,
@@ -162,6 +163,7 @@ LEDGER_WRITES = [
     "drop_range",
     "drop_counted_range",
     "drop_uncounted_range",
+    "put_uncounted",
     "write_head",
 ]
 
@@ -230,9 +232,25 @@ def test_every_engine_path_and_every_ledger_write_keeps_storage_used_exact(
     owner.commit({}, size=0)
     e.compact_until_done("db")
     check("shrink to nothing, then compaction")
+    owner.commit({p: page_of(p + 3) for p in range(1, 90)})
+    e.compact("db")
+    owner.commit({p: page_of(p + 4) for p in range(1, 90, 4)})
+    e.fork("db", "copy")
+    head = check_invariants(store, "copy")
+    assert head.storage_used == stored_bytes(store, "copy"), "fork"
+    assert database_state(e, "copy", 1) == database_state(e, "db", owner.generation)
 
     writes = {op for op, _ in used}
-    assert writes == {"open", "commit", "stage", "finalize", "compact"}, writes
+    assert writes == {
+        "open",
+        "commit",
+        "stage",
+        "finalize",
+        "compact",
+        "fork_begin",
+        "fork_copy",
+        "fork_finish",
+    }, writes
     assert {m for _, m in used} == set(LEDGER_WRITES), set(LEDGER_WRITES) - {m for _, m in used}
 
 

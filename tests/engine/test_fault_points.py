@@ -1,5 +1,6 @@
 """Named fault points (``sqlkv.store.faults``): every registered point is crashed at by a
-crash suite — the engine's (``test_crash_points.py``), the v1 VFS's
+crash suite — the engine's (``test_crash_points.py``, ``test_crash_points_warm.py``,
+``test_crash_fork.py``), the v1 VFS's
 (``tests/vfs_v1/test_crash.py``) and migration's (``tests/migrate/test_migrate.py``) — as apsw
 and LiteFS check theirs; and the memory store's fault plan keeps its contract.
 
@@ -11,7 +12,9 @@ no test ever crashes at.
 from __future__ import annotations
 
 import pytest
+import test_crash_fork as fork_suite
 import test_crash_points as engine_suite
+import test_crash_points_warm as warm_suite
 from migrate import test_migrate as migrate_suite
 from vfs_v1 import test_crash as v1_suite
 
@@ -30,6 +33,8 @@ from sqlkv.store.faults import __name__ as faults_module
 def test_every_registered_fault_point_is_exercised_by_the_crash_suites() -> None:
     plans = {
         "engine": engine_suite.crash_plan(),
+        "fork": fork_suite.crash_plan(),
+        "engine-warm": warm_suite.crash_plan(),
         "v1": v1_suite.crash_plan(),
         "migrate": migrate_suite.crash_plan(),
     }

@@ -152,10 +152,14 @@ def test_reads_at_a_txid_cost_one_store_transaction(mem: MemoryStore) -> None:
     rec = Recorder(Owner.open(engine, "db"))
     for i in range(6):
         rec.commit({p: page_of(p + i) for p in range(1 + i, 80, 5)})
+    rec.commit({200: page_of(200)})  # changes one page, beyond the others
     head = rec.owner.head_txid
     for call, ops in (
-        (lambda: engine.read_at("db", head - 3, range(1, 80)), 2),
-        (lambda: engine.snapshot("db", at=head - 2, preload=range(1, 80)), 2),
+        # a reader one commit behind: facts since its txid, then the head's read path
+        (lambda: engine.read_at("db", head - 1, range(1, 80)), 2),
+        (lambda: engine.snapshot("db", at=head - 1, preload=range(1, 80)), 2),
+        # further back: + the older facts, + the blobs of the pages changed since
+        (lambda: engine.read_at("db", head - 3, range(1, 80)), 4),
         (lambda: engine.changes_since("db", head - 4), 1),
     ):
         before, first = mem.stats.transactions, len(mem.ops)

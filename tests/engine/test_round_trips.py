@@ -1,7 +1,9 @@
-"""Round trips, counted by the memory store: each engine operation is one store transaction.
+"""Round trips, counted by the memory store: each engine operation is one store transaction,
+and a commit or a ``get_pages`` on the owner's warm engine is one store operation.
 
 ``stats.transactions`` counts committed store transactions (read-only ones included) and
-``ops`` logs every driver operation, so a commit is exactly one ``commit`` op.
+``ops`` logs every driver operation, so a commit is exactly one ``commit`` op. The counts on
+every driver (``stats.round_trips``) are at the end of this file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 from engine_support import Owner, page_of
 
 from sqlkv.engine import Engine
-from sqlkv.store import MemoryStore
+from sqlkv.store import MemoryStore, Store
 
 
 @dataclass
@@ -57,11 +59,46 @@ def test_a_commit_that_shrinks_is_one_store_transaction(mem_owner: Owner, mem: M
     assert (c.transactions, c.commits) == (1, 1)
 
 
-def test_a_warm_commit_reads_only_the_head(mem_owner: Owner, mem: MemoryStore) -> None:
+def test_a_warm_commit_is_one_store_operation(mem_owner: Owner, mem: MemoryStore) -> None:
     mem_owner.commit({p: page_of(p) for p in range(1, 300)})
-    with counting(mem) as c:
-        mem_owner.commit({7: page_of(70)})
-    assert c.reads == 1, "a commit with a warm PIDX cache should read META and nothing else"
+    for pages in ({7: page_of(70)}, {p: page_of(-p) for p in range(1, 300, 7)}, {}):
+        with mem.recording() as ops:
+            mem_owner.commit(pages)
+        assert [op.point for op in ops] == ["commit.apply"], "guarded: META is not read"
+
+
+def test_the_first_commit_after_an_open_reads_meta(mem: MemoryStore) -> None:
+    owner = Owner.open(Engine(mem), "db")
+    with mem.recording() as ops:
+        owner.commit({1: page_of(1)})
+    assert [op.point for op in ops] == ["commit.read_meta", "commit.apply"]
+
+
+def test_a_commit_after_another_engine_changed_meta_retries_once(
+    mem_owner: Owner, mem: MemoryStore
+) -> None:
+    mem_owner.commit({p: page_of(p) for p in range(1, 100)})
+    Engine(mem).compact("db")  # another engine: META and the PIDX rows change
+    with mem.recording() as ops:
+        mem_owner.commit({3: page_of(33)})
+    # the guard fails and answers META; the PIDX rows changed with it: read, then commit
+    assert [op.point for op in ops] == ["commit.apply", "commit.read_pidx", "commit.apply"]
+    mem_owner.assert_reads_back()
+    with mem.recording() as ops:
+        mem_owner.commit({4: page_of(44)})
+    assert [op.point for op in ops] == ["commit.apply"]
+
+
+def test_a_compaction_pass_on_the_owners_engine_keeps_commits_at_one_operation(
+    mem_owner: Owner, mem: MemoryStore
+) -> None:
+    for n in range(20):
+        mem_owner.commit({1 + n: page_of(n)})
+    assert mem_owner.engine.compact("db").changed
+    with mem.recording() as ops:
+        mem_owner.commit({2: page_of(22)})
+    assert [op.point for op in ops] == ["commit.apply"]
+    mem_owner.assert_reads_back()
 
 
 def _spread(owner: Owner, pages: int, deltas: int) -> None:
@@ -86,9 +123,34 @@ def test_get_pages_reads_each_blob_once(mem_owner: Owner, mem: MemoryStore) -> N
         mem_owner.read(range(1, 3001))
     part_pages = mem_owner.engine.config.part_pages
     parts = 30 * -(-100 // part_pages)  # each delta holds 100 pages
-    assert c.reads == 2, "META, then one multi-range read of every blob"
-    (blob_read,) = [op for op in mem.ops[-2:] if op.op == "get_ranges"]
-    assert blob_read.detail == f"{parts} ranges", "each delta part is read exactly once"
+    assert c.reads == 1, "META and every blob in one multi-range read"
+    (blob_read,) = [op for op in mem.ops[-1:] if op.op == "get_ranges"]
+    assert blob_read.detail == f"{parts + 1} ranges", "each delta part is read exactly once"
+
+
+def test_a_warm_get_pages_is_one_store_operation(mem_owner: Owner, mem: MemoryStore) -> None:
+    _spread(mem_owner, 500, 10)
+    for pgnos in ([1], range(1, 501), [499, 3]):
+        with mem.recording() as ops:
+            assert mem_owner.read(pgnos) == mem_owner.expected(pgnos)
+        assert [op.point for op in ops] == ["get_pages.read_all"]
+
+
+def test_a_get_pages_whose_cached_map_is_stale_goes_on_from_the_meta_it_read(
+    mem_owner: Owner, mem: MemoryStore
+) -> None:
+    _spread(mem_owner, 500, 10)
+    reader = Engine(mem)
+    reader.get_pages("db", mem_owner.generation, [1])  # the reader caches the map
+    mem_owner.commit({7: page_of(777)})  # a new head: the reader's map is stale
+    with mem.recording() as ops:
+        pages = reader.get_pages("db", mem_owner.generation, [7, 8]).pages
+    assert pages == mem_owner.expected([7, 8])
+    assert [op.point for op in ops] == [
+        "get_pages.read_all",
+        "get_pages.read_pidx",
+        "get_pages.read_pages",
+    ]
 
 
 def test_open_reads_in_a_bounded_number_of_round_trips(mem_owner: Owner, mem: MemoryStore) -> None:
@@ -144,10 +206,28 @@ def test_an_engine_that_only_reads_loads_the_pidx_once(mem_owner: Owner, mem: Me
         with counting(mem) as c:
             pages = reader.get_pages("db", mem_owner.generation, pgnos).pages
         assert pages == mem_owner.expected(pgnos)
-        assert c.reads == 2, "META, then the blobs: the PIDX rows loaded before are cached"
+        assert c.reads == 1, "META and the blobs: the PIDX rows loaded before are cached"
     assert reader.pidx.loads == 1
     mem_owner.commit({5: page_of(5555)})  # a new head: the reader reloads once, then not
     for _ in range(2):
         pages = reader.get_pages("db", mem_owner.generation, [5]).pages
         assert pages == {5: page_of(5555)}
     assert reader.pidx.loads == 2
+
+
+# ---------------------------------------------------------------------- every driver
+
+
+def test_a_warm_commit_and_get_pages_are_one_round_trip_on_every_driver(store: Store) -> None:
+    owner = Owner.open(Engine(store), "db")
+    owner.commit({p: page_of(p) for p in range(1, 200)})
+    for pages in ({5: page_of(55)}, {p: page_of(-p) for p in range(1, 200, 3)}, {}):
+        before = store.stats.snapshot()
+        owner.commit(pages)
+        delta = store.stats.snapshot() - before
+        assert (delta.round_trips, delta.transactions, delta.attempts) == (1, 1, 1)
+    for pgnos in ([5], range(1, 200)):
+        before = store.stats.snapshot()
+        assert owner.read(pgnos) == owner.expected(pgnos)
+        delta = store.stats.snapshot() - before
+        assert (delta.round_trips, delta.transactions) == (1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sqlkv.cli import admin, migrate, serve, shell, transfer, verify
+from sqlkv.cli import admin, migrate, retention, serve, shell, timetravel, transfer, verify
 from sqlkv.cli.common import database_name
 from sqlkv.store import open_store
 
@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     transfer.register(sub)
     admin.register(sub)
     verify.register(sub)
+    timetravel.register(sub)
+    retention.register(sub)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

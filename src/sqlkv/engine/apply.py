@@ -69,20 +69,52 @@ def fence_commit(
     db_size_pages: int,
     *,
     adds_delta: bool,
+    known: bytes | None = None,
 ) -> tuple[Head, bool]:
     """The checks every commit path makes first, in order: META read serializably, the
     generation, an already applied retry, the expected head, back-pressure (only for a
-    commit that adds a delta) and the new size. Returns (head, already applied)."""
+    commit that adds a delta) and the new size. Returns (head, already applied).
+
+    ``known``: META as the engine last saw it (``MetaCache``). When the commit goes ahead
+    on it, META is not read: the commit is guarded by ``M == known`` (``Ledger.
+    assume_head``). Any other answer on it (fenced, applied, behind) is decided from META
+    read serializably, as without it, so every refusal carries the stored head."""
     db = ledger.db
+    if known is not None:
+        head = Head.decode(known, db)
+        try:
+            go = not _preamble(
+                db, head, config, generation, expected_head_txid, commit_id, adds_delta
+            )
+        except (FenceMismatch, CompactionBehind):
+            go = False
+        if go:
+            check_db_size(db_size_pages)
+            return ledger.assume_head(head, known), False
     head = ledger.read_head()
+    applied = _preamble(db, head, config, generation, expected_head_txid, commit_id, adds_delta)
+    if not applied:
+        check_db_size(db_size_pages)
+    return head, applied
+
+
+def _preamble(
+    db: str,
+    head: Head,
+    config: EngineConfig,
+    generation: int,
+    expected_head_txid: int,
+    commit_id: bytes,
+    adds_delta: bool,
+) -> bool:
+    """The fence checks on ``head``, in order; True when the commit already applied."""
     check_generation(db, head, generation)
     if already_applied(head, expected_head_txid, commit_id):
-        return head, True
+        return True
     check_head(db, head, expected_head_txid)
     if adds_delta:
         check_backpressure(db, head, config)
-    check_db_size(db_size_pages)
-    return head, False
+    return False
 
 
 def check_commit_id(commit_id: bytes | None) -> bytes:

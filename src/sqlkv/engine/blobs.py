@@ -57,7 +57,7 @@ def blob_rows(
 
 def blob_size(data: bytes, key_len: int, max_value_bytes: int) -> int:
     """Bytes the rows of ``data`` occupy with keys of ``key_len`` bytes."""
-    n = len(chunks(data, chunk_payload_size(max_value_bytes)))
+    n = max(1, -(-len(data) // chunk_payload_size(max_value_bytes)))  # len(chunks(...))
     return len(data) + n * (key_len + CHUNK_OVERHEAD)
 
 

@@ -1,6 +1,7 @@
 """commit: one SQLite transaction's dirty pages become the next txid, in one store
-transaction: read META serializably, check the fence, write the DELTA parts, the PIDX
-rows and the new META. A shrink removes PIDX rows and shard pages above the new end.
+transaction: read META serializably (or, when the engine knows META, guard it instead:
+``known``, one store round trip), check the fence, write the DELTA parts, the PIDX rows and
+the new META. A shrink removes PIDX rows and shard pages above the new end.
 An encoded delta over ``max_delta_bytes`` answers ``CommitTooLarge`` (use stage/finalize);
 one that would exceed the quota answers ``QuotaExceeded``; either way nothing changes.
 """
@@ -30,6 +31,7 @@ class CommitOutcome:
     pidx: PidxMap | None  # None when nothing changed (an already applied retry)
     already_applied: bool = False
     pages: int = 0
+    meta: tuple[Head, bytes] | None = None  # META as written (what a next commit may guard)
 
 
 def encode_parts(
@@ -58,6 +60,7 @@ def commit_pages(
     pages: dict[int, bytes],
     db_size_pages: int,
     commit_id: bytes,
+    known: bytes | None = None,
 ) -> CommitOutcome:
     # A commit that adds no delta (a shrink, a fence probe) is never held back.
     head, applied = fence_commit(
@@ -68,6 +71,7 @@ def commit_pages(
         commit_id,
         db_size_pages,
         adds_delta=bool(pages),
+        known=known,
     )
     if applied:
         return CommitOutcome(head, None, already_applied=True)
@@ -129,4 +133,4 @@ def commit_pages(
         pages=len(ordered),
         delta_bytes=delta_bytes,
     )
-    return CommitOutcome(new_head, freeze(pidx), pages=len(ordered))
+    return CommitOutcome(new_head, freeze(pidx), pages=len(ordered), meta=ledger.written)

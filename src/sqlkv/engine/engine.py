@@ -2,8 +2,10 @@
 
 Each operation is one store transaction (``store.transact``, retried on conflicts) built by
 its own module: takeover, read, commit, stage, compaction. This class only wires them
-together, keeps the PIDX cache consistent (published only after a transaction landed),
-feeds the compaction coordinator, and records metrics and logs.
+together, keeps the PIDX cache consistent (published only after a transaction landed) and
+the META cache that commits guard (``meta_cache.py``; ``_guarded`` retries a failed guard
+once on the META it answered), feeds the compaction coordinator, and records metrics and
+logs.
 """
 
 from __future__ import annotations
@@ -12,21 +14,33 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
 from sqlkv.engine.commit import CommitOutcome, commit_pages
-from sqlkv.engine.compaction import CompactionConfig, CompactionCoordinator, PassOutcome, fold_pass
+from sqlkv.engine.compaction import (
+    ApplyState,
+    CompactionConfig,
+    CompactionCoordinator,
+    FoldPlan,
+    PassOutcome,
+    absorb,
+    apply_pass,
+    plan_pass,
+    retained,
+)
 from sqlkv.engine.config import EngineConfig
 from sqlkv.engine.head import Head
 from sqlkv.engine.hint import HintMemory, hint_pages, save_hint
 from sqlkv.engine.history_ops import HistoryOps
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.meta_cache import MetaCache
 from sqlkv.engine.metrics import EngineMetrics
-from sqlkv.engine.pidx import PidxCache
+from sqlkv.engine.pidx import PidxCache, tag_of
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.rewind import AckedHeads
 from sqlkv.engine.stage import finalize, stage_pages
@@ -34,14 +48,29 @@ from sqlkv.engine.takeover import Guess, open_database
 from sqlkv.engine.verify import VerifyReport, verify_database
 from sqlkv.errors import (
     CompactionBehind,
+    ConflictError,
     DatabaseNotFound,
+    EngineError,
     FenceMismatch,
+    GuardFailed,
     QuotaExceeded,
+    RetriesExhausted,
+    SqlkvError,
 )
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
+from sqlkv.store.ranges import key_after
+
+if TYPE_CHECKING:
+    from sqlkv.engine.restore import RestoreResult
 
 log = logging.getLogger("sqlkv.engine")
+
+PASS_PLANS = 8
+"""Plans one compaction pass may make before it gives up (``RetriesExhausted``)."""
+APPLY_ATTEMPTS = 64
+"""Guarded applies of one plan (each failed guard teaches it something) before it is
+planned again."""
 
 
 @functools.lru_cache(maxsize=1 << 16)  # open databases of one engine: ~200 bytes each
@@ -68,6 +97,7 @@ class Engine(HistoryOps):
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
+        self.heads = MetaCache()  # META each database was last seen with: commits guard it
         self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
         self._hints = HintMemory()  # each database's last hint seen: the open's guess
         self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
@@ -97,7 +127,7 @@ class Engine(HistoryOps):
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
         since = self.acked.now()
-        guess = Guess(self._hints.get(db, ()), self.pidx.peek(db))
+        guess = Guess(self._hints.get(db, ()), self.pidx.peek_rows(db))
         out = self.store.transact(
             lambda tr: open_database(
                 Ledger(tr, db, keys), self.config, preload, budget, create, guess
@@ -132,23 +162,47 @@ class Engine(HistoryOps):
         since = self.acked.now()
 
         def read(tr: Transaction) -> tuple[Head, dict[int, bytes | None]]:
-            head = self._head_snapshot(tr, db, keys)
+            cached = self.pidx.peek(db) if wanted else None
+            if cached is not None:
+                # One round trip: META and the blobs the cached map names, at once; used
+                # when META still has the map's tag, else the call goes on from this META.
+                source = PageSource(keys, *cached)
+                plan = source.plan(wanted)
+                meta, *blobs = tr.get_ranges(
+                    [(keys.meta, key_after(keys.meta), 0, False), *plan.ranges],
+                    snapshot=True,
+                    point="read_all",
+                )
+                if not meta:
+                    raise DatabaseNotFound(db)
+                head = Head.decode(meta[0][1], db)
+            else:
+                head = self._head_snapshot(tr, db, keys)
             self.acked.check(db, head, since=since)
             check_generation(db, head, generation)
             if not wanted:
                 return head, {}
+            if cached is not None and tag_of(head) == tag_of(cached[0]):
+                sources[:] = [source]
+                return head, source.decode(plan, blobs)
             source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head))
             sources[:] = [source]
             return head, source.read(tr, wanted)
 
-        m = self.metrics
-        with self._observed(m.get_pages_seconds.observe):
+        start = time.perf_counter()
+        try:
             head, pages = self.store.transact(read, name="get_pages")
+        except SqlkvError as exc:
+            self._refused(exc)
+            raise
         self.acked.ack(db, head)
-        m.get_pages_pages.observe(len(wanted))
-        if sources:
-            m.pages_served.labels("delta").inc(sources[0].from_deltas)
-            m.pages_served.labels("shard").inc(sources[0].from_shards)
+        source = sources[0] if sources else None
+        self.metrics.read(
+            time.perf_counter() - start,
+            len(wanted),
+            source.from_deltas if source else 0,
+            source.from_shards if source else 0,
+        )
         return PagesResult(head, pages)
 
     def commit(
@@ -163,33 +217,49 @@ class Engine(HistoryOps):
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("fast").observe, db):
-            out = self.store.transact(
-                lambda tr: commit_pages(
-                    Ledger(tr, db, keys),
-                    self.config,
-                    self.pidx,
-                    generation,
-                    expected_head_txid,
-                    pages,
-                    db_size_pages,
-                    cid,
+        start = time.perf_counter()
+        since = self.acked.now()
+        try:
+            out = self._guarded(
+                db,
+                "commit",
+                lambda known: (
+                    lambda tr: commit_pages(
+                        Ledger(tr, db, keys),
+                        self.config,
+                        self.pidx,
+                        generation,
+                        expected_head_txid,
+                        pages,
+                        db_size_pages,
+                        cid,
+                        known,
+                    )
                 ),
-                name="commit",
             )
-        return self._landed(db, out, "fast")
+        except SqlkvError as exc:
+            self._refused(exc, db, since)
+            raise
+        return self._landed(db, out, "fast", start)
 
     def commit_stage(
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
     ) -> StageResult:
         keys = self.keys(db)
-        with self._observed(self.metrics.commit_seconds.labels("stage").observe):
-            txid_out, parts = self.store.transact(
-                lambda tr: stage_pages(
-                    Ledger(tr, db, keys), self.config, generation, txid, seq, pages
-                ),
-                name="stage",
-            )
+        ledgers: list[Ledger] = []
+
+        def stage(tr: Transaction) -> tuple[int, int]:
+            ledgers[:] = [Ledger(tr, db, keys)]
+            return stage_pages(ledgers[0], self.config, generation, txid, seq, pages)
+
+        start = time.perf_counter()
+        try:
+            txid_out, parts = self.store.transact(stage, name="stage")
+        except SqlkvError as exc:
+            self._refused(exc)
+            raise
+        self._remember(db, ledgers[0].written)
+        self.metrics.committed("stage", time.perf_counter() - start)
         return StageResult(txid_out, parts)
 
     def commit_finalize(
@@ -204,33 +274,46 @@ class Engine(HistoryOps):
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        with self._observed(self.metrics.commit_seconds.labels("large").observe, db):
-            out = self.store.transact(
-                lambda tr: finalize(
-                    Ledger(tr, db, keys),
-                    self.config,
-                    self.pidx,
-                    generation,
-                    expected_head_txid,
-                    txid,
-                    db_size_pages,
-                    cid,
+        start = time.perf_counter()
+        since = self.acked.now()
+        try:
+            out = self._guarded(
+                db,
+                "finalize",
+                lambda known: (
+                    lambda tr: finalize(
+                        Ledger(tr, db, keys),
+                        self.config,
+                        self.pidx,
+                        generation,
+                        expected_head_txid,
+                        txid,
+                        db_size_pages,
+                        cid,
+                        known,
+                    )
                 ),
-                name="finalize",
             )
-        return self._landed(db, out, "large")
+        except SqlkvError as exc:
+            self._refused(exc, db, since)
+            raise
+        return self._landed(db, out, "large", start)
 
     def save_hint(self, db: str, generation: int, pgnos: Sequence[int]) -> Head:
         """Remember ``pgnos`` as the pages to return with the next open (``hint.py``)."""
         keys = self.keys(db)
         max_pages = max(1, self.config.preload_bytes // self.config.page_size)
         since = self.acked.now()
-        head = self.store.transact(
-            lambda tr: save_hint(Ledger(tr, db, keys), generation, pgnos, max_pages),
-            name="hint",
-        )
+        ledgers: list[Ledger] = []
+
+        def save(tr: Transaction) -> Head:
+            ledgers[:] = [Ledger(tr, db, keys)]
+            return save_hint(ledgers[0], generation, pgnos, max_pages)
+
+        head = self.store.transact(save, name="hint")
         self.acked.check(db, head, since=since)
         self.acked.ack(db, head)
+        self._remember(db, ledgers[0].written)  # the hint changed META's storage_used
         self._hints.put(db, hint_pages(pgnos, max_pages))
         return head
 
@@ -247,18 +330,85 @@ class Engine(HistoryOps):
         keys = self.keys(db)
         return self.store.transact(lambda tr: verify_database(tr, keys), name="verify")
 
+    # ------------------------------------------------------------------ fork / restore
+
+    def fork(
+        self,
+        src: str,
+        dst: str,
+        at: int | datetime | str | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Head:
+        """Create the new database ``dst`` holding ``src``'s state (``engine/fork.py``);
+        ``progress(done_bytes, total_bytes)`` after each batch. Returns ``dst``'s head."""
+        from sqlkv.engine.fork import fork_database
+        from sqlkv.engine.restore import resolve_state
+
+        txid = None if at is None else resolve_state(self, src, at)
+        return fork_database(self, src, dst, txid, progress)
+
+    def restore(
+        self,
+        db: str,
+        to: int | datetime | str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RestoreResult:
+        """Make ``db``'s state at ``to`` its newest state, as one new commit; takes the
+        database over (``engine/restore.py``)."""
+        from sqlkv.engine.restore import restore_database
+
+        return restore_database(self, db, to, progress)
+
     # ------------------------------------------------------------------ compaction
 
     def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
-        """Run one compaction pass on ``db`` (one store transaction)."""
+        """Run one compaction pass on ``db``: planned in a read-only store transaction,
+        applied in one guarded store operation (``compaction/fold.py``): a failed guard is
+        absorbed (newer META, a PIDX row a commit rewrote) and the apply sent again; the
+        pass is planned again when the database changed in a way the plan cannot absorb."""
         keys = self.keys(db)
-        out = self.store.transact(
-            lambda tr: fold_pass(
-                Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
-            ),
-            name="compact",
-        )
-        self.pidx.publish(db, out.head, out.pidx)
+        out: PassOutcome | None = None
+        for _ in range(PASS_PLANS):
+            plan = self.store.transact(
+                lambda tr: plan_pass(tr, db, keys, self.pidx, self._shards_per_pass, generation),
+                name="compact",
+            )
+            if plan.retention is not None:
+                out = self.store.transact(
+                    lambda tr: retained.fold_pass(
+                        Ledger(tr, db, keys), self.pidx, self._shards_per_pass, generation
+                    ),
+                    name="compact",
+                )
+                break
+            if not plan.changes:
+                out = PassOutcome(plan.head, plan.pidx)
+                break
+            state = ApplyState(plan.meta)
+            for _ in range(APPLY_ATTEMPTS):
+                # The owner's engine knows the META of its last commit: often newer than
+                # the plan's snapshot or the last failed guard's answer.
+                state.meta = self.heads.newer(db, Head.decode(state.meta, db), state.meta)
+                try:
+                    out = self.store.transact(
+                        functools.partial(self._apply_pass, db, plan, generation, state),
+                        name="compact",
+                    )
+                    break
+                except GuardFailed as exc:
+                    if not absorb(keys, plan, state, exc):
+                        break
+            if out is not None:
+                break
+        if out is None:
+            raise RetriesExhausted(
+                PASS_PLANS, ConflictError(f"database {db!r} changed under every plan")
+            )
+        if out.pidx is not None:
+            self.pidx.publish(db, out.head, out.pidx)
+        self._remember(db, out.meta)
         m = self.metrics
         if out.changed:
             m.compaction_passes.inc()
@@ -291,46 +441,84 @@ class Engine(HistoryOps):
 
     # ------------------------------------------------------------------ helpers
 
-    @contextmanager
-    def _observed(self, observe: Callable[[float], None], db: str = "") -> Iterator[None]:
-        start = time.perf_counter()
-        since = self.acked.now()
+    def _guarded(
+        self,
+        db: str,
+        name: str,
+        attempt: Callable[[bytes | None], Callable[[Transaction], CommitOutcome]],
+    ) -> CommitOutcome:
+        """Run a commit on the META this engine knows (guarded, no META read); when the
+        guard fails, once more on the META it answered; then, if that failed too, reading
+        META serializably as without a cache. ``attempt(known)`` builds the transaction.
+
+        An engine error raised on an assumed META (before anything was sent: a refusal, or
+        rows that disagree with a stale head) is decided again from META read."""
+        known = self.heads.get(db)
         try:
-            yield
-        except FenceMismatch as exc:
+            for _ in range(2):
+                if known is None:
+                    break
+                try:
+                    return self.store.transact(attempt(known), name=name)
+                except GuardFailed as exc:
+                    known = exc.current
+                except EngineError:
+                    break
+            return self.store.transact(attempt(None), name=name)
+        except FenceMismatch:
+            self.heads.forget(db)
+            raise
+
+    def _apply_pass(
+        self,
+        db: str,
+        plan: FoldPlan,
+        generation: int | None,
+        state: ApplyState,
+        tr: Transaction,
+    ) -> PassOutcome | None:
+        return apply_pass(Ledger(tr, db, self.keys(db)), plan, self.pidx, generation, state)
+
+    def _remember(self, db: str, written: tuple[Head, bytes] | None) -> None:
+        """Keep META as an operation of this engine wrote it (after it landed)."""
+        if written is not None:
+            self.heads.put(db, *written)
+
+    def _refused(self, exc: SqlkvError, db: str = "", since: int = 0) -> None:
+        """Count an operation's refusal (the caller re-raises ``exc``)."""
+        if isinstance(exc, FenceMismatch):
             if db and isinstance(exc.head, Head):
                 # a head older than one acknowledged before this began: lost, not a fence
                 self.acked.check(db, exc.head, since=since)
             self.metrics.fence_mismatches.inc()
-            raise
-        except QuotaExceeded:
+        elif isinstance(exc, QuotaExceeded):
             self.metrics.quota_refusals.inc()
-            raise
-        except CompactionBehind:
+        elif isinstance(exc, CompactionBehind):
             self.metrics.busy_refusals.inc()
-            raise
-        observe(time.perf_counter() - start)
 
-    def _landed(self, db: str, out: CommitOutcome, path: str) -> CommitResult:
-        self.acked.ack(db, out.head)
-        if out.pidx is not None:
-            self.pidx.publish(db, out.head, out.pidx)
-            self.metrics.commit_pages.labels(path).observe(out.pages)
-            self.metrics.observe_head(
-                db, out.head.delta_count, out.head.head_txid - out.head.materialized_txid
-            )
+    def _landed(self, db: str, out: CommitOutcome, path: str, start: float) -> CommitResult:
+        head = out.head
+        self.acked.ack(db, head)
+        self._remember(db, out.meta)
+        if out.pidx is None:
+            self.metrics.committed(path, time.perf_counter() - start)
+        else:
+            self.pidx.publish(db, head, out.pidx)
+            behind = (head.delta_count, head.head_txid - head.materialized_txid)
+            self.metrics.committed(path, time.perf_counter() - start, out.pages, db, behind)
             if self.compactor is not None:
-                self.compactor.notify(db, out.head)
-        log.debug(
-            "commit landed",
-            extra={
-                "db": db,
-                "head_txid": out.head.head_txid,
-                "pages": out.pages,
-                "already_applied": out.already_applied,
-            },
-        )
-        return CommitResult(out.head, already_applied=out.already_applied)
+                self.compactor.notify(db, head)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "commit landed",
+                extra={
+                    "db": db,
+                    "head_txid": head.head_txid,
+                    "pages": out.pages,
+                    "already_applied": out.already_applied,
+                },
+            )
+        return CommitResult(head, already_applied=out.already_applied)
 
     @staticmethod
     def _head_snapshot(tr: Transaction, db: str, keys: DbKeys) -> Head:

@@ -25,7 +25,7 @@ check, written before verified reads) is refused with a message saying what to d
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 from sqlkv.engine.seal import TAG_SIZE, digest
 from sqlkv.errors import CorruptionError, EngineError
@@ -94,7 +94,8 @@ class Head:
             if digest(_DOMAIN + raw[:_BODY_SIZE]) != raw[_BODY_SIZE:]:
                 raise CorruptionError(db, "META", "", "checksum mismatch in the head record")
             if version == SCHEMA_VERSION:
-                return cls(*struct.unpack_from(_FORMAT, raw)[1:])
+                values = struct.unpack_from(_FORMAT, raw)[1:]
+                return _built(cls, dict(zip(_FIELDS, values, strict=True)))
         if version == 1 and len(raw) == _V1_SIZE:
             raise EngineError(
                 f"database {db!r} was written by an sqlkv without stored checksums (head "
@@ -134,4 +135,22 @@ class Head:
         return ""
 
     def with_changes(self, **changes: object) -> Head:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """This head with ``changes`` (validated, like ``dataclasses.replace``)."""
+        if not changes.keys() <= _FIELD_SET:
+            unknown = sorted(changes.keys() - _FIELD_SET)
+            raise TypeError(f"Head has no field(s) {unknown}")
+        return _built(type(self), {**self.__dict__, **changes})
+
+
+_FIELDS = tuple(f.name for f in fields(Head))
+_FIELD_SET = frozenset(_FIELDS)
+
+
+def _built(cls: type[Head], values: dict[str, object]) -> Head:
+    """A ``Head`` of ``values`` (every field), validated. The frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__``; a commit builds three
+    heads (decode, the new head, its storage_used), so this fills ``__dict__`` at once."""
+    head = object.__new__(cls)
+    head.__dict__.update(values)
+    head.validate()
+    return head

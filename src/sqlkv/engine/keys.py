@@ -10,6 +10,7 @@ Under each database's prefix (``keyspace.db_prefix(FORMAT_V2, name)``):
     T {txid:u64} {part:u32}             staging manifest of a part not yet finalized
     X {txid:u64}                        delta directory: stored bytes of that txid's delta
     H {txid:u64} {chunk:u32}            history facts of a committed txid (docs/history.md)
+    F                                   progress of a fork into this database (no META yet)
 
 A txid's pages may span several LTX *parts*: a large commit is staged in several requests,
 and even a one-request commit is cut into parts of a bounded number of pages so that a
@@ -56,6 +57,11 @@ class DbKeys:
     def meta_and_hint_range(self) -> tuple[bytes, bytes]:
         """META ``M`` and the hint ``N`` (adjacent tags: no other key lies between)."""
         return self.meta, self.hint + b"\x00"
+
+    # fork progress (a database being created by a fork: no META until it is complete)
+    @property
+    def fork_record(self) -> bytes:
+        return self.prefix + b"F"
 
     # PIDX
     def pidx(self, pgno: int) -> bytes:

@@ -75,6 +75,8 @@ class Ledger:
         """META as read in this transaction (None: absent, the database is being created)."""
         self.delta = 0
         """Bytes added (negative: freed) by the writes so far."""
+        self.written: tuple[Head, bytes] | None = None
+        """META as ``write_head`` wrote it, and its bytes (what a later commit may guard)."""
         # The transaction's reads, as they are (the ledger only guards the writes).
         self.get = tr.get
         self.get_many = tr.get_many
@@ -110,6 +112,18 @@ class Ledger:
         self.head = None if raw is None else Head.decode(raw, self.db)
         return self.head
 
+    def guard(self, key: bytes, expected: bytes | None) -> None:
+        """Commit only if ``key`` still holds ``expected`` (``Transaction.guard``)."""
+        self._tr.guard(key, expected)
+
+    def assume_head(self, head: Head, raw: bytes) -> Head:
+        """Take ``head`` (encoded as ``raw``) as META without reading it: the commit is
+        guarded by ``M == raw`` (``Transaction.guard``), checked by the store inside this
+        transaction and conflicting like the serializable read it replaces."""
+        self._tr.guard(self.keys.meta, raw)
+        self.head = head
+        return head
+
     @property
     def limits(self) -> Limits:
         return self._tr.limits
@@ -138,6 +152,11 @@ class Ledger:
             self.put(key, piece)
             for key, piece in blob_rows(key_of, data, self._tr.limits.max_value_bytes)
         )
+
+    def put_uncounted(self, key: bytes, value: bytes) -> None:
+        """Write (or overwrite) a key that no head counts: a fork's progress record in a
+        database that has no META yet; the fork drops it before it writes the head."""
+        self._tr.set(key, value)
 
     def drop(self, key: bytes, value_bytes: int) -> int:
         """Clear one key known to hold ``value_bytes``; returns the bytes freed."""
@@ -173,17 +192,20 @@ class Ledger:
         staged: bool = False,
         pages: int = 0,
         delta_bytes: int = 0,
+        carried: int = 0,
     ) -> Head:
         """Write META as ``head`` with the exact ``storage_used``; returns what was written.
 
         ``check_quota``: refuse (``QuotaExceeded``, nothing written) what ``quota_check``
         refuses: a commit of ``pages`` pages in ``delta_bytes`` that grows the database over
         its quota (``staged``: a stage, whose final size is not known yet).
+        ``carried``: bytes that earlier transactions of the same operation wrote and no head
+        counted yet (a fork's copy, recorded in its progress record); only for a new head.
         """
         old = self.head
         if old is None:
             meta_bytes = len(self.keys.meta) + len(head.encode())
-            used = meta_bytes + self.delta
+            used = meta_bytes + self.delta + carried
         else:
             used = old.storage_used + self.delta
             if check_quota:
@@ -196,7 +218,9 @@ class Ledger:
                     delta_bytes=delta_bytes,
                 )
         new = head.with_changes(storage_used=used)
-        self._tr.set(self.keys.meta, new.encode())
+        raw = new.encode()
+        self.written = (new, raw)
+        self._tr.set(self.keys.meta, raw)
         return new
 
     def _count(self, n: int) -> int:

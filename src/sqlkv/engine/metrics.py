@@ -12,14 +12,24 @@ state is summed up: ``sqlkv_live_deltas`` (live deltas over every database) and
 ``sqlkv_compaction_lag_txids_max`` (the largest ``head_txid - materialized_txid``);
 opting in adds ``sqlkv_delta_count{db}`` and ``sqlkv_compaction_lag_txids{db}``.
 Every series, the buckets and this policy: docs/cli.md §6.
+
+Cost per operation: the series every commit and ``get_pages`` moves (the latency and size
+histograms, pages served, the compaction state) are plain counters updated under one lock
+per call (``committed``, ``read``) and turned into Prometheus families only at scrape time
+(``_HotCollector``); prometheus-client's labelled children cost about 10 us a commit. The
+rare events (takeovers, refusals, compaction passes) keep prometheus-client counters.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (
     0.00005,
@@ -44,6 +54,29 @@ LATENCY_BUCKETS = (
 _PAGE_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 
 
+class _Histogram:
+    """Bucket counts and sum of one histogram series; updated under the owner's lock."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
+        self.sum += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        total = 0
+        buckets = []
+        for bound, n in zip([*self.bounds, float("inf")], self.counts, strict=True):
+            total += n
+            buckets.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]
+        family.add_metric(labels, buckets, self.sum)
+
+
 class EngineMetrics:
     def __init__(
         self, registry: CollectorRegistry | None = None, *, per_database: bool = False
@@ -51,31 +84,19 @@ class EngineMetrics:
         self.registry = registry or CollectorRegistry()
         self.per_database = per_database
         r = self.registry
-        self.commit_seconds = Histogram(
-            "sqlkv_commit_seconds",
-            "Commit duration",
-            ["path"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.commit_pages = Histogram(
-            "sqlkv_commit_pages", "Pages per commit", ["path"], buckets=_PAGE_BUCKETS, registry=r
-        )
-        self.get_pages_seconds = Histogram(
-            "sqlkv_get_pages_seconds", "get_pages duration", buckets=LATENCY_BUCKETS, registry=r
-        )
-        self.get_pages_pages = Histogram(
-            "sqlkv_get_pages_pages", "Pages asked per get_pages", buckets=_PAGE_BUCKETS, registry=r
-        )
-        self.pages_served = Counter(
-            "sqlkv_pages_served", "Pages served, by where they were found", ["source"], registry=r
-        )
+        self._lock = threading.Lock()
+        # per-call series (see the module docstring), exposed by _HotCollector
+        self.commit_seconds: dict[str, _Histogram] = {}  # path -> latency
+        self.commit_pages: dict[str, _Histogram] = {}  # path -> pages per commit
+        self.get_pages_seconds = _Histogram(LATENCY_BUCKETS)
+        self.get_pages_pages = _Histogram(_PAGE_BUCKETS)
+        self.pages_served = {"delta": 0, "shard": 0}
+        r.register(_HotCollector(self))
         self.compaction_passes = Counter(
             "sqlkv_compaction_passes", "Compaction passes that changed something", registry=r
         )
         self.pages_folded = Counter("sqlkv_pages_folded", "Pages folded into shards", registry=r)
         self.deltas_deleted = Counter("sqlkv_deltas_deleted", "Deltas deleted", registry=r)
-        self._lock = threading.Lock()
         self._behind: dict[str, tuple[int, int]] = {}  # db -> (live deltas, lag), if any
         Gauge("sqlkv_live_deltas", "Live deltas over every database", registry=r).set_function(
             lambda: self._total(0, sum)
@@ -129,15 +150,53 @@ class EngineMetrics:
             "sqlkv_busy_refusals", "Commits refused because compaction is behind", registry=r
         )
 
+    def committed(
+        self,
+        path: str,
+        seconds: float,
+        pages: int | None = None,
+        db: str = "",
+        behind: tuple[int, int] | None = None,
+    ) -> None:
+        """One commit (``path``: fast, stage, large) that took ``seconds``; when it changed
+        the database, its ``pages`` and ``db``'s (live deltas, compaction lag) after it."""
+        with self._lock:
+            hist = self.commit_seconds.get(path)
+            if hist is None:
+                hist = self.commit_seconds[path] = _Histogram(LATENCY_BUCKETS)
+            hist.observe(seconds)
+            if pages is not None:
+                sizes = self.commit_pages.get(path)
+                if sizes is None:
+                    sizes = self.commit_pages[path] = _Histogram(_PAGE_BUCKETS)
+                sizes.observe(pages)
+            if behind is not None:
+                self._set_behind(db, behind)
+        if behind is not None and self.per_database:
+            self.delta_count.labels(db).set(behind[0])
+            self.compaction_lag.labels(db).set(behind[1])
+
+    def read(self, seconds: float, pages: int, from_deltas: int, from_shards: int) -> None:
+        """One ``get_pages`` of ``pages`` pages."""
+        with self._lock:
+            self.get_pages_seconds.observe(seconds)
+            self.get_pages_pages.observe(pages)
+            served = self.pages_served
+            served["delta"] += from_deltas
+            served["shard"] += from_shards
+
     def observe_head(self, db: str, delta_count: int, lag: int) -> None:
         with self._lock:
-            if delta_count or lag:
-                self._behind[db] = (delta_count, lag)
-            else:  # caught up: forgotten, so the map holds only databases that are behind
-                self._behind.pop(db, None)
+            self._set_behind(db, (delta_count, lag))
         if self.per_database:
             self.delta_count.labels(db).set(delta_count)
             self.compaction_lag.labels(db).set(lag)
+
+    def _set_behind(self, db: str, behind: tuple[int, int]) -> None:
+        if behind[0] or behind[1]:
+            self._behind[db] = behind
+        else:  # caught up: forgotten, so the map holds only databases that are behind
+            self._behind.pop(db, None)
 
     def observe_retained(self, db: str, retained: int) -> None:
         with self._lock:
@@ -152,6 +211,33 @@ class EngineMetrics:
         with self._lock:
             values = [v[index] for v in self._behind.values()]
         return float(fold(values)) if values else 0.0
+
+
+class _HotCollector(Collector):
+    """The per-call series of one ``EngineMetrics``, built at scrape time."""
+
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        commit_s = HistogramMetricFamily("sqlkv_commit_seconds", "Commit duration", labels=["path"])
+        commit_p = HistogramMetricFamily("sqlkv_commit_pages", "Pages per commit", labels=["path"])
+        read_s = HistogramMetricFamily("sqlkv_get_pages_seconds", "get_pages duration")
+        read_p = HistogramMetricFamily("sqlkv_get_pages_pages", "Pages asked per get_pages")
+        served = CounterMetricFamily(
+            "sqlkv_pages_served", "Pages served, by where they were found", labels=["source"]
+        )
+        with m._lock:
+            for path, hist in m.commit_seconds.items():
+                hist.add_to(commit_s, [path])
+            for path, hist in m.commit_pages.items():
+                hist.add_to(commit_p, [path])
+            m.get_pages_seconds.add_to(read_s, [])
+            m.get_pages_pages.add_to(read_p, [])
+            for source, n in m.pages_served.items():
+                served.add_metric([source], float(n))
+        yield from (commit_s, commit_p, read_s, read_p, served)
 
 
 _shared: EngineMetrics | None = None

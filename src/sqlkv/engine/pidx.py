@@ -57,6 +57,7 @@ def tag_of(head: Head) -> Tag:
 class _Entry:
     tag: Tag
     rows: PidxMap
+    head: Head  # the head the rows belong to (a get_pages plans its reads on it)
 
 
 class PidxCache:
@@ -86,6 +87,15 @@ class PidxCache:
         self.offer(db, head, rows)
         return rows
 
+    def peek(self, db: str) -> tuple[Head, PidxMap] | None:
+        """The head and map cached for ``db`` (valid only if META still has its tag)."""
+        with self._lock:
+            entry = self._entries.get(db)
+            if entry is None:
+                return None
+            self._entries.move_to_end(db)
+            return entry.head, entry.rows
+
     def offer(self, db: str, head: Head, rows: PidxMap) -> None:
         """Keep ``rows``, read as of ``head`` in one snapshot, if there is room for them
         without evicting another database and the cache holds nothing newer for ``db``.
@@ -107,7 +117,7 @@ class PidxCache:
             if self._rows - held + len(rows) > self.max_rows:
                 return
             self._drop(db)
-            self._entries[db] = _Entry(tag, rows)
+            self._entries[db] = _Entry(tag, rows, head)
             self._rows += len(rows)
 
     def publish(self, db: str, head: Head, rows: PidxMap) -> None:
@@ -118,12 +128,12 @@ class PidxCache:
             self._drop(db)
             if len(rows) > self.max_rows:
                 return  # larger than the whole cache: reload it each time instead
-            self._entries[db] = _Entry(tag_of(head), rows)
+            self._entries[db] = _Entry(tag_of(head), rows, head)
             self._rows += len(rows)
             while self._rows > self.max_rows:
                 self._drop(next(iter(self._entries)))
 
-    def peek(self, db: str) -> PidxMap | None:
+    def peek_rows(self, db: str) -> PidxMap | None:
         """The map held for ``db`` whatever its tag (possibly stale: only for guessing where
         pages are before reading the head, as ``open`` does), or None."""
         with self._lock:
@@ -149,14 +159,7 @@ def parse_rows(keys: DbKeys, head: Head, rows: list[tuple[bytes, bytes]]) -> dic
     """page number -> (txid, part) from PIDX key/value rows (a new, mutable dict), each
     checked, and as many as ``head.pidx_count`` says (a row the store lost is
     ``CorruptionError``)."""
-    out: dict[int, Location] = {}
-    at = len(keys.prefix) + 1
-    check, loc, pgno_of = xxh3_128_digest, _LOC.unpack_from, _PGNO.unpack_from
-    for key, value in rows:  # the hot loop of a cold start: kept to a few calls per row
-        if len(value) != PIDX_VALUE_BYTES or check(key + value[:12]) != value[12:]:
-            unseal(keys, key, value)  # raises the precise CorruptionError
-            raise corrupt(keys, key, f"a PIDX row of {len(value)} bytes is malformed")
-        out[pgno_of(key, at)[0]] = loc(value)
+    out = parse_some_rows(keys, rows)
     if len(out) != head.pidx_count:
         raise CorruptionError(
             keys.name,
@@ -165,6 +168,19 @@ def parse_rows(keys: DbKeys, head: Head, rows: list[tuple[bytes, bytes]]) -> dic
             f"{len(out)} PIDX rows are stored but the head counts {head.pidx_count}: rows "
             "were lost or added outside the engine",
         )
+    return out
+
+
+def parse_some_rows(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> dict[int, Location]:
+    """page number -> (txid, part) from some of the PIDX rows, each checked."""
+    out: dict[int, Location] = {}
+    at = len(keys.prefix) + 1
+    check, loc, pgno_of = xxh3_128_digest, _LOC.unpack_from, _PGNO.unpack_from
+    for key, value in rows:  # the hot loop of a cold start: kept to a few calls per row
+        if len(value) != PIDX_VALUE_BYTES or check(key + value[:12]) != value[12:]:
+            unseal(keys, key, value)  # raises the precise CorruptionError
+            raise corrupt(keys, key, f"a PIDX row of {len(value)} bytes is malformed")
+        out[pgno_of(key, at)[0]] = loc(value)
     return out
 
 

@@ -11,6 +11,7 @@ hold the page its row names raises ``CorruptionError`` and is never returned as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlkv.engine.blob_index import page_index
@@ -20,13 +21,10 @@ from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.seal import join_chunks
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page
+from sqlkv.store.ranges import RangeRead
 
 if TYPE_CHECKING:
     from sqlkv.engine.ledger import StoreReader
-
-BlobId = tuple[str, int, int]
-"""``("delta", txid, part)`` or ``("shard", shard_id, 0)``: one LTX blob of the database."""
-Rows = list[tuple[bytes, bytes]]
 
 
 def check_pgnos(pgnos: Iterable[int]) -> list[int]:
@@ -36,6 +34,20 @@ def check_pgnos(pgnos: Iterable[int]) -> list[int]:
             raise InvalidRequest(f"page number {p!r} is invalid: pages are numbered from 1")
         out.append(p)
     return out
+
+
+BlobId = tuple[str, int, int]
+"""``("delta", txid, part)`` or ``("shard", shard_id, 0)``: one LTX blob of the database."""
+Rows = list[tuple[bytes, bytes]]
+
+
+@dataclass
+class ReadPlan:
+    """The reads of one ``PageSource.read``: pages above the end, and each blob's pages."""
+
+    absent: list[int] = field(default_factory=list)
+    located: list[tuple[BlobId, list[int]]] = field(default_factory=list)
+    ranges: list[RangeRead] = field(default_factory=list)
 
 
 class PageSource:
@@ -56,39 +68,53 @@ class PageSource:
         have: Mapping[BlobId, Rows] | None = None,
     ) -> dict[int, bytes | None]:
         """The pages (None above the size); ``have``: blobs already read in this snapshot
-        (their rows by ``blob_id``), which are not read again."""
+        (their rows by blob id), which are not read again."""
+        plan = self.plan(pgnos)
+        if not have:
+            # Every blob this call needs, in one round trip (a snapshot read).
+            return self.decode(plan, tr.get_ranges(plan.ranges, snapshot=True, point=point))
+        missing = [
+            (blob, rng)
+            for (blob, _), rng in zip(plan.located, plan.ranges, strict=True)
+            if blob not in have
+        ]
+        fetched = dict(
+            zip(
+                [blob for blob, _ in missing],
+                tr.get_ranges([rng for _, rng in missing], snapshot=True, point=point)
+                if missing
+                else [],
+                strict=True,
+            )
+        )
+        blobs = [have[blob] if blob in have else fetched[blob] for blob, _ in plan.located]
+        return self.decode(plan, blobs)
+
+    def plan(self, pgnos: Iterable[int]) -> ReadPlan:
+        """Which blob holds each page: the range reads of ``read``, to send with others."""
         head = self.head
-        out: dict[int, bytes | None] = {}
+        plan = ReadPlan()
         groups: dict[BlobId, list[int]] = {}
         for pgno in pgnos:
             if pgno > head.db_size_pages:
-                out[pgno] = None
+                plan.absent.append(pgno)
                 continue
             loc = self.pidx.get(pgno)
             if loc is not None:
                 groups.setdefault(("delta", *loc), []).append(pgno)
             else:
                 groups.setdefault(("shard", pgno // head.shard_size, 0), []).append(pgno)
-        zero = bytes(head.page_size)
-        # Every blob this call needs, in one round trip (a snapshot read).
-        have = have or {}
-        located = list(groups.items())
-        missing = [blob for blob, _ in located if blob not in have]
-        fetched = dict(
-            zip(
-                missing,
-                tr.get_ranges(
-                    [(*self.blob_range(blob), 0, False) for blob in missing],
-                    snapshot=True,
-                    point=point,
-                )
-                if missing
-                else [],
-                strict=True,
-            )
-        )
-        blobs = [have[blob] if blob in have else fetched[blob] for blob, _ in located]
-        for ((kind, a, b), wanted), rows in zip(located, blobs, strict=True):
+        plan.located = list(groups.items())
+        plan.ranges = [(*self.blob_range(blob), 0, False) for blob, _ in plan.located]
+        return plan
+
+    def decode(
+        self, plan: ReadPlan, blobs: list[list[tuple[bytes, bytes]]]
+    ) -> dict[int, bytes | None]:
+        """The pages of ``plan`` from the rows of its range reads, every value checked."""
+        out: dict[int, bytes | None] = dict.fromkeys(plan.absent)
+        zero = bytes(self.head.page_size)
+        for ((kind, a, b), wanted), rows in zip(plan.located, blobs, strict=True):
             where = f"txid {a} part {b}" if kind == "delta" else f"shard {a}"
             if kind == "delta":
                 if not rows:

@@ -34,6 +34,7 @@ KINDS = {
     ord("M"): "META",
     ord("P"): "PIDX",
     ord("D"): "DELTA",
+    ord("F"): "F",  # fork progress record
     ord("S"): "SHARD",
     ord("T"): "T",  # staging manifest
     ord("X"): "X",  # delta directory row
@@ -66,10 +67,11 @@ def unseal(keys: DbKeys, key: bytes, value: bytes) -> bytes:
 
 def seal_chunk(key: bytes, data: bytes, count: int) -> bytes:
     """The value of one chunk of a blob of ``count`` chunks."""
-    body = data + _COUNT.pack(count)
+    tail = _COUNT.pack(count)
     h = xxh3_128(key)
-    h.update(body)
-    return body + h.digest()
+    h.update(data)
+    h.update(tail)
+    return b"".join((data, tail, h.digest()))
 
 
 def chunk_payload_size(max_value_bytes: int) -> int:

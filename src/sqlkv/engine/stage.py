@@ -130,6 +130,7 @@ def finalize(
     txid: int,
     db_size_pages: int,
     commit_id: bytes,
+    known: bytes | None = None,
 ) -> CommitOutcome:
     db, keys = ledger.db, ledger.keys
     head, applied = fence_commit(
@@ -140,6 +141,7 @@ def finalize(
         commit_id,
         db_size_pages,
         adds_delta=True,
+        known=known,
     )
     if applied:
         return CommitOutcome(head, None, already_applied=True)
@@ -179,4 +181,4 @@ def finalize(
         pages=len(located),
         delta_bytes=delta_bytes,
     )
-    return CommitOutcome(new_head, freeze(pidx), pages=len(located))
+    return CommitOutcome(new_head, freeze(pidx), pages=len(located), meta=ledger.written)

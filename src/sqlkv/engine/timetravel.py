@@ -17,7 +17,8 @@
   (no write of it in ``(floor, min_txid]``, no shrink below it in ``(floor, max_txid]``);
   otherwise that state is gone: ``SnapshotTooOld``.
 
-At the head (``t == head_txid``) the ordinary read path answers (PIDX + shards).
+At the head (``t == head_txid``), and for every page neither written nor cut after ``t``,
+the ordinary read path answers (PIDX + shards): the page is the same at both.
 Every read here is a snapshot read: it never conflicts, never fences and writes nothing.
 """
 
@@ -76,15 +77,17 @@ def _head_of(db: str, rows: list[tuple[bytes, bytes]]) -> Head:
 
 
 def load_view(tr: Transaction, keys: DbKeys, at: int | None, point: str) -> View:
-    """META and the facts a read at ``at`` needs (None: only the head), in one round trip."""
+    """META and the facts from ``at`` on (None: only the head), in one round trip: what a
+    read at ``at`` of pages that did not change since needs. ``load_older`` adds the rest."""
     db = keys.name
     if at is None:
         head = _head_of(db, tr.get_ranges([_meta_range(keys)], snapshot=True, point=point)[0])
         return View(head, {}, None, head.head_txid, True)
-    meta, rows, live, grave, versions = tr.get_ranges(
+    meta, rows, first, live, grave, versions = tr.get_ranges(
         [
             _meta_range(keys),
-            (*keys.history_range(), 0, False),
+            (*keys.history_range(at), 0, False),
+            (*keys.history_range(), 1, False),
             (*keys.delta_dir_range(), 1, False),
             (*graves_range(keys), 1, False),
             (*versions_range(keys, at + 1), 0, False),
@@ -94,7 +97,7 @@ def load_view(tr: Transaction, keys: DbKeys, at: int | None, point: str) -> View
     )
     head = _head_of(db, meta)
     facts = parse_facts(keys, rows)
-    oldest = min(facts) if facts else None
+    oldest = keys.history_txid(first[0][0]) if first else None
     stored = [keys.delta_dir_txid(live[0][0])] if live else []
     stored += [txid for _, txid, _ in parse_graves(keys, grave)]
     min_stored = min(stored) if stored else None
@@ -104,6 +107,13 @@ def load_view(tr: Transaction, keys: DbKeys, at: int | None, point: str) -> View
     for version in parse_versions(keys, versions):  # in until order: the first one wins
         retired.setdefault(version.shard, version)
     return View(head, facts, oldest, floor, complete, retired)
+
+
+def load_older(tr: Transaction, keys: DbKeys, view: View, at: int, point: str) -> None:
+    """Add the facts of ``(floor, at)`` to ``view`` (one more round trip, when needed)."""
+    if view.floor + 1 < at:
+        rows = tr.get_range(*keys.history_range(view.floor + 1, at), snapshot=True, point=point)
+        view.facts.update(parse_facts(keys, rows))
 
 
 def check_txid(view: View, db: str, txid: int) -> None:
@@ -180,7 +190,25 @@ def read_at(
         return view, head.db_size_pages, source.read(tr, pgnos, point) if pgnos else {}
     if txid not in view.facts:  # txid 1: the empty database
         return view, 0, dict.fromkeys(pgnos)
-    return view, view.facts[txid].db_size_pages, _Past(keys, view, txid).read(tr, pgnos, point)
+    size = view.facts[txid].db_size_pages
+    # A page not written and not cut since ``txid`` is as it is at the head: the ordinary
+    # read path serves it (a reader a few commits behind needs nothing else).
+    changed: set[int] = set()
+    low = size
+    for t, facts in view.facts.items():
+        if t > txid:
+            changed.update(facts.pages)
+            low = min(low, facts.db_size_pages)
+    same = [p for p in pgnos if p <= low and p not in changed]
+    past = [p for p in pgnos if p > low or p in changed]
+    out: dict[int, bytes | None] = {}
+    if same:
+        source = PageSource(keys, head, cache.rows_for(tr, keys.name, keys, head))
+        out.update(source.read(tr, same, point))
+    if past:
+        load_older(tr, keys, view, txid, "read_history")
+        out.update(_Past(keys, view, txid).read(tr, past, point))
+    return view, size, {p: out[p] for p in pgnos}
 
 
 class _Past:

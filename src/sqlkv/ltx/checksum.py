@@ -1,8 +1,10 @@
 """LTX checksums: the CRC-64 primitive, page checksums and the rolling database checksum.
 
 All of them use CRC-64/GO-ISO (Go ``hash/crc64`` with the ``crc64.ISO`` table): poly 0x1B reflected,
-init and xorout 0xFFFFFFFFFFFFFFFF, check("123456789") = 0xB90956C775A41001. It runs in crcmod's
-C extension. ``crc64(data, prev)`` continues a CRC, so ``crc64(b, crc64(a)) == crc64(a + b)``.
+init and xorout 0xFFFFFFFFFFFFFFFF, check("123456789") = 0xB90956C775A41001. It runs in anycrc's
+C extension (0.8 us for a 4 KiB page where crcmod's took 11 us: the CRC of every page encoded or
+decoded is on the commit and read paths). ``crc64(data, prev)`` continues a CRC, so
+``crc64(b, crc64(a)) == crc64(a + b)``; the tests check it against crcmod.
 
 Every stored checksum has bit 63 (``CHECKSUM_FLAG``) set so that it is never zero:
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
-import crcmod
+import anycrc
 
 __all__ = [
     "CHECKSUM_FLAG",
@@ -41,9 +43,7 @@ PENDING_BYTE = 0x40000000
 
 BytesLike = bytes | bytearray | memoryview
 
-crc64: Callable[[BytesLike, int], int] = crcmod.mkCrcFun(
-    0x1000000000000001B, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF
-)
+crc64: Callable[[BytesLike, int], int] = anycrc.Model("CRC64-GO-ISO").calc
 """``crc64(data, prev=0) -> int``: CRC-64/GO-ISO of ``data``, continuing from ``prev``."""
 
 _U32 = struct.Struct(">I")

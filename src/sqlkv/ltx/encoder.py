@@ -31,7 +31,6 @@ from sqlkv.ltx.header import (
     PAGE_HEADER_FLAG_SIZE,
     PAGE_HEADER_SIZE,
     LtxHeader,
-    LtxTrailer,
     encode_page_index,
 )
 
@@ -185,9 +184,8 @@ def encode(
         )
 
     tail = _ZERO_PAGE_HEADER + encode_page_index(pgnos, offsets, sizes) + _U64.pack(post_apply)
-    crc = crc64(tail, crc)
-    trailer = LtxTrailer(post_apply, CHECKSUM_FLAG | crc)
-    trailer.validate(header)
     chunks.append(tail)
-    chunks.append(_U64.pack(trailer.file_checksum))
+    # The trailer obeys LtxTrailer.validate by construction: the post-apply checksum passed
+    # _trailer_post_apply (or is the snapshot's own), and the file checksum has bit 63 set.
+    chunks.append(_U64.pack(CHECKSUM_FLAG | crc64(tail, crc)))
     return b"".join(chunks)

@@ -102,18 +102,8 @@ class LtxHeader:
 
     def validate(self) -> None:
         """Raise ``LtxError`` naming the first broken rule (the reference ``Header.Validate``)."""
-        _check_range("flags", self.flags, 0, _U32_MAX)
-        _check_range("page_size", self.page_size, 0, _U32_MAX)
-        _check_range("commit", self.commit, 0, _U32_MAX)
-        _check_range("min_txid", self.min_txid, 0, _U64_MAX)
-        _check_range("max_txid", self.max_txid, 0, _U64_MAX)
-        _check_range("timestamp_ms", self.timestamp_ms, _I64_MIN, _I64_MAX)
-        _check_range("pre_apply_checksum", self.pre_apply_checksum, 0, _U64_MAX)
-        _check_range("wal_offset", self.wal_offset, _I64_MIN, _I64_MAX)
-        _check_range("wal_size", self.wal_size, _I64_MIN, _I64_MAX)
-        _check_range("wal_salt1", self.wal_salt1, 0, _U32_MAX)
-        _check_range("wal_salt2", self.wal_salt2, 0, _U32_MAX)
-        _check_range("node_id", self.node_id, 0, _U64_MAX)
+        if not self._plain_ints_in_range():
+            self._check_ranges()
         if self.flags & ~HEADER_FLAG_NO_CHECKSUM:
             raise LtxError(
                 f"invalid header flags 0x{self.flags:08x}: only HEADER_FLAG_NO_CHECKSUM "
@@ -163,6 +153,43 @@ class LtxHeader:
                 f"invalid pre-apply checksum format {self.pre_apply_checksum:016x}: "
                 "bit 63 must be set"
             )
+
+    def _check_ranges(self) -> None:
+        _check_range("flags", self.flags, 0, _U32_MAX)
+        _check_range("page_size", self.page_size, 0, _U32_MAX)
+        _check_range("commit", self.commit, 0, _U32_MAX)
+        _check_range("min_txid", self.min_txid, 0, _U64_MAX)
+        _check_range("max_txid", self.max_txid, 0, _U64_MAX)
+        _check_range("timestamp_ms", self.timestamp_ms, _I64_MIN, _I64_MAX)
+        _check_range("pre_apply_checksum", self.pre_apply_checksum, 0, _U64_MAX)
+        _check_range("wal_offset", self.wal_offset, _I64_MIN, _I64_MAX)
+        _check_range("wal_size", self.wal_size, _I64_MIN, _I64_MAX)
+        _check_range("wal_salt1", self.wal_salt1, 0, _U32_MAX)
+        _check_range("wal_salt2", self.wal_salt2, 0, _U32_MAX)
+        _check_range("node_id", self.node_id, 0, _U64_MAX)
+
+    def _plain_ints_in_range(self) -> bool:
+        """The common case of ``_check_ranges`` in one expression (a header is validated on
+        every encode): every field a plain ``int`` within its range."""
+        return (
+            type(self.flags) is type(self.page_size) is type(self.commit) is int
+            and type(self.min_txid) is type(self.max_txid) is type(self.timestamp_ms) is int
+            and type(self.pre_apply_checksum) is type(self.wal_offset) is int
+            and type(self.wal_size) is type(self.wal_salt1) is type(self.wal_salt2) is int
+            and type(self.node_id) is int
+            and 0 <= self.flags <= _U32_MAX
+            and 0 <= self.page_size <= _U32_MAX
+            and 0 <= self.commit <= _U32_MAX
+            and 0 <= self.min_txid <= _U64_MAX
+            and 0 <= self.max_txid <= _U64_MAX
+            and _I64_MIN <= self.timestamp_ms <= _I64_MAX
+            and 0 <= self.pre_apply_checksum <= _U64_MAX
+            and _I64_MIN <= self.wal_offset <= _I64_MAX
+            and _I64_MIN <= self.wal_size <= _I64_MAX
+            and 0 <= self.wal_salt1 <= _U32_MAX
+            and 0 <= self.wal_salt2 <= _U32_MAX
+            and 0 <= self.node_id <= _U64_MAX
+        )
 
     def marshal(self) -> bytes:
         """The 100 header bytes (reserved bytes 80..99 zero). Validates first."""

@@ -23,10 +23,11 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TypeVar
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedList
 
 from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, StoreError
 from sqlkv.store.faults import APPLY, point_name
@@ -51,12 +52,17 @@ class CommitRequest:
 
     ``clear_ranges`` apply first, then ``writes`` in key order (a ``None`` value clears the key).
     ``read_ranges`` is the read-conflict set, ``write_ranges`` the write-conflict set.
+    ``guards`` are ``(key, expected value or None)`` pairs the driver checks inside the
+    same store transaction, before anything is applied: the first that does not hold
+    raises ``GuardFailed(key, current value)`` and nothing is applied (each guarded key is
+    in ``read_ranges`` too, so a guard conflicts exactly like a serializable read).
     """
 
     writes: list[tuple[bytes, bytes | None]]
     clear_ranges: list[KeyRange]
     read_ranges: list[KeyRange]
     size: int
+    guards: list[tuple[bytes, bytes | None]] = field(default_factory=list)
 
     @property
     def write_ranges(self) -> list[KeyRange]:
@@ -85,7 +91,8 @@ class Snapshot(ABC):
 
     @abstractmethod
     def commit(self, request: CommitRequest) -> None:
-        """Apply ``request`` atomically or raise ``ConflictError`` and apply nothing."""
+        """Apply ``request`` atomically, or apply nothing and raise ``GuardFailed`` (a guard
+        does not hold; checked first) or ``ConflictError`` (a read changed)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the snapshot (called exactly once, after commit or on abandon)."""
@@ -108,10 +115,13 @@ class Transaction:
         self._snap = snapshot
         self.name = name
         self._limits = store.limits
-        self._writes: SortedDict = SortedDict()  # key -> value, or None for a cleared key
+        self._writes: dict[bytes, bytes | None] = {}  # key -> value, or None: cleared
+        # its keys in order, built by the first range operation that needs them (few do)
+        self._index: SortedList | None = None
         self._cleared: list[KeyRange] = []  # sorted, coalesced
         self._cleared_begins: list[bytes] = []
         self._read_ranges: list[KeyRange] = []
+        self._guards: dict[bytes, bytes | None] = {}
         self._size = 0
         self._writes_count = 0
         self._done = False
@@ -123,9 +133,9 @@ class Transaction:
         self._check_open()
         self._check_key(key)
         if not snapshot:
-            self._read_ranges.append((key, key_after(key)))
+            self._read_ranges.append((key, key + b"\x00"))  # (key, key_after(key))
         if key in self._writes:
-            return self._writes[key]  # type: ignore[no-any-return]
+            return self._writes[key]
         if self._in_cleared(key):
             return None
         self._stats.round_trips += 1
@@ -218,18 +228,32 @@ class Transaction:
 
     def _touched(self, begin: bytes, end: bytes) -> bool:
         """True when this transaction wrote or cleared anything in ``[begin, end)``."""
-        if next(iter(self._writes.irange(begin, end, inclusive=(True, False))), None) is not None:
-            return True
+        if self._writes:
+            written = self._sorted_keys().irange(begin, end, inclusive=(True, False))
+            if next(iter(written), None) is not None:
+                return True
         return any(b < end and begin < e for b, e in self._cleared)
+
+    def _sorted_keys(self) -> SortedList:
+        """The written keys in order (kept up to date by ``set`` and ``clear`` from now on)."""
+        if self._index is None:
+            self._index = SortedList(self._writes)
+        return self._index
 
     def _merged_range(
         self, begin: bytes, end: bytes, limit: int, reverse: bool, point: str
     ) -> list[tuple[bytes, bytes]]:
         """Driver rows in the range overlaid with this transaction's own writes."""
-        local = [
-            (k, self._writes[k])
-            for k in self._writes.irange(begin, end, inclusive=(True, False), reverse=reverse)
-        ]
+        local = (
+            [
+                (k, self._writes[k])
+                for k in self._sorted_keys().irange(
+                    begin, end, inclusive=(True, False), reverse=reverse
+                )
+            ]
+            if self._writes
+            else []
+        )
         out: list[tuple[bytes, bytes]] = []
         lo, hi = begin, end
         while True:
@@ -272,20 +296,25 @@ class Transaction:
     def set(self, key: bytes, value: bytes) -> None:
         self._check_open()
         self._check_key(key)
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise StoreError(f"values must be bytes, got {type(value).__name__}")
-        value = bytes(value)
+        if type(value) is not bytes:
+            if not isinstance(value, bytes | bytearray | memoryview):
+                raise StoreError(f"values must be bytes, got {type(value).__name__}")
+            value = bytes(value)
         if len(value) > self._limits.max_value_bytes:
             raise LimitExceeded("value", len(value), self._limits.max_value_bytes)
         self._grow(len(key) + len(value))
-        self._writes[key] = value
-        self._writes_count += 1
+        self._put(key, value)
 
     def clear(self, key: bytes) -> None:
         self._check_open()
         self._check_key(key)
         self._grow(len(key))
-        self._writes[key] = None
+        self._put(key, None)
+
+    def _put(self, key: bytes, value: bytes | None) -> None:
+        if self._index is not None and key not in self._writes:
+            self._index.add(key)
+        self._writes[key] = value
         self._writes_count += 1
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -296,11 +325,29 @@ class Transaction:
         if begin >= end:
             return
         self._grow(len(begin) + len(end))
-        for k in list(self._writes.irange(begin, end, inclusive=(True, False))):
-            del self._writes[k]
+        if self._writes:
+            index = self._sorted_keys()
+            for k in list(index.irange(begin, end, inclusive=(True, False))):
+                del self._writes[k]
+                index.remove(k)
         self._cleared = coalesce([*self._cleared, (begin, end)])
         self._cleared_begins = [b for b, _ in self._cleared]
         self._writes_count += 1
+
+    def guard(self, key: bytes, expected: bytes | None) -> None:
+        """Commit only if ``key`` holds ``expected`` (None: absent) in the store when the
+        commit applies; else nothing is applied and the commit raises ``GuardFailed(key,
+        current)``. Checked by the driver inside the commit's own store transaction, so a
+        guard replaces a serializable read of the key: it costs no round trip, and it
+        joins the read-conflict set, so it conflicts with a concurrent writer of the key
+        exactly as a read would. The stored value is compared, not this transaction's own
+        writes. A transaction with a guard always reaches the driver at commit."""
+        self._check_open()
+        self._check_key(key)
+        if expected is not None:
+            expected = bytes(expected)
+        self._guards[key] = expected
+        self._read_ranges.append((key, key_after(key)))
 
     # ------------------------------------------------------------------ end
 
@@ -317,12 +364,18 @@ class Transaction:
         """Apply every buffered write atomically, or raise ``ConflictError``."""
         self._check_open()
         try:
-            if self._writes or self._cleared:
+            if self._writes or self._cleared or self._guards:
+                writes = self._writes
                 request = CommitRequest(
-                    writes=list(self._writes.items()),
+                    writes=(
+                        [(k, writes[k]) for k in self._index]
+                        if self._index is not None
+                        else sorted(writes.items(), key=itemgetter(0))
+                    ),
                     clear_ranges=coalesce(self._cleared),
                     read_ranges=coalesce(self._read_ranges),
                     size=self._size,
+                    guards=list(self._guards.items()),
                 )
                 self._stats.round_trips += 1
                 self._snap.at(point_name(self.name, APPLY))
@@ -348,7 +401,7 @@ class Transaction:
             raise StoreError("this transaction is finished; start a new one with store.transact")
 
     def _check_key(self, key: bytes) -> None:
-        if not isinstance(key, bytes):
+        if type(key) is not bytes and not isinstance(key, bytes):
             raise StoreError(f"keys must be bytes, got {type(key).__name__}")
         if len(key) > self._limits.max_key_bytes:
             raise LimitExceeded("key", len(key), self._limits.max_key_bytes)
@@ -429,7 +482,8 @@ class Store(ABC):
                 return result
             except StoreError as exc:
                 # Only the store's own transient errors are retried here; a retryable
-                # engine answer (for example CompactionBehind) belongs to the caller.
+                # engine answer (for example CompactionBehind) belongs to the caller, and
+                # so does GuardFailed (not retryable: the same guard would fail again).
                 if not exc.retryable:
                     raise
                 last = exc

@@ -22,13 +22,19 @@ from sqlkv.store.ranges import KeyRange, ranges_intersect
 
 DEFAULT_CONFLICT_WINDOW_S = 10.0
 PRUNE_EVERY_S = 1.0
+_U32 = struct.Struct(">I")
 
 
 def encode_ranges(ranges: Sequence[KeyRange]) -> bytes:
     """Key ranges as bytes: a u32 count, then each bound as a u32 length and its bytes."""
-    parts = [struct.pack(">I", len(ranges))]
+    u32 = _U32.pack
+    parts = [u32(len(ranges))]
+    append = parts.append  # a commit of many pages logs hundreds of ranges
     for begin, end in ranges:
-        parts += [struct.pack(">I", len(begin)), begin, struct.pack(">I", len(end)), end]
+        append(u32(len(begin)))
+        append(begin)
+        append(u32(len(end)))
+        append(end)
     return b"".join(parts)
 
 

@@ -61,7 +61,7 @@ from typing import cast
 
 import apsw
 
-from sqlkv.errors import ConfigError, StoreError, StoreUnavailable
+from sqlkv.errors import ConfigError, GuardFailed, StoreError, StoreUnavailable
 from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
 from sqlkv.store.conflict_log import (
     DEFAULT_CONFLICT_WINDOW_S,
@@ -181,9 +181,9 @@ class EmbeddedStore(Store):
         checkpoints = self._checkpoints.completed
         try:
             with _ERRORS.translating(self._where):
-                conn.execute("BEGIN")
                 # The first read starts the WAL read transaction: version and data agree.
-                version = cast(int, conn.execute("SELECT version FROM meta").fetchall()[0][0])
+                rows = conn.execute("BEGIN; SELECT version FROM meta").fetchall()
+                version = cast(int, rows[0][0])
         except BaseException:
             self._checkin(conn)
             raise
@@ -262,6 +262,7 @@ class EmbeddedStore(Store):
             return False
         # Upgraded: no commit landed since read_version, so no read can conflict.
         try:
+            _check_guards(conn, req)
             self._apply(conn, read_version + 1, req)
             conn.execute("COMMIT")
         except BaseException:
@@ -276,6 +277,7 @@ class EmbeddedStore(Store):
         try:
             row = conn.execute("SELECT version, floor FROM meta").fetchall()[0]
             version, floor = cast(int, row[0]), cast(int, row[1])
+            _check_guards(conn, req)
             if req.read_ranges and version > read_version:
                 check_conflicts(
                     read_version,
@@ -329,6 +331,16 @@ class EmbeddedStore(Store):
         if upto is not None:
             conn.execute("DELETE FROM conflict_log WHERE version <= ?", (upto,))
             conn.execute("UPDATE meta SET floor = max(floor, ?)", (upto,))
+
+
+def _check_guards(conn: apsw.Connection, req: CommitRequest) -> None:
+    """Raise ``GuardFailed`` for the first guard of ``req`` that does not hold (inside the
+    write transaction: nothing is applied yet)."""
+    for key, expected in req.guards:
+        rows = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchall()
+        current = cast(bytes, rows[0][0]) if rows else None
+        if current != expected:
+            raise GuardFailed(key, current)
 
 
 def _logged_after(conn: apsw.Connection, read_version: int) -> Iterator[bytes]:

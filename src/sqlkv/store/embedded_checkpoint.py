@@ -80,7 +80,8 @@ class _Checkpointer(threading.Thread):
         self._stopping = False
 
     def wake(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # every commit past the threshold calls this
+            self._wake.set()
 
     def stop(self) -> None:
         self._stopping = True

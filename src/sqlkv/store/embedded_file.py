@@ -13,8 +13,12 @@ Files: ``DIR/store.sqlite3`` (+ its ``-wal`` and ``-shm``). Tables:
 - ``conflict_log(version INTEGER PRIMARY KEY, ts REAL, ranges BLOB)``: the write ranges of
   each commit (``conflict_log.encode_ranges``), with its wall-clock time.
 
-Pages are 16 KiB: measured against 4 and 8 KiB, 100 kB values read and commit fastest,
-at the price of small commits (about 50 us instead of 40 us). ``application_id`` marks the
+Pages are 4 KiB (new files; an existing file keeps the page size it was created with).
+16 KiB was chosen first for 100 kB values, but a small commit dirties about ten store
+pages (table and key index leaves of four keys, ``meta``, ``conflict_log``), so it wrote
+~160 KiB of WAL: measured on one engine in one run (docs/hot-path.md), a 1-page commit
+took ~285 us of CPU with 16 KiB pages and ~230 us with 4 KiB, an 800-page (3.2 MB) commit
+and reading 10 MB of parts back cost the same with both. ``application_id`` marks the
 file as ours, so a foreign SQLite database is refused rather than written to.
 """
 
@@ -31,9 +35,9 @@ from sqlkv.errors import ConfigError, StoreError
 DB_FILE = "store.sqlite3"
 FORMAT = 1
 APPLICATION_ID = 0x736B7631  # "skv1": marks the file as a sqlkv embedded store
-# The store file's own SQLite page size (not sqlkv's 4 KiB database pages): measured,
-# 100 kB values commit ~40% faster than with 4 KiB pages.
-STORE_FILE_PAGE_SIZE = 16_384
+# The store file's own SQLite page size (not sqlkv's database pages, though both are 4 KiB):
+# small commits write ~4x less WAL than with 16 KiB pages (see the module docstring).
+STORE_FILE_PAGE_SIZE = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL);

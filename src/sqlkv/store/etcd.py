@@ -55,7 +55,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlkv.errors import ConflictError, LimitExceeded
+from sqlkv.errors import ConflictError, GuardFailed, LimitExceeded
 from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
 from sqlkv.store.etcd_client import EtcdClient, EtcdConfig, b64, parse_url, unb64
 from sqlkv.store.ranges import KeyRange, RangeRead, key_after
@@ -187,16 +187,47 @@ class _EtcdSnapshot(Snapshot):
     def commit(self, request: CommitRequest) -> None:
         config = self._store.config
         compares, compare_bytes = self._compares(request.read_ranges)
+        guards, guard_bytes = self._guards(request.guards)
         ops, op_bytes = self._write_ops(request)
-        size = compare_bytes + op_bytes + _REQUEST_RESERVE
+        size = compare_bytes + guard_bytes + op_bytes + _REQUEST_RESERVE
         if size > config.max_request_bytes:
             raise LimitExceeded("transaction", size, config.max_request_bytes)
-        body = nest(compares, ops, config.max_txn_ops)
+        body = nest(guards + compares, ops, config.max_txn_ops)
+        if guards:  # when a compare fails, the answer carries the guarded keys' values
+            body["failure"] = [
+                {"request_range": {"key": b64(self._prefix + k)}} for k, _ in request.guards
+            ]
         answer = self._store.client.commit("/v3/kv/txn", body)
         if not answer.get("succeeded", False):
+            self._raise_guard_failed(request.guards, answer)
             raise ConflictError(
                 "another transaction changed keys this one read; it will be retried"
             )
+
+    def _guards(self, guards: list[tuple[bytes, bytes | None]]) -> tuple[list[dict[str, Any]], int]:
+        """A compare per guard: the value equal, or (None) the key absent (version 0)."""
+        out: list[dict[str, Any]] = []
+        size = 0
+        for key, expected in guards:
+            compare: dict[str, Any] = {"key": b64(self._prefix + key), "result": "EQUAL"}
+            if expected is None:
+                compare |= {"target": "VERSION", "version": "0"}
+            else:
+                compare |= {"target": "VALUE", "value": b64(expected)}
+            out.append(compare)
+            size += len(self._prefix) + len(key) + len(expected or b"") + _OP_OVERHEAD
+        return out, size
+
+    def _raise_guard_failed(
+        self, guards: list[tuple[bytes, bytes | None]], answer: dict[str, Any]
+    ) -> None:
+        """Raise ``GuardFailed`` for the first guard whose key the failed Txn found changed."""
+        responses = answer.get("responses", [])
+        for (key, expected), response in zip(guards, responses, strict=False):
+            rows = self._rows(response.get("response_range", {}))
+            current = rows[0][1] if rows else None
+            if current != expected:
+                raise GuardFailed(key, current)
 
     def _compares(self, read_ranges: list[KeyRange]) -> tuple[list[dict[str, Any]], int]:
         if self._rev is None or not read_ranges:

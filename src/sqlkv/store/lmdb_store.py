@@ -47,7 +47,7 @@ from typing import cast
 
 import lmdb
 
-from sqlkv.errors import ConfigError, StoreError, StoreUnavailable
+from sqlkv.errors import ConfigError, GuardFailed, StoreError, StoreUnavailable
 from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
 from sqlkv.store.conflict_log import (
     DEFAULT_CONFLICT_WINDOW_S,
@@ -203,6 +203,10 @@ class LmdbStore(Store):
     ) -> None:
         sh = self._shared
         version, floor = _STATE.unpack(must_get(txn, b"state", sh.meta))
+        for key, expected in req.guards:  # in the write transaction: nothing applied yet
+            current = _LmdbSnapshot.read_key(sh, txn, key)
+            if current != expected:
+                raise GuardFailed(key, current)
         if req.read_ranges and version > read_version:
             check_conflicts(
                 read_version,
@@ -280,9 +284,14 @@ class _LmdbSnapshot(Snapshot):
             return [self._get(txn, k) for k in keys]
 
     def _get(self, txn: lmdb.Transaction, key: bytes) -> bytes | None:
-        if 0 < len(key) <= self._sh.max_key:
-            return get(txn, key, self._sh.kv)
-        data = get(txn, bucket_key(key, self._sh.max_key), self._sh.big)
+        return self.read_key(self._sh, txn, key)
+
+    @staticmethod
+    def read_key(sh: SharedEnv, txn: lmdb.Transaction, key: bytes) -> bytes | None:
+        """The value of ``key`` in ``txn`` (a read or the write transaction)."""
+        if 0 < len(key) <= sh.max_key:
+            return get(txn, key, sh.kv)
+        data = get(txn, bucket_key(key, sh.max_key), sh.big)
         return dict(decode_bucket(data)).get(key) if data is not None else None
 
     def get_range(self, begin: bytes, end: bytes, limit: int, reverse: bool) -> Pairs:

@@ -24,7 +24,7 @@ from operator import itemgetter
 
 from sortedcontainers import SortedDict
 
-from sqlkv.errors import ConflictError
+from sqlkv.errors import ConflictError, GuardFailed
 from sqlkv.store.base import (
     CommitRequest,
     Limits,
@@ -170,6 +170,10 @@ class MemoryStore(Store):
 
     def _commit(self, rv: int, req: CommitRequest) -> None:
         with self._lock:
+            for key, expected in req.guards:  # against the latest version, under the lock
+                current = self._read(key, self._version)
+                if current != expected:
+                    raise GuardFailed(key, current)
             if req.read_ranges:
                 # The log is in version order: check only the commits after rv.
                 first = bisect.bisect_right(self._log, rv, key=itemgetter(0))
@@ -281,7 +285,12 @@ class _MemorySnapshot(Snapshot):
     def commit(self, request: CommitRequest) -> None:
         point = self._point
         crash_after = self._store._round_trip("commit", f"{len(request.writes)} writes", point)
-        self._store._commit(self._rv, request)
+        try:
+            self._store._commit(self._rv, request)
+        except ConflictError:
+            if crash_after:  # the process dies after the refused commit: nothing applied
+                raise SimulatedCrash(f"after {point} (refused; the answer is lost)") from None
+            raise
         if crash_after:
             raise SimulatedCrash(f"after {point} (the commit applied, its answer is lost)")
 

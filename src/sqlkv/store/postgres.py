@@ -107,7 +107,14 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sqlkv.errors import CommitUnknown, ConfigError, SqlkvError, StoreError, StoreUnavailable
+from sqlkv.errors import (
+    CommitUnknown,
+    ConfigError,
+    GuardFailed,
+    SqlkvError,
+    StoreError,
+    StoreUnavailable,
+)
 from sqlkv.store.base import CommitRequest, Limits, RetryPolicy, Snapshot, Store
 from sqlkv.store.postgres_conn import (
     CONNECTION_DEFAULTS,
@@ -233,6 +240,14 @@ class _Statements:
         self.clear_keys = render("DELETE FROM {t} WHERE key = ANY(%b::bytea[])")
         # Row locks on everything read serializably: fails (40001) if a row changed since
         # our snapshot, or (55P03) if a concurrent commit is writing it. See the docstring.
+        # Guards: the current values (answered even when the check then fails), then the
+        # check, which divides by zero (22012, nothing after it runs) when one differs.
+        self.guard_values = render("SELECT key, value FROM {t} WHERE key = ANY(%b::bytea[])")
+        self.guard_check = render(
+            "SELECT 1 / (SELECT CASE WHEN bool_and({t}.value IS NOT DISTINCT FROM g.v)"
+            " THEN 1 ELSE 0 END FROM unnest(%b::bytea[], %b::bytea[]) AS g(k, v)"
+            " LEFT JOIN {t} ON {t}.key = g.k)"
+        )
         self.check_reads = render(
             "SELECT count(*) FROM (SELECT 1 FROM {t} "
             "JOIN unnest(%b::bytea[], %b::bytea[]) AS r(b, e) "
@@ -283,27 +298,36 @@ class _PgSnapshot(Snapshot):
             )
         sets = [(k, v) for k, v in request.writes if v is not None]
         clears = [k for k, v in request.writes if v is None]
+        guarded = conn.cursor(binary=True)
 
         def send(pipeline: psycopg.Pipeline) -> None:
             if conn.info.transaction_status == pq.TransactionStatus.IDLE:
                 conn.execute(_BEGIN, prepare=False)
-            # Not prepared: psycopg would count a Parse that an earlier error in the
-            # pipeline made the server skip as done ("prepared statement does not exist").
+            # Prepared (a commit's statements are the same every time: parsing and planning
+            # them was most of a small commit's server time). psycopg (>= 3.3) forgets a
+            # statement whose Parse an earlier error in the pipeline made the server skip
+            # (``PrepareManager.validate``); BEGIN and COMMIT are not worth preparing.
             cur = conn.cursor(binary=True)
+            if request.guards:
+                keys = [k for k, _ in request.guards]
+                guarded.execute(sql_.guard_values, (keys,), prepare=True)
+                cur.execute(sql_.guard_check, _columns(request.guards), prepare=True)
             if request.clear_ranges:
-                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=False)
+                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=True)
             if sets:
-                cur.execute(sql_.upsert, _columns(sets), prepare=False)
+                cur.execute(sql_.upsert, _columns(sets), prepare=True)
             if clears:
-                cur.execute(sql_.clear_keys, (clears,), prepare=False)
+                cur.execute(sql_.clear_keys, (clears,), prepare=True)
             if request.read_ranges:
-                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=False)
+                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=True)
             conn.execute("COMMIT", prepare=False)
             pipeline.sync()
 
         try:
             _pipelined(conn, send)
         except psycopg.Error as exc:
+            if request.guards and sqlstate(exc) == _GUARD_FAILED:
+                _raise_guard_failed(request.guards, guarded)
             lost = CommitUnknown(
                 f"the connection to PostgreSQL at {store._where} was lost while a commit "
                 "was in flight: it may or may not have been applied (whole, if at all). "
@@ -386,6 +410,20 @@ class _PgSnapshot(Snapshot):
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+_GUARD_FAILED = "22012"  # division_by_zero: only the guard check divides
+
+
+def _raise_guard_failed(
+    guards: list[tuple[bytes, bytes | None]], found: psycopg.Cursor[Any]
+) -> NoReturn:
+    """Raise ``GuardFailed`` for the first guard that does not hold, from the values the
+    guard's first statement returned (the transaction rolled back: nothing was applied)."""
+    current = {bytes(k): bytes(v) for k, v in found.fetchall()}
+    for key, expected in guards:
+        if current.get(key) != expected:
+            raise GuardFailed(key, current.get(key))
+    raise StoreError("PostgreSQL reported a failed guard, but every guard holds (a bug)")
+
 
 T = TypeVar("T")
 
@@ -415,5 +453,7 @@ def _pipelined(conn: Connection, send: Callable[[psycopg.Pipeline], T]) -> T:
     return cast(T, result)
 
 
-def _columns(pairs: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+def _columns(
+    pairs: Sequence[tuple[bytes, bytes | None]],
+) -> tuple[list[bytes], list[bytes | None]]:
     return [a for a, _ in pairs], [b for _, b in pairs]

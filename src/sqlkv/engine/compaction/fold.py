@@ -1,47 +1,71 @@
-"""One compaction pass over one database, in one store transaction.
+"""One compaction pass over one database: planned from a snapshot, applied in one guarded
+store operation that conflicts on META.
 
-It folds the PIDX pages of up to ``shards_per_pass`` shards (those holding the oldest
-unfolded txids first) into their SHARD blobs — the PIDX row names the newest copy, so
-newest wins — deletes the folded PIDX rows, then deletes every delta older than the oldest
-txid any remaining row refers to (with its directory row), and advances
-``materialized_txid`` to just below that txid. META is read serializably, so a commit or
-a takeover racing with the pass makes one of them retry: never a rewound head or a lost
-commit. A pass given ``expected_generation`` is fenced (``FenceMismatch``, nothing written)
-when a takeover happened since the caller looked.
+**Plan** (``plan_pass``, a read-only transaction of snapshot reads, however long it takes):
+META, the PIDX map, the ``shards_per_pass`` shards holding the oldest unfolded txids, the
+DELTA parts their pages live in (one multi-range read), and the directory rows of the
+deltas that will be dead. It builds each new SHARD blob (the PIDX row names the newest
+copy, so newest wins) and the new ``materialized_txid``: just below the oldest txid any
+unfolded row refers to.
 
-A pass that changes anything bumps ``fold_epoch`` in META, which invalidates every
-engine's PIDX cache for the database. Every value it reads is checked first (``seal``);
-a damaged one raises ``CorruptionError`` and the pass writes nothing.
+**Apply** (``apply_pass``, one store operation, no reads): the writes, guarded
+(``Transaction.guard``): META equals the bytes assumed (``ApplyState.meta``: the newest
+the engine knows), each PIDX row dropped still names what was folded, each shard replaced
+is still what the plan read. The guard on META is the fence: it is in the read-conflict
+set, so a commit, a takeover or another pass landing first makes this one fail or retry,
+as the serializable read did (never a rewound head or a lost commit). A failed guard
+answers the value it found and is absorbed (``absorb``): a newer META (commits since the
+plan change only what the apply recomputes from it), or a PIDX row a commit rewrote (it
+names a newer copy, which wins over the shard's: the row is kept); the apply is sent again.
+A takeover, another pass, a shrink, a changed shard or a row that vanished makes the pass
+plan again (``None`` / ``absorb`` False); with ``expected_generation`` a takeover is
+``FenceMismatch``. The apply writes the shards, drops the folded PIDX rows and every dead
+delta (with its directory row) and writes META on the head assumed: ``materialized_txid``,
+delta counters, ``fold_epoch`` + 1 (which invalidates every engine's PIDX cache).
+
+So the time a pass can conflict with commits is one store operation, not the whole pass: a
+steady commit stream no longer starves compaction (issue 13). Every value read is checked
+first (``seal``); a damaged one raises ``CorruptionError`` and the pass writes nothing.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlkv.engine.apply import check_generation, decode_shard
-from sqlkv.engine.blobs import encode_pages, read_blob
-from sqlkv.engine.facts import drop_facts_below
+from sqlkv.engine.blobs import encode_pages
 from sqlkv.engine.head import Head
-from sqlkv.engine.keys import DbKeys
-from sqlkv.engine.ledger import Ledger, StoreReader
-from sqlkv.engine.pidx import PIDX_VALUE_BYTES, Location, PidxCache, PidxMap, freeze
-from sqlkv.engine.retention import Keeper
-from sqlkv.engine.seal import corrupt, unseal
-from sqlkv.errors import CorruptionError, LtxError
+from sqlkv.engine.keys import DbKeys, pack_pidx
+from sqlkv.engine.ledger import Ledger, Rows, StoreReader
+from sqlkv.engine.pidx import (
+    PIDX_VALUE_BYTES,
+    Location,
+    PidxCache,
+    PidxMap,
+    freeze,
+    tag_of,
+)
+from sqlkv.engine.retention import graves_range, retention_key, versions_range
+from sqlkv.engine.seal import corrupt, join_chunks, seal, unseal
+from sqlkv.errors import CorruptionError, DatabaseNotFound, GuardFailed, LtxError
 from sqlkv.ltx import read_page, read_page_index
 from sqlkv.ltx.header import PageIndexEntry
+
+DELTA_READS_PER_TRIP = 64
+"""DELTA parts fetched per multi-range read while planning."""
 
 
 @dataclass
 class PassOutcome:
     head: Head
-    pidx: PidxMap
+    pidx: PidxMap | None  # None: the new map is not known here (readers reload it)
     shards_written: int = 0
     pages_folded: int = 0
     deltas_deleted: int = 0
     bytes_folded: int = 0
+    meta: tuple[Head, bytes] | None = None  # META as written
     history_changed: bool = False  # retention kept or trimmed history (docs/history.md)
     retained_bytes: int = 0  # bytes kept only for past states after this pass
 
@@ -52,39 +76,26 @@ class PassOutcome:
         )
 
 
-class _DeltaReader:
-    """Delta parts fetched once per pass, with their page index."""
+@dataclass
+class FoldPlan:
+    """What one pass will write, planned from the snapshot at ``head`` (stored as ``meta``)."""
 
-    def __init__(self, tr: StoreReader, keys: DbKeys) -> None:
-        self._tr = tr
-        self._keys = keys
-        self._parts: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]] = {}
+    head: Head
+    meta: bytes
+    pidx: PidxMap
+    folded: dict[int, Location] = field(default_factory=dict)  # page -> the row folded
+    shards: dict[int, tuple[Rows, bytes | None]] = field(default_factory=dict)  # old, new
+    dead: list[tuple[bytes, bytes, int]] = field(default_factory=list)  # dir row, bytes
+    materialized: int = 0
+    facts: Rows = field(default_factory=list)  # history facts below ``materialized``
+    retention: bytes | None = None  # the retention record (set: ``retained.fold_pass``)
 
-    def page(self, pgno: int, loc: Location) -> bytes:
-        where = f"txid {loc[0]} part {loc[1]}"
-        name = self._keys.name
-        entry = self._parts.get(loc)
-        try:
-            if entry is None:
-                blob = read_blob(
-                    self._tr, self._keys, self._keys.delta_part_range(*loc), "read_delta"
-                )
-                if blob is None:
-                    raise CorruptionError(
-                        name, "DELTA", where, f"page {pgno}'s PIDX row names it; it is missing"
-                    )
-                entry = self._parts[loc] = (blob, read_page_index(blob))
-            page = read_page(entry[0], pgno, entry[1])
-        except LtxError as exc:
-            raise CorruptionError(name, "DELTA", where, f"its LTX file: {exc}") from exc
-        if page is None:
-            raise CorruptionError(
-                name, "DELTA", where, f"it does not hold page {pgno}, which its PIDX row names"
-            )
-        return page
+    @property
+    def changes(self) -> bool:
+        return bool(self.shards or self.dead or self.materialized != self.head.materialized_txid)
 
 
-def _choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list[int]]:
+def choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list[int]]:
     by_shard: dict[int, list[int]] = {}
     oldest: dict[int, int] = {}
     for pgno, (txid, _) in pidx.items():
@@ -96,90 +107,219 @@ def _choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list
     return {sid: sorted(by_shard[sid]) for sid in chosen}
 
 
-def fold_pass(
-    ledger: Ledger,
+def _read_parts(
+    tr: StoreReader, keys: DbKeys, locations: list[Location]
+) -> dict[Location, tuple[bytes, dict[int, PageIndexEntry]]]:
+    """Every DELTA part of ``locations``, joined and indexed, a few dozen per round trip."""
+    out: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]] = {}
+    for i in range(0, len(locations), DELTA_READS_PER_TRIP):
+        batch = locations[i : i + DELTA_READS_PER_TRIP]
+        answers = tr.get_ranges(
+            [(*keys.delta_part_range(*loc), 0, False) for loc in batch],
+            snapshot=True,
+            point="read_delta",
+        )
+        for loc, rows in zip(batch, answers, strict=True):
+            where = f"txid {loc[0]} part {loc[1]}"
+            if not rows:
+                raise CorruptionError(
+                    keys.name, "DELTA", where, "a PIDX row names it; it is missing"
+                )
+            blob = join_chunks(keys, rows)
+            try:
+                out[loc] = (blob, read_page_index(blob))
+            except LtxError as exc:
+                raise CorruptionError(keys.name, "DELTA", where, f"its LTX file: {exc}") from exc
+    return out
+
+
+def _page(
+    keys: DbKeys,
+    parts: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]],
+    pgno: int,
+    loc: Location,
+) -> bytes:
+    blob, index = parts[loc]
+    where = f"txid {loc[0]} part {loc[1]}"
+    try:
+        page = read_page(blob, pgno, index)
+    except LtxError as exc:
+        raise CorruptionError(keys.name, "DELTA", where, f"its LTX file: {exc}") from exc
+    if page is None:
+        raise CorruptionError(
+            keys.name, "DELTA", where, f"it does not hold page {pgno}, which its PIDX row names"
+        )
+    return page
+
+
+def plan_pass(
+    tr: StoreReader,
+    db: str,
+    keys: DbKeys,
     cache: PidxCache,
     shards_per_pass: int,
     expected_generation: int | None,
-) -> PassOutcome:
-    db, keys = ledger.db, ledger.keys
-    head = ledger.read_head()
+) -> FoldPlan:
+    """Plan one pass from snapshot reads (this transaction writes nothing)."""
+    raw = tr.get(keys.meta, snapshot=True, point="read_meta")
+    if raw is None:
+        raise DatabaseNotFound(db)
+    head = Head.decode(raw, db)
     if expected_generation is not None:
         check_generation(db, head, expected_generation)
-    published = cache.rows_for(ledger, db, keys, head)
-    pidx = dict(published)
-    keeper = Keeper(ledger, head)  # what the retention window keeps (docs/history.md)
-    budget = ledger.limits.max_transaction_bytes // 3
-    deltas = _DeltaReader(ledger, keys)
+    pidx = cache.rows_for(tr, db, keys, head)
+    plan = FoldPlan(head, raw, pidx)
+    record, graves, versions = tr.get_ranges(
+        [
+            (retention_key(keys), retention_key(keys) + b"\0", 1, False),
+            (*graves_range(keys), 1, False),
+            (*versions_range(keys), 1, False),
+        ],
+        snapshot=True,
+        point="read_retained",
+    )
+    if record or graves or versions:
+        plan.retention = record[0][1] if record else b""
+        return plan  # history is retained: the pass runs as one transaction
+    chosen = choose_shards(pidx, head.shard_size, shards_per_pass)
+    parts = _read_parts(tr, keys, sorted({pidx[p] for pgnos in chosen.values() for p in pgnos}))
     shard_txid = max(2, head.head_txid)
-    shards_written = pages_folded = 0
-    shard_count = head.shard_count
-    for sid, pgnos in _choose_shards(published, head.shard_size, shards_per_pass).items():
-        if keeper.active and shards_written and ledger.size > budget:
-            break  # retired copies double a pass's bytes: stay well inside one transaction
-        shard = keys.shard_range(sid, sid + 1)
-        old = ledger.get_range(*shard, snapshot=True, point="read_shard")
+    shards = tr.get_ranges(
+        [(*keys.shard_range(sid, sid + 1), 0, False) for sid in chosen],
+        snapshot=True,
+        point="read_shard",
+    )
+    for (sid, pgnos), old in zip(chosen.items(), shards, strict=True):
         pages: dict[int, bytes] = {}
-        decoded = decode_shard(keys, old) if old else None  # checked before it is cleared
-        keeper.replaced(sid, old, decoded)
-        if decoded is not None:
-            pages.update(decoded.pages)
-            ledger.drop_range(shard, old)
-            shard_count -= 1
+        if old:
+            pages.update(decode_shard(keys, old).pages)  # checked before it is replaced
         for pgno in pgnos:
-            pages[pgno] = deltas.page(pgno, pidx.pop(pgno))
-            ledger.drop(keys.pidx(pgno), PIDX_VALUE_BYTES)
+            pages[pgno] = _page(keys, parts, pgno, pidx[pgno])
+            plan.folded[pgno] = pidx[pgno]
         kept = sorted((p, d) for p, d in pages.items() if p <= head.db_size_pages)
-        if kept:
-            blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size)
-            ledger.put_blob(partial(keys.shard_chunk, sid), blob)
-            shard_count += 1
-        shards_written += 1
-        pages_folded += len(pgnos)
+        blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size) if kept else None
+        plan.shards[sid] = (old, blob)
 
-    # Every delta older than the oldest one still referenced is dead.
-    first_live = min((t for t, _ in pidx.values()), default=head.head_txid + 1)
-    freed_delta = deleted = 0
-    for key, value in ledger.get_range(
+    # Every delta older than the oldest one an unfolded row refers to is dead.
+    first_live = min(
+        (t for p, (t, _) in pidx.items() if p not in plan.folded), default=head.head_txid + 1
+    )
+    for key, value in tr.get_range(
         *keys.delta_dir_range(head.materialized_txid + 1, first_live),
         snapshot=True,
         point="read_delta_dir",
     ):
-        txid = keys.delta_dir_txid(key)
         payload = unseal(keys, key, value)
         if len(payload) != 8:
             raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
-        (size,) = struct.unpack(">Q", payload)
-        if keeper.keeps_delta():
-            keeper.bury(txid, size)  # folded, but older states in the window still read it
-        else:
-            ledger.drop_counted_range(keys.delta_txid_range(txid), size)
-        ledger.drop_rows([(key, value)])
-        freed_delta += size
-        deleted += 1
-    facts_bound = keeper.trim(first_live)
-    out = PassOutcome(
-        head, freeze(pidx), shards_written, pages_folded, deleted, pages_folded * head.page_size
-    )
-    materialized = max(head.materialized_txid, first_live - 1)
-    # History facts below both the new materialized txid and what retention keeps describe
-    # no readable state any more.
-    moved = materialized != head.materialized_txid
-    if (moved or keeper.window_ms or keeper.changed) and drop_facts_below(
-        ledger, 0, min(materialized, facts_bound)
-    ):
-        out.history_changed = True
-    out.history_changed = out.history_changed or keeper.changed
-    out.retained_bytes = keeper.retained_bytes
-    if out.changed or materialized != head.materialized_txid:
-        out.head = ledger.write_head(
-            head.with_changes(
-                materialized_txid=materialized,
-                delta_bytes=head.delta_bytes - freed_delta,
-                delta_count=head.delta_count - deleted,
-                fold_epoch=head.fold_epoch + 1,
-                pidx_count=len(pidx),
-                shard_count=shard_count,
-            )
+        plan.dead.append((key, value, struct.unpack(">Q", payload)[0]))
+    plan.materialized = max(head.materialized_txid, first_live - 1)
+    if plan.materialized != head.materialized_txid:
+        # History facts of txids below it (written by commits, which never write there
+        # again): the apply deletes them.
+        plan.facts = tr.get_range(
+            *keys.history_range(0, plan.materialized), snapshot=True, point="read_history"
         )
-    return out
+    return plan
+
+
+@dataclass
+class ApplyState:
+    """What one apply attempt assumes: META's bytes, and the folded pages whose PIDX row a
+    commit has rewritten since the plan (kept, not dropped)."""
+
+    meta: bytes
+    moved: set[int] = field(default_factory=set)
+
+
+def apply_pass(
+    ledger: Ledger,
+    plan: FoldPlan,
+    cache: PidxCache,
+    expected_generation: int | None,
+    state: ApplyState,
+) -> PassOutcome | None:
+    """Write what ``plan`` folded, guarded instead of read: META is ``state.meta``, each
+    PIDX row dropped still names what was folded, each shard replaced is still what the plan
+    read. A guard that fails raises ``GuardFailed`` (the caller updates ``state`` and tries
+    again, ``absorb``); None: the database changed in a way the plan cannot absorb."""
+    db, keys = ledger.db, ledger.keys
+    head = Head.decode(state.meta, db)
+    if expected_generation is not None:
+        check_generation(db, head, expected_generation)
+    was = plan.head
+    if (
+        head.generation != was.generation
+        or head.fold_epoch != was.fold_epoch
+        or head.db_size_pages < was.db_size_pages
+    ):
+        return None  # a takeover, another pass or a shrink since the plan: plan again
+    ledger.assume_head(head, state.meta)
+    ledger.guard(retention_key(keys), None)  # a window set since: plan again
+    shard_count = head.shard_count
+    for sid, (old, blob) in plan.shards.items():
+        for key, value in old:  # the shard is what the plan read, and no more
+            ledger.guard(key, value)
+        ledger.guard(keys.shard_chunk(sid, len(old)), None)
+        if old:
+            ledger.drop_range(keys.shard_range(sid, sid + 1), old)
+            shard_count -= 1
+        if blob is not None:
+            ledger.put_blob(partial(keys.shard_chunk, sid), blob)
+            shard_count += 1
+    dropped = [pgno for pgno in plan.folded if pgno not in state.moved]
+    for pgno in dropped:
+        key = keys.pidx(pgno)
+        ledger.guard(key, seal(key, pack_pidx(*plan.folded[pgno])))
+        ledger.drop(key, PIDX_VALUE_BYTES)
+    freed = 0
+    for key, value, stored in plan.dead:
+        ledger.drop_counted_range(keys.delta_txid_range(keys.delta_dir_txid(key)), stored)
+        ledger.drop_rows([(key, value)])
+        freed += stored
+    if plan.facts:
+        # History facts below the new materialized txid describe no readable state any more.
+        ledger.drop_range(keys.history_range(0, plan.materialized), plan.facts)
+    new = ledger.write_head(
+        head.with_changes(
+            materialized_txid=max(head.materialized_txid, plan.materialized),
+            delta_bytes=head.delta_bytes - freed,
+            delta_count=head.delta_count - len(plan.dead),
+            fold_epoch=head.fold_epoch + 1,
+            pidx_count=head.pidx_count - len(dropped),
+            shard_count=shard_count,
+        )
+    )
+    # The new map, when this engine holds the one at the head assumed.
+    base = cache.peek(db)
+    pidx = None
+    if base is not None and tag_of(base[0]) == tag_of(head):
+        rows = dict(base[1])
+        for pgno in dropped:
+            del rows[pgno]
+        pidx = freeze(rows)
+    folded = len(plan.folded)
+    return PassOutcome(
+        new,
+        pidx,
+        shards_written=len(plan.shards),
+        pages_folded=folded,
+        deltas_deleted=len(plan.dead),
+        bytes_folded=folded * head.page_size,
+        meta=ledger.written,
+    )
+
+
+def absorb(keys: DbKeys, plan: FoldPlan, state: ApplyState, failed: GuardFailed) -> bool:
+    """Update ``state`` from a failed guard of ``apply_pass``; False: plan again."""
+    if failed.key == keys.meta:
+        if failed.current is None:
+            raise DatabaseNotFound(keys.name)
+        state.meta = failed.current
+        return True
+    if keys.pidx_range()[0] <= failed.key < keys.pidx_range()[1] and failed.current:
+        pgno = keys.pidx_pgno(failed.key)
+        if pgno in plan.folded and pgno not in state.moved:
+            state.moved.add(pgno)  # a commit rewrote it: it names a newer copy, kept
+            return True
+    return False  # a shard changed, or a folded page's row vanished (a shrink)

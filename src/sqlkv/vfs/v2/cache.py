@@ -1,5 +1,5 @@
 """The page cache: a bounded LRU of committed page bodies, and the process-wide memory budget
-every connection's cache shares.
+every connection's cache shares with SQLite's own page caches.
 
 It only ever holds pages as the engine has them (fetched, preloaded, or committed by this
 connection), never uncommitted writes: those live in the write buffer. Two bounds apply, in
@@ -11,6 +11,13 @@ cache that grows past the shared budget evicts its own least recently used pages
 ``MIN_PAGES``, 1 MiB, which each connection keeps whatever the others hold).
 ``bytes_used`` and ``peak_bytes`` are what tests and counters measure.
 
+SQLite's pager cache of each connection is as large as its VFS cache (``connection.py``),
+so a warm database that fits is read without a call into the VFS at all. Its memory is
+inside the same budget: ``PROCESS_BUDGET`` counts SQLite's heap (``apsw.memory_used``)
+with the VFS caches, and ``limit_sqlite_heap`` (at every connect) sets SQLite's soft heap
+limit to the budget unless the application set one, so SQLite's caches recycle their own
+pages rather than grow past it. docs/vfs.md "Memory" has the whole policy.
+
 Hot-path costs: a hit is a dict lookup and an LRU move; a commit never scans the cache
 (``discard_above`` returns at once unless the database shrank below a cached page).
 """
@@ -21,6 +28,8 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+
+import apsw
 
 MiB = 1024 * 1024
 MIN_DEFAULT_BYTES = 64 * MiB
@@ -37,21 +46,43 @@ def default_cache_bytes() -> int:
 
 
 class MemoryBudget:
-    """Bytes all the page caches sharing this budget may hold together."""
+    """Bytes all the page caches sharing this budget may hold together (``with_sqlite``:
+    SQLite's heap in this process counts against it too)."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    SQLITE_REFRESH = 256
+    """``add`` calls between two readings of SQLite's heap (a reading costs ~2 us: 256
+    pages are 1 MiB); a total over the limit is always read afresh before it is believed."""
+
+    def __init__(self, limit_bytes: int, *, with_sqlite: bool = False) -> None:
         self.limit_bytes = limit_bytes
+        self.with_sqlite = with_sqlite
         self.used_bytes = 0
+        self._sqlite_bytes = 0  # SQLite's heap at the last reading
+        self._until_refresh = 0
         self._lock = threading.Lock()
 
     def add(self, n: int) -> bool:
         """Count ``n`` more bytes (negative: fewer); True while within the limit."""
         with self._lock:
             self.used_bytes += n
-            return self.used_bytes <= self.limit_bytes
+            if not self.with_sqlite:
+                return self.used_bytes <= self.limit_bytes
+            self._until_refresh -= 1
+            if self._until_refresh < 0 or self.used_bytes + self._sqlite_bytes > self.limit_bytes:
+                self._sqlite_bytes = apsw.memory_used()
+                self._until_refresh = self.SQLITE_REFRESH
+            return self.used_bytes + self._sqlite_bytes <= self.limit_bytes
 
 
-PROCESS_BUDGET = MemoryBudget(default_cache_bytes())
+PROCESS_BUDGET = MemoryBudget(default_cache_bytes(), with_sqlite=True)
+
+
+def limit_sqlite_heap(budget: MemoryBudget = PROCESS_BUDGET) -> None:
+    """Hold SQLite's heap in this process to ``budget`` with SQLite's soft heap limit
+    (its page caches then recycle pages instead of growing), unless one is set already:
+    by the application, or by an earlier call."""
+    if apsw.soft_heap_limit(-1) == 0:
+        apsw.soft_heap_limit(budget.limit_bytes)
 
 
 class PageCache:

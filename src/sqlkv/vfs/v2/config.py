@@ -29,7 +29,8 @@ class VfsConfig:
     - ``cache_bytes``: bound on the VFS page cache (whole pages; 0 disables it). The default
       is a quarter of physical memory, at least 64 MiB, and every cache of the process also
       shares one budget of that size (``cache.PROCESS_BUDGET``). SQLite's own pager cache
-      (``PRAGMA cache_size``) comes on top of it.
+      of the main database is set to the same size (at least SQLite's default 2,000 KiB)
+      and counts against that budget too (``cache.py``, docs/vfs.md "Memory").
     - ``preload_bytes``: pages asked for at open (page 1 onwards), so a cold start of a small
       database costs one round trip.
     - ``readahead_max_bytes``: largest read-ahead window; it is also capped at half the cache.

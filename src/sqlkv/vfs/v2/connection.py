@@ -38,6 +38,7 @@ from sqlkv.engine.head import Head
 from sqlkv.errors import ConfigError
 from sqlkv.logs import failure_fields
 from sqlkv.vfs.sqlite_errors import sqlite_error
+from sqlkv.vfs.v2.cache import limit_sqlite_heap
 from sqlkv.vfs.v2.config import PAGE_SIZE, VfsConfig
 from sqlkv.vfs.v2.counters import ClientCounters
 from sqlkv.vfs.v2.file import LOCK_PAGE, DbFile
@@ -56,6 +57,8 @@ PRAGMAS: tuple[tuple[str, str, object], ...] = (
     ("synchronous", "NORMAL", None),
     ("temp_store", "MEMORY", None),
 )
+
+SQLITE_DEFAULT_CACHE_KIB = 2000  # SQLite's own default pager cache, PRAGMA cache_size=-2000
 
 ExecTracer = Callable[[apsw.Cursor, str, Any], bool]
 Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
@@ -340,18 +343,23 @@ def connect_v2(
         _run_closers(closers)
         raise
     try:
-        _apply_pragmas(conn)
+        _apply_pragmas(conn, config)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _apply_pragmas(conn: Connection) -> None:
+def _apply_pragmas(conn: Connection, config: VfsConfig) -> None:
     for pragma, value, expect in PRAGMAS:
         rows = conn.execute(f"PRAGMA {pragma}={value}").fetchall()
         if expect is not None and (not rows or str(rows[0][0]).lower() != expect):
             raise ConfigError(f"PRAGMA {pragma}={value} did not apply (SQLite answered {rows})")
+    # SQLite's pager cache as large as the VFS cache (never below SQLite's default), so a
+    # warm database that fits never calls into the VFS; bounded with it (cache.py)
+    limit_sqlite_heap()
+    kib = max(SQLITE_DEFAULT_CACHE_KIB, config.cache_bytes // 1024)
+    conn.execute(f"PRAGMA main.cache_size=-{kib}")
     row = conn.execute("PRAGMA page_size").fetchone()
     page_size = row[0] if row else None
     if page_size != PAGE_SIZE:

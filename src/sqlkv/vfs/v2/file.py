@@ -43,6 +43,7 @@ from sqlkv.vfs.v2.remote import RemoteDb, Unreachable
 
 ZERO_PAGE = bytes(PAGE_SIZE)
 DIGEST_SIZE = 16
+_NO_DIGEST = bytes(DIGEST_SIZE)  # "unknown"
 LOCK_PAGE = lock_pgno(PAGE_SIZE)
 
 
@@ -68,12 +69,12 @@ class Digests:
         if len(self._data) < end:
             return False
         known = self._data[end - DIGEST_SIZE : end]
-        return known != bytes(DIGEST_SIZE) and known == self._digest(page)
+        return known != _NO_DIGEST and known == self._digest(page)
 
     def forget(self, pgno: int) -> None:
         end = pgno * DIGEST_SIZE
         if len(self._data) >= end:
-            self._data[end - DIGEST_SIZE : end] = bytes(DIGEST_SIZE)
+            self._data[end - DIGEST_SIZE : end] = _NO_DIGEST
 
     def truncate(self, size_pages: int) -> None:
         del self._data[size_pages * DIGEST_SIZE :]
