@@ -67,6 +67,19 @@ def test_a_warm_commit_is_one_store_operation(mem_owner: Owner, mem: MemoryStore
         assert [op.point for op in ops] == ["commit.apply"], "guarded: META is not read"
 
 
+def test_a_finalize_after_several_stage_calls_applies_once(
+    mem_owner: Owner, mem: MemoryStore
+) -> None:
+    # each stage call rewrites META with only storage_used changed: the engine's META
+    # cache must keep the newest, or the finalize's guard fails and it is sent twice
+    e, g = mem_owner.engine, mem_owner.generation
+    txid = e.commit_stage("db", g, None, 0, {p: page_of(p) for p in range(1, 100)}).txid
+    e.commit_stage("db", g, txid, 1, {p: page_of(p) for p in range(100, 200)})
+    with mem.recording() as ops:
+        e.commit_finalize("db", g, mem_owner.head_txid, txid, 199)
+    assert [op.point for op in ops] == ["finalize.read_staged", "finalize.apply"]
+
+
 def test_the_first_commit_after_an_open_reads_meta(mem: MemoryStore) -> None:
     owner = Owner.open(Engine(mem), "db")
     with mem.recording() as ops:

@@ -50,11 +50,15 @@ class MetaCache:
         return entry[1] if entry is not None and entry[0] > order_of(head) else raw
 
     def put(self, db: str, head: Head, raw: bytes) -> None:
-        """Remember ``raw`` (the encoding of ``head``, as stored) unless a newer one is held."""
+        """Remember ``raw`` (the encoding of ``head``, as stored) unless a newer one is held.
+
+        An equal order replaces the entry: a later stage call of the same txid (or any
+        write that changes only ``storage_used``) keeps every field of the order and is
+        still the newer META."""
         order = order_of(head)
         with self._lock:
             entry = self._entries.get(db)
-            if entry is not None and entry[0] >= order:
+            if entry is not None and entry[0] > order:
                 return
             self._entries[db] = (order, raw)
             self._entries.move_to_end(db)
