@@ -31,6 +31,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sqlkv.errors import ProtocolError
+from sqlkv.logs import failure_fields
 from sqlkv.server.protocol import LENGTH, check_length, encode_error
 
 if TYPE_CHECKING:
@@ -82,7 +83,13 @@ class Session:
         except OSError:
             pass  # the peer went away, or the server shut the socket down
         except Exception as exc:  # a bug: log it, never leave the connection half-served
-            log.exception("connection %s failed: %s: %s", conn.peer, type(exc).__name__, exc)
+            log.exception(
+                "connection %s failed: %s: %s",
+                conn.peer,
+                type(exc).__name__,
+                exc,
+                extra=failure_fields(exc, peer=conn.peer),
+            )
         finally:
             server.budget.release(conn.reserved)
             conn.reserved = 0

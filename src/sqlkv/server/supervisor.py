@@ -41,6 +41,7 @@ import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlkv.logs import failure_fields
 from sqlkv.server.http import MetricsHttpServer
 from sqlkv.server.metrics_merge import merge_expositions, supervisor_series
 from sqlkv.server.worker import WORKER_COMMAND, WorkerSpec, address_error
@@ -219,7 +220,7 @@ class Supervisor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # out of descriptors, a reset before accept: go on
-                log.warning("accept failed: %s", exc)
+                log.warning("accept failed: %s", exc, extra=failure_fields(exc))
                 return
             try:
                 self._pass(conn)
