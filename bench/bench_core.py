@@ -602,7 +602,7 @@ def _proc_worker(
     url: str, table: str | None, tag: str, secs: float, start_at: float, out: mp.Queue
 ) -> None:
     store = _open_scale_store(url, table)
-    engine = Engine(store, EngineConfig())
+    engine = Engine(store, EngineConfig(), compaction=True)  # as sqlkv.connect builds it
     conns = []
     for i in range(4):
         c = sqlkv.connect(f"{tag}_{i}", engine=engine)

@@ -11,6 +11,9 @@ Modes (``MODES``; adding one is one line):
   on every commit: a stronger guarantee, shown beside it);
 - ``v2-memory``: sqlkv v2 on the in-memory store (an in-process engine);
 - ``v2-embedded``: sqlkv v2 on the embedded store in a temporary directory;
+- ``v2-embedded-24h``: the same with a 24-hour history retention window
+  (``EngineConfig(retention_s=86400)``, docs/history.md): every committed state stays
+  readable, so its "stored" column against ``v2-embedded`` is what the window costs;
 - ``v2-memory-20ms``: the memory store with 20 ms injected per store round trip
   (``MemoryStore(latency_s=0.02)``);
 - ``v2-postgres``, ``v2-etcd``: sqlkv v2 on the PostgreSQL server of ``SQLKV_TEST_PG_URL``
@@ -115,6 +118,22 @@ class SqlkvV2(Target):
         return int(conn.sqlkv_head().storage_used)  # type: ignore[attr-defined]
 
 
+class SqlkvV2Retained(SqlkvV2):
+    """sqlkv v2 through an in-process engine that keeps 24 hours of history."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        from sqlkv.engine import Engine, EngineConfig
+
+        super().__init__(store, name)
+        self.engine = Engine(store, EngineConfig(retention_s=86_400), compaction=True)
+
+    def connect(self) -> apsw.Connection:
+        return connect(self.name, engine=self.engine)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
 class SqlkvV1(Target):
     def __init__(self, store: Store, name: str) -> None:
         self.store, self.name = store, name
@@ -152,9 +171,11 @@ def _on_store(
     @contextlib.contextmanager
     def target(where: Path, name: str) -> Iterator[Target]:
         store = make_store(where)
+        target = kind(store, name)
         try:
-            yield kind(store, name)
+            yield target
         finally:
+            target.close()
             store.close()
 
     return target
@@ -220,6 +241,11 @@ MODES = [
     ),
     Mode("v2-memory", "sqlkv v2, memory store", _on_store(lambda where: MemoryStore())),
     Mode("v2-embedded", "sqlkv v2, embedded store", _on_store(_embedded)),
+    Mode(
+        "v2-embedded-24h",
+        "sqlkv v2, embedded store, 24 h history retention window",
+        _on_store(_embedded, SqlkvV2Retained),
+    ),
     Mode(
         "v2-memory-20ms",
         "sqlkv v2, memory store, 20 ms per store round trip",
