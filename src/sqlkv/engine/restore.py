@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
 
-from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
+from sqlkv.engine.api import CommitResult, EngineApi, Pages
 from sqlkv.engine.head import Head
 from sqlkv.errors import CommitTooLarge, FenceMismatch, InvalidRequest
 from sqlkv.ltx import lock_pgno
@@ -45,53 +44,6 @@ Progress = Callable[[int, int], None]
 """``progress(done_pages, total_pages)`` read at the target so far."""
 
 
-class RestoreApi(Protocol):
-    """The engine calls a restore makes (``EngineApi`` with the history calls)."""
-
-    def open(
-        self,
-        db: str,
-        *,
-        preload: Sequence[int] = (),
-        preload_bytes: int | None = None,
-        create: bool = True,
-    ) -> OpenResult: ...
-
-    def resolve(self, db: str, at: int | datetime | str) -> int: ...
-
-    def snapshot(self, db: str, *, at: int | None = None, preload: Sequence[int] = ()) -> Any: ...
-
-    def changes_since(self, db: str, txid: int) -> Any: ...
-
-    def read_at(self, db: str, txid: int, pgnos: Sequence[int]) -> PagesResult: ...
-
-    def commit(
-        self,
-        db: str,
-        generation: int,
-        expected_head_txid: int,
-        pages: Pages,
-        db_size_pages: int,
-        *,
-        commit_id: bytes | None = None,
-    ) -> CommitResult: ...
-
-    def commit_stage(
-        self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
-    ) -> StageResult: ...
-
-    def commit_finalize(
-        self,
-        db: str,
-        generation: int,
-        expected_head_txid: int,
-        txid: int,
-        db_size_pages: int,
-        *,
-        commit_id: bytes | None = None,
-    ) -> CommitResult: ...
-
-
 @dataclass(frozen=True)
 class RestoreResult:
     head: Head  # the new head: its head_txid is the restore's commit
@@ -101,13 +53,13 @@ class RestoreResult:
     db_size_pages: int
 
 
-def resolve_state(api: RestoreApi, db: str, to: int | datetime | str) -> int:
+def resolve_state(api: EngineApi, db: str, to: int | datetime | str) -> int:
     """The txid ``to`` names: itself, or what ``resolve`` answers for a time or a label."""
     return to if isinstance(to, int) else api.resolve(db, to)
 
 
 def restore_database(
-    api: RestoreApi, db: str, to: int | datetime | str, progress: Progress | None = None
+    api: EngineApi, db: str, to: int | datetime | str, progress: Progress | None = None
 ) -> RestoreResult:
     target = resolve_state(api, db, to)
     opened = api.open(db, create=False)
