@@ -15,8 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
@@ -60,9 +58,6 @@ from sqlkv.errors import (
 from sqlkv.keyspace import check_database_name
 from sqlkv.store import Store, Transaction
 from sqlkv.store.ranges import key_after
-
-if TYPE_CHECKING:
-    from sqlkv.engine.restore import RestoreResult
 
 log = logging.getLogger("sqlkv.engine")
 
@@ -217,30 +212,24 @@ class Engine(HistoryOps):
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        start = time.perf_counter()
-        since = self.acked.now()
-        try:
-            out = self._guarded(
-                db,
-                "commit",
-                lambda known: (
-                    lambda tr: commit_pages(
-                        Ledger(tr, db, keys),
-                        self.config,
-                        self.pidx,
-                        generation,
-                        expected_head_txid,
-                        pages,
-                        db_size_pages,
-                        cid,
-                        known,
-                    )
-                ),
-            )
-        except SqlkvError as exc:
-            self._refused(exc, db, since)
-            raise
-        return self._landed(db, out, "fast", start)
+        return self._land_guarded(
+            db,
+            "commit",
+            "fast",
+            lambda known: (
+                lambda tr: commit_pages(
+                    Ledger(tr, db, keys),
+                    self.config,
+                    self.pidx,
+                    generation,
+                    expected_head_txid,
+                    pages,
+                    db_size_pages,
+                    cid,
+                    known,
+                )
+            ),
+        )
 
     def commit_stage(
         self, db: str, generation: int, txid: int | None, seq: int, pages: Pages
@@ -274,30 +263,24 @@ class Engine(HistoryOps):
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        start = time.perf_counter()
-        since = self.acked.now()
-        try:
-            out = self._guarded(
-                db,
-                "finalize",
-                lambda known: (
-                    lambda tr: finalize(
-                        Ledger(tr, db, keys),
-                        self.config,
-                        self.pidx,
-                        generation,
-                        expected_head_txid,
-                        txid,
-                        db_size_pages,
-                        cid,
-                        known,
-                    )
-                ),
-            )
-        except SqlkvError as exc:
-            self._refused(exc, db, since)
-            raise
-        return self._landed(db, out, "large", start)
+        return self._land_guarded(
+            db,
+            "finalize",
+            "large",
+            lambda known: (
+                lambda tr: finalize(
+                    Ledger(tr, db, keys),
+                    self.config,
+                    self.pidx,
+                    generation,
+                    expected_head_txid,
+                    txid,
+                    db_size_pages,
+                    cid,
+                    known,
+                )
+            ),
+        )
 
     def save_hint(self, db: str, generation: int, pgnos: Sequence[int]) -> Head:
         """Remember ``pgnos`` as the pages to return with the next open (``hint.py``)."""
@@ -329,37 +312,6 @@ class Engine(HistoryOps):
         """Check every key of ``db`` from one snapshot (read-only); see ``engine/verify.py``."""
         keys = self.keys(db)
         return self.store.transact(lambda tr: verify_database(tr, keys), name="verify")
-
-    # ------------------------------------------------------------------ fork / restore
-
-    def fork(
-        self,
-        src: str,
-        dst: str,
-        at: int | datetime | str | None = None,
-        *,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Head:
-        """Create the new database ``dst`` holding ``src``'s state (``engine/fork.py``);
-        ``progress(done_bytes, total_bytes)`` after each batch. Returns ``dst``'s head."""
-        from sqlkv.engine.fork import fork_database
-        from sqlkv.engine.restore import resolve_state
-
-        txid = None if at is None else resolve_state(self, src, at)
-        return fork_database(self, src, dst, txid, progress)
-
-    def restore(
-        self,
-        db: str,
-        to: int | datetime | str,
-        *,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> RestoreResult:
-        """Make ``db``'s state at ``to`` its newest state, as one new commit; takes the
-        database over (``engine/restore.py``)."""
-        from sqlkv.engine.restore import restore_database
-
-        return restore_database(self, db, to, progress)
 
     # ------------------------------------------------------------------ compaction
 
@@ -440,6 +392,24 @@ class Engine(HistoryOps):
             self.compactor.close()
 
     # ------------------------------------------------------------------ helpers
+
+    def _land_guarded(
+        self,
+        db: str,
+        name: str,
+        path: str,
+        attempt: Callable[[bytes | None], Callable[[Transaction], CommitOutcome]],
+    ) -> CommitResult:
+        """A commit or finalize (``path``: its metrics label): run ``_guarded``, count a
+        refusal, publish what landed."""
+        start = time.perf_counter()
+        since = self.acked.now()
+        try:
+            out = self._guarded(db, name, attempt)
+        except SqlkvError as exc:
+            self._refused(exc, db, since)
+            raise
+        return self._landed(db, out, path, start)
 
     def _guarded(
         self,

@@ -1,14 +1,15 @@
 """The engine's history operations (``snapshot``, ``read_at``, ``changes_since``): one
 store transaction each, read-only (snapshot reads: they never conflict with, fence or
-slow down the owner). ``Engine`` inherits them; the reads are in ``timetravel.py``.
+slow down the owner). ``Engine`` inherits them; the reads are in ``timetravel.py``. Also
+the two operations built on them, ``fork`` (``fork.py``) and ``restore`` (``restore.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlkv.engine.api import ChangesResult, PagesResult, SnapshotResult
 from sqlkv.engine.labels import HistoryEntry, check_label, history, resolve, set_label
@@ -19,9 +20,12 @@ from sqlkv.engine.timetravel import changes_since, read_at
 from sqlkv.errors import DatabaseNotFound, InvalidRequest, SnapshotTooOld
 
 if TYPE_CHECKING:
+    from sqlkv.engine.engine import Engine
+    from sqlkv.engine.head import Head
     from sqlkv.engine.keys import DbKeys
     from sqlkv.engine.metrics import EngineMetrics
     from sqlkv.engine.pidx import PidxCache
+    from sqlkv.engine.restore import RestoreResult
     from sqlkv.store import Store, Transaction
 
 
@@ -136,6 +140,35 @@ class HistoryOps:
             lambda tr: changes_since(tr, keys, txid, "read_history"), name="changes_since"
         )
         return ChangesResult(head.head_txid, size, head, changed)
+
+    def fork(
+        self,
+        src: str,
+        dst: str,
+        at: int | datetime | str | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Head:
+        """Create the new database ``dst`` holding ``src``'s state (``engine/fork.py``);
+        ``progress(done_bytes, total_bytes)`` after each batch. Returns ``dst``'s head."""
+        from sqlkv.engine.fork import fork_database
+        from sqlkv.engine.restore import resolve_state
+
+        txid = None if at is None else resolve_state(cast("Engine", self), src, at)
+        return fork_database(cast("Engine", self), src, dst, txid, progress)
+
+    def restore(
+        self,
+        db: str,
+        to: int | datetime | str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RestoreResult:
+        """Make ``db``'s state at ``to`` its newest state, as one new commit; takes the
+        database over (``engine/restore.py``)."""
+        from sqlkv.engine.restore import restore_database
+
+        return restore_database(cast("Engine", self), db, to, progress)
 
 
 def _check_txid_type(txid: object) -> None:
