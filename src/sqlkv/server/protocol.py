@@ -52,9 +52,7 @@ trips of its own beyond the HELLO at connect.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
 
 from sqlkv.engine.api import (
     ChangesResult,
@@ -69,253 +67,104 @@ from sqlkv.engine.head import Head
 from sqlkv.errors import InvalidRequest, ProtocolError
 from sqlkv.server.codec import Reader, Writer
 from sqlkv.server.codes import read_error, write_error
+from sqlkv.server.messages import (
+    MAGIC as MAGIC,
+)
+from sqlkv.server.messages import (
+    MIN_PROTOCOL_VERSION as MIN_PROTOCOL_VERSION,
+)
+from sqlkv.server.messages import (
+    PROTOCOL_VERSION as PROTOCOL_VERSION,
+)
+from sqlkv.server.messages import (
+    REQUEST_TYPE as REQUEST_TYPE,
+)
+from sqlkv.server.messages import (
+    REQUEST_TYPES as REQUEST_TYPES,
+)
+from sqlkv.server.messages import (  # re-exported: the protocol's public names
+    Answer as Answer,
+)
+from sqlkv.server.messages import (
+    ChangesRequest as ChangesRequest,
+)
+from sqlkv.server.messages import (
+    CommitRequest as CommitRequest,
+)
+from sqlkv.server.messages import (
+    FinalizeRequest as FinalizeRequest,
+)
+from sqlkv.server.messages import (
+    GetPagesRequest as GetPagesRequest,
+)
+from sqlkv.server.messages import (
+    HeadRequest as HeadRequest,
+)
+from sqlkv.server.messages import (
+    Health as Health,
+)
+from sqlkv.server.messages import (
+    HealthOk as HealthOk,
+)
+from sqlkv.server.messages import (
+    Hello as Hello,
+)
+from sqlkv.server.messages import (
+    HelloOk as HelloOk,
+)
+from sqlkv.server.messages import (
+    HistoryAnswer as HistoryAnswer,
+)
+from sqlkv.server.messages import (
+    HistoryRequest as HistoryRequest,
+)
+from sqlkv.server.messages import (
+    LabelRequest as LabelRequest,
+)
+from sqlkv.server.messages import (
+    MsgType as MsgType,
+)
+from sqlkv.server.messages import (
+    OpenRequest as OpenRequest,
+)
+from sqlkv.server.messages import (
+    ReadAtRequest as ReadAtRequest,
+)
+from sqlkv.server.messages import (
+    Request as Request,
+)
+from sqlkv.server.messages import (
+    ResolveRequest as ResolveRequest,
+)
+from sqlkv.server.messages import (
+    RetentionAnswer as RetentionAnswer,
+)
+from sqlkv.server.messages import (
+    RetentionRequest as RetentionRequest,
+)
+from sqlkv.server.messages import (
+    SaveHintRequest as SaveHintRequest,
+)
+from sqlkv.server.messages import (
+    SetRetentionRequest as SetRetentionRequest,
+)
+from sqlkv.server.messages import (
+    SnapshotRequest as SnapshotRequest,
+)
+from sqlkv.server.messages import (
+    StageRequest as StageRequest,
+)
+from sqlkv.server.messages import (
+    TxidAnswer as TxidAnswer,
+)
+from sqlkv.server.messages import (
+    database_of as database_of,
+)
 
-PROTOCOL_VERSION = 1
-MIN_PROTOCOL_VERSION = 1
-MAGIC = b"SQKV"
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 LENGTH = struct.Struct(">I")
 HEADER = struct.Struct(">BI")  # message type, request id
 ANSWER_BIT = 0x80
-
-
-class MsgType(IntEnum):
-    HELLO = 0x01
-    HEALTH = 0x02
-    OPEN = 0x10
-    GET_PAGES = 0x11
-    COMMIT = 0x12
-    COMMIT_STAGE = 0x13
-    COMMIT_FINALIZE = 0x14
-    HEAD = 0x15
-    SNAPSHOT = 0x16
-    READ_AT = 0x17
-    CHANGES_SINCE = 0x18
-    RESOLVE = 0x19
-    HISTORY = 0x1A
-    LABEL = 0x1B
-    SET_RETENTION = 0x1C
-    RETENTION = 0x1D
-    SAVE_HINT = 0x1E
-    ERROR = 0xFF
-
-
-REQUEST_TYPES = frozenset(t for t in MsgType if t is not MsgType.ERROR)
-
-
-# --------------------------------------------------------------------------- messages
-
-
-@dataclass(frozen=True)
-class Hello:
-    token: bytes
-    client: str = "sqlkv"
-    min_version: int = MIN_PROTOCOL_VERSION
-    max_version: int = PROTOCOL_VERSION
-    magic: bytes = MAGIC
-
-
-@dataclass(frozen=True)
-class HelloOk:
-    version: int
-    max_frame: int
-    server: str
-
-
-@dataclass(frozen=True)
-class Health:
-    pass
-
-
-@dataclass(frozen=True)
-class HealthOk:
-    draining: bool
-    inflight: int
-    connections: int
-    server: str
-
-
-@dataclass(frozen=True)
-class OpenRequest:
-    db: str
-    preload: tuple[int, ...] = ()
-    preload_bytes: int | None = None
-    create: bool = True
-
-
-@dataclass(frozen=True)
-class GetPagesRequest:
-    db: str
-    generation: int
-    pgnos: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class CommitRequest:
-    db: str
-    generation: int
-    expected_head_txid: int
-    db_size_pages: int
-    commit_id: bytes | None
-    pages: dict[int, bytes]
-
-
-@dataclass(frozen=True)
-class StageRequest:
-    db: str
-    generation: int
-    txid: int | None
-    seq: int
-    pages: dict[int, bytes]
-
-
-@dataclass(frozen=True)
-class FinalizeRequest:
-    db: str
-    generation: int
-    expected_head_txid: int
-    txid: int
-    db_size_pages: int
-    commit_id: bytes | None
-
-
-@dataclass(frozen=True)
-class HeadRequest:
-    db: str
-
-
-@dataclass(frozen=True)
-class SnapshotRequest:
-    db: str
-    at: int | None = None
-    preload: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class ReadAtRequest:
-    db: str
-    txid: int
-    pgnos: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ChangesRequest:
-    db: str
-    txid: int
-
-
-@dataclass(frozen=True)
-class ResolveRequest:
-    db: str
-    at: int | datetime | str
-
-
-@dataclass(frozen=True)
-class HistoryRequest:
-    db: str
-    limit: int | None = None
-
-
-@dataclass(frozen=True)
-class LabelRequest:
-    db: str
-    label: str
-    txid: int | None = None
-
-
-@dataclass(frozen=True)
-class SetRetentionRequest:
-    db: str
-    window_ms: int
-
-
-@dataclass(frozen=True)
-class RetentionRequest:
-    db: str
-
-
-@dataclass(frozen=True)
-class TxidAnswer:
-    """A txid (RESOLVE, LABEL)."""
-
-    txid: int
-
-
-@dataclass(frozen=True)
-class HistoryAnswer:
-    entries: tuple[HistoryEntry, ...]
-
-
-@dataclass(frozen=True)
-class RetentionAnswer:
-    window_ms: int
-
-
-@dataclass(frozen=True)
-class SaveHintRequest:
-    db: str
-    generation: int
-    pgnos: tuple[int, ...]
-
-
-Request = (
-    Hello
-    | Health
-    | OpenRequest
-    | GetPagesRequest
-    | CommitRequest
-    | StageRequest
-    | FinalizeRequest
-    | HeadRequest
-    | SnapshotRequest
-    | ReadAtRequest
-    | ChangesRequest
-    | ResolveRequest
-    | HistoryRequest
-    | LabelRequest
-    | SetRetentionRequest
-    | RetentionRequest
-    | SaveHintRequest
-)
-Answer = (
-    HelloOk
-    | HealthOk
-    | OpenResult
-    | PagesResult
-    | CommitResult
-    | StageResult
-    | Head
-    | SnapshotResult
-    | ChangesResult
-    | TxidAnswer
-    | HistoryAnswer
-    | RetentionAnswer
-)
-
-REQUEST_TYPE: dict[type, MsgType] = {
-    Hello: MsgType.HELLO,
-    Health: MsgType.HEALTH,
-    OpenRequest: MsgType.OPEN,
-    GetPagesRequest: MsgType.GET_PAGES,
-    CommitRequest: MsgType.COMMIT,
-    StageRequest: MsgType.COMMIT_STAGE,
-    FinalizeRequest: MsgType.COMMIT_FINALIZE,
-    HeadRequest: MsgType.HEAD,
-    SnapshotRequest: MsgType.SNAPSHOT,
-    ReadAtRequest: MsgType.READ_AT,
-    ChangesRequest: MsgType.CHANGES_SINCE,
-    ResolveRequest: MsgType.RESOLVE,
-    HistoryRequest: MsgType.HISTORY,
-    LabelRequest: MsgType.LABEL,
-    SetRetentionRequest: MsgType.SET_RETENTION,
-    RetentionRequest: MsgType.RETENTION,
-    SaveHintRequest: MsgType.SAVE_HINT,
-}
-
-
-def database_of(request: Request) -> str | None:
-    """The database a request touches (None for HELLO and HEALTH)."""
-    return getattr(request, "db", None)
 
 
 # --------------------------------------------------------------------------- frames
