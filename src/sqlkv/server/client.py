@@ -84,11 +84,10 @@ from sqlkv.errors import (
     TransportError,
 )
 from sqlkv.retry import backoff
-from sqlkv.server.node import Lost, Node, NodeConnection, parse_engine_url
+from sqlkv.server.node import Lost, Node, NodeConnection, open_connection, parse_engine_url
 from sqlkv.server.protocol import (
     DEFAULT_MAX_FRAME,
     LENGTH,
-    PROTOCOL_VERSION,
     REQUEST_TYPE,
     Answer,
     ChangesRequest,
@@ -98,8 +97,6 @@ from sqlkv.server.protocol import (
     HeadRequest,
     Health,
     HealthOk,
-    Hello,
-    HelloOk,
     HistoryAnswer,
     HistoryRequest,
     LabelRequest,
@@ -465,28 +462,14 @@ class RemoteEngine:
         conn.close()
 
     def _connect(self, node: Node) -> NodeConnection:
-        sock = socket.create_connection((node.host, node.port), timeout=self.connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = NodeConnection(node, sock, self.max_frame)
-            hello = Hello(self.token, self.client_name)
-            payload = encode_request(0, hello)
-            try:
-                got_type, body = conn.call(
-                    MsgType.HELLO, payload, self.connect_timeout, *self._watch(node)
-                )
-            except Lost as lost:
-                raise lost.cause from None
-            answer = decode_answer(MsgType.HELLO, got_type, body)
-            assert isinstance(answer, HelloOk)
-            if not 1 <= answer.version <= PROTOCOL_VERSION:
-                raise ProtocolError(f"server {node} chose unsupported version {answer.version}")
-            conn.version = answer.version
-            conn.server = answer.server
-            conn.max_frame = min(self.max_frame, answer.max_frame)
-        except BaseException:
-            sock.close()
-            raise
+        conn = open_connection(
+            node,
+            token=self.token,
+            client_name=self.client_name,
+            timeout=self.connect_timeout,
+            max_frame=self.max_frame,
+            watch=self._watch(node),
+        )
         with self._lock:
             self.stats.connects += 1
         return conn

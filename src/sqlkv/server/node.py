@@ -15,7 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlkv.errors import ConfigError, ProtocolError
-from sqlkv.server.protocol import LENGTH, MsgType, check_length, split_header
+from sqlkv.server.protocol import (
+    LENGTH,
+    PROTOCOL_VERSION,
+    Hello,
+    HelloOk,
+    MsgType,
+    check_length,
+    decode_answer,
+    encode_request,
+    split_header,
+)
 
 SCHEME = "sqlkv://"
 FIRST_RECV = 64 * 1024  # bytes asked of an answer's first recv
@@ -188,3 +198,37 @@ class NodeConnection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def open_connection(
+    node: Node,
+    *,
+    token: bytes,
+    client_name: str,
+    timeout: float,
+    max_frame: int,
+    watch: tuple[float, Callable[[], bool]],
+) -> NodeConnection:
+    """A new connection to ``node`` that has said HELLO: the version, the server's name and
+    the smaller of the two frame limits agreed. ``watch``: (stall timeout, probe) while
+    waiting for the answer."""
+    sock = socket.create_connection((node.host, node.port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = NodeConnection(node, sock, max_frame)
+        payload = encode_request(0, Hello(token, client_name))
+        try:
+            got_type, body = conn.call(MsgType.HELLO, payload, timeout, *watch)
+        except Lost as lost:
+            raise lost.cause from None
+        answer = decode_answer(MsgType.HELLO, got_type, body)
+        assert isinstance(answer, HelloOk)
+        if not 1 <= answer.version <= PROTOCOL_VERSION:
+            raise ProtocolError(f"server {node} chose unsupported version {answer.version}")
+        conn.version = answer.version
+        conn.server = answer.server
+        conn.max_frame = min(max_frame, answer.max_frame)
+    except BaseException:
+        sock.close()
+        raise
+    return conn

@@ -11,7 +11,8 @@ else lives here, once, for all drivers:
 - ``Store.transact(fn)`` runs ``fn`` in a fresh transaction and retries retryable errors
   with exponential backoff and jitter, up to a bounded number of attempts;
 - ``Limits``, ``RetryPolicy`` and ``StoreStats`` (``store/limits.py``) are the size
-  limits, retry policy and counters every store carries.
+  limits, retry policy and counters every store carries; ``Snapshot`` and
+  ``CommitRequest``, what a driver implements, are in ``store/driver.py``.
 
 Values are stored and returned byte for byte: no layer here looks inside them.
 """
@@ -23,15 +24,16 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TypeVar
 
 from sortedcontainers import SortedList
 
 from sqlkv.errors import ConfigError, LimitExceeded, RetriesExhausted, StoreError
+from sqlkv.store.driver import CommitRequest as CommitRequest  # re-exported: the contract's names
+from sqlkv.store.driver import Snapshot as Snapshot
 from sqlkv.store.faults import APPLY, point_name
-from sqlkv.store.limits import Limits as Limits  # re-exported: the contract's names
+from sqlkv.store.limits import Limits as Limits
 from sqlkv.store.limits import RetryPolicy as RetryPolicy
 from sqlkv.store.limits import StoreStats as StoreStats
 from sqlkv.store.ranges import (
@@ -44,62 +46,6 @@ from sqlkv.store.ranges import (
 )
 
 T = TypeVar("T")
-
-
-@dataclass
-class CommitRequest:
-    """What a transaction asks its driver to apply atomically.
-
-    ``clear_ranges`` apply first, then ``writes`` in key order (a ``None`` value clears the key).
-    ``read_ranges`` is the read-conflict set, ``write_ranges`` the write-conflict set.
-    ``guards`` are ``(key, expected value or None)`` pairs the driver checks inside the
-    same store transaction, before anything is applied: the first that does not hold
-    raises ``GuardFailed(key, current value)`` and nothing is applied (each guarded key is
-    in ``read_ranges`` too, so a guard conflicts exactly like a serializable read).
-    """
-
-    writes: list[tuple[bytes, bytes | None]]
-    clear_ranges: list[KeyRange]
-    read_ranges: list[KeyRange]
-    size: int
-    guards: list[tuple[bytes, bytes | None]] = field(default_factory=list)
-
-    @property
-    def write_ranges(self) -> list[KeyRange]:
-        return coalesce(list(self.clear_ranges) + [(k, key_after(k)) for k, _ in self.writes])
-
-
-class Snapshot(ABC):
-    """A driver's consistent view of the store at one read version."""
-
-    @abstractmethod
-    def get(self, key: bytes) -> bytes | None: ...
-
-    def get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        return [self.get(k) for k in keys]
-
-    @abstractmethod
-    def get_range(
-        self, begin: bytes, end: bytes, limit: int, reverse: bool
-    ) -> list[tuple[bytes, bytes]]:
-        """Pairs with ``begin <= key < end`` in key order (descending if ``reverse``);
-        at most ``limit`` of them when ``limit > 0``."""
-
-    def get_ranges(self, ranges: Sequence[RangeRead]) -> list[list[tuple[bytes, bytes]]]:
-        """Several range reads in one round trip (drivers with a network override this)."""
-        return [self.get_range(*r) for r in ranges]
-
-    @abstractmethod
-    def commit(self, request: CommitRequest) -> None:
-        """Apply ``request`` atomically, or apply nothing and raise ``GuardFailed`` (a guard
-        does not hold; checked first) or ``ConflictError`` (a read changed)."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the snapshot (called exactly once, after commit or on abandon)."""
-
-    def at(self, point: str) -> None:  # noqa: B027 - optional hook
-        """The fault point name of the next driver call ("" when unnamed); only the memory
-        store uses it (``sqlkv.store.faults``)."""
 
 
 class Transaction:
