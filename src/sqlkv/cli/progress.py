@@ -72,6 +72,13 @@ class Progress:
             self._bar.total = total
             self._bar.refresh()
 
+    def report(self, done: int, total: int) -> None:
+        """``done`` of ``total`` so far: the ``progress(done, total)`` callback of the
+        engine's long operations (fork, restore)."""
+        if self._total != total:
+            self.set_total(total)
+        self.done = done
+
     def advance(self, nbytes: int) -> None:
         self._done += nbytes
         if self._bar is not None:

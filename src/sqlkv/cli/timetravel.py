@@ -127,14 +127,8 @@ def cmd_fork(args: argparse.Namespace) -> int:
     with cfg.open_store() as store:
         engine = Engine(store)
         with Progress(f"fork {args.src} -> {args.dst}", 0, enabled=args.progress) as bar:
-
-            def progress(done: int, total: int) -> None:
-                if bar.total != total:
-                    bar.set_total(total)
-                bar.done = done
-
             try:
-                head = engine.fork(args.src, args.dst, args.at, progress=progress)
+                head = engine.fork(args.src, args.dst, args.at, progress=bar.report)
             except DatabaseNotFound as exc:
                 if exc.name != args.src:
                     raise
@@ -160,14 +154,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         cfg.open_engine() as opened,
         Progress(f"restore {args.name}", 0, enabled=args.progress) as bar,
     ):
-
-        def progress(done: int, total: int) -> None:
-            if bar.total != total:
-                bar.set_total(total)
-            bar.done = done
-
         try:
-            out = restore_database(opened.engine, args.name, args.to, progress)
+            out = restore_database(opened.engine, args.name, args.to, bar.report)
         except DatabaseNotFound:
             raise database_missing(args.name, cfg) from None
     print(
