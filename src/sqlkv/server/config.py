@@ -29,6 +29,7 @@ class ServerConfig:
     drain_timeout_s: float = 20.0  # shutdown waits this long for running requests
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     request_delay_s: float = 0.0  # tests only: hold each engine request this long first
+    group_commit: int = 32  # most COMMITs landed in one store transaction (1: each alone)
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -52,5 +53,7 @@ class ServerConfig:
         for name in ("hello_timeout_s", "idle_timeout_s", "frame_timeout_s", "drain_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 1 <= self.group_commit <= 1024:
+            raise ConfigError(f"group_commit must be within 1..1024, got {self.group_commit}")
         if self.request_delay_s < 0:
             raise ConfigError(f"request_delay_s must be >= 0, got {self.request_delay_s}")

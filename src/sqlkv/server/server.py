@@ -32,9 +32,12 @@ import time
 from dataclasses import dataclass
 
 from sqlkv.engine.api import EngineApi
+from sqlkv.engine.commit_group import GroupedCommit, commit_group
+from sqlkv.engine.engine import Engine
 from sqlkv.errors import AuthError, ProtocolError, ServerShuttingDown, SqlkvError
 from sqlkv.logs import failure_fields
 from sqlkv.server.auth import Auth, Grant
+from sqlkv.server.batcher import CommitBatcher, Job
 from sqlkv.server.config import ServerConfig
 from sqlkv.server.dispatch import call_engine
 from sqlkv.server.frames import FrameBudget, Refused, read_preauth_frame
@@ -46,6 +49,7 @@ from sqlkv.server.protocol import (
     PROTOCOL_VERSION,
     REQUEST_TYPES,
     Answer,
+    CommitRequest,
     HealthOk,
     Hello,
     HelloOk,
@@ -60,6 +64,8 @@ from sqlkv.server.protocol import (
 from sqlkv.server.session import Session, detach, receive_connections
 
 log = logging.getLogger("sqlkv.server")
+
+GROUP_MAX_BYTES = 256 * 1024  # a COMMIT frame up to this size may land in a group
 
 
 @dataclass
@@ -93,6 +99,9 @@ class EngineServer:
         self._channel = channel
         self._engine_calls = threading.BoundedSemaphore(config.threads)
         self.budget = FrameBudget(config.frame_budget_bytes)
+        self.batcher: CommitBatcher | None = None  # group commit (batcher.py)
+        if config.group_commit > 1 and isinstance(engine, Engine):
+            self.batcher = CommitBatcher(self._land_group, config.group_commit)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection before HELLO
@@ -198,6 +207,8 @@ class EngineServer:
         if drained:  # past the drain bound, do not wait for engine calls still running
             for session in sessions:
                 await asyncio.to_thread(session.thread.join, 5.0)
+            if self.batcher is not None:
+                await asyncio.to_thread(self.batcher.close)
 
     # ------------------------------------------------------------------ connections
 
@@ -302,8 +313,11 @@ class EngineServer:
         except (ProtocolError, AuthError) as exc:
             return self._error(rid, label, exc), label, True
 
-    def answer_authenticated(self, conn: _Conn, payload: bytearray) -> tuple[bytes, str, bool]:
-        """On a session's thread: (answer frame, type label, close the connection)."""
+    def answer_authenticated(
+        self, conn: _Conn, payload: bytearray, session: Session | None = None
+    ) -> tuple[bytes | None, str, bool]:
+        """On a session's thread: (answer frame, type label, close the connection). A
+        COMMIT goes to the group commit (``session.defer``): no answer frame (None) here."""
         msg_type, rid, body = split_header(payload)
         label = self._label(msg_type)
         self._count(label)
@@ -327,6 +341,28 @@ class EngineServer:
             )
             return self._error(rid, label, down), label, False
         assert conn.grant is not None
+        if (
+            msg_type == MsgType.COMMIT
+            and session is not None
+            and self.batcher is not None
+            and len(body) <= GROUP_MAX_BYTES
+        ):
+            request = self._checked(conn.grant, msg_type, rid, body, label)
+            if isinstance(request, bytes):
+                return request, label, False
+            assert isinstance(request, CommitRequest)
+            session.defer(
+                GroupedCommit(
+                    request.db,
+                    request.generation,
+                    request.expected_head_txid,
+                    request.pages,
+                    request.db_size_pages,
+                    request.commit_id,
+                ),
+                rid,
+            )
+            return None, label, False
         with self._engine_calls:
             return self._execute(conn.grant, msg_type, rid, body, label), label, False
 
@@ -363,10 +399,11 @@ class EngineServer:
         conn.grant, conn.version = grant, version
         return encode_answer(rid, MsgType.HELLO, HelloOk(version, self.config.max_frame, self.name))
 
-    def _execute(
+    def _checked(
         self, grant: Grant, msg_type: int, rid: int, body: memoryview, label: str
-    ) -> bytes:
-        """On a session's thread: decode, check the grant, call the engine, encode the answer."""
+    ) -> Request | bytes:
+        """Decode a request and check the grant (then the tests' delay): the request, or
+        the error answer frame."""
         try:
             request = decode_request(msg_type, body)
         except ProtocolError as exc:
@@ -377,20 +414,23 @@ class EngineServer:
             if db is not None and not grant.allows(db):
                 self.metrics.auth_refusals.labels("database").inc()
                 grant.check(db)
-            if self.config.request_delay_s:
-                time.sleep(self.config.request_delay_s)
-            answer = self._call(request)
         except SqlkvError as exc:
             return self._error(rid, label, exc)
+        if self.config.request_delay_s:
+            time.sleep(self.config.request_delay_s)
+        return request
+
+    def _execute(
+        self, grant: Grant, msg_type: int, rid: int, body: memoryview, label: str
+    ) -> bytes:
+        """On a session's thread: decode, check the grant, call the engine, encode the answer."""
+        request = self._checked(grant, msg_type, rid, body, label)
+        if isinstance(request, bytes):
+            return request
+        try:
+            answer = self._call(request)
         except Exception as exc:
-            log.exception(
-                "engine request %s failed unexpectedly: %s: %s",
-                label,
-                type(exc).__name__,
-                exc,
-                extra=failure_fields(exc, type=label),
-            )
-            return self._error(rid, label, exc)
+            return self._failed(rid, label, exc)
         frame = encode_answer(rid, msg_type, answer)
         if len(frame) - LENGTH.size > self.config.max_frame:
             self._reject("answer_too_large")
@@ -406,6 +446,35 @@ class EngineServer:
 
     def _call(self, m: Request) -> Answer:
         return call_engine(self.engine, m)
+
+    def _failed(self, rid: int, label: str, exc: Exception) -> bytes:
+        """The error answer to an engine call that raised ``exc`` (logged when unexpected)."""
+        if not isinstance(exc, SqlkvError):
+            log.exception(
+                "engine request %s failed unexpectedly: %s: %s",
+                label,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+                extra=failure_fields(exc, type=label),
+            )
+        return self._error(rid, label, exc)
+
+    def _land_group(self, jobs: list[Job]) -> None:
+        """On the thread landing a group (``batcher.py``): land the jobs' commits in one
+        store transaction where they can be, then answer each."""
+        assert isinstance(self.engine, Engine)
+        try:
+            with self._engine_calls:
+                outcomes = commit_group(self.engine, [job.commit for job in jobs])
+        except Exception as exc:  # a bug: every job still gets an answer
+            outcomes = [exc] * len(jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                frame = self._failed(job.rid, "COMMIT", outcome)
+            else:
+                frame = encode_answer(job.rid, MsgType.COMMIT, outcome)
+            job.session.complete(job, frame)
 
     # ------------------------------------------------------------------ bookkeeping
 

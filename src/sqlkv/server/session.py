@@ -12,6 +12,13 @@ closed), checked against ``max_frame``, its length reserved from the server's
 ``FrameBudget`` (waiting at most ``idle_timeout_s``, in arrival order), and the body read
 within ``frame_timeout_s``. Small frames arrive with one ``recv`` (a read buffer of
 ``BUFFER`` bytes); a large body is read straight into one buffer of its final size.
+The socket stays blocking; the deadlines are the kernel's receive and send timeouts
+(``SO_RCVTIMEO``, ``SO_SNDTIMEO``), set only when they change, so a request costs one
+``recv`` and one ``send`` (a Python socket timeout adds a ``poll`` before each and an
+``ioctl`` per change).
+A COMMIT goes to the server's group commit (``batcher.py``, ``defer``): the thread goes
+back to reading while the commit lands, and the thread that lands it sends the answer
+(``complete``). The next frame is handled once that answer is out.
 Shutdown: ``EngineServer.drain`` shuts every session's socket down once requests in flight
 have finished, which ends the blocked ``recv`` and the thread.
 
@@ -26,12 +33,15 @@ import contextlib
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 from typing import TYPE_CHECKING
 
+from sqlkv.engine.commit_group import GroupedCommit
 from sqlkv.errors import ProtocolError
 from sqlkv.logs import failure_fields
+from sqlkv.server.batcher import Job
 from sqlkv.server.protocol import LENGTH, check_length, encode_error
 
 if TYPE_CHECKING:
@@ -40,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sqlkv.server")
 
 BUFFER = 64 * 1024  # bytes asked of one recv for length prefixes and small frames
+TIMEVAL = struct.Struct("@ll")  # struct timeval, for SO_RCVTIMEO / SO_SNDTIMEO
 
 
 class Session:
@@ -50,6 +61,11 @@ class Session:
         self.sock = sock
         self.conn = conn
         self._buf = bytearray(pending)  # bytes received and not yet consumed
+        self._job: Job | None = None  # this connection's COMMIT in the group commit
+        self._started = 0.0  # perf_counter when the current request arrived
+        self._rcvtimeo = 0.0  # the socket's receive timeout now (0: none set yet)
+        sock.settimeout(None)
+        _set_timeout(sock, socket.SO_SNDTIMEO, server.config.frame_timeout_s)
         self.thread = threading.Thread(target=self.run, name=f"sqlkv-conn {conn.peer}", daemon=True)
 
     def start(self) -> None:
@@ -67,17 +83,21 @@ class Session:
                 payload = self._read_frame()
                 if payload is None:
                     break
-                start = time.perf_counter()
+                self._started = start = time.perf_counter()
                 server.request_began()
+                answer: bytes | None = None
                 try:
-                    answer, label, close = server.answer_authenticated(conn, payload)
+                    answer, label, close = server.answer_authenticated(conn, payload, self)
                     del payload  # the budget below frees what this frame held
-                    self._send(answer)
+                    if answer is not None:
+                        self._send(answer)
                 finally:
-                    server.request_ended()
-                    server.budget.release(conn.reserved)
+                    if answer is not None or self._job is None:  # else complete() does it
+                        server.request_ended()
+                        server.budget.release(conn.reserved)
                     conn.reserved = 0
-                server.observe(label, time.perf_counter() - start)
+                if answer is not None:
+                    server.observe(label, time.perf_counter() - start)
                 if close:
                     break
         except OSError:
@@ -93,9 +113,58 @@ class Session:
         finally:
             server.budget.release(conn.reserved)
             conn.reserved = 0
+            self._settle()  # never close the socket under a group's answer
             with contextlib.suppress(OSError):
                 self.sock.close()
             server.session_ended(self)
+
+    # ------------------------------------------------------------------ group commit
+
+    def defer(self, commit: GroupedCommit, rid: int) -> None:
+        """Hand this request's COMMIT to the group commit, with its share of the frame
+        budget; ``complete`` answers it."""
+        batcher = self.server.batcher
+        assert batcher is not None and self._job is None
+        job = Job(commit, rid, self, self.conn.reserved, self._started)
+        self.conn.reserved = 0
+        self._job = job
+        batcher.submit(job)
+
+    def complete(self, job: Job, frame: bytes) -> None:
+        """Send a deferred COMMIT's answer (on the thread that landed its group) without
+        blocking; what the socket does not take at once goes from a thread of its own."""
+        try:
+            sent = self.sock.send(frame, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = len(frame)  # the peer is gone: nobody to answer
+        if sent < len(frame):
+            rest = frame[sent:]
+            threading.Thread(target=self._send_rest, args=(job, rest), daemon=True).start()
+        else:
+            self._answered(job)
+
+    def _send_rest(self, job: Job, rest: bytes) -> None:
+        try:
+            self.sock.sendall(rest)  # within SO_SNDTIMEO per piece
+        except OSError:
+            self.shutdown()
+        finally:
+            self._answered(job)
+
+    def _answered(self, job: Job) -> None:
+        server = self.server
+        server.request_ended()
+        server.budget.release(job.reserved)
+        server.observe("COMMIT", time.perf_counter() - job.start)
+        job.answered.release()
+
+    def _settle(self) -> None:
+        """Wait until this connection's COMMIT in the group commit has been answered."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.wait_answered()
 
     # ------------------------------------------------------------------ frames
 
@@ -110,6 +179,7 @@ class Session:
                 return None
         except TimeoutError:
             return None
+        self._settle()  # a pipelined frame: its answer must follow the last one
         (length,) = LENGTH.unpack_from(self._buf)
         del self._buf[: LENGTH.size]
         try:
@@ -154,8 +224,11 @@ class Session:
         self._buf.clear()
         try:
             while got < length:
-                self.sock.settimeout(self._left(deadline))
-                n = self.sock.recv_into(view[got:], min(length - got, 1 << 20))
+                self._timeout_for(deadline)
+                try:
+                    n = self.sock.recv_into(view[got:], min(length - got, 1 << 20))
+                except BlockingIOError:  # SO_RCVTIMEO passed: _timeout_for checks the deadline
+                    continue
                 if not n:
                     return None
                 got += n
@@ -164,8 +237,20 @@ class Session:
         return body
 
     def _recv(self, n: int, deadline: float) -> bytes:
-        self.sock.settimeout(self._left(deadline))
-        return self.sock.recv(n)
+        while True:
+            self._timeout_for(deadline)
+            try:
+                return self.sock.recv(n)
+            except BlockingIOError:  # SO_RCVTIMEO passed: _timeout_for checks the deadline
+                continue
+
+    def _timeout_for(self, deadline: float) -> None:
+        """Make the next receive wait at most until ``deadline`` (5% later at worst: the
+        socket's timeout changes only when it would end too early or much too late)."""
+        left = self._left(deadline)
+        if not left <= self._rcvtimeo <= left * 1.05:
+            self._rcvtimeo = max(left, 0.001)
+            _set_timeout(self.sock, socket.SO_RCVTIMEO, self._rcvtimeo)
 
     @staticmethod
     def _left(deadline: float) -> float:
@@ -175,8 +260,14 @@ class Session:
         return left
 
     def _send(self, data: bytes) -> None:
-        self.sock.settimeout(self.server.config.frame_timeout_s)
-        self.sock.sendall(data)
+        self.sock.sendall(data)  # within SO_SNDTIMEO (frame_timeout_s) per piece
+
+
+def _set_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    whole = int(seconds)
+    sock.setsockopt(
+        socket.SOL_SOCKET, option, TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000))
+    )
 
 
 def detach(

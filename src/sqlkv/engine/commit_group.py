@@ -1,0 +1,133 @@
+"""Group commit: several commits to DIFFERENT databases in one store transaction.
+
+The engine server (``server/batcher.py``) collects the commits that arrive while one is
+landing and lands them together: the store transaction's fixed cost (its snapshot, the
+driver's BEGIN/COMMIT, the store's own version row and conflict log, the B-tree pages
+every commit touches) is paid once per group instead of once per commit.
+
+Each commit is built exactly as ``Engine.commit`` builds it (``commit.commit_pages`` on
+its own ``Ledger``, its META guarded when the engine knows it, else read serializably),
+so every database's fence is checked as when it commits alone, and nothing is
+acknowledged before the one store transaction has landed. A group is all or nothing in
+the store, so one commit must never fail the others:
+
+- a commit whose checks refuse it while the group is built (fenced, behind, too large,
+  a bad commit id; nothing was sent to the store) leaves the group and runs alone
+  through ``Engine.commit``, which answers it as it would have without the group;
+- a guard that fails at commit (``GuardFailed``: that database's META changed; nothing
+  was applied) names its database: that commit runs alone, the others as a group again;
+- any other error of the store transaction (unavailable, retries exhausted: its outcome
+  may be unknown on a network store) is every commit's answer, as each would have got it
+  alone; none is retried here (the client settles an unknown outcome by its commit id).
+
+At most one commit per database in a group (the caller's rule): two commits of one
+database in one transaction would both be checked against the same stored META.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlkv.engine.api import CommitResult, Pages
+from sqlkv.engine.apply import check_commit_id
+from sqlkv.engine.commit import CommitOutcome, commit_pages
+from sqlkv.engine.ledger import Ledger
+from sqlkv.errors import GuardFailed
+from sqlkv.store import Transaction
+
+if TYPE_CHECKING:
+    from sqlkv.engine.engine import Engine
+
+
+@dataclass(frozen=True)
+class GroupedCommit:
+    """The arguments of one ``Engine.commit``."""
+
+    db: str
+    generation: int
+    expected_head_txid: int
+    pages: Pages
+    db_size_pages: int
+    commit_id: bytes | None = None
+
+
+Outcome = CommitResult | Exception
+
+
+def commit_group(engine: Engine, commits: Sequence[GroupedCommit]) -> list[Outcome]:
+    """Land ``commits`` (distinct databases), together where they can be: each one's
+    ``CommitResult``, or the exception ``Engine.commit`` would have raised for it."""
+    if len({c.db for c in commits}) != len(commits):
+        raise ValueError("a commit group holds at most one commit per database")
+    results: dict[int, Outcome] = {}
+    pending = list(range(len(commits)))
+    while len(pending) > 1:
+        landed = _land_together(engine, [commits[i] for i in pending])
+        if isinstance(landed, list):
+            results.update(zip(pending, landed, strict=True))
+            pending = []
+        elif isinstance(landed, int):  # that one alone; the others together again
+            alone = pending.pop(landed)
+            results[alone] = _alone(engine, commits[alone])
+        else:  # the store refused the whole transaction: the same answer for each
+            results.update((i, landed) for i in pending)
+            pending = []
+    for i in pending:
+        results[i] = _alone(engine, commits[i])
+    return [results[i] for i in range(len(commits))]
+
+
+def _alone(engine: Engine, c: GroupedCommit) -> Outcome:
+    try:
+        return engine.commit(
+            c.db,
+            c.generation,
+            c.expected_head_txid,
+            c.pages,
+            c.db_size_pages,
+            commit_id=c.commit_id,
+        )
+    except Exception as exc:
+        return exc
+
+
+def _land_together(engine: Engine, commits: list[GroupedCommit]) -> list[Outcome] | int | Exception:
+    """One store transaction for all of ``commits``: their results; or the index of the one
+    to run alone (its checks refused it, or its guard failed); or the store's error."""
+    start = time.perf_counter()
+    outs: list[CommitOutcome] = []
+    building = [-1]  # the commit whose checks run now; -1: the store commits
+
+    def build(tr: Transaction) -> None:
+        outs.clear()
+        for n, c in enumerate(commits):
+            building[0] = n
+            outs.append(
+                commit_pages(
+                    Ledger(tr, c.db, engine.keys(c.db)),
+                    engine.config,
+                    engine.pidx,
+                    c.generation,
+                    c.expected_head_txid,
+                    c.pages,
+                    c.db_size_pages,
+                    check_commit_id(c.commit_id),
+                    engine.heads.get(c.db),
+                )
+            )
+        building[0] = -1
+
+    try:
+        engine.store.transact(build, name="commit")
+    except GuardFailed as exc:
+        for n, c in enumerate(commits):
+            if engine.keys(c.db).meta == exc.key:
+                return n
+        return exc  # not a META guard of ours: cannot happen, but never guess
+    except Exception as exc:
+        return building[0] if building[0] >= 0 else exc
+    # published as Engine.commit publishes a commit that landed (caches, metrics, compaction)
+    return [engine._landed(c.db, out, "fast", start) for c, out in zip(commits, outs, strict=True)]

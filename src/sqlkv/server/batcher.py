@@ -1,0 +1,129 @@
+"""Group commit in a server process: the COMMITs that arrive while one is landing land
+together, in one store transaction (``engine/commit_group.py``), and each is answered as
+soon as that transaction has landed.
+
+A session (``session.py``) hands a decoded, authorized COMMIT to ``CommitBatcher.submit``
+as a ``Job`` and goes back to reading its socket: the job's answer is sent by whoever
+lands its group. When no group is landing, the submitting thread lands its own at once
+(one commit alone costs no thread switch); while one lands, later jobs queue, and the
+batcher's own thread lands them as the next group (in arrival order, at most
+``max_group`` jobs, at most one per database: a second commit of a database waits for
+the next group). So under load one thread commits for all connections, and each
+connection's thread only reads and decodes.
+
+The answer is sent without blocking (``Session.complete``); a client that does not read
+its socket gets the rest from a thread of its own, so it never stalls the group. A session
+reads its next frame only once its previous answer is out (a client may pipeline).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlkv.engine.commit_group import GroupedCommit
+
+if TYPE_CHECKING:
+    from sqlkv.server.session import Session
+
+log = logging.getLogger("sqlkv.server")
+
+
+@dataclass(eq=False)
+class Job:
+    """One COMMIT waiting for its group: what to land, and where its answer goes."""
+
+    commit: GroupedCommit
+    rid: int
+    session: Session
+    reserved: int  # bytes of the frame budget its frame holds until it is answered
+    start: float  # perf_counter at its arrival (the request_seconds histogram)
+    answered: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.answered.acquire()  # released once its answer is sent (or the peer is gone)
+
+    def wait_answered(self) -> None:
+        self.answered.acquire()
+        self.answered.release()
+
+
+class CommitBatcher:
+    """Lands queued jobs in groups, one group at a time, with ``land(jobs)`` (which answers
+    every job it is given, whatever happens)."""
+
+    def __init__(self, land: Callable[[list[Job]], None], max_group: int) -> None:
+        self._land = land
+        self.max_group = max_group
+        self._lock = threading.Lock()
+        self._queue: deque[Job] = deque()
+        self._busy = False  # a group is landing, or the batcher's thread is about to
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; when no group is landing, land it now on this thread."""
+        with self._lock:
+            self._queue.append(job)
+            if self._busy:
+                return
+            self._busy = True
+        self._land_next()
+        with self._lock:
+            if not self._queue:
+                self._busy = False
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sqlkv-group-commit", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()  # what queued meanwhile: the batcher's thread lands it
+
+    def close(self) -> None:
+        """End the batcher's thread (the server has drained: nothing is queued)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            while True:
+                self._land_next()
+                with self._lock:
+                    if not self._queue:
+                        self._busy = False
+                        break
+
+    def _land_next(self) -> None:
+        group = self._take()
+        try:
+            self._land(group)
+        except Exception:  # land answers every job itself; this is a bug, keep serving
+            log.exception("landing a commit group failed")
+
+    def _take(self) -> list[Job]:
+        """The next group: queued jobs in order, one per database, at most ``max_group``."""
+        with self._lock:
+            group: list[Job] = []
+            seen: set[str] = set()
+            later: list[Job] = []
+            while self._queue and len(group) < self.max_group:
+                job = self._queue.popleft()
+                if job.commit.db in seen:
+                    later.append(job)
+                else:
+                    seen.add(job.commit.db)
+                    group.append(job)
+            self._queue.extendleft(reversed(later))
+            return group
