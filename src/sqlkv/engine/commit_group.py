@@ -14,8 +14,10 @@ the store, so one commit must never fail the others:
 - a commit whose checks refuse it while the group is built (fenced, behind, too large,
   a bad commit id; nothing was sent to the store) leaves the group and runs alone
   through ``Engine.commit``, which answers it as it would have without the group;
-- a guard that fails at commit (``GuardFailed``: that database's META changed; nothing
-  was applied) names its database: that commit runs alone, the others as a group again;
+- a guard that fails at commit (``GuardFailed``: that database's META changed, say by
+  a compaction pass; nothing was applied) names its database: the group runs again with
+  that database's META as the store answered it (as ``Engine.commit`` retries on it), and
+  if its guard fails once more, that commit runs alone and the others together;
 - any other error of the store transaction (unavailable, retries exhausted: its outcome
   may be unknown on a network store) is every commit's answer, as each would have got it
   alone; none is retried here (the client settles an unknown outcome by its commit id).
@@ -35,7 +37,7 @@ from sqlkv.engine.api import CommitResult, Pages
 from sqlkv.engine.apply import check_commit_id
 from sqlkv.engine.commit import CommitOutcome, commit_pages
 from sqlkv.engine.ledger import Ledger
-from sqlkv.errors import GuardFailed
+from sqlkv.errors import GuardFailed, StoreError
 from sqlkv.store import Transaction
 
 if TYPE_CHECKING:
@@ -57,26 +59,49 @@ class GroupedCommit:
 Outcome = CommitResult | Exception
 
 
-def commit_group(engine: Engine, commits: Sequence[GroupedCommit]) -> list[Outcome]:
+@dataclass
+class GroupReport:
+    """How a group landed (the server's metrics)."""
+
+    together: int = 0  # commits that landed in the shared store transaction
+    alone: int = 0  # commits that left the group and ran through Engine.commit
+    guard_retries: int = 0  # group attempts repeated on a META the store answered
+
+
+def commit_group(
+    engine: Engine, commits: Sequence[GroupedCommit], report: GroupReport | None = None
+) -> list[Outcome]:
     """Land ``commits`` (distinct databases), together where they can be: each one's
     ``CommitResult``, or the exception ``Engine.commit`` would have raised for it."""
     if len({c.db for c in commits}) != len(commits):
         raise ValueError("a commit group holds at most one commit per database")
+    report = report if report is not None else GroupReport()
     results: dict[int, Outcome] = {}
     pending = list(range(len(commits)))
+    answered: dict[str, bytes] = {}  # META a failed guard found, per database
     while len(pending) > 1:
-        landed = _land_together(engine, [commits[i] for i in pending])
+        landed = _land_together(engine, [commits[i] for i in pending], answered)
         if isinstance(landed, list):
             results.update(zip(pending, landed, strict=True))
+            report.together += len(pending)
             pending = []
+        elif isinstance(landed, GuardFailed):  # once more, on what the store answered
+            db = next(
+                commits[i].db for i in pending if engine.keys(commits[i].db).meta == landed.key
+            )
+            assert landed.current is not None
+            answered[db] = landed.current
+            report.guard_retries += 1
         elif isinstance(landed, int):  # that one alone; the others together again
             alone = pending.pop(landed)
             results[alone] = _alone(engine, commits[alone])
+            report.alone += 1
         else:  # the store refused the whole transaction: the same answer for each
             results.update((i, landed) for i in pending)
             pending = []
     for i in pending:
         results[i] = _alone(engine, commits[i])
+        report.alone += 1
     return [results[i] for i in range(len(commits))]
 
 
@@ -94,9 +119,13 @@ def _alone(engine: Engine, c: GroupedCommit) -> Outcome:
         return exc
 
 
-def _land_together(engine: Engine, commits: list[GroupedCommit]) -> list[Outcome] | int | Exception:
+def _land_together(
+    engine: Engine, commits: list[GroupedCommit], answered: dict[str, bytes]
+) -> list[Outcome] | int | GuardFailed | Exception:
     """One store transaction for all of ``commits``: their results; or the index of the one
-    to run alone (its checks refused it, or its guard failed); or the store's error."""
+    to run alone (its checks refused it, or its guard failed on a META the store had
+    answered before); or the ``GuardFailed`` to retry on; or the store's error.
+    ``answered``: META to guard instead of the engine's, per database."""
     start = time.perf_counter()
     outs: list[CommitOutcome] = []
     building = [-1]  # the commit whose checks run now; -1: the store commits
@@ -115,7 +144,7 @@ def _land_together(engine: Engine, commits: list[GroupedCommit]) -> list[Outcome
                     c.pages,
                     c.db_size_pages,
                     check_commit_id(c.commit_id),
-                    engine.heads.get(c.db),
+                    answered.get(c.db) or engine.heads.get(c.db),
                 )
             )
         building[0] = -1
@@ -125,8 +154,10 @@ def _land_together(engine: Engine, commits: list[GroupedCommit]) -> list[Outcome
     except GuardFailed as exc:
         for n, c in enumerate(commits):
             if engine.keys(c.db).meta == exc.key:
-                return n
-        return exc  # not a META guard of ours: cannot happen, but never guess
+                if c.db in answered or exc.current is None:
+                    return n
+                return exc
+        return StoreError(f"a commit group's guard on {exc.key!r} failed: not a META it set")
     except Exception as exc:
         return building[0] if building[0] >= 0 else exc
     # published as Engine.commit publishes a commit that landed (caches, metrics, compaction)

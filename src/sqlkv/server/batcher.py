@@ -25,9 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlkv.engine.commit_group import GroupedCommit
+from sqlkv.engine.commit_group import GroupedCommit, GroupReport, commit_group
+from sqlkv.engine.engine import Engine
+from sqlkv.server.protocol import MsgType, encode_answer
 
 if TYPE_CHECKING:
+    from sqlkv.server.server import EngineServer
     from sqlkv.server.session import Session
 
 log = logging.getLogger("sqlkv.server")
@@ -127,3 +130,27 @@ class CommitBatcher:
                     group.append(job)
             self._queue.extendleft(reversed(later))
             return group
+
+
+def land_group(server: EngineServer, jobs: list[Job]) -> None:
+    """The server's ``land``: land the jobs' commits (in one store transaction where they
+    can be), count the group, answer each job."""
+    assert isinstance(server.engine, Engine)
+    report = GroupReport()
+    try:
+        with server.engine_calls:
+            outcomes = commit_group(server.engine, [job.commit for job in jobs], report)
+    except Exception as exc:  # a bug: every job still gets an answer
+        outcomes = [exc] * len(jobs)
+    m = server.metrics
+    m.commit_group_size.observe(len(jobs))
+    if report.alone:
+        m.commit_group_alone.inc(report.alone)
+    if report.guard_retries:
+        m.commit_group_guard_retries.inc(report.guard_retries)
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            frame = server.failed(job.rid, "COMMIT", outcome)
+        else:
+            frame = encode_answer(job.rid, MsgType.COMMIT, outcome)
+        job.session.complete(job, frame)

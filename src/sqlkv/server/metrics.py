@@ -12,6 +12,9 @@ Series (all prefixed ``sqlkv_server_`` except the store's):
   ``version``, ``answer_too_large``);
 - ``auth_refusals{stage}``: ``hello`` (token refused) or ``database`` (not granted);
 - ``draining`` (gauge, 1 while shutting down);
+- ``commit_group_size`` (histogram: COMMITs per group of the group commit, ``batcher.py``),
+  ``commit_group_alone`` (counter: COMMITs that left their group and landed alone),
+  ``commit_group_guard_retries`` (counter: groups run again after a META guard failed);
 - ``sqlkv_build_info{version,python}`` (always 1), ``process_*`` (CPU, memory, open
   files, start time) and ``python_info``: what runs, and how it fares;
 - ``sqlkv_store_*`` counters: the store object's own ``StoreStats`` (transactions, round
@@ -76,6 +79,22 @@ class ServerMetrics:
             "sqlkv_server_auth_refusals", "Refused tokens and databases", ["stage"], registry=r
         )
         self.draining = Gauge("sqlkv_server_draining", "1 while shutting down", registry=r)
+        self.commit_group_size = Histogram(
+            "sqlkv_server_commit_group_size",
+            "COMMITs landed per group commit",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+            registry=r,
+        )
+        self.commit_group_alone = Counter(
+            "sqlkv_server_commit_group_alone",
+            "COMMITs that left their group and landed alone",
+            registry=r,
+        )
+        self.commit_group_guard_retries = Counter(
+            "sqlkv_server_commit_group_guard_retries",
+            "Commit groups run again after a database's META guard failed",
+            registry=r,
+        )
         from sqlkv import __version__
 
         Info("sqlkv_build", "The running sqlkv build", registry=r).info(

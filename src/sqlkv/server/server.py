@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -32,12 +33,12 @@ import time
 from dataclasses import dataclass
 
 from sqlkv.engine.api import EngineApi
-from sqlkv.engine.commit_group import GroupedCommit, commit_group
+from sqlkv.engine.commit_group import GroupedCommit
 from sqlkv.engine.engine import Engine
 from sqlkv.errors import AuthError, ProtocolError, ServerShuttingDown, SqlkvError
 from sqlkv.logs import failure_fields
 from sqlkv.server.auth import Auth, Grant
-from sqlkv.server.batcher import CommitBatcher, Job
+from sqlkv.server.batcher import CommitBatcher, land_group
 from sqlkv.server.config import ServerConfig
 from sqlkv.server.dispatch import call_engine
 from sqlkv.server.frames import FrameBudget, Refused, read_preauth_frame
@@ -97,11 +98,11 @@ class EngineServer:
         self.metrics = metrics
         self.draining = False
         self._channel = channel
-        self._engine_calls = threading.BoundedSemaphore(config.threads)
+        self.engine_calls = threading.BoundedSemaphore(config.threads)
         self.budget = FrameBudget(config.frame_budget_bytes)
         self.batcher: CommitBatcher | None = None  # group commit (batcher.py)
         if config.group_commit > 1 and isinstance(engine, Engine):
-            self.batcher = CommitBatcher(self._land_group, config.group_commit)
+            self.batcher = CommitBatcher(functools.partial(land_group, self), config.group_commit)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # one per connection before HELLO
@@ -363,7 +364,7 @@ class EngineServer:
                 rid,
             )
             return None, label, False
-        with self._engine_calls:
+        with self.engine_calls:
             return self._execute(conn.grant, msg_type, rid, body, label), label, False
 
     def _health(self, rid: int, body: memoryview) -> bytes:
@@ -430,7 +431,7 @@ class EngineServer:
         try:
             answer = self._call(request)
         except Exception as exc:
-            return self._failed(rid, label, exc)
+            return self.failed(rid, label, exc)
         frame = encode_answer(rid, msg_type, answer)
         if len(frame) - LENGTH.size > self.config.max_frame:
             self._reject("answer_too_large")
@@ -447,7 +448,7 @@ class EngineServer:
     def _call(self, m: Request) -> Answer:
         return call_engine(self.engine, m)
 
-    def _failed(self, rid: int, label: str, exc: Exception) -> bytes:
+    def failed(self, rid: int, label: str, exc: Exception) -> bytes:
         """The error answer to an engine call that raised ``exc`` (logged when unexpected)."""
         if not isinstance(exc, SqlkvError):
             log.exception(
@@ -459,22 +460,6 @@ class EngineServer:
                 extra=failure_fields(exc, type=label),
             )
         return self._error(rid, label, exc)
-
-    def _land_group(self, jobs: list[Job]) -> None:
-        """On the thread landing a group (``batcher.py``): land the jobs' commits in one
-        store transaction where they can be, then answer each."""
-        assert isinstance(self.engine, Engine)
-        try:
-            with self._engine_calls:
-                outcomes = commit_group(self.engine, [job.commit for job in jobs])
-        except Exception as exc:  # a bug: every job still gets an answer
-            outcomes = [exc] * len(jobs)
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                frame = self._failed(job.rid, "COMMIT", outcome)
-            else:
-                frame = encode_answer(job.rid, MsgType.COMMIT, outcome)
-            job.session.complete(job, frame)
 
     # ------------------------------------------------------------------ bookkeeping
 

@@ -154,11 +154,11 @@ class Session:
             self._answered(job)
 
     def _answered(self, job: Job) -> None:
+        job.answered.release()  # first: this connection's next frame may be waiting for it
         server = self.server
         server.request_ended()
         server.budget.release(job.reserved)
         server.observe("COMMIT", time.perf_counter() - job.start)
-        job.answered.release()
 
     def _settle(self) -> None:
         """Wait until this connection's COMMIT in the group commit has been answered."""
