@@ -72,6 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--threads", type=int, default=16, help="engine calls at once per worker (default 16)"
     )
+    p.add_argument(
+        "--group-commit",
+        type=int,
+        default=32,
+        metavar="N",
+        help="most COMMITs (of distinct databases) landed in one store transaction "
+        "(default 32; 1: each alone)",
+    )
     p.add_argument("--max-connections", type=int, default=1024)
     p.add_argument("--max-frame-mib", type=int, default=64, help="largest frame (default 64)")
     p.add_argument(
@@ -138,6 +146,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         threads=args.threads,
+        group_commit=args.group_commit,
         max_connections=args.max_connections,
         max_frame=args.max_frame_mib * MiB,
         drain_timeout_s=args.drain_timeout,

@@ -64,7 +64,7 @@ class GroupReport:
     """How a group landed (the server's metrics)."""
 
     together: int = 0  # commits that landed in the shared store transaction
-    alone: int = 0  # commits that left the group and ran through Engine.commit
+    alone: int = 0  # commits of a group of several that ran alone, through Engine.commit
     guard_retries: int = 0  # group attempts repeated on a META the store answered
 
 
@@ -99,9 +99,9 @@ def commit_group(
         else:  # the store refused the whole transaction: the same answer for each
             results.update((i, landed) for i in pending)
             pending = []
-    for i in pending:
+    for i in pending:  # a group of one, or the last one left of a group
         results[i] = _alone(engine, commits[i])
-        report.alone += 1
+        report.alone += len(commits) > 1
     return [results[i] for i in range(len(commits))]
 
 

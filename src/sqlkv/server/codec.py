@@ -107,24 +107,32 @@ class Reader:
 
     def __init__(self, data: bytes | memoryview) -> None:
         self._data = memoryview(data)
+        self._len = len(self._data)
         self._pos = 0
 
     @property
     def remaining(self) -> int:
-        return len(self._data) - self._pos
+        return self._len - self._pos
 
     def _take(self, n: int) -> memoryview:
-        if n < 0 or n > self.remaining:
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > self._len:
             raise ProtocolError(
                 f"message truncated: a field needs {n} bytes, {self.remaining} remain"
             )
-        view = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return view
+        self._pos = end
+        return self._data[pos:end]
 
     def _unpack(self, st: struct.Struct) -> int:
-        (value,) = st.unpack(self._take(st.size))
-        return int(value)
+        pos = self._pos
+        end = pos + st.size
+        if end > self._len:
+            raise ProtocolError(
+                f"message truncated: a field needs {st.size} bytes, {self.remaining} remain"
+            )
+        self._pos = end
+        return int(st.unpack_from(self._data, pos)[0])
 
     def u8(self) -> int:
         return self._unpack(_U8)
@@ -177,11 +185,25 @@ class Reader:
         if count * _PAGE.size > self.remaining:
             raise ProtocolError(f"message truncated: {count} pages do not fit")
         out: dict[int, bytes | None] = {}
+        data, pos, size = self._data, self._pos, self._len
+        unpack = _PAGE.unpack_from
         for _ in range(count):
-            pgno, length = _PAGE.unpack(self._take(_PAGE.size))
+            if pos + _PAGE.size > size:
+                self._pos = pos
+                self._take(_PAGE.size)  # raises: truncated
+            pgno, length = unpack(data, pos)
+            pos += _PAGE.size
             if pgno in out:
                 raise ProtocolError(f"page {pgno} appears twice in one message")
-            out[pgno] = None if length == ABSENT else bytes(self._take(length))
+            if length == ABSENT:
+                out[pgno] = None
+                continue
+            if pos + length > size:
+                self._pos = pos
+                self._take(length)  # raises: truncated
+            out[pgno] = bytes(data[pos : pos + length])
+            pos += length
+        self._pos = pos
         return out
 
     def present_pages(self) -> dict[int, bytes]:
