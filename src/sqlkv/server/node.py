@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlkv.server.protocol import (
 )
 
 SCHEME = "sqlkv://"
+TIMEVAL = struct.Struct("@ll")  # struct timeval
 FIRST_RECV = 64 * 1024  # bytes asked of an answer's first recv
 DEFAULT_PORT = 7878
 
@@ -119,6 +121,10 @@ class NodeConnection:
         self.server = ""
         self.version = 0
         self._ids = itertools.count(1)
+        # blocking, with the kernel's timeouts: one syscall per send and recv (a Python
+        # socket timeout adds a poll before each, and an ioctl per settimeout)
+        sock.settimeout(None)
+        self._timeouts = {socket.SO_SNDTIMEO: 0.0, socket.SO_RCVTIMEO: 0.0}
 
     def call(
         self,
@@ -152,10 +158,10 @@ class NodeConnection:
         view = memoryview(data)
         off = 0
         while off < len(view):
-            self.sock.settimeout(watch.slice())
+            self._limit(socket.SO_SNDTIMEO, watch.slice())
             try:
                 off += self.sock.send(view[off : off + (1 << 20)])
-            except TimeoutError:
+            except BlockingIOError:  # SO_SNDTIMEO passed without progress
                 watch.no_progress()
 
     def _recv_frame(self, watch: Watch) -> bytearray:
@@ -177,15 +183,23 @@ class NodeConnection:
 
     def _recv_some(self, n: int, watch: Watch) -> bytes:
         while True:
-            self.sock.settimeout(watch.slice())
+            self._limit(socket.SO_RCVTIMEO, watch.slice())
             try:
                 chunk = self.sock.recv(n)
-            except TimeoutError:
+            except BlockingIOError:  # SO_RCVTIMEO passed without progress
                 watch.no_progress()
                 continue
             if not chunk:
                 raise EOFError(f"{self.node} closed the connection")
             return chunk
+
+    def _limit(self, option: int, seconds: float) -> None:
+        """Make the next send or recv wait at most ``seconds`` (5% longer at worst: the
+        kernel's timeout is set again only when it would end too early or much too late)."""
+        now = self._timeouts[option]
+        if not seconds <= now <= seconds * 1.05:
+            self._timeouts[option] = seconds = max(seconds, 0.001)
+            set_kernel_timeout(self.sock, option, seconds)
 
     def alive(self) -> bool:
         """False when the server has closed this idle connection (or sent unasked bytes)."""
@@ -198,6 +212,15 @@ class NodeConnection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+def set_kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """``SO_RCVTIMEO`` or ``SO_SNDTIMEO`` of a blocking socket: a send or recv that makes no
+    progress for ``seconds`` fails with ``BlockingIOError`` (EAGAIN)."""
+    whole = int(seconds)
+    sock.setsockopt(
+        socket.SOL_SOCKET, option, TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000))
+    )
 
 
 def open_connection(

@@ -33,7 +33,6 @@ import contextlib
 import logging
 import os
 import socket
-import struct
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -42,6 +41,7 @@ from sqlkv.engine.commit_group import GroupedCommit
 from sqlkv.errors import ProtocolError
 from sqlkv.logs import failure_fields
 from sqlkv.server.batcher import Job
+from sqlkv.server.node import set_kernel_timeout
 from sqlkv.server.protocol import LENGTH, check_length, encode_error
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sqlkv.server")
 
 BUFFER = 64 * 1024  # bytes asked of one recv for length prefixes and small frames
-TIMEVAL = struct.Struct("@ll")  # struct timeval, for SO_RCVTIMEO / SO_SNDTIMEO
 
 
 class Session:
@@ -65,7 +64,7 @@ class Session:
         self._started = 0.0  # perf_counter when the current request arrived
         self._rcvtimeo = 0.0  # the socket's receive timeout now (0: none set yet)
         sock.settimeout(None)
-        _set_timeout(sock, socket.SO_SNDTIMEO, server.config.frame_timeout_s)
+        set_kernel_timeout(sock, socket.SO_SNDTIMEO, server.config.frame_timeout_s)
         self.thread = threading.Thread(target=self.run, name=f"sqlkv-conn {conn.peer}", daemon=True)
 
     def start(self) -> None:
@@ -250,7 +249,7 @@ class Session:
         left = self._left(deadline)
         if not left <= self._rcvtimeo <= left * 1.05:
             self._rcvtimeo = max(left, 0.001)
-            _set_timeout(self.sock, socket.SO_RCVTIMEO, self._rcvtimeo)
+            set_kernel_timeout(self.sock, socket.SO_RCVTIMEO, self._rcvtimeo)
 
     @staticmethod
     def _left(deadline: float) -> float:
@@ -261,13 +260,6 @@ class Session:
 
     def _send(self, data: bytes) -> None:
         self.sock.sendall(data)  # within SO_SNDTIMEO (frame_timeout_s) per piece
-
-
-def _set_timeout(sock: socket.socket, option: int, seconds: float) -> None:
-    whole = int(seconds)
-    sock.setsockopt(
-        socket.SOL_SOCKET, option, TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000))
-    )
 
 
 def detach(
