@@ -149,8 +149,11 @@ def land_group(server: EngineServer, jobs: list[Job]) -> None:
     if report.guard_retries:
         m.commit_group_guard_retries.inc(report.guard_retries)
     for job, outcome in zip(jobs, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            frame = server.failed(job.rid, "COMMIT", outcome)
-        else:
-            frame = encode_answer(job.rid, MsgType.COMMIT, outcome)
+        try:
+            if isinstance(outcome, Exception):
+                frame = server.failed(job.rid, "COMMIT", outcome)
+            else:
+                frame = encode_answer(job.rid, MsgType.COMMIT, outcome)
+        except Exception as exc:  # a bug: the job is still answered
+            frame = server.failed(job.rid, "COMMIT", exc)
         job.session.complete(job, frame)
