@@ -177,6 +177,13 @@ class EmbeddedStore(Store):
     # ------------------------------------------------------------------ contract
 
     def _open_snapshot(self) -> Snapshot:
+        # The read transaction begins at the first read (``_EmbeddedSnapshot._c``): a
+        # transaction that reads nothing (the engine's guarded commit) never opens one.
+        return _EmbeddedSnapshot(self)
+
+    def _begin_read(self) -> tuple[apsw.Connection, int, int]:
+        """A pooled connection inside a new read transaction, its read version, and
+        ``Checkpoints.completed`` when it began."""
         conn = self._checkout()
         checkpoints = self._checkpoints.completed
         try:
@@ -187,7 +194,7 @@ class EmbeddedStore(Store):
         except BaseException:
             self._checkin(conn)
             raise
-        return _EmbeddedSnapshot(self, conn, version, checkpoints)
+        return conn, version, checkpoints
 
     def close(self) -> None:
         with self._pool_lock:
@@ -233,25 +240,37 @@ class EmbeddedStore(Store):
     # ------------------------------------------------------------------ commit
 
     def _commit(self, snapshot: _EmbeddedSnapshot, req: CommitRequest) -> None:
-        """Apply ``req``: in the snapshot's own transaction when SQLite lets it upgrade,
-        else in a second one on the writer connection, checked against the conflict log."""
+        """Apply ``req``: on the writer when the transaction read nothing (no read version:
+        its guards, checked under the write lock, are its only reads), else in the snapshot's
+        own transaction when SQLite lets it upgrade, else in a second one on the writer,
+        checked against the conflict log. What the writes need is prepared first, so the
+        write lock is held only for the statements."""
+        writes = _Prepared(req)
+        conn = snapshot.detach()
+        if conn is None:
+            with self._write_lock, _ERRORS.translating(self._where):
+                self._check_open()
+                self._commit_on_writer(None, req, writes)
+            return
         read_version = snapshot.read_version
         with self._write_lock, _ERRORS.translating(self._where):
-            if self._closed:
-                raise StoreError(f"{self._where} is closed; open it again")
-            conn = snapshot.detach()
             try:
+                self._check_open()
                 # A checkpoint that completed since the snapshot began lets only a new write
                 # transaction start the WAL over: then commit on the writer.
                 fresh = snapshot.checkpoints_seen == self._checkpoints.completed
-                if fresh and self._commit_in_place(conn, read_version, req):
+                if fresh and self._commit_in_place(conn, read_version, req, writes):
                     return
             finally:
                 self._checkin(conn)  # rolls back what is left of a refused upgrade
-            self._commit_on_writer(read_version, req)
+            self._commit_on_writer(read_version, req, writes)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self._where} is closed; open it again")
 
     def _commit_in_place(
-        self, conn: apsw.Connection, read_version: int, req: CommitRequest
+        self, conn: apsw.Connection, read_version: int, req: CommitRequest, writes: _Prepared
     ) -> bool:
         """Upgrade the snapshot's read transaction and commit in it; False (nothing written)
         when SQLite refuses the upgrade: a commit landed since, or another process writes."""
@@ -263,7 +282,7 @@ class EmbeddedStore(Store):
         # Upgraded: no commit landed since read_version, so no read can conflict.
         try:
             _check_guards(conn, req)
-            self._apply(conn, read_version + 1, req)
+            self._apply(conn, read_version + 1, writes)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -271,14 +290,18 @@ class EmbeddedStore(Store):
             raise
         return True
 
-    def _commit_on_writer(self, read_version: int, req: CommitRequest) -> None:
+    def _commit_on_writer(
+        self, read_version: int | None, req: CommitRequest, writes: _Prepared
+    ) -> None:
+        """Commit ``req`` in a new write transaction on the writer connection; with a
+        ``read_version`` (the transaction read at it), checked against the conflict log."""
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
+        # BEGIN IMMEDIATE waits (busy handler) for another process's writer.
+        rows = conn.execute(_BEGIN_WRITE).fetchall()
         try:
-            row = conn.execute("SELECT version, floor FROM meta").fetchall()[0]
-            version, floor = cast(int, row[0]), cast(int, row[1])
+            version, floor = cast(int, rows[0][0]), cast(int, rows[0][1])
             _check_guards(conn, req)
-            if req.read_ranges and version > read_version:
+            if read_version is not None and req.read_ranges and version > read_version + 1:
                 check_conflicts(
                     read_version,
                     floor,
@@ -286,39 +309,28 @@ class EmbeddedStore(Store):
                     _logged_after(conn, read_version),
                     window_s=self.conflict_window_s,
                 )
-            conn.execute("UPDATE meta SET version = ?", (version + 1,))
-            self._apply(conn, version + 1, req)
+            self._apply(conn, version, writes)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
-    def _apply(self, conn: apsw.Connection, version: int, req: CommitRequest) -> None:
-        """The writes of ``req`` and its conflict-log row, inside the write transaction of
+    def _apply(self, conn: apsw.Connection, version: int, writes: _Prepared) -> None:
+        """The prepared writes and their conflict-log row, inside the write transaction of
         commit ``version``."""
-        large = req.size > LARGE_COMMIT_BYTES
-        if large:  # room for the whole transaction in the page cache (see init_file)
+        if writes.large:  # room for the whole transaction in the page cache (see init_file)
             conn.execute(f"PRAGMA cache_size={LARGE_CACHE_SIZE}")
-        for begin, end in req.clear_ranges:
+        for begin, end in writes.clear_ranges:
             conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
-        clears = [(k,) for k, v in req.writes if v is None]
-        if clears:
-            conn.executemany("DELETE FROM kv WHERE key = ?", clears)
-        if len(clears) < len(req.writes):
-            conn.executemany(
-                "INSERT INTO kv(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(k, v) for k, v in req.writes if v is not None],
-            )
-        now = time.time()
-        conn.execute(
-            "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)",
-            (version, now, encode_ranges(req.write_ranges)),
-        )
-        if now >= self._next_prune:
-            self._prune(conn, now)
-        if large and conn is not self._writer:
+        if writes.clears:
+            conn.executemany("DELETE FROM kv WHERE key = ?", writes.clears)
+        if writes.upserts:
+            conn.executemany(_UPSERT, writes.upserts)
+        conn.execute(_LOG, (version, writes.now, writes.ranges))
+        if writes.now >= self._next_prune:
+            self._prune(conn, writes.now)
+        if writes.large and conn is not self._writer:
             conn.execute("PRAGMA cache_size=-2000")  # a pooled reader's default again
 
     def _prune(self, conn: apsw.Connection, now: float) -> None:
@@ -331,6 +343,30 @@ class EmbeddedStore(Store):
         if upto is not None:
             conn.execute("DELETE FROM conflict_log WHERE version <= ?", (upto,))
             conn.execute("UPDATE meta SET floor = max(floor, ?)", (upto,))
+
+
+# The version bump begins the write transaction: one statement returns the new version.
+_BEGIN_WRITE = "BEGIN IMMEDIATE; UPDATE meta SET version = version + 1 RETURNING version, floor"
+_UPSERT = (
+    "INSERT INTO kv(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+_LOG = "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)"
+
+
+class _Prepared:
+    """A commit request's statement arguments, built before the write lock is taken."""
+
+    __slots__ = ("clear_ranges", "clears", "large", "now", "ranges", "upserts")
+
+    def __init__(self, req: CommitRequest) -> None:
+        self.large = req.size > LARGE_COMMIT_BYTES
+        self.clear_ranges = req.clear_ranges
+        self.clears = [(k,) for k, v in req.writes if v is None]
+        self.upserts = (
+            [(k, v) for k, v in req.writes if v is not None] if self.clears else req.writes
+        )
+        self.ranges = encode_ranges(req.write_ranges)
+        self.now = time.time()
 
 
 def _check_guards(conn: apsw.Connection, req: CommitRequest) -> None:
@@ -355,19 +391,21 @@ def _logged_after(conn: apsw.Connection, read_version: int) -> Iterator[bytes]:
 
 
 class _EmbeddedSnapshot(Snapshot):
-    """A read transaction on one pooled connection, at ``read_version``."""
+    """A read transaction on one pooled connection, at ``read_version``, begun by the first
+    read (a transaction that reads nothing commits without one)."""
 
-    def __init__(
-        self, store: EmbeddedStore, conn: apsw.Connection, read_version: int, checkpoints: int
-    ) -> None:
+    def __init__(self, store: EmbeddedStore) -> None:
         self._store = store
-        self._conn: apsw.Connection | None = conn
-        self.read_version = read_version
-        self.checkpoints_seen = checkpoints  # Checkpoints.completed when it began
+        self._conn: apsw.Connection | None = None
+        self._done = False
+        self.read_version = 0
+        self.checkpoints_seen = 0  # Checkpoints.completed when it began
 
     def _c(self) -> apsw.Connection:
         if self._conn is None:
-            raise StoreError("this snapshot is closed; start a new transaction")
+            if self._done:
+                raise StoreError("this snapshot is closed; start a new transaction")
+            self._conn, self.read_version, self.checkpoints_seen = self._store._begin_read()
         return self._conn
 
     def get(self, key: bytes) -> bytes | None:
@@ -399,17 +437,19 @@ class _EmbeddedSnapshot(Snapshot):
             return [(k, v) for k, v in rows]
 
     def commit(self, request: CommitRequest) -> None:
-        self._c()
+        if self._done:
+            raise StoreError("this snapshot is closed; start a new transaction")
         self._store._commit(self, request)
 
-    def detach(self) -> apsw.Connection:
-        """Hand the connection (inside its read transaction) to the commit, which checks
-        it back in: this snapshot is closed from now on."""
-        conn = self._c()
-        self._conn = None
+    def detach(self) -> apsw.Connection | None:
+        """Hand the connection (inside its read transaction; None if nothing was read) to
+        the commit, which checks it back in: this snapshot is closed from now on."""
+        conn, self._conn = self._conn, None
+        self._done = True
         return conn
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
+        self._done = True
         if conn is not None:
             self._store._checkin(conn)
