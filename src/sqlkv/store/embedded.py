@@ -53,6 +53,7 @@ are one class per SQLite result code, which ``_ERRORS`` translates in one table.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -85,6 +86,7 @@ __all__ = ["CHECKPOINT_BYTES", "DB_FILE", "EmbeddedStore"]
 
 GET_MANY_LOOP_MAX = 4  # up to this many keys, one cached point query each
 LARGE_COMMIT_BYTES = 1_000_000  # above this, a pooled connection commits with a large cache
+GUARDS_IN_BUMP = 8  # up to this many guards are checked by the version bump itself
 LARGE_CACHE_SIZE = -32768  # KiB: the writer's (init_file); room for a 10 MB transaction
 
 # apsw error class -> (our class, what to tell the user). The first matching row wins.
@@ -283,7 +285,6 @@ class EmbeddedStore(Store):
         try:
             _check_guards(conn, req)
             self._apply(conn, read_version + 1, writes)
-            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -296,11 +297,16 @@ class EmbeddedStore(Store):
         """Commit ``req`` in a new write transaction on the writer connection; with a
         ``read_version`` (the transaction read at it), checked against the conflict log."""
         conn = self._writer
-        # BEGIN IMMEDIATE waits (busy handler) for another process's writer.
-        rows = conn.execute(_BEGIN_WRITE).fetchall()
+        # BEGIN IMMEDIATE waits (busy handler) for another process's writer; the version
+        # bump answers nothing when a guard does not hold.
+        rows = conn.execute(writes.begin, writes.guard_args).fetchall()
         try:
+            if not rows:
+                _check_guards(conn, req)  # raises GuardFailed naming the guard
+                raise StoreError(f"{self._where}: the store's meta row is missing")
             version, floor = cast(int, rows[0][0]), cast(int, rows[0][1])
-            _check_guards(conn, req)
+            if writes.guards_apart:
+                _check_guards(conn, req)
             if read_version is not None and req.read_ranges and version > read_version + 1:
                 check_conflicts(
                     read_version,
@@ -310,15 +316,14 @@ class EmbeddedStore(Store):
                     window_s=self.conflict_window_s,
                 )
             self._apply(conn, version, writes)
-            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
     def _apply(self, conn: apsw.Connection, version: int, writes: _Prepared) -> None:
-        """The prepared writes and their conflict-log row, inside the write transaction of
-        commit ``version``."""
+        """The prepared writes, the conflict-log row of commit ``version`` and ``COMMIT``,
+        inside its write transaction."""
         if writes.large:  # room for the whole transaction in the page cache (see init_file)
             conn.execute(f"PRAGMA cache_size={LARGE_CACHE_SIZE}")
         for begin, end in writes.clear_ranges:
@@ -327,9 +332,9 @@ class EmbeddedStore(Store):
             conn.executemany("DELETE FROM kv WHERE key = ?", writes.clears)
         if writes.upserts:
             conn.executemany(_UPSERT, writes.upserts)
-        conn.execute(_LOG, (version, writes.now, writes.ranges))
         if writes.now >= self._next_prune:
             self._prune(conn, writes.now)
+        conn.execute(_LOG_AND_COMMIT, (version, writes.now, writes.ranges))
         if writes.large and conn is not self._writer:
             conn.execute("PRAGMA cache_size=-2000")  # a pooled reader's default again
 
@@ -345,18 +350,38 @@ class EmbeddedStore(Store):
             conn.execute("UPDATE meta SET floor = max(floor, ?)", (upto,))
 
 
-# The version bump begins the write transaction: one statement returns the new version.
-_BEGIN_WRITE = "BEGIN IMMEDIATE; UPDATE meta SET version = version + 1 RETURNING version, floor"
 _UPSERT = (
     "INSERT INTO kv(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
-_LOG = "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)"
+_LOG_AND_COMMIT = "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?); COMMIT"
+
+
+@functools.lru_cache(maxsize=16)
+def _begin_write(guards: int) -> str:
+    """``BEGIN IMMEDIATE`` and the version bump, which returns the new version and the floor
+    only when each of ``guards`` guards holds (``(key, expected)`` bound in order; ``IS``
+    compares NULL, an absent key, too): one statement for what the commit checks first."""
+    held = " AND ".join(["(SELECT value FROM kv WHERE key = ?) IS ?"] * guards) or "1"
+    return (
+        "BEGIN IMMEDIATE; "
+        f"UPDATE meta SET version = version + 1 WHERE {held} RETURNING version, floor"
+    )
 
 
 class _Prepared:
     """A commit request's statement arguments, built before the write lock is taken."""
 
-    __slots__ = ("clear_ranges", "clears", "large", "now", "ranges", "upserts")
+    __slots__ = (
+        "begin",
+        "clear_ranges",
+        "clears",
+        "guard_args",
+        "guards_apart",
+        "large",
+        "now",
+        "ranges",
+        "upserts",
+    )
 
     def __init__(self, req: CommitRequest) -> None:
         self.large = req.size > LARGE_COMMIT_BYTES
@@ -367,6 +392,12 @@ class _Prepared:
         )
         self.ranges = encode_ranges(req.write_ranges)
         self.now = time.time()
+        # A commit's guards (the engine's: META) go into the version bump; many guards (a
+        # compaction apply's) are checked one statement each (SQLite's expression depth).
+        self.guards_apart = len(req.guards) > GUARDS_IN_BUMP
+        guards = [] if self.guards_apart else req.guards
+        self.begin = _begin_write(len(guards))
+        self.guard_args = [x for guard in guards for x in guard]
 
 
 def _check_guards(conn: apsw.Connection, req: CommitRequest) -> None:
