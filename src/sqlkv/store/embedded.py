@@ -136,6 +136,7 @@ class EmbeddedStore(Store):
         self.fsync = fsync
         self.conflict_window_s = conflict_window_s
         self._where = f"embedded store {str(self.path)!r}"
+        self._translating = _ERRORS.translating(self._where)  # stateless: one for every use
         self._busy_ms = int(busy_timeout_s * 1000)
         self._max_idle = max_idle_readers
         self._write_lock = threading.Lock()
@@ -250,12 +251,12 @@ class EmbeddedStore(Store):
         writes = _Prepared(req)
         conn = snapshot.detach()
         if conn is None:
-            with self._write_lock, _ERRORS.translating(self._where):
+            with self._write_lock, self._translating:
                 self._check_open()
                 self._commit_on_writer(None, req, writes)
             return
         read_version = snapshot.read_version
-        with self._write_lock, _ERRORS.translating(self._where):
+        with self._write_lock, self._translating:
             try:
                 self._check_open()
                 # A checkpoint that completed since the snapshot began lets only a new write
@@ -304,7 +305,7 @@ class EmbeddedStore(Store):
             if not rows:
                 _check_guards(conn, req)  # raises GuardFailed naming the guard
                 raise StoreError(f"{self._where}: the store's meta row is missing")
-            version, floor = cast(int, rows[0][0]), cast(int, rows[0][1])
+            version, floor = cast(tuple[int, int], rows[0])
             if writes.guards_apart:
                 _check_guards(conn, req)
             if read_version is not None and req.read_ranges and version > read_version + 1:
