@@ -15,26 +15,33 @@ The file's tables and pragmas are in ``embedded_file.py``, the WAL checkpoints i
 
 Conflicts are found with the conflict log of ``conflict_log.py``, kept in the database
 file's ``conflict_log`` table, so processes sharing the directory see each other's
-writes: a snapshot records its read version (``meta.version`` inside its read
-transaction); a commit, holding SQLite's write lock (``BEGIN IMMEDIATE``), refuses with
-``ConflictError`` if any log row with ``version > read version`` intersects its read
-ranges. Rows older than ``conflict_window_s`` (10 s) are pruned; a commit with
+writes: a snapshot records its read version (the store's version, ``embedded_file.
+VERSION``, read inside its read transaction); a commit, holding SQLite's write lock,
+refuses with ``ConflictError`` if any log row with ``version > read version`` intersects
+its read ranges. Rows older than ``conflict_window_s`` (10 s) are pruned; a commit with
 serializable reads whose read version is below ``floor`` cannot be checked any more and
 raises ``TransactionTooOld`` (retryable). Reads themselves never expire.
 
-Snapshots are read transactions on pooled connections: WAL gives each one a point-in-time
-view that writers never block. A commit is, whenever it can be, **one SQLite transaction**:
-under the store's lock (threads), the snapshot's own read transaction is upgraded to a
-write transaction by its first write (``UPDATE meta SET version = version + 1``). SQLite
-allows that only when no other commit landed since the snapshot began (else
-``SQLITE_BUSY_SNAPSHOT``) and no other process holds the write lock (else ``SQLITE_BUSY``,
-at once: SQLite never waits to upgrade a read transaction); so when it succeeds, nothing
-this transaction read can have changed and no conflict check is needed. Then the writes
-(one ``executemany`` per kind), the conflict-log row and ``COMMIT``: 4-5 statements after
-the snapshot's ``BEGIN`` and version read. When the upgrade is refused, the read
-transaction ends and the commit runs as a second transaction on the store's writer
-connection (``BEGIN IMMEDIATE``, which waits in SQLite's busy handler for another
-process's writer; read ``version``/``floor``; check the conflict log; write; ``COMMIT``).
+Snapshots are read transactions on pooled connections, begun by the transaction's first
+read: WAL gives each one a point-in-time view that writers never block. A commit takes
+one of three paths, each **one SQLite transaction**, under the store's lock (threads):
+
+- the transaction **read nothing** (the engine's warm commit: its only read is a guard):
+  no snapshot was ever opened; the commit is ``BEGIN IMMEDIATE`` on the store's writer
+  connection (waiting in SQLite's busy handler for another process's writer) with the
+  read of the next version, which answers only if every guard holds, in one call; the
+  writes (one ``executemany`` per kind); the conflict-log row and ``COMMIT`` in one call.
+  Nothing to check against the log: the guards, checked under the write lock, are its
+  reads. Three calls, four statements, all prepared before the lock is taken.
+- it read: the snapshot's own read transaction is upgraded to a write transaction by its
+  first write (the conflict-log row). SQLite allows that only when no other commit landed
+  since the snapshot began (else ``SQLITE_BUSY_SNAPSHOT``) and no other process holds the
+  write lock (else ``SQLITE_BUSY``, at once: SQLite never waits to upgrade a read
+  transaction); so when it succeeds, nothing this transaction read can have changed and
+  no conflict check is needed. Then the guards, the writes and ``COMMIT``.
+- the upgrade is refused: the read transaction ends and the commit runs on the writer as
+  in the first path, checked against the conflict log after its read version.
+
 Either way no reader is left open across a commit, which would keep the WAL from ever
 being checkpointed completely. Checkpoints run on a background thread once the WAL holds
 ``checkpoint_bytes`` (16 MiB), so that commits do not wait for them.
@@ -75,6 +82,7 @@ from sqlkv.store.embedded_checkpoint import CHECKPOINT_BYTES, Checkpoints
 from sqlkv.store.embedded_file import (
     DB_FILE,
     STORE_FILE_PAGE_SIZE,
+    VERSION,
     connect,
     has_carray,
     init_file,
@@ -192,7 +200,7 @@ class EmbeddedStore(Store):
         try:
             with _ERRORS.translating(self._where):
                 # The first read starts the WAL read transaction: version and data agree.
-                rows = conn.execute("BEGIN; SELECT version FROM meta").fetchall()
+                rows = conn.execute(f"BEGIN; SELECT {VERSION} FROM meta").fetchall()
                 version = cast(int, rows[0][0])
         except BaseException:
             self._checkin(conn)
@@ -278,14 +286,14 @@ class EmbeddedStore(Store):
         """Upgrade the snapshot's read transaction and commit in it; False (nothing written)
         when SQLite refuses the upgrade: a commit landed since, or another process writes."""
         try:
-            conn.execute("UPDATE meta SET version = version + 1")
+            conn.execute(_LOG, (read_version + 1, writes.now, writes.ranges))
         except apsw.BusyError:
             conn.execute("ROLLBACK")
             return False
         # Upgraded: no commit landed since read_version, so no read can conflict.
         try:
             _check_guards(conn, req)
-            self._apply(conn, read_version + 1, writes)
+            self._apply(conn, read_version + 1, writes, logged=True)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -322,9 +330,11 @@ class EmbeddedStore(Store):
                 conn.execute("ROLLBACK")
             raise
 
-    def _apply(self, conn: apsw.Connection, version: int, writes: _Prepared) -> None:
-        """The prepared writes, the conflict-log row of commit ``version`` and ``COMMIT``,
-        inside its write transaction."""
+    def _apply(
+        self, conn: apsw.Connection, version: int, writes: _Prepared, *, logged: bool = False
+    ) -> None:
+        """The prepared writes, the conflict-log row of commit ``version`` (unless
+        ``logged`` already) and ``COMMIT``, inside its write transaction."""
         if writes.large:  # room for the whole transaction in the page cache (see init_file)
             conn.execute(f"PRAGMA cache_size={LARGE_CACHE_SIZE}")
         for begin, end in writes.clear_ranges:
@@ -335,7 +345,10 @@ class EmbeddedStore(Store):
             conn.executemany(_UPSERT, writes.upserts)
         if writes.now >= self._next_prune:
             self._prune(conn, writes.now)
-        conn.execute(_LOG_AND_COMMIT, (version, writes.now, writes.ranges))
+        if logged:
+            conn.execute("COMMIT")
+        else:
+            conn.execute(_LOG_AND_COMMIT, (version, writes.now, writes.ranges))
         if writes.large and conn is not self._writer:
             conn.execute("PRAGMA cache_size=-2000")  # a pooled reader's default again
 
@@ -354,19 +367,17 @@ class EmbeddedStore(Store):
 _UPSERT = (
     "INSERT INTO kv(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
-_LOG_AND_COMMIT = "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?); COMMIT"
+_LOG = "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)"
+_LOG_AND_COMMIT = _LOG + "; COMMIT"
 
 
 @functools.lru_cache(maxsize=16)
 def _begin_write(guards: int) -> str:
-    """``BEGIN IMMEDIATE`` and the version bump, which returns the new version and the floor
-    only when each of ``guards`` guards holds (``(key, expected)`` bound in order; ``IS``
-    compares NULL, an absent key, too): one statement for what the commit checks first."""
+    """``BEGIN IMMEDIATE`` and the read of the next version and the floor, answered only when
+    each of ``guards`` guards holds (``(key, expected)`` bound in order; ``IS`` compares
+    NULL, an absent key, too): one statement for what the commit checks first."""
     held = " AND ".join(["(SELECT value FROM kv WHERE key = ?) IS ?"] * guards) or "1"
-    return (
-        "BEGIN IMMEDIATE; "
-        f"UPDATE meta SET version = version + 1 WHERE {held} RETURNING version, floor"
-    )
+    return f"BEGIN IMMEDIATE; SELECT {VERSION} + 1, floor FROM meta WHERE {held}"
 
 
 class _Prepared:
