@@ -104,7 +104,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar, cast
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sqlkv.errors import (
@@ -132,6 +132,7 @@ from sqlkv.store.postgres_errors import (
     sqlstate,
     translate,
 )
+from sqlkv.store.postgres_sql import Statements, commit_function_name
 from sqlkv.store.ranges import RangeRead
 
 __all__ = ["DEFAULT_TABLE", "MAX_INDEXED_KEY_BYTES", "PostgresStore"]
@@ -167,9 +168,9 @@ class PostgresStore(Store):
         self.url = public_url(params)
         conninfo = make_conninfo("", **{**CONNECTION_DEFAULTS, **params})
         self._pool = Pool(conninfo, pool_size, self._where)
-        self._sql = _Statements(ident)
+        self._sql = Statements(ident, commit_function_name(table))
         try:
-            self._create_table()
+            self._create_schema()
         except BaseException:
             self._pool.close()
             raise
@@ -178,8 +179,9 @@ class PostgresStore(Store):
         return _PgSnapshot(self)
 
     def drop(self) -> None:
-        """Drop the table and everything in it (tests and tools)."""
-        self._run(self._sql.drop)
+        """Drop the table and everything in it, and the commit function (tests and tools)."""
+        for statement in self._sql.drop:
+            self._run(statement)
 
     def close(self) -> None:
         """Close every idle connection; busy ones close when their transaction ends."""
@@ -190,69 +192,30 @@ class PostgresStore(Store):
 
     # ------------------------------------------------------------------ internals
 
-    def _create_table(self) -> None:
-        try:
-            self._run(self._sql.create)
-        except StoreError as exc:
-            # Two processes creating the table at once: one wins, the other sees the
-            # catalog's unique violation (23505) or the table (42P07). Both are fine.
-            if sqlstate(exc.__cause__) not in ("23505", "42P07"):
-                raise
+    def _create_schema(self) -> None:
+        """The table and the commit function, each created when missing (postgres_sql.py).
+        Two processes creating one at once: one wins, the other sees the catalog's unique
+        violation (23505), the table (42P07) or the function (42723). All are fine."""
+        exists = self._run(self._sql.function_exists, (self._sql.function_signature,))
+        for statement in [self._sql.create] + ([] if exists else [self._sql.create_function]):
+            try:
+                self._run(statement)
+            except StoreError as exc:
+                if sqlstate(exc.__cause__) not in ("23505", "42P07", "42723"):
+                    raise
 
-    def _run(self, statement: str) -> None:
-        """Run one statement in autocommit mode on a pooled connection."""
+    def _run(self, statement: str, params: tuple[Any, ...] | None = None) -> Any:
+        """Run one statement in autocommit mode on a pooled connection; the first column
+        of its first row (or None)."""
         conn = self._pool.get()
         try:
-            conn.execute(statement)
+            cur = conn.execute(statement, params)
+            row = cur.fetchone() if cur.description else None
+            return row[0] if row else None
         except psycopg.Error as exc:
             translate(exc, conn, self._where, "running a statement")
         finally:
             self._pool.put(conn)
-
-
-class _Statements:
-    """The SQL this driver sends, rendered once for one table."""
-
-    def __init__(self, table: sql.Composable) -> None:
-        def render(text: str) -> str:
-            return sql.SQL(text).format(t=table).as_string(None)
-
-        self.create = render(
-            "CREATE TABLE IF NOT EXISTS {t} (key bytea PRIMARY KEY, value bytea NOT NULL)"
-        )
-        self.drop = render("DROP TABLE IF EXISTS {t}")
-        self.get = render("SELECT value FROM {t} WHERE key = %b")
-        self.get_many = render("SELECT key, value FROM {t} WHERE key = ANY(%b::bytea[])")
-        self.range_forward = render(
-            "SELECT key, value FROM {t} WHERE key >= %b AND key < %b ORDER BY key LIMIT %b"
-        )
-        self.range_reverse = render(
-            "SELECT key, value FROM {t} WHERE key >= %b AND key < %b ORDER BY key DESC LIMIT %b"
-        )
-        self.clear_ranges = render(
-            "DELETE FROM {t} USING unnest(%b::bytea[], %b::bytea[]) AS r(b, e) "
-            "WHERE {t}.key >= r.b AND {t}.key < r.e"
-        )
-        self.upsert = render(
-            "INSERT INTO {t} (key, value) SELECT * FROM unnest(%b::bytea[], %b::bytea[]) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-        )
-        self.clear_keys = render("DELETE FROM {t} WHERE key = ANY(%b::bytea[])")
-        # Row locks on everything read serializably: fails (40001) if a row changed since
-        # our snapshot, or (55P03) if a concurrent commit is writing it. See the docstring.
-        # Guards: the current values (answered even when the check then fails), then the
-        # check, which divides by zero (22012, nothing after it runs) when one differs.
-        self.guard_values = render("SELECT key, value FROM {t} WHERE key = ANY(%b::bytea[])")
-        self.guard_check = render(
-            "SELECT 1 / (SELECT CASE WHEN bool_and({t}.value IS NOT DISTINCT FROM g.v)"
-            " THEN 1 ELSE 0 END FROM unnest(%b::bytea[], %b::bytea[]) AS g(k, v)"
-            " LEFT JOIN {t} ON {t}.key = g.k)"
-        )
-        self.check_reads = render(
-            "SELECT count(*) FROM (SELECT 1 FROM {t} "
-            "JOIN unnest(%b::bytea[], %b::bytea[]) AS r(b, e) "
-            "ON {t}.key >= r.b AND {t}.key < r.e FOR SHARE OF {t} NOWAIT) AS locked"
-        )
 
 
 class _PgSnapshot(Snapshot):
@@ -296,38 +259,26 @@ class _PgSnapshot(Snapshot):
                 f"the connection to PostgreSQL at {store._where} was lost before the commit "
                 "was sent; nothing was written. Run the transaction again."
             )
-        sets = [(k, v) for k, v in request.writes if v is not None]
-        clears = [k for k, v in request.writes if v is None]
-        guarded = conn.cursor(binary=True)
-
-        def send(pipeline: psycopg.Pipeline) -> None:
-            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                conn.execute(_BEGIN, prepare=False)
-            # Prepared (a commit's statements are the same every time: parsing and planning
-            # them was most of a small commit's server time). psycopg (>= 3.3) forgets a
-            # statement whose Parse an earlier error in the pipeline made the server skip
-            # (``PrepareManager.validate``); BEGIN and COMMIT are not worth preparing.
-            cur = conn.cursor(binary=True)
-            if request.guards:
-                keys = [k for k, _ in request.guards]
-                guarded.execute(sql_.guard_values, (keys,), prepare=True)
-                cur.execute(sql_.guard_check, _columns(request.guards), prepare=True)
-            if request.clear_ranges:
-                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=True)
-            if sets:
-                cur.execute(sql_.upsert, _columns(sets), prepare=True)
-            if clears:
-                cur.execute(sql_.clear_keys, (clears,), prepare=True)
-            if request.read_ranges:
-                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=True)
-            conn.execute("COMMIT", prepare=False)
-            pipeline.sync()
-
+        # One statement: the commit function (postgres_sql.py) checks the guards, applies
+        # the writes and locks the read-conflict set. Nothing read yet: the call is the
+        # whole transaction (autocommit, at the SERIALIZABLE default the pool sets), and
+        # runs unpipelined (a pipeline costs more client CPU than the statement). A
+        # transaction that read goes on in its own: the call and COMMIT, pipelined.
+        cur = conn.cursor(binary=True)
+        params = _commit_params(request)
         try:
-            _pipelined(conn, send)
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                cur.execute(sql_.commit, params, prepare=True)
+            else:
+
+                def send(pipeline: psycopg.Pipeline) -> None:
+                    cur.execute(sql_.commit, params, prepare=True)
+                    conn.execute("COMMIT", prepare=False)
+                    pipeline.sync()
+
+                _pipelined(conn, send)
+            row = cur.fetchone()
         except psycopg.Error as exc:
-            if request.guards and sqlstate(exc) == _GUARD_FAILED:
-                _raise_guard_failed(request.guards, guarded)
             lost = CommitUnknown(
                 f"the connection to PostgreSQL at {store._where} was lost while a commit "
                 "was in flight: it may or may not have been applied (whole, if at all). "
@@ -335,6 +286,8 @@ class _PgSnapshot(Snapshot):
             )
             longest = max((len(k) for k, _ in request.writes), default=0)
             self._fail(exc, conn, "committing", lost, longest_key=longest)
+        if row is not None and row[0] is not None:
+            _raise_guard_failed(request.guards, row[0])
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -410,19 +363,32 @@ class _PgSnapshot(Snapshot):
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
-_GUARD_FAILED = "22012"  # division_by_zero: only the guard check divides
 
 
 def _raise_guard_failed(
-    guards: list[tuple[bytes, bytes | None]], found: psycopg.Cursor[Any]
+    guards: list[tuple[bytes, bytes | None]], current: list[bytes | None]
 ) -> NoReturn:
-    """Raise ``GuardFailed`` for the first guard that does not hold, from the values the
-    guard's first statement returned (the transaction rolled back: nothing was applied)."""
-    current = {bytes(k): bytes(v) for k, v in found.fetchall()}
-    for key, expected in guards:
-        if current.get(key) != expected:
-            raise GuardFailed(key, current.get(key))
+    """Raise ``GuardFailed`` for the first guard that does not hold, from the current values
+    the commit function answered (aligned with the guards; it applied nothing)."""
+    for (key, expected), found in zip(guards, current, strict=True):
+        if found != expected:
+            raise GuardFailed(key, found)
     raise StoreError("PostgreSQL reported a failed guard, but every guard holds (a bug)")
+
+
+def _commit_params(request: CommitRequest) -> tuple[list[Any] | None, ...]:
+    """The commit function's arguments (postgres_sql.py): guards, clear ranges, sets,
+    clears, read ranges, as parallel bytea[] columns (None for an empty one)."""
+    none: tuple[None, None] = (None, None)
+    sets = [(k, v) for k, v in request.writes if v is not None]
+    clears = [k for k, v in request.writes if v is None]
+    return (
+        *(_columns(request.guards) if request.guards else none),
+        *(_columns(request.clear_ranges) if request.clear_ranges else none),
+        *(_columns(sets) if sets else none),
+        clears or None,
+        *(_columns(request.read_ranges) if request.read_ranges else none),
+    )
 
 
 T = TypeVar("T")
