@@ -378,8 +378,13 @@ def _raise_guard_failed(
 
 def _commit_params(request: CommitRequest) -> tuple[list[Any] | None, ...]:
     """The commit function's arguments (postgres_sql.py): guards, clear ranges, sets,
-    clears, read ranges, as parallel bytea[] columns (None for an empty one)."""
+    clears, read ranges (less the guarded keys), as parallel bytea[] columns (None for an
+    empty one)."""
     none: tuple[None, None] = (None, None)
+    # A guarded key's row is locked by the guard itself (FOR SHARE NOWAIT, as the read
+    # check would): its read range need not be sent again.
+    guarded = {(k, k + b"\0") for k, _ in request.guards}
+    reads = [r for r in request.read_ranges if r not in guarded]
     sets = [(k, v) for k, v in request.writes if v is not None]
     clears = [k for k, v in request.writes if v is None]
     return (
@@ -387,7 +392,7 @@ def _commit_params(request: CommitRequest) -> tuple[list[Any] | None, ...]:
         *(_columns(request.clear_ranges) if request.clear_ranges else none),
         *(_columns(sets) if sets else none),
         clears or None,
-        *(_columns(request.read_ranges) if request.read_ranges else none),
+        *(_columns(reads) if reads else none),
     )
 
 

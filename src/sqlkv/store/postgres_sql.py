@@ -31,11 +31,20 @@ _NAME_MAX = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
 _ARGS = ("gk", "gv", "cb", "ce", "sk", "sv", "dk", "rb", "re")
 
 _FUNCTION_BODY = """
+DECLARE
+  found bytea;
+  answer bytea[] := ARRAY[]::bytea[];
+  holds boolean := true;
 BEGIN
-  IF gk IS NOT NULL AND NOT (SELECT bool_and(t.value IS NOT DISTINCT FROM g.v)
-      FROM unnest(gk, gv) AS g(k, v) LEFT JOIN {t} AS t ON t.key = g.k) THEN
-    RETURN ARRAY(SELECT t.value FROM unnest(gk) WITH ORDINALITY AS g(k, i)
-                 LEFT JOIN {t} AS t ON t.key = g.k ORDER BY g.i);
+  IF gk IS NOT NULL THEN
+    FOR i IN 1 .. cardinality(gk) LOOP
+      SELECT t.value INTO found FROM {t} AS t WHERE t.key = gk[i] FOR SHARE OF t NOWAIT;
+      answer := array_append(answer, found);
+      holds := holds AND found IS NOT DISTINCT FROM gv[i];
+    END LOOP;
+    IF NOT holds THEN
+      RETURN answer;
+    END IF;
   END IF;
   IF cb IS NOT NULL THEN
     DELETE FROM {t} AS t USING unnest(cb, ce) AS r(b, e) WHERE t.key >= r.b AND t.key < r.e;
