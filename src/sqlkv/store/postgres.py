@@ -378,15 +378,16 @@ def _raise_guard_failed(
 
 def _commit_params(request: CommitRequest) -> tuple[list[Any] | None, ...]:
     """The commit function's arguments (postgres_sql.py): guards, clear ranges, sets,
-    clears, read ranges (less the guarded keys), as parallel bytea[] columns (None for an
-    empty one)."""
+    clears, read ranges (less keys both guarded and written), as parallel bytea[] columns
+    (None for an empty one)."""
     none: tuple[None, None] = (None, None)
-    # A guarded key's row is locked by the guard itself (FOR SHARE NOWAIT, as the read
-    # check would): its read range need not be sent again.
-    guarded = {(k, k + b"\0") for k, _ in request.guards}
-    reads = [r for r in request.read_ranges if r not in guarded]
     sets = [(k, v) for k, v in request.writes if v is not None]
     clears = [k for k, v in request.writes if v is None]
+    # A key both guarded and written needs no read check: writing it locks its row and
+    # fails (40001) if it changed since the snapshot, as the check's FOR SHARE would.
+    written = {k for k, _ in request.writes}
+    skip = {(k, k + b"\0") for k, _ in request.guards if k in written}
+    reads = [r for r in request.read_ranges if r not in skip] if skip else request.read_ranges
     return (
         *(_columns(request.guards) if request.guards else none),
         *(_columns(request.clear_ranges) if request.clear_ranges else none),

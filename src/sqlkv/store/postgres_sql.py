@@ -38,7 +38,7 @@ DECLARE
 BEGIN
   IF gk IS NOT NULL THEN
     FOR i IN 1 .. cardinality(gk) LOOP
-      SELECT t.value INTO found FROM {t} AS t WHERE t.key = gk[i] FOR SHARE OF t NOWAIT;
+      SELECT t.value INTO found FROM {t} AS t WHERE t.key = gk[i];
       answer := array_append(answer, found);
       holds := holds AND found IS NOT DISTINCT FROM gv[i];
     END LOOP;
