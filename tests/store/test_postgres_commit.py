@@ -55,7 +55,9 @@ def admin(pg_url: str) -> Iterator[Admin]:
 
 
 def function_oid(admin: Admin, table: str) -> int | None:
-    signature = commit_function_name(table).as_string(None) + "(" + ", ".join(["bytea[]"] * 9) + ")"
+    signature = (
+        commit_function_name(table).as_string(None) + "(" + ", ".join(["bytea[]"] * 10) + ")"
+    )
     row = admin.execute("SELECT to_regprocedure(%s)::oid", (signature,)).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
@@ -248,6 +250,26 @@ def test_a_guarded_write_waiting_on_a_writer_that_commits_conflicts_then_fails_i
     assert outcome[0].current == b"v9"
     assert len(attempts) == 2  # the first attempt conflicted (40001), the retry saw v9
     assert pg.transact(lambda tr: tr.get(b"m")) == b"v9"
+
+
+def test_a_guarded_key_deleted_since_the_snapshot_conflicts_though_it_is_written(
+    pg: PostgresStore,
+) -> None:
+    """The guard compares at the snapshot; the read check (FOR SHARE of the version the
+    snapshot saw) catches the delete that an upsert alone would not (it inserts anew)."""
+    put(pg, {b"m": b"v1", b"r": b"x"})
+    tr = pg.begin()
+    try:
+        assert tr.get(b"r") == b"x"  # the snapshot
+        pg.transact(lambda other: other.clear(b"m"))
+        tr.guard(b"m", b"v1")
+        tr.set(b"m", b"v2")
+        with pytest.raises(ConflictError) as info:
+            tr.commit()
+    finally:
+        tr.close()
+    assert getattr(info.value.__cause__, "sqlstate", None) == "40001"
+    assert pg.transact(lambda tr: tr.get(b"m")) is None
 
 
 def test_a_guarded_commit_makes_a_serializable_reader_writer_of_the_key_conflict(

@@ -12,12 +12,15 @@ bytes, so a key longer than about 2.7 kB (if it does not compress) is refused wi
 
 Transactions: one PostgreSQL transaction at SERIALIZABLE per store transaction, on a
 pooled connection. ``BEGIN`` travels with the first read, so the snapshot is taken by the
-first read (or by the commit, for a transaction that only writes). Each read is one
-SELECT. A commit is one round trip, pipelined: clear ranges (``DELETE ... key >= AND key
-<``), then every set as one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO
-UPDATE``, then every clear as one ``DELETE ... key = ANY(...)``, then the read check below,
-then ``COMMIT``. A read-only transaction ends with ``ROLLBACK`` when it is closed, which
-also drops it from PostgreSQL's conflict bookkeeping at once.
+first read. Each read is one SELECT. A commit is one statement, the table's commit
+function (``postgres_sql.py``, created with the table): it checks the guards, deletes the
+clear ranges, upserts every set (``INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO
+UPDATE``), deletes every clear, then runs the read check below. A transaction that read
+nothing sends that one statement alone, outside ``BEGIN`` (autocommit: the statement is
+the transaction, at the SERIALIZABLE default every pooled connection sets); one that read
+pipelines it with ``COMMIT``. Either way one round trip. A read-only transaction ends with
+``ROLLBACK`` when it is closed, which also drops it from PostgreSQL's conflict bookkeeping
+at once.
 
 Conflicts: what PostgreSQL gives, and what this driver adds (a decision)
 ------------------------------------------------------------------------
@@ -93,9 +96,9 @@ transactions in one thread must not deadlock on the pool). Defaults added to the
 unless it sets them: ``connect_timeout=5``, ``application_name=sqlkv`` and TCP
 keepalives. Messages name the server as host:port/dbname and never carry the password.
 
-This module is the driver: the store, its SQL and its snapshots. The URL and the pool
-are in ``postgres_conn.py``, the error table and connection-loss tests in
-``postgres_errors.py``.
+This module is the driver: the store and its snapshots. The SQL and the schema (table and
+commit function) are in ``postgres_sql.py``, the URL and the pool in ``postgres_conn.py``,
+the error table and connection-loss tests in ``postgres_errors.py``.
 """
 
 from __future__ import annotations
@@ -378,22 +381,24 @@ def _raise_guard_failed(
 
 def _commit_params(request: CommitRequest) -> tuple[list[Any] | None, ...]:
     """The commit function's arguments (postgres_sql.py): guards, clear ranges, sets,
-    clears, read ranges (less keys both guarded and written), as parallel bytea[] columns
-    (None for an empty one)."""
+    clears, read keys, read ranges, as parallel bytea[] columns (None for an empty one)."""
     none: tuple[None, None] = (None, None)
     sets = [(k, v) for k, v in request.writes if v is not None]
     clears = [k for k, v in request.writes if v is None]
-    # A key both guarded and written needs no read check: writing it locks its row and
-    # fails (40001) if it changed since the snapshot, as the check's FOR SHARE would.
-    written = {k for k, _ in request.writes}
-    skip = {(k, k + b"\0") for k, _ in request.guards if k in written}
-    reads = [r for r in request.read_ranges if r not in skip] if skip else request.read_ranges
+    # A read range of one key (every guard's, every get) is checked by an indexed lookup.
+    keys, ranges = [], []
+    for begin, end in request.read_ranges:
+        if end == begin + b"\0":
+            keys.append(begin)
+        else:
+            ranges.append((begin, end))
     return (
         *(_columns(request.guards) if request.guards else none),
         *(_columns(request.clear_ranges) if request.clear_ranges else none),
         *(_columns(sets) if sets else none),
         clears or None,
-        *(_columns(reads) if reads else none),
+        keys or None,
+        *(_columns(ranges) if ranges else none),
     )
 
 

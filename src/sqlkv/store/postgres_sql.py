@@ -26,9 +26,9 @@ COMMIT_FUNCTION_VERSION = 1
 _NAME_MAX = 63  # PostgreSQL's identifier length (NAMEDATALEN - 1)
 
 # The commit function's arguments, all bytea[] (NULL = none): guards (keys, expected
-# values), clear ranges (begins, ends), sets (keys, values), clears (keys), read ranges
-# (begins, ends).
-_ARGS = ("gk", "gv", "cb", "ce", "sk", "sv", "dk", "rb", "re")
+# values), clear ranges (begins, ends), sets (keys, values), clears (keys), the read
+# ranges of one key (their keys: an indexed lookup) and the other read ranges (begins, ends).
+_ARGS = ("gk", "gv", "cb", "ce", "sk", "sv", "dk", "rk", "rb", "re")
 
 _FUNCTION_BODY = """
 DECLARE
@@ -55,6 +55,9 @@ BEGIN
   END IF;
   IF dk IS NOT NULL THEN
     DELETE FROM {t} WHERE key = ANY(dk);
+  END IF;
+  IF rk IS NOT NULL THEN
+    PERFORM 1 FROM {t} AS t WHERE t.key = ANY(rk) FOR SHARE OF t NOWAIT;
   END IF;
   IF rb IS NOT NULL THEN
     PERFORM 1 FROM {t} AS t JOIN unnest(rb, re) AS r(b, e) ON t.key >= r.b AND t.key < r.e
