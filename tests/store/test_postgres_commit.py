@@ -20,7 +20,13 @@ from drivers import postgres_url
 from sqlkv.errors import ConflictError, GuardFailed
 from sqlkv.store import RetryPolicy, Transaction
 from sqlkv.store.postgres import PostgresStore
-from sqlkv.store.postgres_sql import COMMIT_FUNCTION_VERSION, commit_function_name
+from sqlkv.store.postgres_sql import (
+    COMMIT_FUNCTION_VERSION,
+    CommitCall,
+    commit_function_name,
+    decode_bytea_array,
+    encode_bytea_array,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -151,18 +157,23 @@ def test_dropping_the_store_removes_the_function(pg_url: str, table: str, admin:
 # ---------------------------------------------------------------------- the call
 
 
-def test_a_commit_that_read_nothing_is_one_statement_at_serializable(
+def test_a_commit_that_read_nothing_is_one_call_at_serializable(
     pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put(pg, {b"m": b"v1"})
-    sent: list[str] = []
-    real = psycopg.Cursor.execute
+    calls: list[str] = []
+    real_call, real_execute = CommitCall.__call__, psycopg.Cursor.execute
 
-    def spy(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
-        sent.append(str(query))
-        return real(self, query, *args, **kw)
+    def call(self: CommitCall, *args: Any) -> Any:
+        calls.append("function")
+        return real_call(self, *args)
 
-    monkeypatch.setattr(psycopg.Cursor, "execute", spy)
+    def execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(str(query))
+        return real_execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(CommitCall, "__call__", call)
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
     tr = pg.begin()
     try:
         tr.guard(b"m", b"v1")
@@ -172,13 +183,26 @@ def test_a_commit_that_read_nothing_is_one_statement_at_serializable(
     finally:
         tr.close()
     monkeypatch.undo()
-    assert len(sent) == 1 and "_commit_v" in sent[0]
+    assert calls == ["function"]
+    assert pg.transact(lambda tr: (tr.get(b"m"), tr.get(b"n"))) == (b"v2", b"x")
     conn = pg._pool.get()
     try:
         row = conn.execute("SHOW default_transaction_isolation").fetchone()
     finally:
         pg._pool.put(conn)
     assert row == ("serializable",)
+
+
+@pytest.mark.parametrize(
+    "items", [[], [b""], [b"a", None, b"\x00\xff" * 3000], [None], [bytes(range(256))]]
+)
+def test_bytea_arrays_round_trip_through_the_server(
+    admin: Admin, items: list[bytes | None]
+) -> None:
+    encoded = encode_bytea_array(items)
+    result = admin.pgconn.exec_params(b"SELECT $1::bytea[]", [encoded], [1001], [1], 1)
+    assert result.get_value(0, 0) is not None
+    assert decode_bytea_array(result.get_value(0, 0) or b"") == items
 
 
 def test_a_failed_guard_after_a_read_applies_nothing_and_frees_the_connection(

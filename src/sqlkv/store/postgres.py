@@ -135,7 +135,7 @@ from sqlkv.store.postgres_errors import (
     sqlstate,
     translate,
 )
-from sqlkv.store.postgres_sql import Statements, commit_function_name
+from sqlkv.store.postgres_sql import CommitCall, Statements, commit_function_name
 from sqlkv.store.ranges import RangeRead
 
 __all__ = ["DEFAULT_TABLE", "MAX_INDEXED_KEY_BYTES", "PostgresStore"]
@@ -172,6 +172,7 @@ class PostgresStore(Store):
         conninfo = make_conninfo("", **{**CONNECTION_DEFAULTS, **params})
         self._pool = Pool(conninfo, pool_size, self._where)
         self._sql = Statements(ident, commit_function_name(table))
+        self._call = CommitCall(self._sql)
         try:
             self._create_schema()
         except BaseException:
@@ -264,15 +265,16 @@ class _PgSnapshot(Snapshot):
             )
         # One statement: the commit function (postgres_sql.py) checks the guards, applies
         # the writes and locks the read-conflict set. Nothing read yet: the call is the
-        # whole transaction (autocommit, at the SERIALIZABLE default the pool sets), and
-        # runs unpipelined (a pipeline costs more client CPU than the statement). A
-        # transaction that read goes on in its own: the call and COMMIT, pipelined.
-        cur = conn.cursor(binary=True)
+        # whole transaction (autocommit, at the SERIALIZABLE default the pool sets), sent
+        # straight to libpq (CommitCall: psycopg's cursor cost more client CPU than the
+        # call). A transaction that read goes on in its own: the call and COMMIT, pipelined.
         params = _commit_params(request)
+        answer: list[bytes | None] | None
         try:
             if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                cur.execute(sql_.commit, params, prepare=True)
+                answer = store._call(conn, params)
             else:
+                cur = conn.cursor(binary=True)
 
                 def send(pipeline: psycopg.Pipeline) -> None:
                     cur.execute(sql_.commit, params, prepare=True)
@@ -280,7 +282,8 @@ class _PgSnapshot(Snapshot):
                     pipeline.sync()
 
                 _pipelined(conn, send)
-            row = cur.fetchone()
+                row = cur.fetchone()
+                answer = row[0] if row else None
         except psycopg.Error as exc:
             lost = CommitUnknown(
                 f"the connection to PostgreSQL at {store._where} was lost while a commit "
@@ -289,19 +292,17 @@ class _PgSnapshot(Snapshot):
             )
             longest = max((len(k) for k, _ in request.writes), default=0)
             self._fail(exc, conn, "committing", lost, longest_key=longest)
-        if row is not None and row[0] is not None:
-            _raise_guard_failed(request.guards, row[0])
+        if answer is not None:
+            _raise_guard_failed(request.guards, answer)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
         status = conn.info.transaction_status
-        if status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.Error:
-                conn.close()
+        in_transaction = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+        if status in in_transaction and not _rolled_back(conn):
+            conn.close()
         self._store._pool.put(conn)
 
     # ------------------------------------------------------------------ helpers
@@ -366,6 +367,15 @@ class _PgSnapshot(Snapshot):
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+
+
+def _rolled_back(conn: Connection) -> bool:
+    """ROLLBACK straight through libpq: psycopg answers a ROLLBACK it runs by deallocating
+    every prepared statement (one more round trip, and the reads prepared again)."""
+    try:
+        return conn.pgconn.exec_(b"ROLLBACK").status == pq.ExecStatus.COMMAND_OK
+    except psycopg.Error:
+        return False
 
 
 def _raise_guard_failed(
