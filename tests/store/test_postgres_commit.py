@@ -193,6 +193,17 @@ def test_a_commit_that_read_nothing_is_one_call_at_serializable(
     assert row == ("serializable",)
 
 
+def test_a_commit_prepares_its_call_again_after_it_was_deallocated(pg: PostgresStore) -> None:
+    put(pg, {b"a": b"1"})
+    conn = pg._pool.get()
+    try:
+        conn.execute("DEALLOCATE ALL")
+    finally:
+        pg._pool.put(conn)
+    put(pg, {b"b": b"2"})
+    assert pg.transact(lambda tr: tr.get_range(b"", b"\xff")) == [(b"a", b"1"), (b"b", b"2")]
+
+
 @pytest.mark.parametrize(
     "items", [[], [b""], [b"a", None, b"\x00\xff" * 3000], [None], [bytes(range(256))]]
 )
