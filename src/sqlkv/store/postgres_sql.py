@@ -49,15 +49,15 @@ _ARGS = ("gk", "gv", "cb", "ce", "sk", "sv", "dk", "rk", "rb", "re")
 
 _FUNCTION_BODY = """
 DECLARE
-  found bytea;
+  stored bytea;
   answer bytea[] := ARRAY[]::bytea[];
   holds boolean := true;
 BEGIN
   IF gk IS NOT NULL THEN
     FOR i IN 1 .. cardinality(gk) LOOP
-      SELECT t.value INTO found FROM {t} AS t WHERE t.key = gk[i];
-      answer := array_append(answer, found);
-      holds := holds AND found IS NOT DISTINCT FROM gv[i];
+      SELECT t.value INTO stored FROM {t} AS t WHERE t.key = gk[i];
+      answer := array_append(answer, stored);
+      holds := holds AND stored IS NOT DISTINCT FROM gv[i];
     END LOOP;
     IF NOT holds THEN
       RETURN answer;
