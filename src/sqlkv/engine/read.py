@@ -3,9 +3,11 @@
 A page above ``db_size_pages`` is absent (None). A page with a PIDX row is read from the
 DELTA part the row names; any other page from its shard; a page found in neither was never
 written and reads as zeros. Each LTX blob is fetched and indexed once per call, and only
-the requested frames are decompressed. Every chunk is checked before use (``seal``): a
-damaged or missing chunk, a PIDX row naming a missing delta part, or a part that does not
-hold the page its row names raises ``CorruptionError`` and is never returned as page data.
+the requested frames are decompressed, from the checked chunks as they came (never joined:
+a point read copies one frame, not the 256 KiB shard). Every chunk is checked before use
+(``seal``): a damaged or missing chunk, a PIDX row naming a missing delta part, or a part
+that does not hold the page its row names raises ``CorruptionError`` and is never returned
+as page data.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from sqlkv.engine.blob_index import page_index
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
-from sqlkv.engine.seal import join_chunks
+from sqlkv.engine.seal import chunk_payloads
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page
+from sqlkv.ltx.decoder import SplitFile
 from sqlkv.store.ranges import RangeRead
 
 if TYPE_CHECKING:
@@ -131,7 +134,7 @@ class PageSource:
             if not rows:
                 out.update(dict.fromkeys(wanted, zero))
                 continue
-            blob = join_chunks(self.keys, rows)
+            blob = SplitFile(chunk_payloads(self.keys, rows))  # not joined: one frame each
             try:
                 index = page_index(rows, blob)
                 for pgno in wanted:
