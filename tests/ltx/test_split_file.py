@@ -10,7 +10,7 @@ import pytest
 
 from sqlkv.errors import LtxError
 from sqlkv.ltx import LtxHeader, encode, read_page, read_page_index
-from sqlkv.ltx.decoder import SplitFile
+from sqlkv.ltx.decoder import SplitFile, scan_pages
 
 
 def _file(seed: int) -> tuple[bytes, list[tuple[int, bytes]]]:
@@ -62,3 +62,17 @@ def test_a_corrupt_frame_in_a_split_file_is_an_ltx_error_naming_its_offset() -> 
     damaged[entry.offset + 13] ^= 0xFF
     with pytest.raises(LtxError, match=f"file offset {entry.offset}"):
         read_page(_split(bytes(damaged), [entry.offset + 7]), pages[5][0], index)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scan_pages_walks_the_frames_of_a_prefix(seed: int) -> None:
+    data, pages = _file(seed)
+    have = dict(pages)
+    wanted = [pages[3][0], pages[0][0], 1, pages[-1][0], 199]
+    expect = {p: have.get(p) for p in wanted}
+    assert scan_pages(_split(data, [len(data) // 3]), wanted) == expect
+    last = read_page_index(data)[pages[10][0]]
+    prefix = _split(data[: last.offset + last.size], [50, last.offset + 3])
+    assert scan_pages(prefix, [pages[10][0]]) == {pages[10][0]: have[pages[10][0]]}
+    assert scan_pages(prefix, [pages[11][0]]) is None, "past the prefix: undecided"
+    assert scan_pages(prefix, [pages[10][0] + 1]) is None, "the next frame header is past it"

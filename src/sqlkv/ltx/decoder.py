@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
+from collections.abc import Sequence
 from operator import itemgetter
 
 import lz4.block
@@ -53,6 +54,7 @@ __all__ = [
     "read_header",
     "read_page",
     "read_page_index",
+    "scan_pages",
 ]
 
 BytesLike = bytes | bytearray | memoryview
@@ -372,6 +374,60 @@ def read_page(
             f"{decoded[0]}"
         )
     return decoded[1]
+
+
+def max_frame_size(page_size: int) -> int:
+    """The largest block frame a page of ``page_size`` can have: page header, size field and
+    LZ4's worst case for incompressible input (``LZ4_compressBound``)."""
+    return PAGE_HEADER_SIZE + _SIZE_FIELD + page_size + page_size // 255 + 16
+
+
+def scan_pages(data: FileLike, pgnos: Sequence[int]) -> dict[int, bytes | None] | None:
+    """The pages ``pgnos`` (None for one the file lacks), found by walking the frames from the
+    header instead of through the page index: for a file of which only a prefix is at hand.
+
+    Returns None when the walk cannot decide within ``data`` (it ends before a wanted page
+    was reached or passed) or meets a legacy frame: read the whole file and use the index.
+    Every frame it decodes is checked as ``read_page`` checks it; the page numbers it walks
+    over must ascend.
+    """
+    page_size = read_header(_span(data, 0, HEADER_SIZE)).page_size
+    want = sorted(set(pgnos))
+    out: dict[int, bytes | None] = {}
+    size, pos, prev, i = len(data), HEADER_SIZE, 0, 0
+    while i < len(want):
+        if pos + PAGE_HEADER_SIZE > size:
+            return None
+        head = _span(data, pos, pos + PAGE_HEADER_SIZE + _SIZE_FIELD)
+        pgno, flags = _PAGE_HEADER.unpack_from(head)
+        if pgno == 0:
+            if flags:
+                raise LtxError(f"page header at offset {pos} has pgno 0 and flags 0x{flags:04x}")
+            break  # the end of the page block: the rest are absent
+        if flags != PAGE_HEADER_FLAG_SIZE:
+            if flags == 0:
+                return None  # a legacy frame (its length is found by parsing it)
+            raise LtxError(f"invalid page header flags 0x{flags:04x} for page {pgno} at {pos}")
+        if len(head) < PAGE_HEADER_SIZE + _SIZE_FIELD:
+            return None  # its size field lies past what is at hand
+        if pgno <= prev:
+            raise LtxError(f"out-of-order page numbers: page {pgno} follows page {prev}")
+        end = pos + PAGE_HEADER_SIZE + _SIZE_FIELD + _U32.unpack_from(head, PAGE_HEADER_SIZE)[0]
+        while i < len(want) and want[i] < pgno:
+            out[want[i]] = None
+            i += 1
+        if i < len(want) and want[i] == pgno:
+            if end > size:
+                return None
+            frame = memoryview(_span(data, pos, end))
+            decoded = _read_frame(frame, 0, len(frame), page_size)
+            if decoded is None or decoded[2] != len(frame):
+                raise LtxError(f"the frame of page {pgno} at offset {pos} is malformed")
+            out[pgno] = decoded[1]
+            i += 1
+        prev, pos = pgno, end
+    out.update(dict.fromkeys(want[i:]))
+    return out
 
 
 def decode(data: BytesLike, *, verify_checksum: bool = True) -> LtxFile:
