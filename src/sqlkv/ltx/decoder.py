@@ -79,6 +79,10 @@ class SplitFile:
     def __len__(self) -> int:
         return self._size
 
+    def pieces(self) -> tuple[list[memoryview], list[int]]:
+        """The pieces and the file offset where each ends."""
+        return self._parts, self._ends
+
     def span(self, start: int, end: int) -> BytesLike:
         """Bytes ``start:end`` (clipped to the file): a view when one piece holds them."""
         end = min(end, self._size)
@@ -104,6 +108,7 @@ def _span(data: FileLike, start: int, end: int) -> BytesLike:
 
 _PAGE_HEADER = struct.Struct(">IH")
 _U32 = struct.Struct(">I")
+_FRAME_HEAD = struct.Struct(">IHI")  # a block frame's page header and size field
 _U32_LE = struct.Struct("<I")
 _U64 = struct.Struct(">Q")
 _SIZE_FIELD = 4
@@ -395,11 +400,22 @@ def scan_pages(data: FileLike, pgnos: Sequence[int]) -> dict[int, bytes | None] 
     want = sorted(set(pgnos))
     out: dict[int, bytes | None] = {}
     size, pos, prev, i = len(data), HEADER_SIZE, 0, 0
+    parts, ends = data.pieces() if isinstance(data, SplitFile) else ([memoryview(data)], [size])
+    k, view, base, piece_end = 0, parts[0], 0, ends[0]
     while i < len(want):
-        if pos + PAGE_HEADER_SIZE > size:
+        while pos >= piece_end and k + 1 < len(parts):
+            k += 1
+            view, base, piece_end = parts[k], piece_end, ends[k]
+        if pos + _FRAME_HEAD.size <= piece_end:  # the usual case: read in place
+            pgno, flags, length = _FRAME_HEAD.unpack_from(view, pos - base)
+            sized = True
+        elif pos + PAGE_HEADER_SIZE > size:
             return None
-        head = _span(data, pos, pos + PAGE_HEADER_SIZE + _SIZE_FIELD)
-        pgno, flags = _PAGE_HEADER.unpack_from(head)
+        else:
+            head = _span(data, pos, pos + _FRAME_HEAD.size)
+            pgno, flags = _PAGE_HEADER.unpack_from(head)
+            sized = len(head) == _FRAME_HEAD.size
+            length = _U32.unpack_from(head, PAGE_HEADER_SIZE)[0] if sized else 0
         if pgno == 0:
             if flags:
                 raise LtxError(f"page header at offset {pos} has pgno 0 and flags 0x{flags:04x}")
@@ -408,11 +424,11 @@ def scan_pages(data: FileLike, pgnos: Sequence[int]) -> dict[int, bytes | None] 
             if flags == 0:
                 return None  # a legacy frame (its length is found by parsing it)
             raise LtxError(f"invalid page header flags 0x{flags:04x} for page {pgno} at {pos}")
-        if len(head) < PAGE_HEADER_SIZE + _SIZE_FIELD:
+        if not sized:
             return None  # its size field lies past what is at hand
         if pgno <= prev:
             raise LtxError(f"out-of-order page numbers: page {pgno} follows page {prev}")
-        end = pos + PAGE_HEADER_SIZE + _SIZE_FIELD + _U32.unpack_from(head, PAGE_HEADER_SIZE)[0]
+        end = pos + _FRAME_HEAD.size + length
         while i < len(want) and want[i] < pgno:
             out[want[i]] = None
             i += 1
