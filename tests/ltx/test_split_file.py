@@ -10,7 +10,8 @@ import pytest
 
 from sqlkv.errors import LtxError
 from sqlkv.ltx import LtxHeader, encode, read_page, read_page_index
-from sqlkv.ltx.decoder import SplitFile, scan_pages
+from sqlkv.ltx.decoder import SplitFile
+from sqlkv.ltx.walk import scan_pages
 
 
 def _file(seed: int) -> tuple[bytes, list[tuple[int, bytes]]]:

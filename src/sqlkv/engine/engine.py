@@ -41,7 +41,6 @@ from sqlkv.engine.metrics import EngineMetrics
 from sqlkv.engine.pidx import PidxCache, tag_of
 from sqlkv.engine.read import PageSource, check_pgnos
 from sqlkv.engine.rewind import AckedHeads
-from sqlkv.engine.seal import chunk_payload_size
 from sqlkv.engine.stage import finalize, stage_pages
 from sqlkv.engine.takeover import Guess, open_database
 from sqlkv.engine.verify import VerifyReport, verify_database
@@ -162,7 +161,7 @@ class Engine(HistoryOps):
             if cached is not None:
                 # One round trip: META and the blobs the cached map names, at once; used
                 # when META still has the map's tag, else the call goes on from this META.
-                source = PageSource(keys, *cached, chunk_payload_size(tr.limits.max_value_bytes))
+                source = PageSource(keys, *cached, tr.limits)
                 plan = source.plan(wanted)
                 meta, *blobs = tr.get_ranges(
                     [(keys.meta, key_after(keys.meta), 0, False), *plan.ranges],
@@ -181,12 +180,7 @@ class Engine(HistoryOps):
             if cached is not None and tag_of(head) == tag_of(cached[0]):
                 sources[:] = [source]
                 return head, source.decode(plan, blobs, tr)
-            source = PageSource(
-                keys,
-                head,
-                self.pidx.rows_for(tr, db, keys, head),
-                chunk_payload_size(tr.limits.max_value_bytes),
-            )
+            source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head), tr.limits)
             sources[:] = [source]
             return head, source.read(tr, wanted)
 

@@ -20,11 +20,13 @@ from sqlkv.engine.blob_index import page_index
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
-from sqlkv.engine.seal import CHUNK_OVERHEAD, TAG_SIZE, chunk_payloads
+from sqlkv.engine.seal import CHUNK_OVERHEAD, TAG_SIZE, chunk_payload_size, chunk_payloads
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page
-from sqlkv.ltx.decoder import SplitFile, max_frame_size, scan_pages
+from sqlkv.ltx.decoder import SplitFile
 from sqlkv.ltx.header import HEADER_SIZE
+from sqlkv.ltx.walk import max_frame_size, scan_pages
+from sqlkv.store.limits import Limits
 from sqlkv.store.ranges import RangeRead
 
 if TYPE_CHECKING:
@@ -57,13 +59,23 @@ class ReadPlan:
 class PageSource:
     """Where each page lives as of one head, and how many came from deltas vs shards."""
 
-    def __init__(self, keys: DbKeys, head: Head, pidx: PidxMap, chunk_bytes: int = 0) -> None:
-        """``chunk_bytes``: the LTX bytes one stored chunk holds (``seal.chunk_payload_size``
-        of the store's value limit); given, a shard is read only up to the chunk that must
-        hold the last wanted page's frame (``shard_chunks``), else whole."""
+    def __init__(
+        self,
+        keys: DbKeys,
+        head: Head,
+        pidx: PidxMap,
+        limits: Limits | None = None,
+        *,
+        chunk_bytes: int | None = None,
+    ) -> None:
+        """``limits``: the store's; given, a shard is read only up to the chunk that must
+        hold the last wanted page's frame (``shard_chunks``, with ``chunk_bytes`` of LTX per
+        chunk: ``seal.chunk_payload_size`` of the value limit), else whole."""
         self.keys = keys
         self.head = head
         self.pidx = pidx
+        if chunk_bytes is None:
+            chunk_bytes = chunk_payload_size(limits.max_value_bytes) if limits else 0
         self.chunk_bytes = chunk_bytes
         self.from_deltas = 0
         self.from_shards = 0

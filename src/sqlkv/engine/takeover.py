@@ -39,7 +39,7 @@ from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxMap, freeze, parse_rows
 from sqlkv.engine.read import BlobId, PageSource, Rows, check_pgnos
 from sqlkv.engine.retention import put_window
-from sqlkv.engine.seal import chunk_payload_size, unseal
+from sqlkv.engine.seal import unseal
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
 
@@ -136,7 +136,7 @@ def open_database(
     frozen = freeze(pidx)
     have = dict(zip(guessed, blobs, strict=True))
     have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == PROBE_CHUNKS))
-    source = PageSource(keys, head, frozen, chunk_payload_size(ledger.limits.max_value_bytes))
+    source = PageSource(keys, head, frozen, ledger.limits)
     pages = source.read(ledger, wanted, "read_pages", have) if wanted else {}
     return TakeoverOutcome(
         head,
