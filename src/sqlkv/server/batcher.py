@@ -4,12 +4,12 @@ soon as that transaction has landed.
 
 A session (``session.py``) hands a decoded, authorized COMMIT to ``CommitBatcher.submit``
 as a ``Job`` and goes back to reading its socket: the job's answer is sent by whoever
-lands its group. When no group is landing, the submitting thread lands its own at once
-(one commit alone costs no thread switch); while one lands, later jobs queue, and the
+lands its group. While fewer than ``in_flight`` (1) groups are landing, the submitting
+thread lands its own at once (no thread switch); otherwise jobs queue, and the
 batcher's own thread lands them as the next group (in arrival order, at most
 ``max_group`` jobs, at most one per database: a second commit of a database waits for
-the next group). So under load one thread commits for all connections, and each
-connection's thread only reads and decodes.
+the next group). So under load the batcher's thread commits for the connections, and
+each connection's thread only reads and decodes.
 
 The answer is sent without blocking (``Session.complete``); a client that does not read
 its socket gets the rest from a thread of its own, so it never stalls the group. A session
@@ -59,12 +59,16 @@ class CommitBatcher:
     """Lands queued jobs in groups, one group at a time, with ``land(jobs)`` (which answers
     every job it is given, whatever happens)."""
 
-    def __init__(self, land: Callable[[list[Job]], None], max_group: int) -> None:
+    def __init__(
+        self, land: Callable[[list[Job]], None], max_group: int, in_flight: int = 1
+    ) -> None:
         self._land = land
         self.max_group = max_group
+        self.in_flight = in_flight
         self._lock = threading.Lock()
         self._queue: deque[Job] = deque()
-        self._busy = False  # a group is landing, or the batcher's thread is about to
+        self._landing = 0  # threads landing a group now (the batcher's thread included)
+        self._thread_active = False  # the batcher's thread lands, or is about to
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -73,14 +77,15 @@ class CommitBatcher:
         """Queue ``job``; when no group is landing, land it now on this thread."""
         with self._lock:
             self._queue.append(job)
-            if self._busy:
+            if self._landing >= self.in_flight:
                 return
-            self._busy = True
+            self._landing += 1
         self._land_next()
         with self._lock:
-            if not self._queue:
-                self._busy = False
+            if not self._queue or self._thread_active:  # nothing left, or the thread has it
+                self._landing -= 1
                 return
+            self._thread_active = True  # this thread's place passes to the batcher's
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="sqlkv-group-commit", daemon=True
@@ -105,11 +110,14 @@ class CommitBatcher:
                 self._land_next()
                 with self._lock:
                     if not self._queue:
-                        self._busy = False
+                        self._thread_active = False
+                        self._landing -= 1
                         break
 
     def _land_next(self) -> None:
         group = self._take()
+        if not group:  # another lander took the queue first
+            return
         try:
             self._land(group)
         except Exception:  # land answers every job itself; this is a bug, keep serving
