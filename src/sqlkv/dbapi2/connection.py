@@ -470,3 +470,13 @@ class Connection:
 
 
 cursor_module.connection_class = Connection
+if cursor_module._speedups is not None:  # Connection.execute in C (docs/python-dbapi.md §8)
+    cursor_module._speedups.install(
+        Cursor,
+        Connection,
+        cursor_module._KINDS,
+        cursor_module.execute_general,
+        cursor_module._raise_mapped,
+        exceptions.translate,
+        exceptions.binding_error,
+    )
