@@ -284,13 +284,18 @@ execute(PyObject *connection, PyObject *const *args, Py_ssize_t nargs)
                             nargs);
     PyObject *sql = args[0];
     PyObject *parameters = nargs == 2 ? args[1] : NULL;
-    PyObject *kind = NULL;
+    long k = -1; /* the statement's kind (statement.kinds), -1 when not known */
     if (PyUnicode_CheckExact(sql)) {
-        kind = PyDict_GetItemWithError(kinds, sql); /* borrowed */
+        PyObject *kind = PyDict_GetItemWithError(kinds, sql); /* borrowed: read at once */
         if (kind == NULL && PyErr_Occurred())
             return NULL;
+        if (kind != NULL) {
+            k = PyLong_AsLong(kind);
+            if (k == -1 && PyErr_Occurred())
+                return NULL;
+        }
     }
-    int same = kind == NULL ? 0 : on_owner_thread(connection);
+    int same = k < 0 ? 0 : on_owner_thread(connection);
     if (same < 0)
         return NULL;
     if (!same) {
@@ -305,9 +310,6 @@ execute(PyObject *connection, PyObject *const *args, Py_ssize_t nargs)
         }
         return PyObject_Vectorcall(slow_execute, call, 3, NULL);
     }
-    long k = PyLong_AsLong(kind);
-    if (k == -1 && PyErr_Occurred())
-        return NULL;
     PyObject *empty = NULL;
     if (parameters == NULL) {
         parameters = empty = PyTuple_New(0);
@@ -357,9 +359,10 @@ execute(PyObject *connection, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(cur);
     cursor->apsw = cur;
     {
-        PyObject *call[3] = {cur, sql, parameters};
-        res = PyObject_VectorcallMethod(s_execute, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                        NULL);
+        /* call[0] is free for the callee (PY_VECTORCALL_ARGUMENTS_OFFSET) */
+        PyObject *call[4] = {NULL, cur, sql, parameters};
+        res = PyObject_VectorcallMethod(s_execute, call + 1,
+                                        3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
     if (res == NULL) {
         reraise_mapped(binding_error);
