@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     print(environment(scale, []))
     from sqlkv.dbapi2 import cursor
 
-    built = cursor._speedups is not None
+    built = getattr(cursor, "_speedups", None) is not None  # (older trees have no C code)
     print(
         "- sqlkv.dbapi2 hot paths: "
         + ("C (`_speedups`)" if built else "pure Python (`_speedups` not built or disabled)")

@@ -7,6 +7,8 @@
  *   while rows are plain (no row_factory, str text, no converters).
  * - execute: Connection.execute (execute_on_new_cursor) for a statement seen before on
  *   the owner's thread; anything else goes to the Python code.
+ * - ConnectionBase: the base type of sqlkv.dbapi2.Connection holding the attributes the
+ *   hot paths read (_fast_thread, _apsw, row_factory, _begins, _plain_text) as C fields.
  *
  * Whatever is not the plain case calls back into Python (install() passes the helpers),
  * so the behaviour is the Python code's. */
@@ -28,6 +30,19 @@ typedef struct {
     PyObject *rowcount;
 } CursorBase;
 
+/* the state of sqlkv.dbapi2.Connection that the hot paths read, as C fields (Python code
+ * reads and writes them as attributes, exactly as before) */
+typedef struct {
+    PyObject_HEAD
+    PyObject *fast_thread;
+    PyObject *apsw;
+    PyObject *row_factory;
+    PyObject *begins;
+    PyObject *plain_text;
+} ConnectionBase;
+
+static PyTypeObject *connection_base; /* set at import */
+
 /* set by install() */
 static PyObject *kinds;            /* statement.kinds */
 static PyTypeObject *cursor_type;  /* sqlkv.dbapi2.Cursor */
@@ -42,6 +57,86 @@ static PyObject *s_fast_thread, *s_row_factory, *s_apsw, *s_begins, *s_in_transa
     *s_begin_implicitly, *s_cursor, *s_execute, *s_fetchone, *s_changes,
     *s_last_insert_rowid, *s_started_returning, *s_plain_text, *s_shape, *s_fetch_checked,
     *s_dml_pending, *s_finish_returning, *s_closed;
+
+static int
+conn_traverse(ConnectionBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->fast_thread);
+    Py_VISIT(self->apsw);
+    Py_VISIT(self->row_factory);
+    Py_VISIT(self->begins);
+    Py_VISIT(self->plain_text);
+    return 0;
+}
+
+static int
+conn_clear(ConnectionBase *self)
+{
+    Py_CLEAR(self->fast_thread);
+    Py_CLEAR(self->apsw);
+    Py_CLEAR(self->row_factory);
+    Py_CLEAR(self->begins);
+    Py_CLEAR(self->plain_text);
+    return 0;
+}
+
+static void
+conn_dealloc(ConnectionBase *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    conn_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+#define CONN_MEMBER(name, field) {name, T_OBJECT_EX, offsetof(ConnectionBase, field), 0, NULL}
+static PyMemberDef conn_members[] = {
+    CONN_MEMBER("_fast_thread", fast_thread),
+    CONN_MEMBER("_apsw", apsw),
+    CONN_MEMBER("row_factory", row_factory),
+    CONN_MEMBER("_begins", begins),
+    CONN_MEMBER("_plain_text", plain_text),
+    {NULL},
+};
+
+static PyType_Slot conn_slots[] = {
+    {Py_tp_doc, "The state of sqlkv.dbapi2.Connection that its hot paths read, in C."},
+    {Py_tp_dealloc, conn_dealloc},
+    {Py_tp_traverse, conn_traverse},
+    {Py_tp_clear, conn_clear},
+    {Py_tp_members, conn_members},
+    {Py_tp_new, PyType_GenericNew},
+    {0, NULL},
+};
+
+static PyType_Spec conn_spec = {
+    "sqlkv.dbapi2._speedups.ConnectionBase",
+    sizeof(ConnectionBase),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    conn_slots,
+};
+
+/* a field of a connection: the C field of a ConnectionBase, else the attribute
+ * (a new reference; NULL with AttributeError when unset, as for any attribute) */
+static PyObject *
+conn_field(PyObject *connection, size_t offset, PyObject *name)
+{
+    if (PyObject_TypeCheck(connection, connection_base)) {
+        PyObject *value = *(PyObject **)((char *)connection + offset);
+        if (value == NULL) {
+            PyErr_SetObject(PyExc_AttributeError, name);
+            return NULL;
+        }
+        Py_INCREF(value);
+        return value;
+    }
+    return PyObject_GetAttr(connection, name);
+}
+#define FIELD(connection, field, name) \
+    conn_field(connection, offsetof(ConnectionBase, field), name)
 
 static int
 cb_traverse(CursorBase *self, visitproc visit, void *arg)
@@ -111,7 +206,7 @@ reraise_mapped(PyObject *mapper)
 static int
 on_owner_thread(PyObject *connection)
 {
-    PyObject *owner = PyObject_GetAttr(connection, s_fast_thread);
+    PyObject *owner = FIELD(connection, fast_thread, s_fast_thread);
     if (owner == NULL)
         return -1;
     int same = 0;
@@ -206,7 +301,7 @@ cb_step(CursorBase *self, PyObject *end)
         Py_XSETREF(self->ahead, ahead);
     }
     if (self->row_factory == Py_None) {
-        PyObject *plain = PyObject_GetAttr(connection, s_plain_text);
+        PyObject *plain = FIELD(connection, plain_text, s_plain_text);
         if (plain == NULL) {
             Py_DECREF(row);
             return NULL;
@@ -323,14 +418,14 @@ execute(PyObject *connection, PyObject *const *args, Py_ssize_t nargs)
         goto fail;
     Py_INCREF(connection);
     cursor->connection = connection;
-    cursor->row_factory = PyObject_GetAttr(connection, s_row_factory);
+    cursor->row_factory = FIELD(connection, row_factory, s_row_factory);
     if (cursor->row_factory == NULL)
         goto fail;
-    conn = PyObject_GetAttr(connection, s_apsw);
+    conn = FIELD(connection, apsw, s_apsw);
     if (conn == NULL)
         goto fail;
     if (k) {
-        PyObject *begins = PyObject_GetAttr(connection, s_begins);
+        PyObject *begins = FIELD(connection, begins, s_begins);
         if (begins == NULL)
             goto fail;
         int b = PyObject_IsTrue(begins);
@@ -498,6 +593,14 @@ PyInit__speedups(void)
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
+    PyObject *cbase = PyType_FromSpec(&conn_spec);
+    if (cbase == NULL || PyModule_AddObject(m, "ConnectionBase", cbase) < 0) {
+        Py_XDECREF(cbase);
+        Py_DECREF(m);
+        return NULL;
+    }
+    connection_base = (PyTypeObject *)cbase;
+    Py_INCREF(cbase); /* kept: the module's reference went to the module */
     PyObject *base = PyType_FromSpec(&cb_spec);
     if (base == NULL || PyModule_AddObject(m, "CursorBase", base) < 0) {
         Py_XDECREF(base);
