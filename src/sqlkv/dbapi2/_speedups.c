@@ -28,6 +28,8 @@ typedef struct {
     PyObject *lastrowid;
     PyObject *row_factory;
     PyObject *rowcount;
+    char closed;      /* _closed */
+    char dml_pending; /* _dml_pending: DML with RETURNING whose rows are not all read */
 } CursorBase;
 
 /* the state of sqlkv.dbapi2.Connection that the hot paths read, as C fields (Python code
@@ -56,7 +58,7 @@ static PyObject *end_marker; /* _fetch_checked's answer at the end, for iteratio
 static PyObject *s_fast_thread, *s_row_factory, *s_apsw, *s_begins, *s_in_transaction,
     *s_begin_implicitly, *s_cursor, *s_execute, *s_fetchone, *s_changes,
     *s_last_insert_rowid, *s_started_returning, *s_plain_text, *s_shape, *s_fetch_checked,
-    *s_dml_pending, *s_finish_returning, *s_closed;
+    *s_finish_returning;
 
 static int
 conn_traverse(ConnectionBase *self, visitproc visit, void *arg)
@@ -246,14 +248,7 @@ cb_step(CursorBase *self, PyObject *end)
     }
     PyObject *cur = self->rows;
     if (cur == NULL || cur == Py_None) {
-        PyObject *closed = PyObject_GetAttr((PyObject *)self, s_closed);
-        if (closed == NULL)
-            return NULL;
-        int is_closed = PyObject_IsTrue(closed);
-        Py_DECREF(closed);
-        if (is_closed < 0)
-            return NULL;
-        if (is_closed) {
+        if (self->closed) {
             /* the Python code raises the closed-cursor error */
             return PyObject_CallMethodOneArg((PyObject *)self, s_fetch_checked, Py_None);
         }
@@ -281,14 +276,7 @@ cb_step(CursorBase *self, PyObject *end)
         Py_DECREF(ahead);
         Py_INCREF(Py_None);
         Py_XSETREF(self->rows, Py_None);
-        PyObject *pending = PyObject_GetAttr((PyObject *)self, s_dml_pending);
-        if (pending == NULL) {
-            Py_DECREF(row);
-            return NULL;
-        }
-        int is_pending = PyObject_IsTrue(pending);
-        Py_DECREF(pending);
-        if (is_pending) {
+        if (self->dml_pending) {
             PyObject *done = PyObject_CallMethodNoArgs((PyObject *)self, s_finish_returning);
             if (done == NULL) {
                 Py_DECREF(row);
@@ -343,6 +331,8 @@ static PyMemberDef cb_members[] = {
     MEMBER("lastrowid", lastrowid),
     MEMBER("row_factory", row_factory),
     MEMBER("rowcount", rowcount),
+    {"_closed", T_BOOL, offsetof(CursorBase, closed), 0, NULL},
+    {"_dml_pending", T_BOOL, offsetof(CursorBase, dml_pending), 0, NULL},
     {NULL},
 };
 
@@ -581,9 +571,7 @@ PyInit__speedups(void)
     INTERN(s_plain_text, "_plain_text");
     INTERN(s_shape, "_shape");
     INTERN(s_fetch_checked, "_fetch_checked");
-    INTERN(s_dml_pending, "_dml_pending");
     INTERN(s_finish_returning, "_finish_returning");
-    INTERN(s_closed, "_closed");
     end_marker = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
     if (end_marker == NULL)
         return NULL;

@@ -521,3 +521,5 @@ if _speedups is not None:
     # C iteration and fetchone (cursor.py's code above is what they do), and
     # Connection.execute in C (installed on the class by connection.py)
     del Cursor.fetchone, Cursor.__iter__, Cursor.__next__
+    # and C fields (False in a new cursor) instead of these class defaults
+    del Cursor._closed, Cursor._dml_pending
