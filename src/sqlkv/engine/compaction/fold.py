@@ -254,10 +254,12 @@ def fold_shard(
 @dataclass
 class ApplyState:
     """What one apply attempt assumes: META's bytes, and the folded pages whose PIDX row a
-    commit has rewritten since the plan (kept, not dropped)."""
+    commit has rewritten since the plan (kept, not dropped): on the first attempt, those
+    this engine's PIDX map at the head assumed shows; then, those failed guards named."""
 
     meta: bytes
     moved: set[int] = field(default_factory=set)
+    first: bool = True
 
 
 def apply_pass(
@@ -283,6 +285,12 @@ def apply_pass(
     ):
         return None  # a takeover, another pass or a shrink since the plan: plan again
     ledger.assume_head(head, state.meta)
+    base = cache.peek(db)
+    if state.first and base is not None and tag_of(base[0]) == tag_of(head):
+        # The rows commits rewrote since the plan, from this engine's map at the head
+        # assumed, instead of one failed guard each (the guards below still check them).
+        state.moved.update(p for p, loc in plan.folded.items() if base[1].get(p, loc) != loc)
+    state.first = False
     ledger.guard(retention_key(keys), None)  # a window set since: plan again
     shard_count = head.shard_count
     for sid, (old, blob) in plan.shards.items():
@@ -323,7 +331,6 @@ def apply_pass(
         )
     )
     # The new map, when this engine holds the one at the head assumed.
-    base = cache.peek(db)
     pidx = None
     if base is not None and tag_of(base[0]) == tag_of(head):
         rows = dict(base[1])
