@@ -49,7 +49,7 @@ def test_uri_names(memory_store: MemoryStore) -> None:
     assert again.execute("SELECT count(*) FROM t").fetchone() == (0,)
     again.close()
     dbapi2.connect("file::memory:", uri=True).close()
-    with pytest.raises(dbapi2.OperationalError, match="unknown option"):
+    with pytest.raises(dbapi2.OperationalError, match="unknown parameter"):
         dbapi2.connect("file:x?store=y", uri=True)
     with pytest.raises(TypeError):
         dbapi2.connect(42)

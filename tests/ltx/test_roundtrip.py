@@ -420,7 +420,7 @@ def test_decode_and_read_page_index_reject_a_wrong_index_size_field() -> None:
 def test_read_page_rejects_an_index_entry_that_points_at_another_page() -> None:
     data = _craft(DELTA, _frames(1, 2))
     index = read_page_index(data)
-    swapped = {1: replace(index[2], pgno=1), 2: index[2]}
+    swapped = {1: index[2]._replace(pgno=1), 2: index[2]}
     with pytest.raises(LtxError, match=r"^page index is corrupt: the entry for page 1 points at"):
         read_page(data, 1, swapped)
 

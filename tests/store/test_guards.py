@@ -66,6 +66,29 @@ def test_a_failed_guard_applies_nothing_and_answers_the_current_value(
     assert values(store, b"m", b"page", b"other") == [current, None, b"kept"]
 
 
+@pytest.mark.parametrize("failing", [None, 0, 19], ids=["all-hold", "first-fails", "last-fails"])
+def test_many_guards_are_all_checked_and_the_first_failing_one_is_named(
+    store: Store, failing: int | None
+) -> None:
+    # 20 guards: more than the embedded store checks inside its version bump (8)
+    put(store, {b"g%02d" % i: b"v" for i in range(0, 20, 2)})
+
+    def fn(tr: Transaction) -> None:
+        for i in range(20):
+            held = b"v" if i % 2 == 0 else None
+            tr.guard(b"g%02d" % i, b"wrong" if i == failing else held)
+        tr.set(b"out", b"written")
+
+    if failing is None:
+        store.transact(fn)
+        assert values(store, b"out") == [b"written"]
+        return
+    with pytest.raises(GuardFailed) as info:
+        store.transact(fn)
+    assert info.value.key == b"g%02d" % failing
+    assert values(store, b"out") == [None]
+
+
 def test_a_guard_compares_the_stored_value_not_the_transactions_own_write(store: Store) -> None:
     put(store, {b"m": b"stored"})
 

@@ -7,7 +7,6 @@ import time
 
 from sqlkv.cli import admin, migrate, retention, serve, shell, timetravel, transfer, verify
 from sqlkv.cli.common import database_name
-from sqlkv.store import open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_demo(args: argparse.Namespace) -> int:
     """Create a database on the store, run a short workload, reopen it with cold caches."""
     from sqlkv.engine import Engine
+    from sqlkv.store import open_store
     from sqlkv.vfs.v2 import connect_v2
 
     name = args.db

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from sqlkv.config import ClientConfig
 from sqlkv.errors import CommandFailed, InvalidDatabaseName, UsageError
 from sqlkv.keyspace import check_database_name
-from sqlkv.store.url import parse_store_url
 
 if TYPE_CHECKING:
     from sqlkv.store import Store
@@ -51,6 +50,8 @@ def require_store(cfg: ClientConfig, command: str) -> None:
 def local_store_path(url: str) -> Path | None:
     """The directory of a local store URL (embedded or LMDB), None for other stores;
     ``ConfigError`` (with the hint) for a malformed URL."""
+    from sqlkv.store.url import parse_store_url
+
     return parse_store_url(url).path
 
 

@@ -10,19 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TextIO
-
-import apsw
+from typing import TYPE_CHECKING, TextIO
 
 from sqlkv.cli.common import database_name
-from sqlkv.migrate import (
-    DEFAULT_BATCH_PAGES,
-    MAX_BATCH_PAGES,
-    MigrationReport,
-    Outcome,
-    migrate_v1_to_v2,
-)
-from sqlkv.store import open_store
+
+if TYPE_CHECKING:
+    from sqlkv.migrate import MigrationReport
+
+# sqlkv.migrate's DEFAULT_BATCH_PAGES and MAX_BATCH_PAGES (tests/cli/test_startup.py checks
+# they agree): named here so that registering the command imports no engine (docs/cli.md)
+DEFAULT_BATCH_PAGES = 1024
+MAX_BATCH_PAGES = 4096
 
 _PHASES = {
     "stage": "copying pages",
@@ -113,6 +111,8 @@ class ProgressLine:
 
 def summary(report: MigrationReport) -> str:
     """The line printed when the migration finished."""
+    from sqlkv.migrate import Outcome
+
     where = "deleted" if report.source_deleted else "kept"
     if report.outcome is Outcome.ALREADY_DONE:
         return f"{report.name}: already migrated ({report.pages} pages); v1 data {where}"
@@ -131,6 +131,11 @@ def summary(report: MigrationReport) -> str:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Migrate one database; refusals and failures are one line on stderr, exit 1."""
+    import apsw
+
+    from sqlkv.migrate import migrate_v1_to_v2
+    from sqlkv.store import open_store
+
     progress = ProgressLine(sys.stderr, args.name)
     with open_store(args.store) as store:
         try:

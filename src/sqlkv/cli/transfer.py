@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlkv.cli.common import (
     check_store_exists,
@@ -26,17 +27,18 @@ from sqlkv.cli.common import (
     require_store,
     v1_exists,
 )
-from sqlkv.cli.exporter import atomic_target, check_file, check_target, export_v1, export_v2
-from sqlkv.cli.importer import ImportOptions, import_pages
 from sqlkv.cli.progress import Progress
-from sqlkv.cli.source import SourceDb
 from sqlkv.config import FORMATS, ClientConfig
-from sqlkv.engine import Engine
-from sqlkv.engine.config import PAGE_SIZE
-from sqlkv.engine.head import Head
 from sqlkv.errors import DatabaseNotFound
 
+if TYPE_CHECKING:
+    from sqlkv.engine import Engine
+    from sqlkv.engine.head import Head
+
 MiB = 1024 * 1024
+IMPORT_TXN_MIB = 256
+"""``--txn-mib``'s default: ``importer.ImportOptions.txn_bytes`` in MiB (tests/cli/test_startup.py
+checks they agree), named here so that registering the command imports no engine."""
 
 
 def positive_int(text: str) -> int:
@@ -72,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     imp.add_argument(
         "--txn-mib",
         type=positive_int,
-        default=ImportOptions.txn_bytes // MiB,
+        default=IMPORT_TXN_MIB,
         metavar="MIB",
         help="largest transaction, in MiB of pages (default %(default)s); a larger file is "
         "imported in several, and reads as 'not a database' until the last one lands",
@@ -118,6 +120,11 @@ def _note(text: str) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Load FILE.db into NAME through the configured engine."""
+    from sqlkv.cli.importer import ImportOptions, import_pages
+    from sqlkv.cli.source import SourceDb
+    from sqlkv.engine import Engine
+    from sqlkv.engine.config import PAGE_SIZE
+
     cfg = client_config(args)
     options = ImportOptions(replace=args.replace, txn_bytes=args.txn_mib * MiB)
     started = time.perf_counter()
@@ -152,6 +159,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _compact(engine: Engine, name: str, total: int, progress: bool | None) -> None:
     """Fold the imported deltas into shards, pass by pass, with a bar of its own (a large
     import spends seconds here)."""
+    from sqlkv.engine.config import PAGE_SIZE
+
     with Progress(f"compact {name}", total, enabled=progress) as bar:
         while True:
             out = engine.compact(name)
@@ -163,6 +172,9 @@ def _compact(engine: Engine, name: str, total: int, progress: bool | None) -> No
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write NAME to FILE.db, atomically."""
+    from sqlkv.cli.exporter import atomic_target, check_file, check_target, export_v2
+    from sqlkv.engine.config import PAGE_SIZE
+
     cfg = client_config(args, format=args.format)
     check_target(args.file, args.force)
     check_store_exists(cfg)
@@ -200,6 +212,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_v1(args: argparse.Namespace, cfg: ClientConfig) -> int:
+    from sqlkv.cli.exporter import atomic_target, check_file, export_v1
+    from sqlkv.engine.config import PAGE_SIZE
     from sqlkv.vfs.v1 import connect_v1
 
     require_store(cfg, "export --format v1")

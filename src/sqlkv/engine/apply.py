@@ -3,6 +3,7 @@ PIDX updates. Every write goes through the operation's ``Ledger`` (exact account
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 
@@ -81,7 +82,7 @@ def fence_commit(
     read serializably, as without it, so every refusal carries the stored head."""
     db = ledger.db
     if known is not None:
-        head = Head.decode(known, db)
+        head = _decoded(known, db)
         try:
             go = not _preamble(
                 db, head, config, generation, expected_head_txid, commit_id, adds_delta
@@ -96,6 +97,14 @@ def fence_commit(
     if not applied:
         check_db_size(db_size_pages)
     return head, applied
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded(known: bytes, db: str) -> Head:
+    """``Head.decode`` of the META bytes an engine knows (a head is immutable): a warm
+    database's commits guard the same bytes object its last commit cached, so this is one
+    dictionary lookup instead of a checksum and a decode per commit."""
+    return Head.decode(known, db)
 
 
 def _preamble(

@@ -7,7 +7,7 @@ frame. A cold open and the point queries after it read the same few blobs again 
 ``Engine``, so the parse was a third of a cold open + point query's CPU.
 
 The key is the checks of every chunk of the blob (each is ``xxh3_128`` of the chunk's key
-and bytes, already verified by ``seal.join_chunks``) and the blob's length: the same key
+and bytes, already verified by ``seal.chunk_payloads``) and the blob's length: the same key
 means the same bytes, so the index parsed from them is the same — exact under the same
 collision assumption that the seal itself makes. A blob rewritten under the same key (a
 shard refolded) has new checks, hence a new entry; old ones age out (LRU of
@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 from sqlkv.engine.seal import TAG_SIZE
 from sqlkv.ltx import read_page_index
-from sqlkv.ltx.decoder import PageIndex
+from sqlkv.ltx.decoder import FileLike, PageIndex
 
 MAX_ENTRIES = 32
 
@@ -30,8 +30,8 @@ _lock = threading.Lock()
 _indexes: OrderedDict[tuple[bytes, int], PageIndex] = OrderedDict()
 
 
-def page_index(rows: list[tuple[bytes, bytes]], blob: bytes) -> PageIndex:
-    """``read_page_index(blob)`` for the blob joined from ``rows`` (checked chunks)."""
+def page_index(rows: list[tuple[bytes, bytes]], blob: FileLike) -> PageIndex:
+    """``read_page_index(blob)`` for the blob made of ``rows`` (checked chunks)."""
     key = (b"".join(value[-TAG_SIZE:] for _, value in rows), len(blob))
     with _lock:
         index = _indexes.get(key)

@@ -160,7 +160,7 @@ class Engine(HistoryOps):
             if cached is not None:
                 # One round trip: META and the blobs the cached map names, at once; used
                 # when META still has the map's tag, else the call goes on from this META.
-                source = PageSource(keys, *cached)
+                source = PageSource(keys, *cached, tr.limits)
                 plan = source.plan(wanted)
                 meta, *blobs = tr.get_ranges(
                     [(keys.meta, key_after(keys.meta), 0, False), *plan.ranges],
@@ -178,8 +178,8 @@ class Engine(HistoryOps):
                 return head, {}
             if cached is not None and tag_of(head) == tag_of(cached[0]):
                 sources[:] = [source]
-                return head, source.decode(plan, blobs)
-            source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head))
+                return head, source.decode(plan, blobs, tr)
+            source = PageSource(keys, head, self.pidx.rows_for(tr, db, keys, head), tr.limits)
             sources[:] = [source]
             return head, source.read(tr, wanted)
 

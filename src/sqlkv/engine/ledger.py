@@ -24,6 +24,7 @@ from typing import Protocol
 from sqlkv.engine.blobs import blob_rows
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
+from sqlkv.engine.seal import CHUNK_OVERHEAD, seal_chunk
 from sqlkv.errors import DatabaseNotFound, QuotaExceeded
 from sqlkv.store import Limits, Transaction
 from sqlkv.store.ranges import RangeRead
@@ -138,7 +139,9 @@ class Ledger:
     def put(self, key: bytes, value: bytes) -> int:
         """Write a key that does not exist; returns the bytes it adds."""
         self._tr.set(key, value)
-        return self._count(len(key) + len(value))
+        n = len(key) + len(value)
+        self.delta += n
+        return n
 
     def replace(self, key: bytes, value: bytes, old_value_bytes: int) -> int:
         """Overwrite a key that exists with a value of ``old_value_bytes``."""
@@ -148,10 +151,11 @@ class Ledger:
     def put_blob(self, key_of: Callable[[int], bytes], data: bytes) -> int:
         """Write ``data`` as new sealed chunk keys ``key_of(0..n-1)`` (each with the chunk
         count); returns the bytes they add."""
-        return sum(
-            self.put(key, piece)
-            for key, piece in blob_rows(key_of, data, self._tr.limits.max_value_bytes)
-        )
+        max_value_bytes = self._tr.limits.max_value_bytes
+        if len(data) <= max_value_bytes - CHUNK_OVERHEAD:  # one chunk: a commit's usual blob
+            key = key_of(0)
+            return self.put(key, seal_chunk(key, data, 1))
+        return sum(self.put(key, piece) for key, piece in blob_rows(key_of, data, max_value_bytes))
 
     def put_uncounted(self, key: bytes, value: bytes) -> None:
         """Write (or overwrite) a key that no head counts: a fork's progress record in a

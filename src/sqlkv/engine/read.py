@@ -3,9 +3,11 @@
 A page above ``db_size_pages`` is absent (None). A page with a PIDX row is read from the
 DELTA part the row names; any other page from its shard; a page found in neither was never
 written and reads as zeros. Each LTX blob is fetched and indexed once per call, and only
-the requested frames are decompressed. Every chunk is checked before use (``seal``): a
-damaged or missing chunk, a PIDX row naming a missing delta part, or a part that does not
-hold the page its row names raises ``CorruptionError`` and is never returned as page data.
+the requested frames are decompressed, from the checked chunks as they came (never joined:
+a point read copies one frame, not the 256 KiB shard). Every chunk is checked before use
+(``seal``): a damaged or missing chunk, a PIDX row naming a missing delta part, or a part
+that does not hold the page its row names raises ``CorruptionError`` and is never returned
+as page data.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from sqlkv.engine.blob_index import page_index
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import PidxMap
-from sqlkv.engine.seal import join_chunks
+from sqlkv.engine.seal import CHUNK_OVERHEAD, TAG_SIZE, chunk_payload_size, chunk_payloads
 from sqlkv.errors import CorruptionError, InvalidRequest, LtxError
 from sqlkv.ltx import read_page
+from sqlkv.ltx.decoder import SplitFile
+from sqlkv.ltx.header import HEADER_SIZE
+from sqlkv.ltx.walk import max_frame_size, scan_pages
+from sqlkv.store.limits import Limits
 from sqlkv.store.ranges import RangeRead
 
 if TYPE_CHECKING:
@@ -53,10 +59,24 @@ class ReadPlan:
 class PageSource:
     """Where each page lives as of one head, and how many came from deltas vs shards."""
 
-    def __init__(self, keys: DbKeys, head: Head, pidx: PidxMap) -> None:
+    def __init__(
+        self,
+        keys: DbKeys,
+        head: Head,
+        pidx: PidxMap,
+        limits: Limits | None = None,
+        *,
+        chunk_bytes: int | None = None,
+    ) -> None:
+        """``limits``: the store's; given, a shard is read only up to the chunk that must
+        hold the last wanted page's frame (``shard_chunks``, with ``chunk_bytes`` of LTX per
+        chunk: ``seal.chunk_payload_size`` of the value limit), else whole."""
         self.keys = keys
         self.head = head
         self.pidx = pidx
+        if chunk_bytes is None:
+            chunk_bytes = chunk_payload_size(limits.max_value_bytes) if limits else 0
+        self.chunk_bytes = chunk_bytes
         self.from_deltas = 0
         self.from_shards = 0
 
@@ -72,7 +92,8 @@ class PageSource:
         plan = self.plan(pgnos)
         if not have:
             # Every blob this call needs, in one round trip (a snapshot read).
-            return self.decode(plan, tr.get_ranges(plan.ranges, snapshot=True, point=point))
+            blobs = tr.get_ranges(plan.ranges, snapshot=True, point=point)
+            return self.decode(plan, blobs, tr, point)
         missing = [
             (blob, rng)
             for (blob, _), rng in zip(plan.located, plan.ranges, strict=True)
@@ -88,7 +109,7 @@ class PageSource:
             )
         )
         blobs = [have[blob] if blob in have else fetched[blob] for blob, _ in plan.located]
-        return self.decode(plan, blobs)
+        return self.decode(plan, blobs, tr, point)
 
     def plan(self, pgnos: Iterable[int]) -> ReadPlan:
         """Which blob holds each page: the range reads of ``read``, to send with others."""
@@ -105,13 +126,21 @@ class PageSource:
             else:
                 groups.setdefault(("shard", pgno // head.shard_size, 0), []).append(pgno)
         plan.located = list(groups.items())
-        plan.ranges = [(*self.blob_range(blob), 0, False) for blob, _ in plan.located]
+        plan.ranges = [
+            (*self.blob_range(blob, max(pages)), 0, False) for blob, pages in plan.located
+        ]
         return plan
 
     def decode(
-        self, plan: ReadPlan, blobs: list[list[tuple[bytes, bytes]]]
+        self,
+        plan: ReadPlan,
+        blobs: list[list[tuple[bytes, bytes]]],
+        tr: StoreReader | None = None,
+        point: str = "read_pages",
     ) -> dict[int, bytes | None]:
-        """The pages of ``plan`` from the rows of its range reads, every value checked."""
+        """The pages of ``plan`` from the rows of its range reads, every value checked.
+        A shard read in part whose walk cannot find a page there (a file not written by
+        sqlkv's encoder, or chunks of another size) is read whole through ``tr``."""
         out: dict[int, bytes | None] = dict.fromkeys(plan.absent)
         zero = bytes(self.head.page_size)
         for ((kind, a, b), wanted), rows in zip(plan.located, blobs, strict=True):
@@ -131,8 +160,20 @@ class PageSource:
             if not rows:
                 out.update(dict.fromkeys(wanted, zero))
                 continue
-            blob = join_chunks(self.keys, rows)
+            blob = SplitFile(chunk_payloads(self.keys, rows, prefix=kind == "shard"))
             try:
+                if kind == "shard" and self.chunk_bytes and len(rows) < _chunk_count(rows):
+                    found = scan_pages(blob, wanted)  # the first chunks only: walk the frames
+                    if found is None:
+                        if tr is None:
+                            raise InvalidRequest("a shard read in part needs its snapshot")
+                        (rows,) = tr.get_ranges(
+                            [(*self.blob_range((kind, a, b)), 0, False)], snapshot=True, point=point
+                        )
+                        blob = SplitFile(chunk_payloads(self.keys, rows))
+                    else:
+                        out.update((p, zero if v is None else v) for p, v in found.items())
+                        continue
                 index = page_index(rows, blob)
                 for pgno in wanted:
                     page = read_page(blob, pgno, index)
@@ -145,9 +186,26 @@ class PageSource:
                 ) from exc
         return out
 
-    def blob_range(self, blob: BlobId) -> tuple[bytes, bytes]:
-        """The key range of a blob: ``("delta", txid, part)`` or ``("shard", id, 0)``."""
+    def blob_range(self, blob: BlobId, last: int | None = None) -> tuple[bytes, bytes]:
+        """The key range of a blob: ``("delta", txid, part)`` or ``("shard", id, 0)``; of a
+        shard, only its chunks up to the one that holds page ``last`` (when given)."""
         kind, a, b = blob
         if kind == "delta":
             return self.keys.delta_part_range(a, b)
-        return self.keys.shard_range(a, a + 1)
+        if last is None or not self.chunk_bytes:
+            return self.keys.shard_range(a, a + 1)
+        n = shard_chunks(last % self.head.shard_size, self.head.page_size, self.chunk_bytes)
+        return self.keys.shard_chunk(a, 0), self.keys.shard_chunk(a, n)
+
+
+def shard_chunks(position: int, page_size: int, chunk_bytes: int) -> int:
+    """How many leading chunks of a shard hold the frame of its page at ``position`` (0-63)
+    for certain: a shard's frames ascend by page number, so at most ``position`` frames
+    precede it, and no block frame exceeds ``max_frame_size``."""
+    return -(-(HEADER_SIZE + (position + 1) * max_frame_size(page_size)) // chunk_bytes)
+
+
+def _chunk_count(rows: Rows) -> int:
+    """The chunk count the blob's chunks carry (``seal``: checked by ``chunk_payloads``)."""
+    value = rows[0][1]
+    return int.from_bytes(value[len(value) - CHUNK_OVERHEAD : len(value) - TAG_SIZE], "big")

@@ -82,6 +82,15 @@ def chunk_payload_size(max_value_bytes: int) -> int:
 def join_chunks(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> bytes:
     """The blob whose chunk rows (one blob's, in key order) are ``rows``, every chunk
     checked, numbered 0..n-1 with none missing; ``CorruptionError`` otherwise."""
+    return b"".join(chunk_payloads(keys, rows))
+
+
+def chunk_payloads(
+    keys: DbKeys, rows: list[tuple[bytes, bytes]], *, prefix: bool = False
+) -> list[memoryview]:
+    """``join_chunks`` without the join: the checked payloads of the blob's chunks, in order
+    (views of the values: a point read takes one frame from them and copies nothing else).
+    ``prefix``: ``rows`` may be the blob's first chunks only (a read of chunks ``0..k``)."""
     parts: list[memoryview] = []
     count = -1
     for i, (key, value) in enumerate(rows):
@@ -100,10 +109,10 @@ def join_chunks(keys: DbKeys, rows: list[tuple[bytes, bytes]]) -> bytes:
             raise corrupt(keys, key, f"chunk says the blob has {n} chunks, chunk 0 said {count}")
         count = n
         parts.append(view[:-CHUNK_OVERHEAD])
-    if len(rows) != count:
+    if len(rows) != count and not (prefix and len(rows) < count):
         key = rows[-1][0] if rows else b""
         raise corrupt(keys, key, f"the blob has {count} chunks but only {len(rows)} are stored")
-    return b"".join(parts)
+    return parts
 
 
 def describe(keys: DbKeys, key: bytes) -> tuple[str, str]:

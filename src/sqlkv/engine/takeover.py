@@ -136,9 +136,8 @@ def open_database(
     frozen = freeze(pidx)
     have = dict(zip(guessed, blobs, strict=True))
     have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == PROBE_CHUNKS))
-    pages = (
-        PageSource(keys, head, frozen).read(ledger, wanted, "read_pages", have) if wanted else {}
-    )
+    source = PageSource(keys, head, frozen, ledger.limits)
+    pages = source.read(ledger, wanted, "read_pages", have) if wanted else {}
     return TakeoverOutcome(
         head,
         {p: v for p, v in pages.items() if v is not None},

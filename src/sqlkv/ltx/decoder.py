@@ -23,6 +23,8 @@ Every problem raises ``LtxError``; no other exception escapes for any input byte
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
+from operator import itemgetter
 
 import lz4.block
 import lz4.frame
@@ -45,6 +47,7 @@ from sqlkv.ltx.header import (
 
 __all__ = [
     "PageIndex",
+    "SplitFile",
     "decode",
     "decode_frame",
     "read_header",
@@ -53,6 +56,53 @@ __all__ = [
 ]
 
 BytesLike = bytes | bytearray | memoryview
+
+
+class SplitFile:
+    """An LTX file held as consecutive pieces (a stored blob's checked chunk payloads), for
+    ``read_page_index`` and ``read_page`` without joining them: a point read copies the one
+    frame it decodes (when it spans two pieces) instead of the whole file."""
+
+    __slots__ = ("_ends", "_parts", "_size")
+
+    def __init__(self, parts: list[memoryview]) -> None:
+        self._parts = parts
+        self._ends: list[int] = []
+        size = 0
+        for part in parts:
+            size += len(part)
+            self._ends.append(size)
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def pieces(self) -> tuple[list[memoryview], list[int]]:
+        """The pieces and the file offset where each ends."""
+        return self._parts, self._ends
+
+    def span(self, start: int, end: int) -> BytesLike:
+        """Bytes ``start:end`` (clipped to the file): a view when one piece holds them."""
+        end = min(end, self._size)
+        if start >= end:
+            return b""
+        i = bisect_right(self._ends, start)
+        base = self._ends[i] - len(self._parts[i])
+        if end <= self._ends[i]:
+            return self._parts[i][start - base : end - base]
+        out = [self._parts[i][start - base :]]
+        while end > self._ends[i]:
+            i += 1
+            out.append(self._parts[i][: end - self._ends[i] + len(self._parts[i])])
+        return b"".join(out)
+
+
+FileLike = BytesLike | SplitFile
+
+
+def _span(data: FileLike, start: int, end: int) -> BytesLike:
+    return data.span(start, end) if isinstance(data, SplitFile) else memoryview(data)[start:end]
+
 
 _PAGE_HEADER = struct.Struct(">IH")
 _U32 = struct.Struct(">I")
@@ -234,21 +284,21 @@ def _check_entries(entries: list[PageIndexEntry], index_start: int) -> None:
         )
 
 
-def _locate_index(data: BytesLike) -> tuple[int, int]:
+def _locate_index(data: FileLike) -> tuple[int, int]:
     """Find the page index from the file's end, like Litestream: ``(start, end)`` of its varints."""
     if len(data) < _MIN_FILE_SIZE:
         raise LtxError(
             f"truncated LTX file: {len(data)} bytes, the smallest file is {_MIN_FILE_SIZE} bytes"
         )
     end = len(data) - _TAIL_SIZE
-    index_size = _U64.unpack_from(data, end)[0]
+    index_size = _U64.unpack_from(_span(data, end, end + _INDEX_SIZE_FIELD))[0]
     start = end - index_size
     if index_size < 1 or start < HEADER_SIZE + PAGE_HEADER_SIZE:
         raise LtxError(
             f"page index size {index_size} (u64 at offset {end}) does not fit in a "
             f"{len(data)}-byte file; the file is truncated or corrupt"
         )
-    if any(memoryview(data)[start - PAGE_HEADER_SIZE : start]):
+    if any(_span(data, start - PAGE_HEADER_SIZE, start)):
         raise LtxError(
             f"page index size {index_size} (u64 at offset {end}) is wrong: the 6 bytes before "
             "the index are not the zero page header that ends the page block"
@@ -263,25 +313,25 @@ class PageIndex(dict[int, PageIndexEntry]):
     __slots__ = ("header",)
 
     def __init__(self, header: LtxHeader, entries: list[PageIndexEntry]) -> None:
-        super().__init__((entry.pgno, entry) for entry in entries)
+        super().__init__(zip(map(itemgetter(0), entries), entries, strict=True))
         self.header = header
 
 
-def read_page_index(data: BytesLike) -> PageIndex:
+def read_page_index(data: FileLike) -> PageIndex:
     """The page index of a whole file, found from its end (u64 length at ``filesize - 24``).
 
     Validates the header and the index's own consistency, not the frames; ``decode`` does that.
     The bounds of every entry are checked here once, so ``read_page`` need not.
     """
-    header = read_header(data)
+    header = read_header(_span(data, 0, HEADER_SIZE))
     start, end = _locate_index(data)
-    entries = parse_page_index(data, start, end)
+    entries = parse_page_index(_span(data, start, end), 0, end - start)
     _check_entries(entries, start)
     return PageIndex(header, entries)
 
 
 def read_page(
-    data: BytesLike, pgno: int, index: dict[int, PageIndexEntry] | None = None
+    data: FileLike, pgno: int, index: dict[int, PageIndexEntry] | None = None
 ) -> bytes | None:
     """Page ``pgno`` of a whole file, decompressing only its frame; None if the file lacks it.
 
@@ -291,7 +341,7 @@ def read_page(
     if isinstance(index, PageIndex):
         page_size = index.header.page_size
     else:
-        page_size = read_header(data).page_size
+        page_size = read_header(_span(data, 0, HEADER_SIZE)).page_size
         if index is None:
             index = read_page_index(data)
     entry = index.get(pgno)
@@ -303,7 +353,18 @@ def read_page(
             f"lies outside the {len(data)}-byte file"
         )
     end = entry.offset + entry.size
-    decoded = _read_frame(memoryview(data), entry.offset, end, page_size)
+    if isinstance(data, SplitFile):  # the frame alone, from offset 0 of its own bytes
+        frame = memoryview(data.span(entry.offset, end))
+        try:
+            decoded = _read_frame(frame, 0, entry.size, page_size)
+        except LtxError as exc:
+            raise LtxError(
+                f"{exc} (offsets from the frame at file offset {entry.offset})"
+            ) from None
+        if decoded is not None:
+            decoded = (decoded[0], decoded[1], decoded[2] + entry.offset, decoded[3])
+    else:
+        decoded = _read_frame(memoryview(data), entry.offset, end, page_size)
     if decoded is None or decoded[2] != end:
         raise LtxError(
             f"page index is corrupt: the entry for page {pgno} (offset {entry.offset}, size "

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlkv.store.ranges import KeyRange, RangeRead, coalesce, key_after
+from sqlkv.store.ranges import KeyRange, RangeRead, coalesce
 
 
 @dataclass
@@ -34,7 +34,8 @@ class CommitRequest:
 
     @property
     def write_ranges(self) -> list[KeyRange]:
-        return coalesce(list(self.clear_ranges) + [(k, key_after(k)) for k, _ in self.writes])
+        points = [(k, k + b"\x00") for k, _ in self.writes]  # (k, key_after(k)), sorted
+        return coalesce(self.clear_ranges + points) if self.clear_ranges else coalesce(points)
 
 
 class Snapshot(ABC):

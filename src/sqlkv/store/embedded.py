@@ -15,26 +15,33 @@ The file's tables and pragmas are in ``embedded_file.py``, the WAL checkpoints i
 
 Conflicts are found with the conflict log of ``conflict_log.py``, kept in the database
 file's ``conflict_log`` table, so processes sharing the directory see each other's
-writes: a snapshot records its read version (``meta.version`` inside its read
-transaction); a commit, holding SQLite's write lock (``BEGIN IMMEDIATE``), refuses with
-``ConflictError`` if any log row with ``version > read version`` intersects its read
-ranges. Rows older than ``conflict_window_s`` (10 s) are pruned; a commit with
+writes: a snapshot records its read version (the store's version, ``embedded_file.
+VERSION``, read inside its read transaction); a commit, holding SQLite's write lock,
+refuses with ``ConflictError`` if any log row with ``version > read version`` intersects
+its read ranges. Rows older than ``conflict_window_s`` (10 s) are pruned; a commit with
 serializable reads whose read version is below ``floor`` cannot be checked any more and
 raises ``TransactionTooOld`` (retryable). Reads themselves never expire.
 
-Snapshots are read transactions on pooled connections: WAL gives each one a point-in-time
-view that writers never block. A commit is, whenever it can be, **one SQLite transaction**:
-under the store's lock (threads), the snapshot's own read transaction is upgraded to a
-write transaction by its first write (``UPDATE meta SET version = version + 1``). SQLite
-allows that only when no other commit landed since the snapshot began (else
-``SQLITE_BUSY_SNAPSHOT``) and no other process holds the write lock (else ``SQLITE_BUSY``,
-at once: SQLite never waits to upgrade a read transaction); so when it succeeds, nothing
-this transaction read can have changed and no conflict check is needed. Then the writes
-(one ``executemany`` per kind), the conflict-log row and ``COMMIT``: 4-5 statements after
-the snapshot's ``BEGIN`` and version read. When the upgrade is refused, the read
-transaction ends and the commit runs as a second transaction on the store's writer
-connection (``BEGIN IMMEDIATE``, which waits in SQLite's busy handler for another
-process's writer; read ``version``/``floor``; check the conflict log; write; ``COMMIT``).
+Snapshots are read transactions on pooled connections, begun by the transaction's first
+read: WAL gives each one a point-in-time view that writers never block. A commit takes
+one of three paths, each **one SQLite transaction**, under the store's lock (threads):
+
+- the transaction **read nothing** (the engine's warm commit: its only read is a guard):
+  no snapshot was ever opened; the commit is ``BEGIN IMMEDIATE`` on the store's writer
+  connection (waiting in SQLite's busy handler for another process's writer) with the
+  read of the next version, which answers only if every guard holds, in one call; the
+  writes (one ``executemany`` per kind); the conflict-log row and ``COMMIT`` in one call.
+  Nothing to check against the log: the guards, checked under the write lock, are its
+  reads. Three calls, four statements, all prepared before the lock is taken.
+- it read: the snapshot's own read transaction is upgraded to a write transaction by its
+  first write (the conflict-log row). SQLite allows that only when no other commit landed
+  since the snapshot began (else ``SQLITE_BUSY_SNAPSHOT``) and no other process holds the
+  write lock (else ``SQLITE_BUSY``, at once: SQLite never waits to upgrade a read
+  transaction); so when it succeeds, nothing this transaction read can have changed and
+  no conflict check is needed. Then the guards, the writes and ``COMMIT``.
+- the upgrade is refused: the read transaction ends and the commit runs on the writer as
+  in the first path, checked against the conflict log after its read version.
+
 Either way no reader is left open across a commit, which would keep the WAL from ever
 being checkpointed completely. Checkpoints run on a background thread once the WAL holds
 ``checkpoint_bytes`` (16 MiB), so that commits do not wait for them.
@@ -53,6 +60,7 @@ are one class per SQLite result code, which ``_ERRORS`` translates in one table.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -74,6 +82,7 @@ from sqlkv.store.embedded_checkpoint import CHECKPOINT_BYTES, Checkpoints
 from sqlkv.store.embedded_file import (
     DB_FILE,
     STORE_FILE_PAGE_SIZE,
+    VERSION,
     connect,
     has_carray,
     init_file,
@@ -85,6 +94,7 @@ __all__ = ["CHECKPOINT_BYTES", "DB_FILE", "EmbeddedStore"]
 
 GET_MANY_LOOP_MAX = 4  # up to this many keys, one cached point query each
 LARGE_COMMIT_BYTES = 1_000_000  # above this, a pooled connection commits with a large cache
+GUARDS_IN_BUMP = 8  # up to this many guards are checked by the version bump itself
 LARGE_CACHE_SIZE = -32768  # KiB: the writer's (init_file); room for a 10 MB transaction
 
 # apsw error class -> (our class, what to tell the user). The first matching row wins.
@@ -134,6 +144,7 @@ class EmbeddedStore(Store):
         self.fsync = fsync
         self.conflict_window_s = conflict_window_s
         self._where = f"embedded store {str(self.path)!r}"
+        self._translating = _ERRORS.translating(self._where)  # stateless: one for every use
         self._busy_ms = int(busy_timeout_s * 1000)
         self._max_idle = max_idle_readers
         self._write_lock = threading.Lock()
@@ -177,17 +188,24 @@ class EmbeddedStore(Store):
     # ------------------------------------------------------------------ contract
 
     def _open_snapshot(self) -> Snapshot:
+        # The read transaction begins at the first read (``_EmbeddedSnapshot._c``): a
+        # transaction that reads nothing (the engine's guarded commit) never opens one.
+        return _EmbeddedSnapshot(self)
+
+    def _begin_read(self) -> tuple[apsw.Connection, int, int]:
+        """A pooled connection inside a new read transaction, its read version, and
+        ``Checkpoints.completed`` when it began."""
         conn = self._checkout()
         checkpoints = self._checkpoints.completed
         try:
             with _ERRORS.translating(self._where):
                 # The first read starts the WAL read transaction: version and data agree.
-                rows = conn.execute("BEGIN; SELECT version FROM meta").fetchall()
+                rows = conn.execute(f"BEGIN; SELECT {VERSION} FROM meta").fetchall()
                 version = cast(int, rows[0][0])
         except BaseException:
             self._checkin(conn)
             raise
-        return _EmbeddedSnapshot(self, conn, version, checkpoints)
+        return conn, version, checkpoints
 
     def close(self) -> None:
         with self._pool_lock:
@@ -233,52 +251,72 @@ class EmbeddedStore(Store):
     # ------------------------------------------------------------------ commit
 
     def _commit(self, snapshot: _EmbeddedSnapshot, req: CommitRequest) -> None:
-        """Apply ``req``: in the snapshot's own transaction when SQLite lets it upgrade,
-        else in a second one on the writer connection, checked against the conflict log."""
+        """Apply ``req``: on the writer when the transaction read nothing (no read version:
+        its guards, checked under the write lock, are its only reads), else in the snapshot's
+        own transaction when SQLite lets it upgrade, else in a second one on the writer,
+        checked against the conflict log. What the writes need is prepared first, so the
+        write lock is held only for the statements."""
+        writes = _Prepared(req)
+        conn = snapshot.detach()
+        if conn is None:
+            with self._write_lock, self._translating:
+                self._check_open()
+                self._commit_on_writer(None, req, writes)
+            return
         read_version = snapshot.read_version
-        with self._write_lock, _ERRORS.translating(self._where):
-            if self._closed:
-                raise StoreError(f"{self._where} is closed; open it again")
-            conn = snapshot.detach()
+        with self._write_lock, self._translating:
             try:
+                self._check_open()
                 # A checkpoint that completed since the snapshot began lets only a new write
                 # transaction start the WAL over: then commit on the writer.
                 fresh = snapshot.checkpoints_seen == self._checkpoints.completed
-                if fresh and self._commit_in_place(conn, read_version, req):
+                if fresh and self._commit_in_place(conn, read_version, req, writes):
                     return
             finally:
                 self._checkin(conn)  # rolls back what is left of a refused upgrade
-            self._commit_on_writer(read_version, req)
+            self._commit_on_writer(read_version, req, writes)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self._where} is closed; open it again")
 
     def _commit_in_place(
-        self, conn: apsw.Connection, read_version: int, req: CommitRequest
+        self, conn: apsw.Connection, read_version: int, req: CommitRequest, writes: _Prepared
     ) -> bool:
         """Upgrade the snapshot's read transaction and commit in it; False (nothing written)
         when SQLite refuses the upgrade: a commit landed since, or another process writes."""
         try:
-            conn.execute("UPDATE meta SET version = version + 1")
+            conn.execute(_LOG, (read_version + 1, writes.now, writes.ranges))
         except apsw.BusyError:
             conn.execute("ROLLBACK")
             return False
         # Upgraded: no commit landed since read_version, so no read can conflict.
         try:
             _check_guards(conn, req)
-            self._apply(conn, read_version + 1, req)
-            conn.execute("COMMIT")
+            self._apply(conn, read_version + 1, writes, logged=True)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return True
 
-    def _commit_on_writer(self, read_version: int, req: CommitRequest) -> None:
+    def _commit_on_writer(
+        self, read_version: int | None, req: CommitRequest, writes: _Prepared
+    ) -> None:
+        """Commit ``req`` in a new write transaction on the writer connection; with a
+        ``read_version`` (the transaction read at it), checked against the conflict log."""
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
+        # BEGIN IMMEDIATE waits (busy handler) for another process's writer; the version
+        # bump answers nothing when a guard does not hold.
+        rows = conn.execute(writes.begin, writes.guard_args).fetchall()
         try:
-            row = conn.execute("SELECT version, floor FROM meta").fetchall()[0]
-            version, floor = cast(int, row[0]), cast(int, row[1])
-            _check_guards(conn, req)
-            if req.read_ranges and version > read_version:
+            if not rows:
+                _check_guards(conn, req)  # raises GuardFailed naming the guard
+                raise StoreError(f"{self._where}: the store's meta row is missing")
+            version, floor = cast(tuple[int, int], rows[0])
+            if writes.guards_apart:
+                _check_guards(conn, req)
+            if read_version is not None and req.read_ranges and version > read_version + 1:
                 check_conflicts(
                     read_version,
                     floor,
@@ -286,39 +324,32 @@ class EmbeddedStore(Store):
                     _logged_after(conn, read_version),
                     window_s=self.conflict_window_s,
                 )
-            conn.execute("UPDATE meta SET version = ?", (version + 1,))
-            self._apply(conn, version + 1, req)
-            conn.execute("COMMIT")
+            self._apply(conn, version, writes)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
-    def _apply(self, conn: apsw.Connection, version: int, req: CommitRequest) -> None:
-        """The writes of ``req`` and its conflict-log row, inside the write transaction of
-        commit ``version``."""
-        large = req.size > LARGE_COMMIT_BYTES
-        if large:  # room for the whole transaction in the page cache (see init_file)
+    def _apply(
+        self, conn: apsw.Connection, version: int, writes: _Prepared, *, logged: bool = False
+    ) -> None:
+        """The prepared writes, the conflict-log row of commit ``version`` (unless
+        ``logged`` already) and ``COMMIT``, inside its write transaction."""
+        if writes.large:  # room for the whole transaction in the page cache (see init_file)
             conn.execute(f"PRAGMA cache_size={LARGE_CACHE_SIZE}")
-        for begin, end in req.clear_ranges:
+        for begin, end in writes.clear_ranges:
             conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
-        clears = [(k,) for k, v in req.writes if v is None]
-        if clears:
-            conn.executemany("DELETE FROM kv WHERE key = ?", clears)
-        if len(clears) < len(req.writes):
-            conn.executemany(
-                "INSERT INTO kv(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(k, v) for k, v in req.writes if v is not None],
-            )
-        now = time.time()
-        conn.execute(
-            "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)",
-            (version, now, encode_ranges(req.write_ranges)),
-        )
-        if now >= self._next_prune:
-            self._prune(conn, now)
-        if large and conn is not self._writer:
+        if writes.clears:
+            conn.executemany("DELETE FROM kv WHERE key = ?", writes.clears)
+        if writes.upserts:
+            conn.executemany(_UPSERT, writes.upserts)
+        if writes.now >= self._next_prune:
+            self._prune(conn, writes.now)
+        if logged:
+            conn.execute("COMMIT")
+        else:
+            conn.execute(_LOG_AND_COMMIT, (version, writes.now, writes.ranges))
+        if writes.large and conn is not self._writer:
             conn.execute("PRAGMA cache_size=-2000")  # a pooled reader's default again
 
     def _prune(self, conn: apsw.Connection, now: float) -> None:
@@ -331,6 +362,54 @@ class EmbeddedStore(Store):
         if upto is not None:
             conn.execute("DELETE FROM conflict_log WHERE version <= ?", (upto,))
             conn.execute("UPDATE meta SET floor = max(floor, ?)", (upto,))
+
+
+_UPSERT = (
+    "INSERT INTO kv(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+_LOG = "INSERT INTO conflict_log(version, ts, ranges) VALUES (?, ?, ?)"
+_LOG_AND_COMMIT = _LOG + "; COMMIT"
+
+
+@functools.lru_cache(maxsize=16)
+def _begin_write(guards: int) -> str:
+    """``BEGIN IMMEDIATE`` and the read of the next version and the floor, answered only when
+    each of ``guards`` guards holds (``(key, expected)`` bound in order; ``IS`` compares
+    NULL, an absent key, too): one statement for what the commit checks first."""
+    held = " AND ".join(["(SELECT value FROM kv WHERE key = ?) IS ?"] * guards) or "1"
+    return f"BEGIN IMMEDIATE; SELECT {VERSION} + 1, floor FROM meta WHERE {held}"
+
+
+class _Prepared:
+    """A commit request's statement arguments, built before the write lock is taken."""
+
+    __slots__ = (
+        "begin",
+        "clear_ranges",
+        "clears",
+        "guard_args",
+        "guards_apart",
+        "large",
+        "now",
+        "ranges",
+        "upserts",
+    )
+
+    def __init__(self, req: CommitRequest) -> None:
+        self.large = req.size > LARGE_COMMIT_BYTES
+        self.clear_ranges = req.clear_ranges
+        self.clears = [(k,) for k, v in req.writes if v is None]
+        self.upserts = (
+            [(k, v) for k, v in req.writes if v is not None] if self.clears else req.writes
+        )
+        self.ranges = encode_ranges(req.write_ranges)
+        self.now = time.time()
+        # A commit's guards (the engine's: META) go into the version bump; many guards (a
+        # compaction apply's) are checked one statement each (SQLite's expression depth).
+        self.guards_apart = len(req.guards) > GUARDS_IN_BUMP
+        guards = [] if self.guards_apart else req.guards
+        self.begin = _begin_write(len(guards))
+        self.guard_args = [x for guard in guards for x in guard]
 
 
 def _check_guards(conn: apsw.Connection, req: CommitRequest) -> None:
@@ -355,19 +434,21 @@ def _logged_after(conn: apsw.Connection, read_version: int) -> Iterator[bytes]:
 
 
 class _EmbeddedSnapshot(Snapshot):
-    """A read transaction on one pooled connection, at ``read_version``."""
+    """A read transaction on one pooled connection, at ``read_version``, begun by the first
+    read (a transaction that reads nothing commits without one)."""
 
-    def __init__(
-        self, store: EmbeddedStore, conn: apsw.Connection, read_version: int, checkpoints: int
-    ) -> None:
+    def __init__(self, store: EmbeddedStore) -> None:
         self._store = store
-        self._conn: apsw.Connection | None = conn
-        self.read_version = read_version
-        self.checkpoints_seen = checkpoints  # Checkpoints.completed when it began
+        self._conn: apsw.Connection | None = None
+        self._done = False
+        self.read_version = 0
+        self.checkpoints_seen = 0  # Checkpoints.completed when it began
 
     def _c(self) -> apsw.Connection:
         if self._conn is None:
-            raise StoreError("this snapshot is closed; start a new transaction")
+            if self._done:
+                raise StoreError("this snapshot is closed; start a new transaction")
+            self._conn, self.read_version, self.checkpoints_seen = self._store._begin_read()
         return self._conn
 
     def get(self, key: bytes) -> bytes | None:
@@ -399,17 +480,19 @@ class _EmbeddedSnapshot(Snapshot):
             return [(k, v) for k, v in rows]
 
     def commit(self, request: CommitRequest) -> None:
-        self._c()
+        if self._done:
+            raise StoreError("this snapshot is closed; start a new transaction")
         self._store._commit(self, request)
 
-    def detach(self) -> apsw.Connection:
-        """Hand the connection (inside its read transaction) to the commit, which checks
-        it back in: this snapshot is closed from now on."""
-        conn = self._c()
-        self._conn = None
+    def detach(self) -> apsw.Connection | None:
+        """Hand the connection (inside its read transaction; None if nothing was read) to
+        the commit, which checks it back in: this snapshot is closed from now on."""
+        conn, self._conn = self._conn, None
+        self._done = True
         return conn
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
+        self._done = True
         if conn is not None:
             self._store._checkin(conn)

@@ -6,12 +6,19 @@ Files: ``DIR/store.sqlite3`` (+ its ``-wal`` and ``-shm``). Tables:
   compares BLOBs with ``memcmp``, so keys sort as unsigned bytes. A rowid table (not
   ``WITHOUT ROWID``): values of up to 100 kB live in overflow pages hanging off a small
   table row, and the key index stays dense; measured 7x faster reads of 100 kB values.
-- ``meta``: one row: ``format``, ``version`` (the commit version counter: bumped by each
-  committed write transaction, so ``version`` = number of write commits) and ``floor``
-  (every conflict-log row with ``version <= floor`` has been pruned).
-  Invariant: ``floor <= version``.
+- ``meta``: one row: ``format``, ``floor`` (every conflict-log row with ``version <=
+  floor`` has been pruned) and ``version`` (format 1's commit counter; format 2 leaves it
+  as the migration found it).
 - ``conflict_log(version INTEGER PRIMARY KEY, ts REAL, ranges BLOB)``: the write ranges of
   each commit (``conflict_log.encode_ranges``), with its wall-clock time.
+
+The store's version (``VERSION``, the number of write commits) is ``max(floor, newest
+conflict-log version)``: each commit adds its log row at version + 1, and pruning raises
+``floor`` to the newest version it removes, so the version never goes back. Format 1
+bumped ``meta.version`` in every commit as well: one more statement and one more dirty
+page (the ``meta`` table's) per commit, which cost 15-30% of a small commit's store
+statements (docs/hot-path.md, "Commit path, round 2"). A format 1 file becomes format 2
+when a format 2 sqlkv opens it (``init_file``); format 1 code then refuses it.
 
 Pages are 4 KiB (new files; an existing file keeps the page size it was created with).
 16 KiB was chosen first for 100 kB values, but a small commit dirties about ten store
@@ -33,7 +40,9 @@ import apsw
 from sqlkv.errors import ConfigError, StoreError
 
 DB_FILE = "store.sqlite3"
-FORMAT = 1
+FORMAT = 2
+VERSION = "max(floor, coalesce((SELECT max(version) FROM conflict_log), 0))"
+"""The store's version, as an expression over the ``meta`` row (see the docstring)."""
 APPLICATION_ID = 0x736B7631  # "skv1": marks the file as a sqlkv embedded store
 # The store file's own SQLite page size (not sqlkv's database pages, though both are 4 KiB):
 # small commits write ~4x less WAL than with 16 KiB pages (see the module docstring).
@@ -141,6 +150,10 @@ def init_file(
         conn.execute(_SCHEMA.format(format=FORMAT))
         conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         (fmt,) = conn.execute("SELECT format FROM meta").fetchall()[0]
+        if fmt == 1:
+            # meta.version is format 1's counter; keep the version where it is
+            conn.execute(f"UPDATE meta SET floor = max(floor, version), format = {FORMAT}")
+            fmt = FORMAT
         if fmt != FORMAT:
             raise StoreError(
                 f"{where} has format {fmt}; this sqlkv reads format {FORMAT}: upgrade sqlkv"

@@ -12,12 +12,15 @@ bytes, so a key longer than about 2.7 kB (if it does not compress) is refused wi
 
 Transactions: one PostgreSQL transaction at SERIALIZABLE per store transaction, on a
 pooled connection. ``BEGIN`` travels with the first read, so the snapshot is taken by the
-first read (or by the commit, for a transaction that only writes). Each read is one
-SELECT. A commit is one round trip, pipelined: clear ranges (``DELETE ... key >= AND key
-<``), then every set as one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO
-UPDATE``, then every clear as one ``DELETE ... key = ANY(...)``, then the read check below,
-then ``COMMIT``. A read-only transaction ends with ``ROLLBACK`` when it is closed, which
-also drops it from PostgreSQL's conflict bookkeeping at once.
+first read. Each read is one SELECT. A commit is one statement, the table's commit
+function (``postgres_sql.py``, created with the table): it checks the guards, deletes the
+clear ranges, upserts every set (``INSERT ... SELECT FROM unnest(...) ON CONFLICT (key) DO
+UPDATE``), deletes every clear, then runs the read check below. A transaction that read
+nothing sends that one statement alone, outside ``BEGIN`` (autocommit: the statement is
+the transaction, at the SERIALIZABLE default every pooled connection sets); one that read
+pipelines it with ``COMMIT``. Either way one round trip. A read-only transaction ends with
+``ROLLBACK`` when it is closed, which also drops it from PostgreSQL's conflict bookkeeping
+at once.
 
 Conflicts: what PostgreSQL gives, and what this driver adds (a decision)
 ------------------------------------------------------------------------
@@ -93,9 +96,9 @@ transactions in one thread must not deadlock on the pool). Defaults added to the
 unless it sets them: ``connect_timeout=5``, ``application_name=sqlkv`` and TCP
 keepalives. Messages name the server as host:port/dbname and never carry the password.
 
-This module is the driver: the store, its SQL and its snapshots. The URL and the pool
-are in ``postgres_conn.py``, the error table and connection-loss tests in
-``postgres_errors.py``.
+This module is the driver: the store and its snapshots. The SQL and the schema (table and
+commit function) are in ``postgres_sql.py``, the URL and the pool in ``postgres_conn.py``,
+the error table and connection-loss tests in ``postgres_errors.py``.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar, cast
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sqlkv.errors import (
@@ -132,6 +135,7 @@ from sqlkv.store.postgres_errors import (
     sqlstate,
     translate,
 )
+from sqlkv.store.postgres_sql import CommitCall, Statements, commit_function_name
 from sqlkv.store.ranges import RangeRead
 
 __all__ = ["DEFAULT_TABLE", "MAX_INDEXED_KEY_BYTES", "PostgresStore"]
@@ -167,9 +171,10 @@ class PostgresStore(Store):
         self.url = public_url(params)
         conninfo = make_conninfo("", **{**CONNECTION_DEFAULTS, **params})
         self._pool = Pool(conninfo, pool_size, self._where)
-        self._sql = _Statements(ident)
+        self._sql = Statements(ident, commit_function_name(table))
+        self._call = CommitCall(self._sql)
         try:
-            self._create_table()
+            self._create_schema()
         except BaseException:
             self._pool.close()
             raise
@@ -178,8 +183,9 @@ class PostgresStore(Store):
         return _PgSnapshot(self)
 
     def drop(self) -> None:
-        """Drop the table and everything in it (tests and tools)."""
-        self._run(self._sql.drop)
+        """Drop the table and everything in it, and the commit function (tests and tools)."""
+        for statement in self._sql.drop:
+            self._run(statement)
 
     def close(self) -> None:
         """Close every idle connection; busy ones close when their transaction ends."""
@@ -190,69 +196,30 @@ class PostgresStore(Store):
 
     # ------------------------------------------------------------------ internals
 
-    def _create_table(self) -> None:
-        try:
-            self._run(self._sql.create)
-        except StoreError as exc:
-            # Two processes creating the table at once: one wins, the other sees the
-            # catalog's unique violation (23505) or the table (42P07). Both are fine.
-            if sqlstate(exc.__cause__) not in ("23505", "42P07"):
-                raise
+    def _create_schema(self) -> None:
+        """The table and the commit function, each created when missing (postgres_sql.py).
+        Two processes creating one at once: one wins, the other sees the catalog's unique
+        violation (23505), the table (42P07) or the function (42723). All are fine."""
+        exists = self._run(self._sql.function_exists, (self._sql.function_signature,))
+        for statement in [self._sql.create] + ([] if exists else [self._sql.create_function]):
+            try:
+                self._run(statement)
+            except StoreError as exc:
+                if sqlstate(exc.__cause__) not in ("23505", "42P07", "42723"):
+                    raise
 
-    def _run(self, statement: str) -> None:
-        """Run one statement in autocommit mode on a pooled connection."""
+    def _run(self, statement: str, params: tuple[Any, ...] | None = None) -> Any:
+        """Run one statement in autocommit mode on a pooled connection; the first column
+        of its first row (or None)."""
         conn = self._pool.get()
         try:
-            conn.execute(statement)
+            cur = conn.execute(statement, params)
+            row = cur.fetchone() if cur.description else None
+            return row[0] if row else None
         except psycopg.Error as exc:
             translate(exc, conn, self._where, "running a statement")
         finally:
             self._pool.put(conn)
-
-
-class _Statements:
-    """The SQL this driver sends, rendered once for one table."""
-
-    def __init__(self, table: sql.Composable) -> None:
-        def render(text: str) -> str:
-            return sql.SQL(text).format(t=table).as_string(None)
-
-        self.create = render(
-            "CREATE TABLE IF NOT EXISTS {t} (key bytea PRIMARY KEY, value bytea NOT NULL)"
-        )
-        self.drop = render("DROP TABLE IF EXISTS {t}")
-        self.get = render("SELECT value FROM {t} WHERE key = %b")
-        self.get_many = render("SELECT key, value FROM {t} WHERE key = ANY(%b::bytea[])")
-        self.range_forward = render(
-            "SELECT key, value FROM {t} WHERE key >= %b AND key < %b ORDER BY key LIMIT %b"
-        )
-        self.range_reverse = render(
-            "SELECT key, value FROM {t} WHERE key >= %b AND key < %b ORDER BY key DESC LIMIT %b"
-        )
-        self.clear_ranges = render(
-            "DELETE FROM {t} USING unnest(%b::bytea[], %b::bytea[]) AS r(b, e) "
-            "WHERE {t}.key >= r.b AND {t}.key < r.e"
-        )
-        self.upsert = render(
-            "INSERT INTO {t} (key, value) SELECT * FROM unnest(%b::bytea[], %b::bytea[]) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-        )
-        self.clear_keys = render("DELETE FROM {t} WHERE key = ANY(%b::bytea[])")
-        # Row locks on everything read serializably: fails (40001) if a row changed since
-        # our snapshot, or (55P03) if a concurrent commit is writing it. See the docstring.
-        # Guards: the current values (answered even when the check then fails), then the
-        # check, which divides by zero (22012, nothing after it runs) when one differs.
-        self.guard_values = render("SELECT key, value FROM {t} WHERE key = ANY(%b::bytea[])")
-        self.guard_check = render(
-            "SELECT 1 / (SELECT CASE WHEN bool_and({t}.value IS NOT DISTINCT FROM g.v)"
-            " THEN 1 ELSE 0 END FROM unnest(%b::bytea[], %b::bytea[]) AS g(k, v)"
-            " LEFT JOIN {t} ON {t}.key = g.k)"
-        )
-        self.check_reads = render(
-            "SELECT count(*) FROM (SELECT 1 FROM {t} "
-            "JOIN unnest(%b::bytea[], %b::bytea[]) AS r(b, e) "
-            "ON {t}.key >= r.b AND {t}.key < r.e FOR SHARE OF {t} NOWAIT) AS locked"
-        )
 
 
 class _PgSnapshot(Snapshot):
@@ -296,38 +263,28 @@ class _PgSnapshot(Snapshot):
                 f"the connection to PostgreSQL at {store._where} was lost before the commit "
                 "was sent; nothing was written. Run the transaction again."
             )
-        sets = [(k, v) for k, v in request.writes if v is not None]
-        clears = [k for k, v in request.writes if v is None]
-        guarded = conn.cursor(binary=True)
-
-        def send(pipeline: psycopg.Pipeline) -> None:
-            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                conn.execute(_BEGIN, prepare=False)
-            # Prepared (a commit's statements are the same every time: parsing and planning
-            # them was most of a small commit's server time). psycopg (>= 3.3) forgets a
-            # statement whose Parse an earlier error in the pipeline made the server skip
-            # (``PrepareManager.validate``); BEGIN and COMMIT are not worth preparing.
-            cur = conn.cursor(binary=True)
-            if request.guards:
-                keys = [k for k, _ in request.guards]
-                guarded.execute(sql_.guard_values, (keys,), prepare=True)
-                cur.execute(sql_.guard_check, _columns(request.guards), prepare=True)
-            if request.clear_ranges:
-                cur.execute(sql_.clear_ranges, _columns(request.clear_ranges), prepare=True)
-            if sets:
-                cur.execute(sql_.upsert, _columns(sets), prepare=True)
-            if clears:
-                cur.execute(sql_.clear_keys, (clears,), prepare=True)
-            if request.read_ranges:
-                cur.execute(sql_.check_reads, _columns(request.read_ranges), prepare=True)
-            conn.execute("COMMIT", prepare=False)
-            pipeline.sync()
-
+        # One statement: the commit function (postgres_sql.py) checks the guards, applies
+        # the writes and locks the read-conflict set. Nothing read yet: the call is the
+        # whole transaction (autocommit, at the SERIALIZABLE default the pool sets), sent
+        # straight to libpq (CommitCall: psycopg's cursor cost more client CPU than the
+        # call). A transaction that read goes on in its own: the call and COMMIT, pipelined.
+        params = _commit_params(request)
+        answer: list[bytes | None] | None
         try:
-            _pipelined(conn, send)
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                answer = store._call(conn, params)
+            else:
+                cur = conn.cursor(binary=True)
+
+                def send(pipeline: psycopg.Pipeline) -> None:
+                    cur.execute(sql_.commit, params, prepare=True)
+                    conn.execute("COMMIT", prepare=False)
+                    pipeline.sync()
+
+                _pipelined(conn, send)
+                row = cur.fetchone()
+                answer = row[0] if row else None
         except psycopg.Error as exc:
-            if request.guards and sqlstate(exc) == _GUARD_FAILED:
-                _raise_guard_failed(request.guards, guarded)
             lost = CommitUnknown(
                 f"the connection to PostgreSQL at {store._where} was lost while a commit "
                 "was in flight: it may or may not have been applied (whole, if at all). "
@@ -335,17 +292,17 @@ class _PgSnapshot(Snapshot):
             )
             longest = max((len(k) for k, _ in request.writes), default=0)
             self._fail(exc, conn, "committing", lost, longest_key=longest)
+        if answer is not None:
+            _raise_guard_failed(request.guards, answer)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
         status = conn.info.transaction_status
-        if status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.Error:
-                conn.close()
+        in_transaction = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+        if status in in_transaction and not _rolled_back(conn):
+            conn.close()
         self._store._pool.put(conn)
 
     # ------------------------------------------------------------------ helpers
@@ -410,19 +367,49 @@ class _PgSnapshot(Snapshot):
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
-_GUARD_FAILED = "22012"  # division_by_zero: only the guard check divides
+
+
+def _rolled_back(conn: Connection) -> bool:
+    """ROLLBACK straight through libpq: psycopg answers a ROLLBACK it runs by deallocating
+    every prepared statement (one more round trip, and the reads prepared again)."""
+    try:
+        return conn.pgconn.exec_(b"ROLLBACK").status == pq.ExecStatus.COMMAND_OK
+    except psycopg.Error:
+        return False
 
 
 def _raise_guard_failed(
-    guards: list[tuple[bytes, bytes | None]], found: psycopg.Cursor[Any]
+    guards: list[tuple[bytes, bytes | None]], current: list[bytes | None]
 ) -> NoReturn:
-    """Raise ``GuardFailed`` for the first guard that does not hold, from the values the
-    guard's first statement returned (the transaction rolled back: nothing was applied)."""
-    current = {bytes(k): bytes(v) for k, v in found.fetchall()}
-    for key, expected in guards:
-        if current.get(key) != expected:
-            raise GuardFailed(key, current.get(key))
+    """Raise ``GuardFailed`` for the first guard that does not hold, from the current values
+    the commit function answered (aligned with the guards; it applied nothing)."""
+    for (key, expected), found in zip(guards, current, strict=True):
+        if found != expected:
+            raise GuardFailed(key, found)
     raise StoreError("PostgreSQL reported a failed guard, but every guard holds (a bug)")
+
+
+def _commit_params(request: CommitRequest) -> tuple[list[Any] | None, ...]:
+    """The commit function's arguments (postgres_sql.py): guards, clear ranges, sets,
+    clears, read keys, read ranges, as parallel bytea[] columns (None for an empty one)."""
+    none: tuple[None, None] = (None, None)
+    sets = [(k, v) for k, v in request.writes if v is not None]
+    clears = [k for k, v in request.writes if v is None]
+    # A read range of one key (every guard's, every get) is checked by an indexed lookup.
+    keys, ranges = [], []
+    for begin, end in request.read_ranges:
+        if end == begin + b"\0":
+            keys.append(begin)
+        else:
+            ranges.append((begin, end))
+    return (
+        *(_columns(request.guards) if request.guards else none),
+        *(_columns(request.clear_ranges) if request.clear_ranges else none),
+        *(_columns(sets) if sets else none),
+        clears or None,
+        keys or None,
+        *(_columns(ranges) if ranges else none),
+    )
 
 
 T = TypeVar("T")

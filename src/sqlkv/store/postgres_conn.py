@@ -25,6 +25,8 @@ CONNECTION_DEFAULTS = {
     "keepalives_count": "3",
 }
 
+SERIALIZABLE_DEFAULT = "SET default_transaction_isolation TO 'serializable'"
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -71,9 +73,16 @@ class Pool:
             conn.close()
 
     def _connect(self) -> Connection:
+        conn: Connection | None = None
         try:
-            return psycopg.connect(self._conninfo, autocommit=True)
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            # A statement outside BEGIN is a transaction of its own: the commit function
+            # called alone (postgres.py) must run at SERIALIZABLE like every transaction.
+            conn.execute(SERIALIZABLE_DEFAULT)
+            return conn
         except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
             # libpq says why (refused, timeout, password, no such database) but gives no
             # SQLSTATE for a failed connection, so all of them are StoreUnavailable.
             raise StoreUnavailable(

@@ -39,6 +39,8 @@ class VfsConfig:
       ``stage_chunk_bytes`` and finalized.
     - ``retry_attempts`` / ``retry_base_s`` / ``retry_max_s``: retries of retryable engine
       errors, with exponential backoff, before an I/O error surfaces.
+    - ``create``: open creates a missing database (the default); False opens an existing
+      one only, else ``DatabaseNotFound`` (the DB-API's ``file:NAME?mode=rw``).
     """
 
     cache_bytes: int = default_cache_bytes()
@@ -49,6 +51,7 @@ class VfsConfig:
     retry_attempts: int = 6
     retry_base_s: float = 0.02
     retry_max_s: float = 1.0
+    create: bool = True
 
     @property
     def cache_pages(self) -> int:

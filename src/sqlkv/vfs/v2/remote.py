@@ -192,7 +192,10 @@ class RemoteDb:
         result = self._call(
             "open",
             lambda: self.engine.open(
-                self.name, preload=preload, preload_bytes=self.config.preload_bytes
+                self.name,
+                preload=preload,
+                preload_bytes=self.config.preload_bytes,
+                create=self.config.create,
             ),
         )
         self.generation = result.head.generation
