@@ -89,8 +89,12 @@ def test_a_thread_holding_the_gil_is_counted() -> None:
         started = time.thread_time()
         _ = 3**1_500_000
         held.append(time.thread_time() - started)
+        # Stay alive until the heartbeat has sampled: a thread that has ended has no
+        # schedstat left, and its CPU time would be missing from the round it stalled.
+        release.wait()
 
     held: list[float] = []
+    release = threading.Event()
 
     async def main() -> list[float]:
         stop, stalls, raw = asyncio.Event(), [], []
@@ -98,11 +102,15 @@ def test_a_thread_holding_the_gil_is_counted() -> None:
         await asyncio.sleep(0.02)
         holder = threading.Thread(target=hold)
         holder.start()
-        while holder.is_alive():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.02)
-        stop.set()
-        await beat
+        try:
+            while not held:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
+            stop.set()
+            await beat
+        finally:
+            release.set()
+            holder.join()
         return stalls
 
     stalls = run(main())

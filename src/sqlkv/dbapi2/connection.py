@@ -65,7 +65,11 @@ def _convert_binding(cursor: apsw.Cursor, number: int, value: Any) -> Any:
     return bind_value(number, value)
 
 
-class Connection:
+# with the C hot paths, the attributes they read are the C base type's fields (§8)
+_Base: Any = object if cursor_module._speedups is None else cursor_module._speedups.ConnectionBase
+
+
+class Connection(_Base):  # type: ignore[misc]
     """A DB-API connection to one sqlkv database (see the module docstring)."""
 
     Warning = exceptions.Warning
@@ -470,3 +474,13 @@ class Connection:
 
 
 cursor_module.connection_class = Connection
+if cursor_module._speedups is not None:  # Connection.execute in C (docs/python-dbapi.md §8)
+    cursor_module._speedups.install(
+        Cursor,
+        Connection,
+        cursor_module._KINDS,
+        cursor_module.execute_general,
+        cursor_module._raise_mapped,
+        exceptions.translate,
+        exceptions.binding_error,
+    )

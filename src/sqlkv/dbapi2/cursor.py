@@ -11,6 +11,7 @@ statement has finished), so a query that is never asked pays nothing for it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from threading import get_ident
@@ -36,23 +37,33 @@ _STDLIB_ROW: Any = sqlite3.Row
 connection_class: type = object
 
 
-class Cursor:
+# what every execute writes is in slots (no instance dict to make for a new cursor);
+# every way of making a cursor sets them all (__init__, execute_on_new_cursor). With the
+# C hot paths (_speedups, docs/python-dbapi.md §8) they are the C base type's fields
+_SLOTS = (
+    "_ahead",  # the row the next fetch returns (read one step ahead); set with _rows
+    "_apsw",
+    "_connection",
+    "_params",
+    "_rows",  # the statement, while it has rows left
+    "_sql",  # the last execute's SQL; "" after anything else ran, None before
+    "lastrowid",
+    "row_factory",
+    "rowcount",
+)
+_speedups: Any = None
+if not os.environ.get("SQLKV_DBAPI_PURE_PYTHON"):
+    try:
+        from sqlkv.dbapi2 import _speedups  # type: ignore[attr-defined,no-redef]
+    except ImportError:  # not built (no compiler): the same behaviour in Python
+        _speedups = None
+_Base: Any = object if _speedups is None else _speedups.CursorBase
+
+
+class Cursor(_Base):  # type: ignore[misc]
     """A cursor of a ``sqlkv.dbapi2.Connection`` (see the module docstring)."""
 
-    # what every execute writes is in slots (no instance dict to make for a new cursor);
-    # every way of making a cursor sets them all (__init__, execute_on_new_cursor)
-    __slots__ = (
-        "__dict__",
-        "_ahead",  # the row the next fetch returns (read one step ahead); set with _rows
-        "_apsw",
-        "_connection",
-        "_params",
-        "_rows",  # the statement, while it has rows left
-        "_sql",  # the last execute's SQL; "" after anything else ran, None before
-        "lastrowid",
-        "row_factory",
-        "rowcount",
-    )
+    __slots__ = ("__dict__", *(_SLOTS if _speedups is None else ()))
 
     # the rest of a new cursor's state: class attributes, assigned by instances as needed
     _closed = False
@@ -202,6 +213,11 @@ class Cursor:
             self._rows = cur
             self._ahead = row
             self._dml_pending = True
+
+    def _finish_returning(self) -> None:
+        """The last row of DML with RETURNING was read: ``rowcount`` is known now."""
+        self._dml_pending = False
+        self.rowcount = self._connection._check().changes()
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Cursor:
         conn = self._check()
@@ -461,7 +477,7 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
         return Cursor(connection)._execute_checked(sql, parameters)
     if connection._fast_thread != get_ident():
         return Cursor(connection)._execute_checked(sql, parameters)
-    cursor = _new_cursor(Cursor)
+    cursor: Cursor = _new_cursor(Cursor)
     cursor._connection = connection
     cursor.row_factory = connection.row_factory
     conn: apsw.Connection = connection._apsw  # type: ignore[assignment]
@@ -488,4 +504,22 @@ def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = ()
     return cursor
 
 
-_new_cursor = object.__new__
+_new_cursor = _Base.__new__
+
+
+def execute_general(connection: Connection, sql: Any, parameters: Any) -> Cursor:
+    """``Connection.execute`` off the hot path: every check, in the stdlib's order."""
+    return Cursor(connection)._execute_checked(sql, parameters)
+
+
+def _raise_mapped(exc: BaseException, mapper: Callable[[BaseException], BaseException]) -> None:
+    """For the C hot paths: ``raise mapper(exc) from exc`` while ``exc`` is handled."""
+    raise mapper(exc) from exc
+
+
+if _speedups is not None:
+    # C iteration and fetchone (cursor.py's code above is what they do), and
+    # Connection.execute in C (installed on the class by connection.py)
+    del Cursor.fetchone, Cursor.__iter__, Cursor.__next__
+    # and C fields (False in a new cursor) instead of these class defaults
+    del Cursor._closed, Cursor._dml_pending
