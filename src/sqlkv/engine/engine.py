@@ -64,8 +64,7 @@ log = logging.getLogger("sqlkv.engine")
 PASS_PLANS = 8
 """Plans one compaction pass may make before it gives up (``RetriesExhausted``)."""
 APPLY_ATTEMPTS = 64
-"""Guarded applies of one plan (each failed guard teaches it something) before it is
-planned again."""
+"""Guarded applies of one plan (each failed guard teaches it something) before a new plan."""
 
 
 @functools.lru_cache(maxsize=1 << 16)  # open databases of one engine: ~200 bytes each
@@ -316,10 +315,9 @@ class Engine(HistoryOps):
     # ------------------------------------------------------------------ compaction
 
     def compact(self, db: str, *, generation: int | None = None) -> PassOutcome:
-        """Run one compaction pass on ``db``: planned in a read-only store transaction,
-        applied in one guarded store operation (``compaction/fold.py``): a failed guard is
-        absorbed (newer META, a PIDX row a commit rewrote) and the apply sent again; the
-        pass is planned again when the database changed in a way the plan cannot absorb."""
+        """Run one compaction pass on ``db``: planned from a snapshot, applied in one guarded
+        store operation (``compaction/fold.py``); a failed guard is absorbed (newer META, a
+        PIDX row a commit rewrote) and the apply sent again, or the pass is planned again."""
         keys = self.keys(db)
         out: PassOutcome | None = None
         for _ in range(PASS_PLANS):
@@ -340,14 +338,16 @@ class Engine(HistoryOps):
                 break
             state = ApplyState(plan.meta)
             for _ in range(APPLY_ATTEMPTS):
-                # The owner's engine knows the META of its last commit: often newer than
-                # the plan's snapshot or the last failed guard's answer.
-                state.meta = self.heads.newer(db, Head.decode(state.meta, db), state.meta)
+                # In turn with this engine's commits of ``db``, on the META of the last
+                # (newer than the plan's or the last failed guard's): meta_cache.py.
                 try:
-                    out = self.store.transact(
-                        functools.partial(self._apply_pass, db, plan, generation, state),
-                        name="compact",
-                    )
+                    with self.heads.turn(db):
+                        state.meta = self.heads.newer(db, Head.decode(state.meta, db), state.meta)
+                        out = self.store.transact(
+                            functools.partial(self._apply_pass, db, plan, generation, state),
+                            name="compact",
+                        )
+                        self._remember(db, out.meta if out else None)
                     break
                 except GuardFailed as exc:
                     if not absorb(keys, plan, state, exc):
@@ -423,21 +423,22 @@ class Engine(HistoryOps):
 
         An engine error raised on an assumed META (before anything was sent: a refusal, or
         rows that disagree with a stale head) is decided again from META read."""
-        known = self.heads.get(db)
-        try:
-            for _ in range(2):
-                if known is None:
-                    break
-                try:
-                    return self.store.transact(attempt(known), name=name)
-                except GuardFailed as exc:
-                    known = exc.current
-                except EngineError:
-                    break
-            return self.store.transact(attempt(None), name=name)
-        except FenceMismatch:
-            self.heads.forget(db)
-            raise
+        with self.heads.turn(db):  # this engine's compaction applies wait (meta_cache.py)
+            known = self.heads.get(db)
+            try:
+                for _ in range(2):
+                    if known is None:
+                        break
+                    try:
+                        return self.store.transact(attempt(known), name=name)
+                    except GuardFailed as exc:
+                        known = exc.current
+                    except EngineError:
+                        break
+                return self.store.transact(attempt(None), name=name)
+            except FenceMismatch:
+                self.heads.forget(db)
+                raise
 
     def _apply_pass(
         self,

@@ -93,6 +93,10 @@ class DbKeys:
         """Every DELTA key."""
         return self._span(b"D", ">Q", 0, U64_END)
 
+    def delta_txids_range(self, first: int, end: int) -> tuple[bytes, bytes]:
+        """Every DELTA key with txid in ``[first, end)``."""
+        return self._span(b"D", ">Q", first, end)
+
     def deltas_from(self, first_txid: int) -> tuple[bytes, bytes]:
         """Every DELTA key with txid >= ``first_txid``."""
         return self._span(b"D", ">Q", first_txid, U64_END)

@@ -13,6 +13,13 @@ head_txid, next_txid, fold_epoch) forward, so a slow thread cannot put back an o
 after a newer one. The cache is filled by the engine's own commits, finalizes, stages and
 compaction passes and by failed guards; a takeover leaves it empty (the first commit after
 an open reads META as before). Bounded: least recently used entries go first.
+
+``turn(db)``: the lock this engine's commits of a database and its compaction applies take
+around their store operation (commits in ``Engine._guarded``, applies in ``Engine.compact``),
+so a pass applies on the META of the owner's last commit instead of failing its guard on
+every commit that lands meanwhile (docs/hot-path.md "Compaction of tiny deltas"). Only an
+optimization: the guard on META decides, across engines and processes. Striped (a fixed
+number of re-entrant locks), so it costs no memory per database.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections import OrderedDict
 from sqlkv.engine.head import Head
 
 Order = tuple[int, int, int, int]
+TURN_STRIPES = 1024
 
 
 def order_of(head: Head) -> Order:
@@ -34,6 +42,11 @@ class MetaCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[Order, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+        self._turns = [threading.RLock() for _ in range(TURN_STRIPES)]
+
+    def turn(self, db: str) -> threading.RLock:
+        """The lock of ``db``'s writes in this engine (module docstring)."""
+        return self._turns[hash(db) % TURN_STRIPES]
 
     def get(self, db: str) -> bytes | None:
         with self._lock:

@@ -80,10 +80,12 @@ POINTS: dict[str, str] = {
     "finalize.read_retention": "the retention window, when a shrink cuts shards",
     "finalize.apply": "PIDX rows, directory row, manifests dropped and META",
     # ---------------------------------------------------------------- engine: compaction
-    "compact.read_meta": "META (a snapshot read: the pass is planned)",
+    "compact.read_meta": "META and the retention rows, at once (a snapshot read: the pass is "
+    "planned)",
     "compact.read_pidx": "the PIDX rows (cache miss)",
-    "compact.read_shard": "the shards being folded into, at once",
-    "compact.read_delta": "the DELTA parts holding pages being folded, at once",
+    "compact.read_shard": "a shard being folded into (a pass under a retention window)",
+    "compact.read_delta": "the DELTA parts holding pages being folded, with the shards, the "
+    "dead deltas' directory rows and the history facts below the new materialized txid",
     "compact.read_delta_dir": "the directory rows of the deltas now dead",
     "compact.read_history": "the history facts that date the window / are deleted",
     "compact.read_retained": "the retention record, a retained delta, a retired shard version",

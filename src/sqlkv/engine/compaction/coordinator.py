@@ -1,8 +1,19 @@
 """The compaction coordinator: at most one worker per database, several databases in
-parallel on a bounded pool, woken by commits over a threshold and by an idle timer.
+parallel on a bounded pool, woken by commits that leave the database *due* and by an idle
+timer.
 
-A worker runs passes until the database has no live delta (or a pass changes nothing),
-then goes back to sleep. Errors are logged and counted, never raised into commits.
+Due (``CompactionCoordinator.due``): enough live deltas that a pass is worth its fixed cost.
+A pass costs about a millisecond of CPU whatever it folds (two planning reads, the shards
+spliced, one guarded apply) plus a little per delta, so tiny deltas (one-row commits) wait
+for ``delta_count_limit`` of them, while deltas averaging ``small_delta_bytes`` or more
+(they name more parts, which reads must fetch) are folded from ``delta_count_threshold``
+on; ``delta_bytes_threshold`` bounds the bytes waiting. Never later than half the engine's
+back-pressure limits, so commits are not refused while a pass could run.
+
+A worker woken by a commit runs passes while the database is due, then sleeps: it does not
+chase the last few deltas of a steady stream, one pass per commit. The idle timer folds a
+quiet database down to no live delta. Errors are logged and counted, never raised into
+commits. docs/hot-path.md "Compaction of tiny deltas" has the measurements.
 """
 
 from __future__ import annotations
@@ -28,15 +39,21 @@ log = logging.getLogger("sqlkv.compaction")
 class CompactionConfig:
     """When and how much to compact.
 
-    - ``delta_count_threshold`` / ``delta_bytes_threshold``: a commit that leaves at least
-      this many live deltas / delta bytes wakes the database's worker.
-    - ``idle_seconds``: a database with live deltas and no commit for this long is compacted.
+    - ``delta_count_limit``: a commit that leaves this many live deltas, however small,
+      wakes the database's worker.
+    - ``delta_count_threshold`` / ``small_delta_bytes``: so does one that leaves this many
+      live deltas averaging at least ``small_delta_bytes`` stored bytes.
+    - ``delta_bytes_threshold``: so does one that leaves this many live delta bytes.
+    - ``idle_seconds``: a database with live deltas and no commit for this long is
+      compacted down to none.
     - ``shards_per_pass``: shards folded per store transaction (bounds its size).
     - ``workers``: databases compacted in parallel.
     """
 
     delta_count_threshold: int = 16
     delta_bytes_threshold: int = 4 * 1024 * 1024
+    delta_count_limit: int = 32
+    small_delta_bytes: int = 16 * 1024
     idle_seconds: float = 2.0
     shards_per_pass: int = 16
     workers: int = 2
@@ -44,6 +61,13 @@ class CompactionConfig:
     def validate(self) -> None:
         if self.delta_count_threshold < 1 or self.delta_bytes_threshold < 1:
             raise ConfigError("compaction thresholds must be positive")
+        if self.delta_count_limit < self.delta_count_threshold:
+            raise ConfigError(
+                f"delta_count_limit ({self.delta_count_limit}) must be at least "
+                f"delta_count_threshold ({self.delta_count_threshold})"
+            )
+        if self.small_delta_bytes < 0:
+            raise ConfigError(f"small_delta_bytes must be >= 0, got {self.small_delta_bytes}")
         if self.idle_seconds <= 0:
             raise ConfigError(f"idle_seconds must be > 0, got {self.idle_seconds}")
         if not 1 <= self.shards_per_pass <= 32:
@@ -72,11 +96,28 @@ class CompactionCoordinator:
         self._lock = threading.Lock()
         self._running: set[str] = set()
         self._again: set[str] = set()
+        # what the next run of each scheduled database does: True (the idle timer, or
+        # nothing said) folds to no live delta, False (a commit) runs passes while it is due
+        self._drain: dict[str, bool] = {}
         self._last_commit: dict[str, float] = {}
         self._stop = threading.Event()
         # started by the first commit: an engine that only opens and reads (a cold
         # connection, most of ``sqlkv.connect``'s) never pays for a thread
         self._timer: threading.Thread | None = None
+        cfg, limits = self.config, engine.config
+        # half the back-pressure limits: a pass starts well before commits are refused
+        self._count_limit = max(1, min(cfg.delta_count_limit, limits.max_live_deltas // 2))
+        self._bytes_limit = max(1, min(cfg.delta_bytes_threshold, limits.max_unfolded_bytes // 2))
+        self._threshold = min(cfg.delta_count_threshold, self._count_limit)
+
+    def due(self, head: Head) -> bool:
+        """True when ``head`` has enough live deltas for a pass (module docstring)."""
+        n, size = head.delta_count, head.delta_bytes
+        return (
+            n >= self._count_limit
+            or size >= self._bytes_limit
+            or (n >= self._threshold and size >= n * self.config.small_delta_bytes)
+        )
 
     def notify(self, db: str, head: Head) -> None:
         """Called after every commit: wake the worker when a threshold is crossed."""
@@ -87,17 +128,15 @@ class CompactionCoordinator:
                     target=self._idle_loop, name="sqlkv-compact-idle", daemon=True
                 )
                 self._timer.start()
-        cfg = self.config
-        if (
-            head.delta_count >= cfg.delta_count_threshold
-            or head.delta_bytes >= cfg.delta_bytes_threshold
-        ):
+        if self.due(head):
             self.schedule(db)
 
-    def schedule(self, db: str) -> None:
+    def schedule(self, db: str, *, drain: bool = False) -> None:
+        """Run passes on ``db`` while it is due (``drain``: until no live delta is left)."""
         with self._lock:
             if self._stop.is_set():
                 return
+            self._drain[db] = drain or self._drain.get(db, False)
             if db in self._running:
                 self._again.add(db)
                 return
@@ -125,7 +164,12 @@ class CompactionCoordinator:
     def _work(self, db: str) -> None:
         try:
             while not self._stop.is_set():
-                self.engine.compact_until_done(db, stop=self._stop)
+                with self._lock:
+                    drain = self._drain.pop(db, True)
+                if drain:
+                    self.engine.compact_until_done(db, stop=self._stop)
+                else:
+                    self._compact_while_due(db)
                 with self._lock:
                     if db not in self._again:
                         self._running.discard(db)
@@ -153,6 +197,14 @@ class CompactionCoordinator:
         with self._lock:
             self._running.discard(db)
             self._again.discard(db)
+            self._drain.pop(db, None)
+
+    def _compact_while_due(self, db: str) -> None:
+        """Passes while the database is due (a pass that changes nothing ends it too)."""
+        while not self._stop.is_set():
+            out = self.engine.compact(db)
+            if not out.changed or not self.due(out.head):
+                return
 
     def _idle_loop(self) -> None:
         period = self.config.idle_seconds
@@ -163,4 +215,4 @@ class CompactionCoordinator:
                 for db in idle:
                     del self._last_commit[db]
             for db in idle:
-                self.schedule(db)
+                self.schedule(db, drain=True)

@@ -31,6 +31,7 @@ first (``seal``); a damaged one raises ``CorruptionError`` and the pass writes n
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -50,8 +51,10 @@ from sqlkv.engine.pidx import (
 from sqlkv.engine.retention import graves_range, retention_key, versions_range
 from sqlkv.engine.seal import corrupt, join_chunks, seal, unseal
 from sqlkv.errors import CorruptionError, DatabaseNotFound, GuardFailed, LtxError
-from sqlkv.ltx import read_page, read_page_index
+from sqlkv.ltx import HEADER_FLAG_NO_CHECKSUM, LtxHeader, read_page, read_page_index
 from sqlkv.ltx.header import PageIndexEntry
+from sqlkv.ltx.splice import NotSpliceable, splice
+from sqlkv.store.ranges import RangeRead, key_after
 
 DELTA_READS_PER_TRIP = 64
 """DELTA parts fetched per multi-range read while planning."""
@@ -108,18 +111,22 @@ def choose_shards(pidx: PidxMap, shard_size: int, limit: int) -> dict[int, list[
 
 
 def _read_parts(
-    tr: StoreReader, keys: DbKeys, locations: list[Location]
-) -> dict[Location, tuple[bytes, dict[int, PageIndexEntry]]]:
-    """Every DELTA part of ``locations``, joined and indexed, a few dozen per round trip."""
+    tr: StoreReader, keys: DbKeys, locations: list[Location], extra: list[RangeRead]
+) -> tuple[dict[Location, tuple[bytes, dict[int, PageIndexEntry]]], list[Rows]]:
+    """Every DELTA part of ``locations``, joined and indexed, a few dozen per round trip,
+    and the rows of ``extra`` (read with the first of those round trips)."""
     out: dict[Location, tuple[bytes, dict[int, PageIndexEntry]]] = {}
-    for i in range(0, len(locations), DELTA_READS_PER_TRIP):
+    more: list[Rows] = []
+    for i in range(0, max(1, len(locations)), DELTA_READS_PER_TRIP):
         batch = locations[i : i + DELTA_READS_PER_TRIP]
         answers = tr.get_ranges(
-            [(*keys.delta_part_range(*loc), 0, False) for loc in batch],
+            [(*keys.delta_part_range(*loc), 0, False) for loc in batch] + (extra if i == 0 else []),
             snapshot=True,
             point="read_delta",
         )
-        for loc, rows in zip(batch, answers, strict=True):
+        if i == 0:
+            more = answers[len(batch) :]
+        for loc, rows in zip(batch, answers, strict=False):
             where = f"txid {loc[0]} part {loc[1]}"
             if not rows:
                 raise CorruptionError(
@@ -130,7 +137,7 @@ def _read_parts(
                 out[loc] = (blob, read_page_index(blob))
             except LtxError as exc:
                 raise CorruptionError(keys.name, "DELTA", where, f"its LTX file: {exc}") from exc
-    return out
+    return out, more
 
 
 def _page(
@@ -160,76 +167,99 @@ def plan_pass(
     shards_per_pass: int,
     expected_generation: int | None,
 ) -> FoldPlan:
-    """Plan one pass from snapshot reads (this transaction writes nothing)."""
-    raw = tr.get(keys.meta, snapshot=True, point="read_meta")
-    if raw is None:
+    """Plan one pass from snapshot reads (this transaction writes nothing): META with the
+    retention rows in one round trip; then, from the PIDX map (cached), the DELTA parts, the
+    shards, the dead deltas' directory rows and the history facts below the new
+    ``materialized_txid`` in one more (one per further 64 parts)."""
+    record_key = retention_key(keys)
+    meta, record, graves, versions = tr.get_ranges(
+        [
+            (keys.meta, key_after(keys.meta), 1, False),
+            (record_key, key_after(record_key), 1, False),
+            (*graves_range(keys), 1, False),
+            (*versions_range(keys), 1, False),
+        ],
+        snapshot=True,
+        point="read_meta",
+    )
+    if not meta:
         raise DatabaseNotFound(db)
+    raw = meta[0][1]
     head = Head.decode(raw, db)
     if expected_generation is not None:
         check_generation(db, head, expected_generation)
     pidx = cache.rows_for(tr, db, keys, head)
     plan = FoldPlan(head, raw, pidx)
-    record, graves, versions = tr.get_ranges(
-        [
-            (retention_key(keys), retention_key(keys) + b"\0", 1, False),
-            (*graves_range(keys), 1, False),
-            (*versions_range(keys), 1, False),
-        ],
-        snapshot=True,
-        point="read_retained",
-    )
     if record or graves or versions:
         plan.retention = record[0][1] if record else b""
         return plan  # history is retained: the pass runs as one transaction
     chosen = choose_shards(pidx, head.shard_size, shards_per_pass)
-    parts = _read_parts(tr, keys, sorted({pidx[p] for pgnos in chosen.values() for p in pgnos}))
-    shard_txid = max(2, head.head_txid)
-    shards = tr.get_ranges(
-        [(*keys.shard_range(sid, sid + 1), 0, False) for sid in chosen],
-        snapshot=True,
-        point="read_shard",
-    )
-    for (sid, pgnos), old in zip(chosen.items(), shards, strict=True):
-        pages: dict[int, bytes] = {}
-        if old:
-            pages.update(decode_shard(keys, old).pages)  # checked before it is replaced
+    for pgnos in chosen.values():
         for pgno in pgnos:
-            pages[pgno] = _page(keys, parts, pgno, pidx[pgno])
             plan.folded[pgno] = pidx[pgno]
-        kept = sorted((p, d) for p, d in pages.items() if p <= head.db_size_pages)
-        blob = encode_pages(kept, shard_txid, head.db_size_pages, head.page_size) if kept else None
-        plan.shards[sid] = (old, blob)
-
-    # Every delta older than the oldest one an unfolded row refers to is dead.
+    # Every delta older than the oldest one an unfolded row refers to is dead; the history
+    # facts of txids below the new materialized txid (written by commits, which never write
+    # there again) are deleted with them.
     first_live = min(
         (t for p, (t, _) in pidx.items() if p not in plan.folded), default=head.head_txid + 1
     )
-    for key, value in tr.get_range(
-        *keys.delta_dir_range(head.materialized_txid + 1, first_live),
-        snapshot=True,
-        point="read_delta_dir",
-    ):
+    plan.materialized = max(head.materialized_txid, first_live - 1)
+    extra: list[RangeRead] = [(*keys.shard_range(sid, sid + 1), 0, False) for sid in chosen]
+    extra.append((*keys.delta_dir_range(head.materialized_txid + 1, first_live), 0, False))
+    if plan.materialized != head.materialized_txid:
+        extra.append((*keys.history_range(0, plan.materialized), 0, False))
+    parts, more = _read_parts(tr, keys, sorted(set(plan.folded.values())), extra)
+    shard_txid = max(2, head.head_txid)
+    for (sid, pgnos), old in zip(chosen.items(), more, strict=False):
+        new = {pgno: _page(keys, parts, pgno, pidx[pgno]) for pgno in pgnos}
+        plan.shards[sid] = (old, fold_shard(keys, sid, old, new, head, shard_txid))
+    for key, value in more[len(chosen)]:
         payload = unseal(keys, key, value)
         if len(payload) != 8:
             raise corrupt(keys, key, f"a directory row of {len(payload)} bytes is malformed")
         plan.dead.append((key, value, struct.unpack(">Q", payload)[0]))
-    plan.materialized = max(head.materialized_txid, first_live - 1)
     if plan.materialized != head.materialized_txid:
-        # History facts of txids below it (written by commits, which never write there
-        # again): the apply deletes them.
-        plan.facts = tr.get_range(
-            *keys.history_range(0, plan.materialized), snapshot=True, point="read_history"
-        )
+        plan.facts = more[len(chosen) + 1]
     return plan
+
+
+def fold_shard(
+    keys: DbKeys, sid: int, old: Rows, new: dict[int, bytes], head: Head, txid: int
+) -> bytes | None:
+    """The blob of shard ``sid``: ``old``'s pages (its chunk rows, checked before it is
+    replaced) with ``new`` over them, pages above the database's end dropped; None when no
+    page is left. The frames of the pages that stay are copied (``ltx.splice``)."""
+    header = LtxHeader(
+        flags=HEADER_FLAG_NO_CHECKSUM,
+        page_size=head.page_size,
+        commit=head.db_size_pages,
+        min_txid=txid,
+        max_txid=txid,
+        timestamp_ms=int(time.time() * 1000),
+    )
+    try:
+        return splice(join_chunks(keys, old) if old else None, new, header)
+    except NotSpliceable:
+        pass
+    except LtxError as exc:
+        raise CorruptionError(keys.name, "SHARD", f"shard {sid}", f"its LTX file: {exc}") from exc
+    pages: dict[int, bytes] = {}
+    if old:
+        pages.update(decode_shard(keys, old).pages)
+    pages.update(new)
+    kept = sorted((p, d) for p, d in pages.items() if p <= head.db_size_pages)
+    return encode_pages(kept, txid, head.db_size_pages, head.page_size) if kept else None
 
 
 @dataclass
 class ApplyState:
     """What one apply attempt assumes: META's bytes, and the folded pages whose PIDX row a
-    commit has rewritten since the plan (kept, not dropped)."""
+    commit has rewritten since the plan (kept, not dropped): on the first attempt, those
+    this engine's PIDX map at the head assumed shows; then, those failed guards named."""
 
     meta: bytes
     moved: set[int] = field(default_factory=set)
+    first: bool = True
 
 
 def apply_pass(
@@ -255,6 +285,12 @@ def apply_pass(
     ):
         return None  # a takeover, another pass or a shrink since the plan: plan again
     ledger.assume_head(head, state.meta)
+    base = cache.peek(db)
+    if state.first and base is not None and tag_of(base[0]) == tag_of(head):
+        # The rows commits rewrote since the plan, from this engine's map at the head
+        # assumed, instead of one failed guard each (the guards below still check them).
+        state.moved.update(p for p, loc in plan.folded.items() if base[1].get(p, loc) != loc)
+    state.first = False
     ledger.guard(retention_key(keys), None)  # a window set since: plan again
     shard_count = head.shard_count
     for sid, (old, blob) in plan.shards.items():
@@ -272,11 +308,15 @@ def apply_pass(
         key = keys.pidx(pgno)
         ledger.guard(key, seal(key, pack_pidx(*plan.folded[pgno])))
         ledger.drop(key, PIDX_VALUE_BYTES)
-    freed = 0
-    for key, value, stored in plan.dead:
-        ledger.drop_counted_range(keys.delta_txid_range(keys.delta_dir_txid(key)), stored)
-        ledger.drop_rows([(key, value)])
-        freed += stored
+    freed = sum(stored for _, _, stored in plan.dead)
+    if plan.dead:
+        # The dead deltas are every txid in [first, end): the directory read holds every row
+        # there, and commits write only above the plan's head. One range for all their DELTA
+        # chunks, and the directory rows as read.
+        first = keys.delta_dir_txid(plan.dead[0][0])
+        end = keys.delta_dir_txid(plan.dead[-1][0]) + 1
+        ledger.drop_counted_range(keys.delta_txids_range(first, end), freed)
+        ledger.drop_rows([(k, v) for k, v, _ in plan.dead])
     if plan.facts:
         # History facts below the new materialized txid describe no readable state any more.
         ledger.drop_range(keys.history_range(0, plan.materialized), plan.facts)
@@ -291,7 +331,6 @@ def apply_pass(
         )
     )
     # The new map, when this engine holds the one at the head assumed.
-    base = cache.peek(db)
     pidx = None
     if base is not None and tag_of(base[0]) == tag_of(head):
         rows = dict(base[1])
