@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlkv.engine.commit_group import GroupedCommit, GroupReport, commit_group
 from sqlkv.engine.engine import Engine
+from sqlkv.logs import failure_fields
 from sqlkv.server.protocol import MsgType, encode_answer
 
 if TYPE_CHECKING:
@@ -120,8 +121,11 @@ class CommitBatcher:
             return
         try:
             self._land(group)
-        except Exception:  # land answers every job itself; this is a bug, keep serving
-            log.exception("landing a commit group failed")
+        except Exception as exc:  # land answers every job itself; this is a bug, keep serving
+            log.exception(
+                "landing a commit group failed",
+                extra=failure_fields(exc, databases=[job.commit.db for job in group]),
+            )
 
     def _take(self) -> list[Job]:
         """The next group: queued jobs in order, one per database, at most ``max_group``."""
