@@ -357,7 +357,7 @@ static PyType_Spec cb_spec = {
     cb_slots,
 };
 
-/* Connection.execute: execute_on_new_cursor of cursor.py */
+/* Connection.execute: execute_on_new_cursor of new_cursor.py */
 static PyObject *
 execute(PyObject *connection, PyObject *const *args, Py_ssize_t nargs)
 {

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal
 
 import apsw
 
-from sqlkv.dbapi2 import callbacks, exceptions, extras, names
+from sqlkv.dbapi2 import callbacks, exceptions, extras, names, new_cursor
 from sqlkv.dbapi2 import cursor as cursor_module
 from sqlkv.dbapi2.cursor import Cursor
 from sqlkv.dbapi2.exceptions import NotSupportedError, ProgrammingError, translate
@@ -304,7 +304,7 @@ class Connection(_Base):  # type: ignore[misc]
         return cursor
 
     # as the stdlib's, these make a plain Cursor (not through an overridden cursor())
-    execute = cursor_module.execute_on_new_cursor
+    execute = new_cursor.execute_on_new_cursor
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         self._check()
@@ -479,8 +479,8 @@ if cursor_module._speedups is not None:  # Connection.execute in C (docs/python-
         Cursor,
         Connection,
         cursor_module._KINDS,
-        cursor_module.execute_general,
-        cursor_module._raise_mapped,
+        new_cursor.execute_general,
+        new_cursor.raise_mapped,
         exceptions.translate,
         exceptions.binding_error,
     )

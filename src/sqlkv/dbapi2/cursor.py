@@ -38,7 +38,7 @@ connection_class: type = object
 
 
 # what every execute writes is in slots (no instance dict to make for a new cursor);
-# every way of making a cursor sets them all (__init__, execute_on_new_cursor). With the
+# every way of making a cursor sets them all (__init__, new_cursor.execute_on_new_cursor). With the
 # C hot paths (_speedups, docs/python-dbapi.md §8) they are the C base type's fields
 _SLOTS = (
     "_ahead",  # the row the next fetch returns (read one step ahead); set with _rows
@@ -466,55 +466,7 @@ class Cursor(_Base):  # type: ignore[misc]
         """PEP 249; does nothing, as in the stdlib."""
 
 
-def execute_on_new_cursor(connection: Connection, sql: str, parameters: Any = (), /) -> Cursor:
-    """``Connection.execute``: a new plain ``Cursor`` (not through an overridden
-    ``cursor()``, as in the stdlib) running ``sql``. ``Cursor.execute``'s hot path inlined
-    for a new cursor (a frame less, and no state to reset); anything else goes through
-    ``Cursor.execute``, which makes the stdlib's checks (thread, then closed)."""
-    try:
-        kind = _KINDS[sql]
-    except (KeyError, TypeError):
-        return Cursor(connection)._execute_checked(sql, parameters)
-    if connection._fast_thread != get_ident():
-        return Cursor(connection)._execute_checked(sql, parameters)
-    cursor: Cursor = _new_cursor(Cursor)
-    cursor._connection = connection
-    cursor.row_factory = connection.row_factory
-    conn: apsw.Connection = connection._apsw  # type: ignore[assignment]
-    if kind and connection._begins and not conn.in_transaction:
-        connection._begin_implicitly()
-    cur = cursor._apsw = conn.cursor()
-    try:
-        cur.execute(sql, parameters)
-    except BaseException as exc:
-        raise binding_error(exc) from exc
-    cursor._sql = sql
-    cursor._params = parameters
-    if kind == 0:  # READ
-        cursor.rowcount = -1
-        cursor._ahead = cur.fetchone()  # read ahead: see Cursor.execute
-        cursor._rows = None if cursor._ahead is None else cur
-    elif kind == 1:  # DML
-        cursor._rows = None
-        cursor.rowcount = conn.changes()
-    else:
-        cursor._rows = None
-        cursor._started_returning(conn, cur)
-    cursor.lastrowid = conn.last_insert_rowid()
-    return cursor
-
-
-_new_cursor = _Base.__new__
-
-
-def execute_general(connection: Connection, sql: Any, parameters: Any) -> Cursor:
-    """``Connection.execute`` off the hot path: every check, in the stdlib's order."""
-    return Cursor(connection)._execute_checked(sql, parameters)
-
-
-def _raise_mapped(exc: BaseException, mapper: Callable[[BaseException], BaseException]) -> None:
-    """For the C hot paths: ``raise mapper(exc) from exc`` while ``exc`` is handled."""
-    raise mapper(exc) from exc
+_new_cursor = _Base.__new__  # a cursor without __init__ (new_cursor.py sets every slot)
 
 
 if _speedups is not None:
