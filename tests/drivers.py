@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
 from sqlkv.store import Limits, MemoryStore, Store
 
 StoreFactory = Callable[..., Store]
@@ -26,6 +28,15 @@ def postgres_url() -> str | None:
         raise RuntimeError(
             f"CI=true but {PG_URL_ENV} is not set: .ci/run must start PostgreSQL for the tests"
         )
+    return url
+
+
+def postgres_url_or_skip() -> str:
+    """The test server's URL; the test is skipped when none is configured (never in CI:
+    ``postgres_url`` raises there)."""
+    url = postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
     return url
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import apsw
 import pytest
 from chaos_support import FENCED_EXIT, apply_op, contents, make_ops, schema_of
-from drivers import postgres_url
+from drivers import postgres_url_or_skip
 
 import sqlkv
 from sqlkv.engine import Engine
@@ -88,10 +88,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "embedded":
         yield str(tmp_path / "store")
         return
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
-    yield url
+    yield postgres_url_or_skip()
 
 
 def terminate_backends(url: str, app: str) -> int:

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from drivers import postgres_url
+from drivers import postgres_url_or_skip
 
 import sqlkv
 from sqlkv.server.client import RemoteEngine
@@ -56,9 +56,7 @@ def test_import_export_shell_and_inspect_through_the_server(
 
 @pytest.mark.postgres
 def test_a_round_trip_through_postgresql(work: Workdir, source_20mb: Path) -> None:
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
+    url = postgres_url_or_skip()
     name = f"cli-{uuid.uuid4().hex[:12]}"
     env = clean_env(work.path, SQLKV_STORE=url)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drivers import etcd_url, postgres_url, unique_etcd_url
+from drivers import etcd_url, postgres_url_or_skip, unique_etcd_url
 from server_support import ServerFactory, ServerProc, start_server
 
 from sqlkv.engine.keys import DbKeys
@@ -41,9 +41,7 @@ def servers(tmp_path: Path) -> Iterator[ServerFactory]:
 
 
 def _postgres_url() -> str:
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
+    url = postgres_url_or_skip()
     try:
         import sqlkv.store.postgres  # noqa: F401
     except ImportError:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from drivers import postgres_url
+from drivers import postgres_url, postgres_url_or_skip
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sqlkv.errors import (
@@ -37,10 +37,7 @@ Admin = psycopg.Connection[tuple[object, ...]]
 
 @pytest.fixture
 def pg_url() -> str:
-    url: str | None = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
-    return url
+    return postgres_url_or_skip()
 
 
 @pytest.fixture

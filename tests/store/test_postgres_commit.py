@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from drivers import postgres_url
+from drivers import postgres_url_or_skip
 
 from sqlkv.errors import ConflictError, GuardFailed
 from sqlkv.store import RetryPolicy, Transaction
@@ -35,10 +35,7 @@ Admin = psycopg.Connection[tuple[Any, ...]]
 
 @pytest.fixture
 def pg_url() -> str:
-    url: str | None = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
-    return url
+    return postgres_url_or_skip()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from drivers import postgres_url
+from drivers import postgres_url_or_skip
 
 from sqlkv.errors import ConflictError
 from sqlkv.store import RetryPolicy
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg() -> Iterator[PostgresStore]:
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL tests need SQLKV_TEST_PG_URL (set by .ci/run; required in CI)")
+    url = postgres_url_or_skip()
     store = PostgresStore(
         url, table=f"kv_test_{uuid.uuid4().hex[:12]}", retry=RetryPolicy(max_attempts=1)
     )
