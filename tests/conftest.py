@@ -1,18 +1,64 @@
-"""Shared fixtures: a fresh store of every driver kind, parametrised."""
+"""Shared fixtures: a fresh store of every driver kind, parametrised; the run's test order
+and hypothesis profile (docs/testing.md, "CI layout and timings")."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from drivers import DRIVERS, StoreFactory, drop_store, server_url, store_opener
 
 from sqlkv.store import Limits, Store
+
+# CI runs on a loaded machine (two pytest workers next to PostgreSQL and etcd): the same
+# examples, without hypothesis's per-example deadline, which times the machine, not the code.
+settings.register_profile("ci", deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
+
+def _expected_length(item: pytest.Item) -> int:
+    """0 for the longest tests (``slow``), then those on the etcd cluster, then PostgreSQL."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    ids = set(getattr(getattr(item, "callspec", None), "id", "").split("-"))
+    return 1 if "etcd" in ids else 2 if "postgres" in ids else 3
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist the longest tests go first (a stable sort: the same order on every
+    worker), so the workers finish together instead of one running a long test alone at the
+    end. A run in one process keeps the file order."""
+    if config.pluginmanager.hasplugin("xdist") and (
+        getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput")
+    ):
+        items.sort(key=_expected_length)
+
+
+SUMMARY: dict[str, list[str]] = {}
+"""Lines for the run's summary, by section: a test's report carries them as
+``("summary", (section, line))`` user properties (pytest-xdist sends those to the main process)."""
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == "summary":
+            section, line = value  # type: ignore[misc]
+            SUMMARY.setdefault(section, []).append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for section, lines in SUMMARY.items():
+        terminalreporter.section(section)
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(params=DRIVERS)

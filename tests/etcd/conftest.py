@@ -1,5 +1,5 @@
 """Fixtures of the etcd failure tests: a private cluster per module (so faults never touch
-the shared test cluster), and a summary of every fault's numbers at the end of the run."""
+the shared test cluster), and every fault's numbers for the run's summary."""
 
 from __future__ import annotations
 
@@ -25,8 +25,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if RESULTS:
-        terminalreporter.section("etcd failure tests")
-        for line in RESULTS:
-            terminalreporter.write_line(line)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Hands the fault lines recorded so far to the test's report (``summary`` property):
+    tests/conftest.py prints them at the end, also from pytest-xdist workers."""
+    outcome = yield
+    if call.when == "teardown" and RESULTS:
+        report = outcome.get_result()
+        report.user_properties.extend(("summary", ("etcd failure tests", line)) for line in RESULTS)
+        RESULTS.clear()

@@ -12,7 +12,8 @@ from cluster import Cluster
 from sqlkv.errors import ConfigError
 from sqlkv.store import open_store
 
-pytestmark = pytest.mark.slow
+# One pytest-xdist worker runs the module: its private cluster (a module fixture) starts once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("etcd-auth")]
 
 
 def etcdctl(cluster: Cluster, *args: str) -> None:

@@ -22,7 +22,9 @@ from cluster import Cluster, Stream, record
 from sqlkv.store import open_store
 from sqlkv.store.etcd import EtcdStore
 
-pytestmark = pytest.mark.slow
+# One pytest-xdist worker runs the module: its private cluster (a module fixture) starts once
+# and its faults follow one another.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("etcd-failures")]
 
 ELECTION_TIMEOUT_S = 1.0  # etcd's default --election-timeout
 
