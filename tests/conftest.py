@@ -24,9 +24,28 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+LONG_TESTS = {
+    # Not marked slow, but among the longest of a CI run (durations profile, docs/testing.md).
+    "test_interleaved_transactions_match_the_serial_model",
+    "test_writers_readers_and_compactor_never_lose_or_rewind",
+    "test_hot_rows_keep_live_deltas_bounded",
+    "test_every_flipped_byte_class_of_every_key_is_caught",
+    "test_a_50_mib_transaction_commits_through_stage_and_finalize",
+    "test_compaction_racing_with_commits_never_rewinds_the_head",
+    "test_counter_stays_exact_while_backends_are_killed_at_random",
+    "test_restore_and_fork_at_a_txid",
+    "test_the_readme_time_travel_commands_work_as_written",
+    "test_checkpoint_history_restore_and_fork_at_a_label",
+    "test_fork_gives_an_equal_database_that_then_evolves_on_its_own",
+    "test_a_round_trip_through_postgresql",
+}
+
+
 def _expected_length(item: pytest.Item) -> int:
-    """0 for the longest tests (``slow``), then those on the etcd cluster, then PostgreSQL."""
-    if item.get_closest_marker("slow") is not None:
+    """0 for the longest tests (``slow`` or in ``LONG_TESTS``), then those on the etcd
+    cluster, then on PostgreSQL, then the rest: an ordering hint, never a selection."""
+    name = getattr(item, "originalname", item.name)
+    if item.get_closest_marker("slow") is not None or name in LONG_TESTS:
         return 0
     ids = set(getattr(getattr(item, "callspec", None), "id", "").split("-"))
     return 1 if "etcd" in ids else 2 if "postgres" in ids else 3
