@@ -17,8 +17,6 @@ can read in the process list. Engine settings: ``--config FILE`` and ``--set``
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import logging
 import os
 import sys
 from pathlib import Path
@@ -109,6 +107,8 @@ def parse_hostport(text: str, what: str) -> tuple[str, int]:
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -118,6 +118,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
     from sqlkv.cli.serve_config import load_settings
     from sqlkv.server.auth import Auth
     from sqlkv.server.config import ServerConfig
@@ -217,6 +219,8 @@ def _serve_alone(spec: WorkerSpec, metrics_at: tuple[str, int] | None) -> None:
 
 
 def _supervise(spec: WorkerSpec, workers: int, metrics_at: tuple[str, int] | None) -> None:
+    import logging
+
     from sqlkv.server.supervisor import Supervisor
 
     supervisor = Supervisor(spec, workers, metrics_at=metrics_at)
