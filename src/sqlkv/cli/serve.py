@@ -172,11 +172,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def resolve_workers(text: str, url: str) -> int:
-    """``--workers``: a number, or ``auto`` (one per CPU this process may use; 1 for a
-    memory store, which lives in one process)."""
+    """``--workers``: a number, or ``auto``: one per CPU this process may use; 1 for a
+    memory store, which lives in one process, and for the embedded store, one SQLite file
+    that every process writes under one lock (a second writer process costs each commit
+    more CPU than it adds: docs/serving.md, "How a server uses the cores")."""
+    from sqlkv.store.url import parse_store_url
+
     memory = url.startswith("memory:")
     if text == "auto":
-        if memory:
+        if memory or parse_store_url(url).kind == "embedded":
             return 1
         affinity = getattr(os, "sched_getaffinity", None)  # Linux: the CPUs we may use
         return max(1, len(affinity(0)) if affinity else os.cpu_count() or 1)

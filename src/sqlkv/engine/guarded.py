@@ -17,10 +17,10 @@ or rows that disagree with a stale head) decided again from META read serializab
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sqlkv.engine.api import CommitResult
@@ -39,15 +39,14 @@ Build = Callable[[Known], Callable[[Transaction], Sequence[CommitOutcome]]]
 """Builds the store transaction of the commits from the METAs to guard."""
 
 
-@contextlib.contextmanager
-def turns(engine: Engine, dbs: Sequence[str]) -> Iterator[None]:
-    """Hold the turn of every database of ``dbs`` (stripes taken in one order: no deadlock
-    between two groups, nor with a compaction apply, which holds one)."""
+def turns(engine: Engine, dbs: Sequence[str]) -> list[threading.RLock]:
+    """The turns of ``dbs``, each stripe once, in the one order every holder of several
+    takes them (no deadlock between two groups, nor with a compaction apply, which holds
+    one). The caller acquires them in this order and releases them."""
+    if len(dbs) == 1:
+        return [engine.heads.turn(dbs[0])]
     locks = {id(lock): lock for lock in map(engine.heads.turn, dbs)}
-    with contextlib.ExitStack() as stack:
-        for key in sorted(locks):
-            stack.enter_context(locks[key])
-        yield
+    return [locks[key] for key in sorted(locks)]
 
 
 def land(
@@ -64,11 +63,17 @@ def land(
     engine's cache). Errors (``GuardFailed``, refusals, the store's) are the caller's;
     ``path`` and ``start`` (``perf_counter`` when the commit began): for the metrics."""
     start = time.perf_counter() if start is None else start
-    with turns(engine, dbs):
+    held = turns(engine, dbs)
+    for lock in held:
+        lock.acquire()
+    try:
         if known is None:
             known = {db: engine.heads.get(db) for db in dbs}
         outs = engine.store.transact(build(known), name=name)
         return [landed(engine, db, out, path, start) for db, out in zip(dbs, outs, strict=True)]
+    finally:
+        for lock in reversed(held):
+            lock.release()
 
 
 def commit_one(
@@ -88,7 +93,7 @@ def commit_one(
         return lambda tr: (tx(tr),)
 
     try:
-        with turns(engine, (db,)):
+        with engine.heads.turn(db):
             known = engine.heads.get(db)
             for _ in range(2):
                 if known is None:
