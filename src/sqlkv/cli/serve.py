@@ -175,7 +175,7 @@ def resolve_workers(text: str, url: str) -> int:
     """``--workers``: a number, or ``auto``: one per CPU this process may use; 1 for a
     memory store, which lives in one process, and for the embedded store, one SQLite file
     that every process writes under one lock (a second writer process costs each commit
-    more CPU than it adds: docs/serving.md, "How a server uses the cores")."""
+    more CPU than it adds: docs/serving.md, "How the server uses the cores")."""
     from sqlkv.store.url import parse_store_url
 
     memory = url.startswith("memory:")
