@@ -38,6 +38,7 @@ LONG_TESTS = {
     "test_checkpoint_history_restore_and_fork_at_a_label",
     "test_fork_gives_an_equal_database_that_then_evolves_on_its_own",
     "test_a_round_trip_through_postgresql",
+    "test_the_dbapi_tests_pass_on_the_pure_python_code",
 }
 
 
