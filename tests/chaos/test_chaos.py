@@ -37,7 +37,8 @@ from sqlkv.engine import Engine
 from sqlkv.engine.keys import DbKeys
 from sqlkv.store import open_store
 
-pytestmark = pytest.mark.slow
+# The crash suites run on one pytest-xdist worker, one after another (docs/testing.md).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash")]
 
 SEEDS = (11, 23, 37)
 ROUNDS = int(os.environ.get("SQLKV_CHAOS_ROUNDS", "3"))

@@ -24,7 +24,8 @@ from sqlkv.engine import Engine
 from sqlkv.errors import StoreRewound
 from sqlkv.store import open_store
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# The crash suites run on one pytest-xdist worker, one after another (docs/testing.md).
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("crash")]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pg-test-server"
 

@@ -22,9 +22,9 @@ from cluster import Cluster, Stream, record
 from sqlkv.store import open_store
 from sqlkv.store.etcd import EtcdStore
 
-# One pytest-xdist worker runs the module: its private cluster (a module fixture) starts once
-# and its faults follow one another.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("etcd-failures")]
+# One pytest-xdist worker runs the module (its private cluster, a module fixture, starts once)
+# and the other crash suites, one after another (docs/testing.md, "CI layout and timings").
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash")]
 
 ELECTION_TIMEOUT_S = 1.0  # etcd's default --election-timeout
 

@@ -9,10 +9,14 @@ import signal
 import threading
 import time
 
+import pytest
 from server_support import ServerFactory, engine_url
 
 import sqlkv
 from sqlkv.server import RemoteEngine
+
+# The crash suites run on one pytest-xdist worker, one after another (docs/testing.md).
+pytestmark = pytest.mark.xdist_group("crash")
 
 STALL_S = 15.0
 FAILOVER_BOUND_S = 5.0  # the design gives ~2 x stall_timeout (1 s); generous for shared CI
