@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
-from sqlkv.engine.apply import check_commit_id, check_generation
+from sqlkv.engine.apply import check_commit_id, check_generation, remember_decoded
 from sqlkv.engine.commit import CommitOutcome, commit_pages
 from sqlkv.engine.compaction import (
     ApplyState,
@@ -454,6 +454,7 @@ class Engine(HistoryOps):
         """Keep META as an operation of this engine wrote it (after it landed)."""
         if written is not None:
             self.heads.put(db, *written)
+            remember_decoded(written[1], db, written[0])
 
     def _refused(self, exc: SqlkvError, db: str = "", since: int = 0) -> None:
         """Count an operation's refusal (the caller re-raises ``exc``)."""
