@@ -229,7 +229,8 @@ def test_a_warm_commit_takes_its_head_from_the_meta_the_last_commit_wrote(
     owner.commit({2: page_of(2)})
     owner.commit({1: page_of(10)})
     monkeypatch.undo()
-    assert decoded == []  # the guarded commits knew their heads (apply.remember_decoded)
+    # the guarded commits knew their heads (MetaCache.put -> apply.remember_decoded)
+    assert decoded == []
     assert owner.read([1, 2]) == {1: page_of(10), 2: page_of(2)}
     assert read_head(store, "db").head_txid == owner.head_txid == 4
     check_invariants(store, "db")

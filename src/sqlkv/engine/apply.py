@@ -104,7 +104,8 @@ def _decoded(known: bytes, db: str) -> Head:
     """``Head.decode`` of the META bytes an engine knows (a head is immutable): a warm
     database's commits guard the same bytes object its last commit cached, so this is one
     dictionary lookup instead of a checksum and a decode per commit. The bytes an operation
-    wrote come with the head they encode (``remember_decoded``): no decode at all."""
+    wrote come with the head they encode (``remember_decoded``, called by ``MetaCache.put``):
+    no decode at all."""
     head = _seeded.pop((known, db), None)
     return Head.decode(known, db) if head is None else head
 
