@@ -86,14 +86,16 @@ class Engine(HistoryOps):
         *,
         compaction: CompactionConfig | bool = False,
         metrics: EngineMetrics | None = None,
+        hints: HintMemory | None = None,
     ) -> None:
+        """``hints``: the hint memory to use (``hint.shared_hints``), else the engine's own."""
         self.store = store
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
         self.heads = MetaCache()  # META each database was last seen with: commits guard it
         self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
-        self._hints = HintMemory()  # each database's last hint seen: the open's guess
+        self._hints = hints if hints is not None else HintMemory()  # the open's guess
         self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
         if compaction:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.apply import check_generation
 from sqlkv.engine.head import Head
@@ -28,6 +30,9 @@ from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.read import check_pgnos
 from sqlkv.engine.seal import corrupt, seal, unseal
+
+if TYPE_CHECKING:
+    from sqlkv.store.base import Store
 
 HINT_FORMAT = 1
 MAX_HINT_PAGES = 4096
@@ -99,3 +104,19 @@ class HintMemory:
                 self._hints[db] = tuple(pgnos)
                 if len(self._hints) > self.size:
                     self._hints.popitem(last=False)
+
+
+_shared: weakref.WeakKeyDictionary[Store, HintMemory] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_hints(store: Store) -> HintMemory:
+    """The process's one ``HintMemory`` for the engines ``sqlkv.connect`` builds on
+    ``store`` (one engine per connection): a connection's open then knows the hint the
+    previous connection read or saved, and reads its pages' blobs in its first store
+    operation (docs/open-and-preload.md). Only a guess, as every ``HintMemory``."""
+    with _shared_lock:
+        memory = _shared.get(store)
+        if memory is None:
+            memory = _shared[store] = HintMemory()
+        return memory
