@@ -123,7 +123,7 @@ class Engine(HistoryOps):
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
         since = self.acked.now()
-        guess = Guess(self._hints.get(db, ()), self.pidx.peek_rows(db))
+        guess = Guess(self._hints.get(db, ()), self.pidx.peek_rows(db) or self._hints.where(db))
         out = self.store.transact(
             lambda tr: open_database(
                 Ledger(tr, db, keys), self.config, preload, budget, create, guess
@@ -131,7 +131,7 @@ class Engine(HistoryOps):
             name="open",
         )
         self.pidx.publish(db, out.head, out.pidx)
-        self._hints.put(db, out.hint)
+        self._hints.put(db, out.hint, out.pidx)
         if not out.created:
             self.metrics.takeovers.inc()
             self.acked.check(db, out.head, since=since, taken_over=True)
@@ -298,7 +298,7 @@ class Engine(HistoryOps):
         self.acked.check(db, head, since=since)
         self.acked.ack(db, head)
         self._remember(db, ledgers[0].written)  # the hint changed META's storage_used
-        self._hints.put(db, hint_pages(pgnos, max_pages))
+        self._hints.put(db, hint_pages(pgnos, max_pages), self.pidx.peek_rows(db))
         return head
 
     def head(self, db: str) -> Head:
