@@ -47,6 +47,10 @@ log = logging.getLogger("sqlkv.engine")
 
 PROBE_CHUNKS = 8
 """Newest DELTA chunks read by the first operation (a small last commit comes whole)."""
+PROBE_CHUNKS_HINTED = 2
+"""The same when the engine knows the hint and where its pages were (``Guess``): the probe
+then only needs the newest commit (page 1, changed by every commit), and on a database
+with many small live deltas each chunk more is a delta part the open does not use."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,12 @@ def open_database(
     # guessed shard is read only up to the chunk of its last guessed page (``shard_chunks``);
     # else whole, since the whole database may be wanted. A short guess costs a read.
     chunk_bytes = chunk_payload_size(ledger.limits.max_value_bytes) if guess.pgnos else 0
+    probe = PROBE_CHUNKS_HINTED if guess.pgnos else PROBE_CHUNKS
     meta_hint, staged, newest, pidx_rows, directory, *blobs = ledger.get_ranges(
         [
             (*keys.meta_and_hint_range(), 0, False),
             (*keys.stage_range(), 0, False),
-            (*keys.delta_range(), PROBE_CHUNKS, True),
+            (*keys.delta_range(), probe, True),
             (*keys.pidx_range(), 0, False),
             (*keys.delta_dir_range(), 0, False),
             *[
@@ -142,7 +147,7 @@ def open_database(
     wanted = wanted[:budget]
     frozen = freeze(pidx)
     have = dict(zip(guessed, blobs, strict=True))  # shards may be read in part: decode walks
-    have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == PROBE_CHUNKS))
+    have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == probe))
     source = PageSource(keys, head, frozen, ledger.limits)
     pages = source.read(ledger, wanted, "read_pages", have) if wanted else {}
     return TakeoverOutcome(
