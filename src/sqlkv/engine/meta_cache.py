@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from sqlkv.engine.apply import remember_decoded
 from sqlkv.engine.head import Head
 
 Order = tuple[int, int, int, int]
@@ -84,6 +85,7 @@ class MetaCache:
             self._entries.move_to_end(db)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+        remember_decoded(raw, db, head)  # the next commit guards raw: no decode
 
     def forget(self, db: str) -> None:
         with self._lock:
