@@ -16,9 +16,11 @@ from engine_support import (
     db_rows,
     page_of,
     random_page,
+    read_head,
 )
 
 from sqlkv.engine import Engine, EngineConfig
+from sqlkv.engine.head import Head
 from sqlkv.errors import (
     CommitTooLarge,
     DatabaseNotFound,
@@ -210,3 +212,25 @@ def test_commit_that_would_overflow_the_store_transaction_is_too_large(
     pages = dict.fromkeys(range(1, 17_001), ZERO)  # ~0.7 MB encoded + ~0.36 MB of PIDX rows
     with pytest.raises(CommitTooLarge):
         owner.commit(pages)
+
+
+def test_a_warm_commit_takes_its_head_from_the_meta_the_last_commit_wrote(
+    owner: Owner, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner.commit({1: page_of(1)})
+    decoded: list[bytes] = []
+    real = Head.decode
+
+    def counting(raw: bytes, db: str) -> Head:
+        decoded.append(raw)
+        return real(raw, db)
+
+    monkeypatch.setattr(Head, "decode", staticmethod(counting))
+    owner.commit({2: page_of(2)})
+    owner.commit({1: page_of(10)})
+    monkeypatch.undo()
+    # the guarded commits knew their heads (MetaCache.put -> apply.remember_decoded)
+    assert decoded == []
+    assert owner.read([1, 2]) == {1: page_of(10), 2: page_of(2)}
+    assert read_head(store, "db").head_txid == owner.head_txid == 4
+    check_invariants(store, "db")

@@ -5,6 +5,10 @@ transaction, each checked as when it lands alone, and one that fails never fails
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from engine_support import Owner, check_invariants, page_of
@@ -12,6 +16,7 @@ from engine_support import Owner, check_invariants, page_of
 from sqlkv.engine import Engine
 from sqlkv.engine.api import CommitResult
 from sqlkv.engine.commit_group import GroupedCommit, commit_group
+from sqlkv.engine.head import Head
 from sqlkv.errors import FenceMismatch, InvalidRequest
 from sqlkv.store import MemoryStore, Store
 
@@ -108,3 +113,93 @@ def test_two_commits_of_one_database_are_never_grouped(store: Store) -> None:
     (a,) = owners(engine, 1)
     with pytest.raises(ValueError, match="one commit per database"):
         commit_group(engine, [grouped(a, {1: page_of(1)}), grouped(a, {2: page_of(2)})])
+
+
+def test_a_group_commit_and_a_compaction_pass_of_one_database_take_turns() -> None:
+    """The group holds each database's turn (``guarded.land``) as ``Engine.commit`` does:
+    a compaction pass of this engine applies only after the group's transaction landed."""
+    mem = MemoryStore()
+    engine = Engine(mem)
+    a, b = owners(engine, 2)
+    for i in range(4):  # live deltas for a pass to fold
+        a.commit({1: page_of(i), 2: page_of(i + 10)})
+    events: list[str] = []
+    inside, go = threading.Event(), threading.Event()
+    real = mem.transact
+
+    def transact(fn: Callable[[Any], Any], **kw: Any) -> Any:
+        group = threading.current_thread().name == "group"
+        if group and kw.get("name") == "commit":
+            inside.set()
+            assert go.wait(10)
+        elif kw.get("name") == "compact":
+            events.append("compact")
+        try:
+            return real(fn, **kw)
+        finally:
+            if group:
+                events.append("group landed")
+
+    mem.transact = transact  # type: ignore[method-assign]
+    pages = {3: page_of(3)}
+    outcomes: list[object] = []
+    grouping = threading.Thread(
+        target=lambda: outcomes.extend(
+            commit_group(engine, [grouped(a, pages), grouped(b, pages)])
+        ),
+        name="group",
+    )
+    grouping.start()
+    assert inside.wait(10)
+    # the group's transaction is under way: another thread cannot take a's turn
+    assert not engine.heads.turn(a.name).acquire(blocking=False)
+    passes: list[object] = []
+    compacting = threading.Thread(target=lambda: passes.append(engine.compact(a.name)))
+    compacting.start()
+    deadline = time.monotonic() + 10
+    while "compact" not in events and time.monotonic() < deadline:  # its plan: no turn
+        time.sleep(0.001)
+    time.sleep(0.05)  # room for an apply that would not wait for the turn
+    assert events == ["compact"]  # planned, not applied
+    go.set()
+    grouping.join(10)
+    compacting.join(10)
+    assert events[:3] == ["compact", "group landed", "compact"], events  # then applied
+    for o, out in zip((a, b), outcomes, strict=True):
+        landed(o, out, pages)
+        o.assert_reads_back()
+        check_invariants(mem, o.name)
+    assert len(passes) == 1 and passes[0].changed  # type: ignore[attr-defined]
+
+
+class _Notices:
+    def __init__(self) -> None:
+        self.heads: list[tuple[str, Head]] = []
+
+    def notify(self, db: str, head: Head) -> None:
+        self.heads.append((db, head))
+
+
+def test_a_group_commit_is_published_as_engine_commit_publishes_it(store: Store) -> None:
+    """PIDX map, META cache, metrics and the compaction notice follow a group's commits."""
+    engine = Engine(store)
+    group = owners(engine, 3)
+    for o in group:
+        o.commit({1: page_of(1)})
+    notices = _Notices()
+    engine.compactor = notices  # type: ignore[assignment]
+    fast = engine.metrics.commit_seconds["fast"]
+    commits_before = sum(fast.counts)
+    pages = {2: page_of(2)}
+    outcomes = commit_group(engine, [grouped(o, pages) for o in group])
+    assert sum(fast.counts) == commits_before + 3
+    for o, out in zip(group, outcomes, strict=True):
+        landed(o, out, pages)
+        cached = engine.pidx.peek(o.name)
+        assert cached is not None and cached[0].head_txid == o.head_txid
+        meta = engine.heads.get(o.name)
+        assert meta is not None and Head.decode(meta, o.name).head_txid == o.head_txid
+    assert [(db, h.head_txid) for db, h in notices.heads] == [(o.name, o.head_txid) for o in group]
+    before = store.stats.snapshot()
+    group[0].commit({3: page_of(3)})  # on the META the group left: no META read
+    assert (store.stats - before).transactions == 1

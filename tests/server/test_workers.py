@@ -165,3 +165,16 @@ def test_a_memory_store_refuses_two_workers(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert "--workers 2 needs a store several processes can share" in proc.stderr
+
+
+def test_auto_workers_is_one_process_on_a_store_every_process_writes_under_one_lock(
+    tmp_path: Path,
+) -> None:
+    from sqlkv.cli.serve import resolve_workers
+
+    cpus = len(os.sched_getaffinity(0))
+    assert resolve_workers("auto", str(tmp_path)) == 1  # the embedded store: one SQLite file
+    assert resolve_workers("auto", "memory://") == 1
+    assert resolve_workers("auto", f"lmdb://{tmp_path}") == cpus
+    assert resolve_workers("auto", "postgresql://u@db.example/sqlkv") == cpus
+    assert resolve_workers("2", str(tmp_path)) == 2  # asked for: as many as asked

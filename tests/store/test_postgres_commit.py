@@ -190,6 +190,20 @@ def test_a_commit_that_read_nothing_is_one_call_at_serializable(
     assert row == ("serializable",)
 
 
+def test_pooled_connections_plan_generically_so_the_function_is_not_planned_per_call(
+    pg: PostgresStore,
+) -> None:
+    # PL/pgSQL keeps custom plans for the function's array-fed statements unless told
+    # otherwise, and plans them again on every commit (docs/round-trips.md "PostgreSQL").
+    put(pg, {b"a": b"1"})
+    conn = pg._pool.get()
+    try:
+        row = conn.execute("SHOW plan_cache_mode").fetchone()
+    finally:
+        pg._pool.put(conn)
+    assert row == ("force_generic_plan",)
+
+
 def test_a_commit_prepares_its_call_again_after_it_was_deallocated(pg: PostgresStore) -> None:
     put(pg, {b"a": b"1"})
     conn = pg._pool.get()

@@ -17,8 +17,6 @@ can read in the process list. Engine settings: ``--config FILE`` and ``--set``
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import logging
 import os
 import sys
 from pathlib import Path
@@ -109,6 +107,8 @@ def parse_hostport(text: str, what: str) -> tuple[str, int]:
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -118,6 +118,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
     from sqlkv.cli.serve_config import load_settings
     from sqlkv.server.auth import Auth
     from sqlkv.server.config import ServerConfig
@@ -170,11 +172,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def resolve_workers(text: str, url: str) -> int:
-    """``--workers``: a number, or ``auto`` (one per CPU this process may use; 1 for a
-    memory store, which lives in one process)."""
+    """``--workers``: a number, or ``auto``: one per CPU this process may use; 1 for a
+    memory store, which lives in one process, and for the embedded store, one SQLite file
+    that every process writes under one lock (a second writer process costs each commit
+    more CPU than it adds: docs/serving.md, "How the server uses the cores")."""
+    from sqlkv.store.url import parse_store_url
+
     memory = url.startswith("memory:")
     if text == "auto":
-        if memory:
+        if memory or parse_store_url(url).kind == "embedded":
             return 1
         affinity = getattr(os, "sched_getaffinity", None)  # Linux: the CPUs we may use
         return max(1, len(affinity(0)) if affinity else os.cpu_count() or 1)
@@ -217,6 +223,8 @@ def _serve_alone(spec: WorkerSpec, metrics_at: tuple[str, int] | None) -> None:
 
 
 def _supervise(spec: WorkerSpec, workers: int, metrics_at: tuple[str, int] | None) -> None:
+    import logging
+
     from sqlkv.server.supervisor import Supervisor
 
     supervisor = Supervisor(spec, workers, metrics_at=metrics_at)

@@ -103,8 +103,23 @@ def fence_commit(
 def _decoded(known: bytes, db: str) -> Head:
     """``Head.decode`` of the META bytes an engine knows (a head is immutable): a warm
     database's commits guard the same bytes object its last commit cached, so this is one
-    dictionary lookup instead of a checksum and a decode per commit."""
-    return Head.decode(known, db)
+    dictionary lookup instead of a checksum and a decode per commit. The bytes an operation
+    wrote come with the head they encode (``remember_decoded``, called by ``MetaCache.put``):
+    no decode at all."""
+    head = _seeded.pop((known, db), None)
+    return Head.decode(known, db) if head is None else head
+
+
+_seeded: dict[tuple[bytes, str], Head] = {}
+
+
+def remember_decoded(raw: bytes, db: str, head: Head) -> None:
+    """Enter ``head``, which an operation just wrote as META bytes ``raw`` (``Head.encode``,
+    so ``Head.decode(raw, db) == head``), into ``_decoded``: the next commit, which guards
+    ``raw``, finds it there."""
+    _seeded[raw, db] = head
+    _decoded(raw, db)
+    _seeded.pop((raw, db), None)  # already cached: nothing was taken
 
 
 def _preamble(

@@ -7,9 +7,11 @@ every commit touches) is paid once per group instead of once per commit.
 
 Each commit is built exactly as ``Engine.commit`` builds it (``commit.commit_pages`` on
 its own ``Ledger``, its META guarded when the engine knows it, else read serializably),
-so every database's fence is checked as when it commits alone, and nothing is
-acknowledged before the one store transaction has landed. A group is all or nothing in
-the store, so one commit must never fail the others:
+and the group lands through the same entry (``guarded.land``: holding every database's
+turn, so no compaction apply of this engine races it, and publishing each commit that
+landed as ``Engine.commit`` does), so every database's fence is checked as when it
+commits alone, and nothing is acknowledged before the one store transaction has landed.
+A group is all or nothing in the store, so one commit must never fail the others:
 
 - a commit whose checks refuse it while the group is built (fenced, behind, too large,
   a bad commit id; nothing was sent to the store) leaves the group and runs alone
@@ -28,11 +30,11 @@ database in one transaction would both be checked against the same stored META.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlkv.engine import guarded
 from sqlkv.engine.api import CommitResult, Pages
 from sqlkv.engine.apply import check_commit_id
 from sqlkv.engine.commit import CommitOutcome, commit_pages
@@ -122,35 +124,39 @@ def _alone(engine: Engine, c: GroupedCommit) -> Outcome:
 def _land_together(
     engine: Engine, commits: list[GroupedCommit], answered: dict[str, bytes]
 ) -> list[Outcome] | int | GuardFailed | Exception:
-    """One store transaction for all of ``commits``: their results; or the index of the one
-    to run alone (its checks refused it, or its guard failed on a META the store had
-    answered before); or the ``GuardFailed`` to retry on; or the store's error.
-    ``answered``: META to guard instead of the engine's, per database."""
-    start = time.perf_counter()
-    outs: list[CommitOutcome] = []
+    """One store transaction for all of ``commits`` (``guarded.land``: in turn with this
+    engine's compaction applies, published as ``Engine.commit`` publishes): their results;
+    or the index of the one to run alone (its checks refused it, or its guard failed on a
+    META the store had answered before); or the ``GuardFailed`` to retry on; or the
+    store's error. ``answered``: META to guard instead of the engine's, per database."""
     building = [-1]  # the commit whose checks run now; -1: the store commits
+    dbs = [c.db for c in commits]
 
-    def build(tr: Transaction) -> None:
-        outs.clear()
-        for n, c in enumerate(commits):
-            building[0] = n
-            outs.append(
-                commit_pages(
-                    Ledger(tr, c.db, engine.keys(c.db)),
-                    engine.config,
-                    engine.pidx,
-                    c.generation,
-                    c.expected_head_txid,
-                    c.pages,
-                    c.db_size_pages,
-                    check_commit_id(c.commit_id),
-                    answered.get(c.db) or engine.heads.get(c.db),
+    def build(known: guarded.Known) -> Callable[[Transaction], list[CommitOutcome]]:
+        def tx(tr: Transaction) -> list[CommitOutcome]:
+            outs = []
+            for n, c in enumerate(commits):
+                building[0] = n
+                outs.append(
+                    commit_pages(
+                        Ledger(tr, c.db, engine.keys(c.db)),
+                        engine.config,
+                        engine.pidx,
+                        c.generation,
+                        c.expected_head_txid,
+                        c.pages,
+                        c.db_size_pages,
+                        check_commit_id(c.commit_id),
+                        answered.get(c.db) or known[c.db],
+                    )
                 )
-            )
-        building[0] = -1
+            building[0] = -1
+            return outs
+
+        return tx
 
     try:
-        engine.store.transact(build, name="commit")
+        return list(guarded.land(engine, dbs, "commit", "fast", build))
     except GuardFailed as exc:
         for n, c in enumerate(commits):
             if engine.keys(c.db).meta == exc.key:
@@ -160,5 +166,3 @@ def _land_together(
         return StoreError(f"a commit group's guard on {exc.key!r} failed: not a META it set")
     except Exception as exc:
         return building[0] if building[0] >= 0 else exc
-    # published as Engine.commit publishes a commit that landed (caches, metrics, compaction)
-    return [engine._landed(c.db, out, "fast", start) for c, out in zip(commits, outs, strict=True)]

@@ -3,9 +3,9 @@
 Each operation is one store transaction (``store.transact``, retried on conflicts) built by
 its own module: takeover, read, commit, stage, compaction. This class only wires them
 together, keeps the PIDX cache consistent (published only after a transaction landed) and
-the META cache that commits guard (``meta_cache.py``; ``_guarded`` retries a failed guard
-once on the META it answered), feeds the compaction coordinator, and records metrics and
-logs.
+the META cache that commits guard (``meta_cache.py``); a commit lands through
+``guarded.py`` (in turn with compaction's applies, publishing what landed), as a group
+commit does; feeds the compaction coordinator, and records metrics and logs.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from sqlkv.engine import guarded
 from sqlkv.engine.api import CommitResult, OpenResult, Pages, PagesResult, StageResult
 from sqlkv.engine.apply import check_commit_id, check_generation
-from sqlkv.engine.commit import CommitOutcome, commit_pages
+from sqlkv.engine.commit import commit_pages
 from sqlkv.engine.compaction import (
     ApplyState,
     CompactionConfig,
@@ -48,7 +49,6 @@ from sqlkv.errors import (
     CompactionBehind,
     ConflictError,
     DatabaseNotFound,
-    EngineError,
     FenceMismatch,
     GuardFailed,
     QuotaExceeded,
@@ -211,7 +211,8 @@ class Engine(HistoryOps):
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        return self._land_guarded(
+        return guarded.commit_one(
+            self,
             db,
             "commit",
             "fast",
@@ -262,7 +263,8 @@ class Engine(HistoryOps):
     ) -> CommitResult:
         keys = self.keys(db)
         cid = check_commit_id(commit_id)
-        return self._land_guarded(
+        return guarded.commit_one(
+            self,
             db,
             "finalize",
             "large",
@@ -393,53 +395,6 @@ class Engine(HistoryOps):
 
     # ------------------------------------------------------------------ helpers
 
-    def _land_guarded(
-        self,
-        db: str,
-        name: str,
-        path: str,
-        attempt: Callable[[bytes | None], Callable[[Transaction], CommitOutcome]],
-    ) -> CommitResult:
-        """A commit or finalize (``path``: its metrics label): run ``_guarded``, count a
-        refusal, publish what landed."""
-        start = time.perf_counter()
-        since = self.acked.now()
-        try:
-            out = self._guarded(db, name, attempt)
-        except SqlkvError as exc:
-            self._refused(exc, db, since)
-            raise
-        return self._landed(db, out, path, start)
-
-    def _guarded(
-        self,
-        db: str,
-        name: str,
-        attempt: Callable[[bytes | None], Callable[[Transaction], CommitOutcome]],
-    ) -> CommitOutcome:
-        """Run a commit on the META this engine knows (guarded, no META read); when the
-        guard fails, once more on the META it answered; then, if that failed too, reading
-        META serializably as without a cache. ``attempt(known)`` builds the transaction.
-
-        An engine error raised on an assumed META (before anything was sent: a refusal, or
-        rows that disagree with a stale head) is decided again from META read."""
-        with self.heads.turn(db):  # this engine's compaction applies wait (meta_cache.py)
-            known = self.heads.get(db)
-            try:
-                for _ in range(2):
-                    if known is None:
-                        break
-                    try:
-                        return self.store.transact(attempt(known), name=name)
-                    except GuardFailed as exc:
-                        known = exc.current
-                    except EngineError:
-                        break
-                return self.store.transact(attempt(None), name=name)
-            except FenceMismatch:
-                self.heads.forget(db)
-                raise
-
     def _apply_pass(
         self,
         db: str,
@@ -466,30 +421,6 @@ class Engine(HistoryOps):
             self.metrics.quota_refusals.inc()
         elif isinstance(exc, CompactionBehind):
             self.metrics.busy_refusals.inc()
-
-    def _landed(self, db: str, out: CommitOutcome, path: str, start: float) -> CommitResult:
-        head = out.head
-        self.acked.ack(db, head)
-        self._remember(db, out.meta)
-        if out.pidx is None:
-            self.metrics.committed(path, time.perf_counter() - start)
-        else:
-            self.pidx.publish(db, head, out.pidx)
-            behind = (head.delta_count, head.head_txid - head.materialized_txid)
-            self.metrics.committed(path, time.perf_counter() - start, out.pages, db, behind)
-            if self.compactor is not None:
-                self.compactor.notify(db, head)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "commit landed",
-                extra={
-                    "db": db,
-                    "head_txid": head.head_txid,
-                    "pages": out.pages,
-                    "already_applied": out.already_applied,
-                },
-            )
-        return CommitResult(head, already_applied=out.already_applied)
 
     @staticmethod
     def _head_snapshot(tr: Transaction, db: str, keys: DbKeys) -> Head:

@@ -5,7 +5,7 @@ A commit on a database whose META this engine knows sends its writes with the gu
 guard is checked by the store inside the commit's own transaction and joins its
 read-conflict set, so the fence is exactly as strong as the serializable META read it
 replaces; a stale entry only costs a failed guard, whose answer (the current META) is kept
-here and the commit retried on it (``Engine._guarded``). Nothing here is ever trusted
+here and the commit retried on it (``guarded.commit_one``). Nothing here is ever trusted
 without the guard.
 
 An entry is replaced only by a newer head: every META write moves one of (generation,
@@ -15,7 +15,8 @@ compaction passes and by failed guards; a takeover leaves it empty (the first co
 an open reads META as before). Bounded: least recently used entries go first.
 
 ``turn(db)``: the lock this engine's commits of a database and its compaction applies take
-around their store operation (commits in ``Engine._guarded``, applies in ``Engine.compact``),
+around their store operation (commits, grouped or not, in ``guarded.land``, applies in
+``Engine.compact``),
 so a pass applies on the META of the owner's last commit instead of failing its guard on
 every commit that lands meanwhile (docs/hot-path.md "Compaction of tiny deltas"). Only an
 optimization: the guard on META decides, across engines and processes. Striped (a fixed
@@ -27,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from sqlkv.engine.apply import remember_decoded
 from sqlkv.engine.head import Head
 
 Order = tuple[int, int, int, int]
@@ -77,6 +79,7 @@ class MetaCache:
             self._entries.move_to_end(db)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+        remember_decoded(raw, db, head)  # the next commit guards raw: no decode
 
     def forget(self, db: str) -> None:
         with self._lock:

@@ -65,6 +65,7 @@ from sqlkv.server.protocol import (
 from sqlkv.server.session import Session, detach, receive_connections
 
 log = logging.getLogger("sqlkv.server")
+_LABELS = {int(t): MsgType(t).name for t in REQUEST_TYPES}  # metrics label per request type
 
 GROUP_MAX_BYTES = 256 * 1024  # a COMMIT frame up to this size may land in a group
 
@@ -472,7 +473,7 @@ class EngineServer:
 
     @staticmethod
     def _label(msg_type: int) -> str:
-        return MsgType(msg_type).name if msg_type in REQUEST_TYPES else "UNKNOWN"
+        return _LABELS.get(msg_type, "UNKNOWN")
 
     def _count(self, label: str) -> None:
         self.metrics.series(label)[0].inc()

@@ -60,6 +60,7 @@ class Session:
         self.sock = sock
         self.conn = conn
         self._buf = bytearray(pending)  # bytes received and not yet consumed
+        self._chunk = memoryview(bytearray(BUFFER))  # each recv's bytes (no 64 KiB alloc)
         self._job: Job | None = None  # this connection's COMMIT in the group commit
         self._started = 0.0  # perf_counter when the current request arrived
         self._rcvtimeo = 0.0  # the socket's receive timeout now (0: none set yet)
@@ -203,10 +204,10 @@ class Session:
     def _fill(self, n: int, deadline: float) -> bool:
         """Receive until ``n`` bytes are buffered; False at end of stream."""
         while len(self._buf) < n:
-            chunk = self._recv(BUFFER, deadline)
-            if not chunk:
+            got = self._recv_into(deadline)
+            if not got:
                 return False
-            self._buf += chunk
+            self._buf += self._chunk[:got]
         return True
 
     def _body(self, length: int, deadline: float) -> bytearray | None:
@@ -235,11 +236,11 @@ class Session:
             view.release()
         return body
 
-    def _recv(self, n: int, deadline: float) -> bytes:
+    def _recv_into(self, deadline: float) -> int:
         while True:
             self._timeout_for(deadline)
             try:
-                return self.sock.recv(n)
+                return self.sock.recv_into(self._chunk)
             except BlockingIOError:  # SO_RCVTIMEO passed: _timeout_for checks the deadline
                 continue
 

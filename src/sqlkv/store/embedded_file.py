@@ -37,7 +37,8 @@ from pathlib import Path
 
 import apsw
 
-from sqlkv.errors import ConfigError, StoreError
+from sqlkv.errors import ConfigError, StoreError, StoreUnavailable
+from sqlkv.store.translate import ErrorTable
 
 DB_FILE = "store.sqlite3"
 FORMAT = 2
@@ -63,6 +64,24 @@ CREATE TABLE IF NOT EXISTS conflict_log(
 );
 INSERT OR IGNORE INTO meta(id, format, version, floor) VALUES (0, {format}, 0, 0);
 """
+
+
+# apsw error class -> (our class, what to tell the user). The first matching row wins.
+ERRORS = ErrorTable(
+    apsw.Error,
+    [
+        (apsw.BusyError, StoreUnavailable, "another process holds the store's write lock"),
+        (apsw.LockedError, StoreUnavailable, "the store is locked"),
+        (apsw.FullError, StoreError, "the disk is full; free space and retry"),
+        (apsw.CantOpenError, ConfigError, "cannot open the store file; check the path"),
+        (apsw.PermissionsError, ConfigError, "permission denied; check the directory's owner"),
+        (apsw.ReadOnlyError, ConfigError, "the store file is read-only; check permissions"),
+        (apsw.NotADBError, StoreError, "the file is not a SQLite database"),
+        (apsw.CorruptError, StoreError, "the store file is corrupt; restore it from a backup"),
+        (apsw.IOError, StoreError, "an I/O error reading or writing the store file"),
+    ],
+    unknown="SQLite error",
+)
 
 
 BUSY_FIRST_S = 0.00005

@@ -256,8 +256,10 @@ class _PgSnapshot(Snapshot):
 
     def commit(self, request: CommitRequest) -> None:
         store, sql_ = self._store, self._store._sql
+        # A connection just taken from the pool was checked there (Pool.get).
+        checked = self._conn is None
         conn = self._connection()
-        if looks_closed(conn):
+        if not checked and looks_closed(conn):
             self._discard()
             raise StoreUnavailable(
                 f"the connection to PostgreSQL at {store._where} was lost before the commit "
@@ -271,7 +273,7 @@ class _PgSnapshot(Snapshot):
         params = _commit_params(request)
         answer: list[bytes | None] | None
         try:
-            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            if conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
                 answer = store._call(conn, params)
             else:
                 cur = conn.cursor(binary=True)
@@ -299,7 +301,7 @@ class _PgSnapshot(Snapshot):
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        status = conn.info.transaction_status
+        status = conn.pgconn.transaction_status
         in_transaction = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
         if status in in_transaction and not _rolled_back(conn):
             conn.close()
@@ -324,7 +326,7 @@ class _PgSnapshot(Snapshot):
         """Run read statements in one round trip (pipelined, with BEGIN if none ran yet)."""
         conn = self._connection()
         try:
-            begin = conn.info.transaction_status == pq.TransactionStatus.IDLE
+            begin = conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
             if not begin and len(statements) == 1:
                 cur = conn.cursor(binary=True)
                 cur.execute(*statements[0])

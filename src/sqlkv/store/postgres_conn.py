@@ -25,7 +25,19 @@ CONNECTION_DEFAULTS = {
     "keepalives_count": "3",
 }
 
-SERIALIZABLE_DEFAULT = "SET default_transaction_isolation TO 'serializable'"
+# Every pooled connection's session settings, in one round trip when it connects:
+# - SERIALIZABLE by default: a statement outside BEGIN is a transaction of its own, and the
+#   commit function called alone (postgres.py) must run at SERIALIZABLE like every one.
+# - generic plans: the commit function's statements and the driver's reads take their
+#   parameters from arrays whose length the planner would otherwise re-estimate per call,
+#   so PL/pgSQL kept custom plans and planned its statements again on every commit (about
+#   a fifth of the function's server time; docs/round-trips.md "PostgreSQL"). Every
+#   statement this driver sends is an indexed lookup or range of the primary key, the
+#   plan a generic plan picks whatever the parameters.
+SESSION_SETTINGS = (
+    "SELECT set_config('default_transaction_isolation', 'serializable', false), "
+    "set_config('plan_cache_mode', 'force_generic_plan', false)"
+)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -54,11 +66,8 @@ class Pool:
             conn.close()
 
     def put(self, conn: Connection) -> None:
-        healthy = (
-            not conn.closed
-            and not conn.broken
-            and conn.info.transaction_status == pq.TransactionStatus.IDLE
-        )
+        # libpq answers UNKNOWN for a closed or broken connection.
+        healthy = conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
         with self._lock:
             if healthy and not self._closed and len(self._idle) < self._size:
                 self._idle.append(conn)
@@ -76,9 +85,7 @@ class Pool:
         conn: Connection | None = None
         try:
             conn = psycopg.connect(self._conninfo, autocommit=True)
-            # A statement outside BEGIN is a transaction of its own: the commit function
-            # called alone (postgres.py) must run at SERIALIZABLE like every transaction.
-            conn.execute(SERIALIZABLE_DEFAULT)
+            conn.execute(SESSION_SETTINGS)
             return conn
         except psycopg.Error as exc:
             if conn is not None:

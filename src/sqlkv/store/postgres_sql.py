@@ -139,6 +139,8 @@ class CommitCall:
     def __init__(self, statements: Statements, version: int = COMMIT_FUNCTION_VERSION) -> None:
         self._name = f"sqlkv_commit_v{version}".encode()
         self._query = statements.commit_native.encode()
+        self._types = [_BYTEA_ARRAY_OID] * len(_ARGS)
+        self._binary = [1] * len(_ARGS)
         self._prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
     def __call__(
@@ -149,11 +151,10 @@ class CommitCall:
         encoded = [None if p is None else encode_bytea_array(p) for p in params]
         for _ in range(2):
             if conn not in self._prepared:
-                types = [_BYTEA_ARRAY_OID] * len(params)
-                _check(conn, pgconn.prepare(self._name, self._query, types))
+                _check(conn, pgconn.prepare(self._name, self._query, self._types))
                 self._prepared.add(conn)
             # None is NULL (psycopg's own dumpers send it so; its stub does not say it)
-            result = pgconn.exec_prepared(self._name, encoded, [1] * len(encoded), 1)  # type: ignore[arg-type]
+            result = pgconn.exec_prepared(self._name, encoded, self._binary, 1)  # type: ignore[arg-type]
             if result.error_field(pq.DiagnosticField.SQLSTATE) != _NOT_PREPARED:
                 break
             # psycopg deallocates every prepared statement after a DROP or a ROLLBACK it

@@ -1,6 +1,6 @@
 """Translating a backend's exceptions into ours, by a table each driver keeps for itself.
 
-A driver declares ONE ``ErrorTable`` of its backend's errors (``embedded.py`` for apsw,
+A driver declares ONE ``ErrorTable`` of its backend's errors (``embedded_file.py`` for apsw,
 ``lmdb_store.py`` for py-lmdb): rows of (backend error class, our class, what to tell the
 user), the first row the error is an instance of winning; an error no row names becomes
 ``StoreError``. Messages read ``"<where>: <advice> (<backend's message>)"``. The
