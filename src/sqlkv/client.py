@@ -147,6 +147,7 @@ def connect(
         engine = remote
     elif engine is None:
         from sqlkv.engine import Engine, EngineConfig
+        from sqlkv.engine.hint import shared_hints
         from sqlkv.engine.metrics import shared_metrics
 
         kv = open_store(store)
@@ -159,6 +160,7 @@ def connect(
                 EngineConfig(),
                 compaction=compaction and not readonly,
                 metrics=shared_metrics(),
+                hints=shared_hints(kv),
             )
         except BaseException:
             for close in reversed(closers):

@@ -12,7 +12,7 @@ import pytest
 from engine_support import EngineFactory, Owner, check_invariants, db_rows, page_of
 
 from sqlkv.engine import Engine, EngineConfig
-from sqlkv.engine.hint import MAX_HINT_PAGES, decode_hint
+from sqlkv.engine.hint import MAX_HINT_PAGES, HintMemory, decode_hint
 from sqlkv.engine.keys import DbKeys
 from sqlkv.errors import FenceMismatch, InvalidRequest
 from sqlkv.store import Store, Transaction
@@ -142,3 +142,20 @@ def test_a_damaged_hint_is_ignored_at_open_and_reported_by_verify(
     assert any(r.getMessage() == "preload hint ignored" for r in caplog.records)
     report = make_engine().verify("db")
     assert [p.kind for p in report.problems] == ["HINT"]
+
+
+def test_engines_sharing_a_hint_memory_find_the_hints_deltas_in_the_first_read(
+    owner: Owner, store: Store
+) -> None:
+    for n in range(12):  # more deltas than the first read's probe takes
+        owner.commit({p: page_of(p + n) for p in range(1 + n, 500, 11)})
+    hint = [1, 2, 100, 301, 450]
+    owner.engine.save_hint("db", owner.generation, hint)
+    memory = HintMemory()
+    spent = []
+    for _ in range(2):  # one engine per connection, as sqlkv.connect builds them
+        pages: dict[int, bytes] = {}
+        engine = Engine(store, EngineConfig(), hints=memory)
+        spent.append(store_ops(store, lambda e=engine, got=pages: got.update(owner.reopen(e))))
+        assert pages == {p: v for p, v in owner.expected(hint).items() if v is not None}
+    assert spent == [3, 2], "the second engine reads the delta parts the first one saw"

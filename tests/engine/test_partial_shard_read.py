@@ -1,6 +1,8 @@
 """A point read fetches only the leading chunks of a shard that must hold its page's frame
 (``read.shard_chunks``) and walks the frames there; every page still reads back exactly,
-and a shard whose chunks do not hold it where expected is read whole (docs/open-and-preload.md)."""
+and a shard whose chunks do not hold it where expected is read whole (docs/open-and-preload.md).
+So does an open whose engine knows the hint (``hint.shared_hints``: the engines of
+``sqlkv.connect`` on one store share it)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import random
 import pytest
 from engine_support import EngineFactory, Owner
 
+from sqlkv.engine import Engine, EngineConfig
+from sqlkv.engine.hint import HintMemory
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.pidx import freeze
 from sqlkv.engine.read import PageSource, shard_chunks
@@ -85,3 +89,39 @@ def test_a_damaged_leading_chunk_is_corruption(
     store.transact(damage)
     with pytest.raises(CorruptionError, match="checksum"):
         make_engine().get_pages("db", owner.generation, [40])
+
+
+def test_an_open_that_knows_the_hint_reads_the_hinted_shards_in_part(
+    owner: Owner, store: Store
+) -> None:
+    pages = _random_pages(owner, 1, 300)  # larger than the budget below: no whole read
+    hint = [1, 2, 70, 250]
+    owner.engine.save_hint("db", owner.generation, hint)
+    memory = HintMemory()
+    chunk = chunk_payload_size(store.limits.max_value_bytes)
+    spent = []
+    for _ in range(2):  # the first engine learns the hint, the second guesses from it
+        engine = Engine(store, EngineConfig(), hints=memory)
+        before = store.stats.snapshot()
+        got = owner.reopen(engine, preload_bytes=16 * PAGE)
+        spent.append(store.stats - before)
+        assert got == {p: pages[p] for p in hint}
+    assert [s.round_trips for s in spent] == [3, 2], "the hinted shards come with the first read"
+    # shard 0 to page 2's chunk, shard 1 to page 70's, shard 3 to page 250's: not whole
+    leading = sum(shard_chunks(p % 64, PAGE, chunk) for p in (2, 70, 250))
+    assert leading < 3 * 3
+    assert spent[1].bytes_read < leading * 100_000 + 5_000
+
+
+def test_an_open_whose_guess_falls_short_reads_the_rest_in_the_same_transaction(
+    owner: Owner, store: Store
+) -> None:
+    pages = _random_pages(owner, 1, 300)
+    memory = HintMemory()
+    memory.put("db", [1, 2])  # what the engine believes: shard 0's first chunk suffices
+    owner.engine.save_hint("db", owner.generation, [1, 2, 63, 200])  # what is stored
+    engine = Engine(store, EngineConfig(), hints=memory)
+    before = store.stats.snapshot()
+    got = owner.reopen(engine, preload_bytes=16 * PAGE)
+    assert got == {p: pages[p] for p in (1, 2, 63, 200)}
+    assert (store.stats - before).round_trips == 3, "the first read, the rest, the commit"

@@ -86,14 +86,16 @@ class Engine(HistoryOps):
         *,
         compaction: CompactionConfig | bool = False,
         metrics: EngineMetrics | None = None,
+        hints: HintMemory | None = None,
     ) -> None:
+        """``hints``: the hint memory to use (``hint.shared_hints``), else the engine's own."""
         self.store = store
         self.config = config or EngineConfig()
         self.config.validate()
         self.pidx = PidxCache(self.config.pidx_cache_rows)
         self.heads = MetaCache()  # META each database was last seen with: commits guard it
         self.acked = AckedHeads()  # newest head acknowledged per database: rewind detection
-        self._hints = HintMemory()  # each database's last hint seen: the open's guess
+        self._hints = hints if hints is not None else HintMemory()  # the open's guess
         self.metrics = metrics or EngineMetrics(per_database=self.config.metrics_per_database)
         self.compactor: CompactionCoordinator | None = None
         if compaction:
@@ -121,7 +123,7 @@ class Engine(HistoryOps):
         keys = self.keys(db)
         budget = self.config.preload_bytes if preload_bytes is None else preload_bytes
         since = self.acked.now()
-        guess = Guess(self._hints.get(db, ()), self.pidx.peek_rows(db))
+        guess = Guess(self._hints.get(db, ()), self.pidx.peek_rows(db) or self._hints.where(db))
         out = self.store.transact(
             lambda tr: open_database(
                 Ledger(tr, db, keys), self.config, preload, budget, create, guess
@@ -129,7 +131,7 @@ class Engine(HistoryOps):
             name="open",
         )
         self.pidx.publish(db, out.head, out.pidx)
-        self._hints.put(db, out.hint)
+        self._hints.put(db, out.hint, out.pidx)
         if not out.created:
             self.metrics.takeovers.inc()
             self.acked.check(db, out.head, since=since, taken_over=True)
@@ -298,7 +300,7 @@ class Engine(HistoryOps):
         self.acked.check(db, head, since=since)
         self.acked.ack(db, head)
         self._remember(db, ledgers[0].written)  # the hint changed META's storage_used
-        self._hints.put(db, hint_pages(pgnos, max_pages))
+        self._hints.put(db, hint_pages(pgnos, max_pages), self.pidx.peek_rows(db))
         return head
 
     def head(self, db: str) -> Head:

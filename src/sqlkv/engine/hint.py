@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlkv.engine.apply import check_generation
 from sqlkv.engine.head import Head
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
+from sqlkv.engine.pidx import PidxMap
 from sqlkv.engine.read import check_pgnos
 from sqlkv.engine.seal import corrupt, seal, unseal
+
+if TYPE_CHECKING:
+    from sqlkv.store.base import Store
 
 HINT_FORMAT = 1
 MAX_HINT_PAGES = 4096
@@ -81,21 +87,47 @@ def save_hint(ledger: Ledger, generation: int, pgnos: Sequence[int], max_pages: 
 
 class HintMemory:
     """The last hint an engine read or saved per database (the most recent ``size``
-    databases): ``open`` reads the blobs of those pages in its first store operation."""
+    databases), with where its pages were when last seen (the delta parts the PIDX named;
+    any age): ``open`` reads the blobs of those pages in its first store operation."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._hints: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._hints: OrderedDict[str, tuple[tuple[int, ...], PidxMap]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, db: str, default: tuple[int, ...] = ()) -> tuple[int, ...]:
         with self._lock:
-            return self._hints.get(db, default)
+            entry = self._hints.get(db)
+        return default if entry is None else entry[0]
 
-    def put(self, db: str, pgnos: Sequence[int]) -> None:
+    def where(self, db: str) -> PidxMap:
+        """The delta parts that held the hint's pages when it was put (possibly stale)."""
+        with self._lock:
+            entry = self._hints.get(db)
+        return {} if entry is None else entry[1]
+
+    def put(self, db: str, pgnos: Sequence[int], where: PidxMap | None = None) -> None:
+        """Remember ``pgnos`` and, of ``where`` (a PIDX map), the rows of those pages."""
+        found = {p: where[p] for p in pgnos if p in where} if where else {}
         with self._lock:
             self._hints.pop(db, None)
             if pgnos:
-                self._hints[db] = tuple(pgnos)
+                self._hints[db] = (tuple(pgnos), found)
                 if len(self._hints) > self.size:
                     self._hints.popitem(last=False)
+
+
+_shared: weakref.WeakKeyDictionary[Store, HintMemory] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_hints(store: Store) -> HintMemory:
+    """The process's one ``HintMemory`` for the engines ``sqlkv.connect`` builds on
+    ``store`` (one engine per connection): a connection's open then knows the hint the
+    previous connection read or saved, and reads its pages' blobs in its first store
+    operation (docs/open-and-preload.md). Only a guess, as every ``HintMemory``."""
+    with _shared_lock:
+        memory = _shared.get(store)
+        if memory is None:
+            memory = _shared[store] = HintMemory()
+        return memory

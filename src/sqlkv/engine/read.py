@@ -96,8 +96,8 @@ class PageSource:
             return self.decode(plan, blobs, tr, point)
         missing = [
             (blob, rng)
-            for (blob, _), rng in zip(plan.located, plan.ranges, strict=True)
-            if blob not in have
+            for (blob, pages), rng in zip(plan.located, plan.ranges, strict=True)
+            if blob not in have or not self._covers(blob, max(pages), have[blob])
         ]
         fetched = dict(
             zip(
@@ -108,7 +108,7 @@ class PageSource:
                 strict=True,
             )
         )
-        blobs = [have[blob] if blob in have else fetched[blob] for blob, _ in plan.located]
+        blobs = [fetched[blob] if blob in fetched else have[blob] for blob, _ in plan.located]
         return self.decode(plan, blobs, tr, point)
 
     def plan(self, pgnos: Iterable[int]) -> ReadPlan:
@@ -185,6 +185,16 @@ class PageSource:
                     self.keys.name, kind.upper(), where, f"its LTX file: {exc}"
                 ) from exc
         return out
+
+    def _covers(self, blob: BlobId, last: int, rows: Rows) -> bool:
+        """Whether ``rows``, a blob read earlier (a shard possibly in part), hold every chunk
+        that this read would ask for to find page ``last``."""
+        if blob[0] == "delta" or not rows or len(rows) >= _chunk_count(rows):
+            return True
+        if not self.chunk_bytes:
+            return False
+        position = last % self.head.shard_size
+        return len(rows) >= shard_chunks(position, self.head.page_size, self.chunk_bytes)
 
     def blob_range(self, blob: BlobId, last: int | None = None) -> tuple[bytes, bytes]:
         """The key range of a blob: ``("delta", txid, part)`` or ``("shard", id, 0)``; of a

@@ -37,9 +37,9 @@ from sqlkv.engine.hint import decode_hint
 from sqlkv.engine.keys import DbKeys
 from sqlkv.engine.ledger import Ledger
 from sqlkv.engine.pidx import PidxMap, freeze, parse_rows
-from sqlkv.engine.read import BlobId, PageSource, Rows, check_pgnos
+from sqlkv.engine.read import BlobId, PageSource, Rows, check_pgnos, shard_chunks
 from sqlkv.engine.retention import put_window
-from sqlkv.engine.seal import unseal
+from sqlkv.engine.seal import chunk_payload_size, unseal
 from sqlkv.engine.staging import drop_staged_rows
 from sqlkv.errors import CorruptionError, DatabaseNotFound
 
@@ -47,6 +47,10 @@ log = logging.getLogger("sqlkv.engine")
 
 PROBE_CHUNKS = 8
 """Newest DELTA chunks read by the first operation (a small last commit comes whole)."""
+PROBE_CHUNKS_HINTED = 2
+"""The same when the engine knows the hint and where its pages were (``Guess``): the probe
+then only needs the newest commit (page 1, changed by every commit), and on a database
+with many small live deltas each chunk more is a delta part the open does not use."""
 
 
 @dataclass(frozen=True)
@@ -80,14 +84,22 @@ def open_database(
     budget = max(1, preload_bytes // config.page_size)
     asked = check_pgnos(preload)
     guessed = _guessed_blobs(keys, config, [1, *guess.pgnos, *asked][:budget], guess.pidx)
+    # A known hint means a database larger than the budget (a smaller one needs none), so a
+    # guessed shard is read only up to the chunk of its last guessed page (``shard_chunks``);
+    # else whole, since the whole database may be wanted. A short guess costs a read.
+    chunk_bytes = chunk_payload_size(ledger.limits.max_value_bytes) if guess.pgnos else 0
+    probe = PROBE_CHUNKS_HINTED if guess.pgnos else PROBE_CHUNKS
     meta_hint, staged, newest, pidx_rows, directory, *blobs = ledger.get_ranges(
         [
             (*keys.meta_and_hint_range(), 0, False),
             (*keys.stage_range(), 0, False),
-            (*keys.delta_range(), PROBE_CHUNKS, True),
+            (*keys.delta_range(), probe, True),
             (*keys.pidx_range(), 0, False),
             (*keys.delta_dir_range(), 0, False),
-            *[(*_blob_range(keys, blob), 0, False) for blob in guessed],
+            *[
+                (*_blob_range(keys, config, blob, last, chunk_bytes), 0, False)
+                for blob, last in guessed.items()
+            ],
         ],
         point="read_all",
     )
@@ -134,8 +146,8 @@ def open_database(
     wanted = list(dict.fromkeys(p for p in [1, *hint, *asked, *whole] if p <= size))
     wanted = wanted[:budget]
     frozen = freeze(pidx)
-    have = dict(zip(guessed, blobs, strict=True))
-    have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == PROBE_CHUNKS))
+    have = dict(zip(guessed, blobs, strict=True))  # shards may be read in part: decode walks
+    have.update(_whole_parts(keys, newest, old.head_txid, len(newest) == probe))
     source = PageSource(keys, head, frozen, ledger.limits)
     pages = source.read(ledger, wanted, "read_pages", have) if wanted else {}
     return TakeoverOutcome(
@@ -147,21 +159,32 @@ def open_database(
     )
 
 
-def _blob_range(keys: DbKeys, blob: BlobId) -> tuple[bytes, bytes]:
+def _blob_range(
+    keys: DbKeys, config: EngineConfig, blob: BlobId, last: int, chunk_bytes: int
+) -> tuple[bytes, bytes]:
+    """A guessed blob's key range: a delta part whole; a shard whole, or (``chunk_bytes``)
+    its leading chunks up to the one that must hold page ``last``."""
     kind, a, b = blob
-    return keys.delta_part_range(a, b) if kind == "delta" else keys.shard_range(a, a + 1)
+    if kind == "delta":
+        return keys.delta_part_range(a, b)
+    if not chunk_bytes:
+        return keys.shard_range(a, a + 1)
+    n = shard_chunks(last % config.shard_size, config.page_size, chunk_bytes)
+    return keys.shard_chunk(a, 0), keys.shard_chunk(a, n)
 
 
 def _guessed_blobs(
     keys: DbKeys, config: EngineConfig, pgnos: Sequence[int], pidx: PidxMap | None
-) -> list[BlobId]:
-    """Blobs to read before knowing the head: where ``pidx`` (if any) says the wanted pages
-    were, else their shards (so shard 0, for page 1, unless the engine knows better)."""
-    out: dict[BlobId, None] = {}
+) -> dict[BlobId, int]:
+    """Blobs to read before knowing the head, each with the highest page guessed in it:
+    where ``pidx`` (if any) says the wanted pages were, else their shards (so shard 0, for
+    page 1, unless the engine knows better)."""
+    out: dict[BlobId, int] = {}
     for p in pgnos:
         loc = pidx.get(p) if pidx is not None else None
-        out.setdefault(("delta", *loc) if loc else ("shard", p // config.shard_size, 0))
-    return list(out)
+        blob: BlobId = ("delta", *loc) if loc else ("shard", p // config.shard_size, 0)
+        out[blob] = max(p, out.get(blob, p))
+    return out
 
 
 def _whole_parts(keys: DbKeys, newest: Rows, head_txid: int, cut: bool) -> dict[BlobId, Rows]:

@@ -46,23 +46,27 @@ def scan_pages(data: FileLike, pgnos: Sequence[int]) -> dict[int, bytes | None] 
     """
     page_size = read_header(_span(data, 0, HEADER_SIZE)).page_size
     want = sorted(set(pgnos))
+    n_want = len(want)
     out: dict[int, bytes | None] = {}
     size, pos, prev, i = len(data), HEADER_SIZE, 0, 0
     parts, ends = data.pieces() if isinstance(data, SplitFile) else ([memoryview(data)], [size])
+    last_part = len(parts) - 1
     k, view, base, piece_end = 0, parts[0], 0, ends[0]
-    while i < len(want):
-        while pos >= piece_end and k + 1 < len(parts):
+    unpack, head_size = _FRAME_HEAD.unpack_from, _FRAME_HEAD.size
+    target = want[0] if want else 0
+    while i < n_want:
+        while pos >= piece_end and k < last_part:
             k += 1
             view, base, piece_end = parts[k], piece_end, ends[k]
-        if pos + _FRAME_HEAD.size <= piece_end:  # the usual case: read in place
-            pgno, flags, length = _FRAME_HEAD.unpack_from(view, pos - base)
+        if pos + head_size <= piece_end:  # the usual case: read in place
+            pgno, flags, length = unpack(view, pos - base)
             sized = True
         elif pos + PAGE_HEADER_SIZE > size:
             return None
         else:
-            head = _span(data, pos, pos + _FRAME_HEAD.size)
+            head = _span(data, pos, pos + head_size)
             pgno, flags = _PAGE_HEADER.unpack_from(head)
-            sized = len(head) == _FRAME_HEAD.size
+            sized = len(head) == head_size
             length = _U32.unpack_from(head, PAGE_HEADER_SIZE)[0] if sized else 0
         if pgno == 0:
             if flags:
@@ -76,19 +80,25 @@ def scan_pages(data: FileLike, pgnos: Sequence[int]) -> dict[int, bytes | None] 
             return None  # its size field lies past what is at hand
         if pgno <= prev:
             raise LtxError(f"out-of-order page numbers: page {pgno} follows page {prev}")
-        end = pos + _FRAME_HEAD.size + length
-        while i < len(want) and want[i] < pgno:
-            out[want[i]] = None
-            i += 1
-        if i < len(want) and want[i] == pgno:
-            if end > size:
-                return None
-            frame = memoryview(_span(data, pos, end))
-            decoded = _read_frame(frame, 0, len(frame), page_size)
-            if decoded is None or decoded[2] != len(frame):
-                raise LtxError(f"the frame of page {pgno} at offset {pos} is malformed")
-            out[pgno] = decoded[1]
-            i += 1
+        end = pos + head_size + length
+        if target <= pgno:
+            while target < pgno:  # wanted pages this file skipped: absent
+                out[target] = None
+                i += 1
+                if i == n_want:
+                    return out
+                target = want[i]
+            if target == pgno:
+                if end > size:
+                    return None
+                frame = memoryview(_span(data, pos, end))
+                decoded = _read_frame(frame, 0, len(frame), page_size)
+                if decoded is None or decoded[2] != len(frame):
+                    raise LtxError(f"the frame of page {pgno} at offset {pos} is malformed")
+                out[pgno] = decoded[1]
+                i += 1
+                if i < n_want:
+                    target = want[i]
         prev, pos = pgno, end
     out.update(dict.fromkeys(want[i:]))
     return out
