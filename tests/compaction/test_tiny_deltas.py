@@ -118,3 +118,22 @@ def test_commits_wake_passes_while_due_and_the_idle_timer_drains() -> None:
         db.check()
     finally:
         engine.close()
+
+
+def test_a_rerun_woken_during_a_pass_runs_no_pass_once_the_database_is_not_due() -> None:
+    """Commits landing during a pass wake the worker again; the pass may have folded them,
+    and a pass over the few left would double the passes per commit."""
+    config = CompactionConfig(idle_seconds=3600)
+    engine = Engine(MemoryStore(), EngineConfig(), compaction=config)
+    try:
+        db = Db(engine)
+        db.commit({p: page(0, p) for p in range(1, 20)})
+        tiny_commits(db, 5)
+        assert engine.compactor is not None and engine.compactor.wait_idle(30)
+        before = engine.head("db")
+        engine.compactor.schedule("db")  # what a commit's wake-up during a pass leaves
+        assert engine.compactor.wait_idle(30)
+        after = engine.head("db")
+        assert after.fold_epoch == before.fold_epoch and after.delta_count == 6
+    finally:
+        engine.close()

@@ -160,3 +160,18 @@ def test_demo_runs_on_the_given_store(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "cold reopen and read" in out
     assert "stored: " in out
     assert main(["--store", str(tmp_path / "data"), "demo", "--db", "other"]) == 0
+
+
+def test_known_head_is_the_head_the_last_commit_landed_without_a_round_trip() -> None:
+    conn = sqlkv.connect("db", MemoryStore(), compaction="off")
+    opened = conn.sqlkv_known_head
+    assert opened is not None
+    conn.execute("CREATE TABLE t(x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    trips = conn.sqlkv_stats.round_trips
+    known = conn.sqlkv_known_head
+    assert conn.sqlkv_stats.round_trips == trips  # reading it costs nothing
+    fresh = conn.sqlkv_head()
+    assert known is not None and known.head_txid == fresh.head_txid > opened.head_txid
+    assert known.delta_count == fresh.delta_count == opened.delta_count + 2
+    conn.close()

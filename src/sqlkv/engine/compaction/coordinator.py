@@ -200,11 +200,24 @@ class CompactionCoordinator:
             self._drain.pop(db, None)
 
     def _compact_while_due(self, db: str) -> None:
-        """Passes while the database is due (a pass that changes nothing ends it too)."""
+        """Passes while the database is due (a pass that changes nothing ends it too).
+
+        Due is decided on the newest META this engine knows before every pass, the first
+        too: commits that land during a pass wake the worker again (``_again``), but the
+        pass they saw coming may have folded them already, and a pass over the few deltas
+        left then would run at about twice the passes per commit."""
         while not self._stop.is_set():
-            out = self.engine.compact(db)
-            if not out.changed or not self.due(out.head):
+            known = self._known(db)
+            if known is not None and not self.due(known):
                 return
+            out = self.engine.compact(db)
+            if not out.changed:
+                return
+
+    def _known(self, db: str) -> Head | None:
+        """The newest head of ``db`` this engine wrote or was told (``MetaCache``), if any."""
+        raw = self.engine.heads.get(db)
+        return None if raw is None else Head.decode(raw, db)
 
     def _idle_loop(self) -> None:
         period = self.config.idle_seconds

@@ -155,6 +155,12 @@ class Connection(apsw.Connection):
         """The engine's current head of this database (one round trip)."""
         return self._sqlkv_remote.head()
 
+    @property
+    def sqlkv_known_head(self) -> Head | None:
+        """The head this connection learned last (at its open or from its last commit),
+        without a round trip: e.g. ``delta_count`` right after a commit landed."""
+        return self._sqlkv_remote.known_head
+
     # ------------------------------------------------------------------ fencing guard
 
     def _install_tracer(self) -> None:

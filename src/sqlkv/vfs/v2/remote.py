@@ -104,6 +104,7 @@ class RemoteDb:
         self.head_txid = 0
         self.size_pages = 0  # committed size, as the engine knows it
         self.storage_used = 0
+        self.known_head: Head | None = None  # the newest head learned (open, commit, head)
         self._dead: BaseException | None = None
         self.on_dead: Callable[[], None] | None = None  # called when ``dead`` is set
 
@@ -162,6 +163,7 @@ class RemoteDb:
         self.head_txid = head.head_txid
         self.size_pages = head.db_size_pages
         self.storage_used = head.storage_used
+        self.known_head = head
 
     # ------------------------------------------------------------------ calls
 
