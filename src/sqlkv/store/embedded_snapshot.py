@@ -64,7 +64,7 @@ class EmbeddedSnapshot(Snapshot):
                 f"ORDER BY key {order} LIMIT ?",
                 (begin, end, limit if limit > 0 else -1),
             )
-            return [(k, v) for k, v in rows]
+            return cast("list[tuple[bytes, bytes]]", rows.fetchall())  # tuples built in C
 
     def commit(self, request: CommitRequest) -> None:
         if self._done:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 
 import apsw
 
@@ -108,6 +108,11 @@ class PageCache:
 
     def __contains__(self, pgno: object) -> bool:
         return pgno in self._pages
+
+    def numbers(self) -> KeysView[int]:
+        """A live view of the cached page numbers (membership tests in C, for loops that
+        test many pages: the read-ahead plan)."""
+        return self._pages.keys()
 
     @property
     def capacity_bytes(self) -> int:

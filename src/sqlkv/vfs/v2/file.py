@@ -152,7 +152,12 @@ class DbFile:
 
     def _plan(self, pgno: int, last: int) -> list[int]:
         """Pages to fetch for a miss on ``pgno`` (itself first), none past ``last``."""
-        return self.readahead.plan(pgno, self._worth_fetching, last)
+        cached, buffered = self.cache.numbers(), self.buffer
+
+        def worth_fetching(p: int) -> bool:  # _worth_fetching, without a call per test
+            return p != LOCK_PAGE and p not in cached and p not in buffered
+
+        return self.readahead.plan(pgno, worth_fetching, last)
 
     # ------------------------------------------------------------------ VFSFile
 
